@@ -1,0 +1,471 @@
+//! Runs upstream-style test files.
+//!
+//! A file starts with header lines: one or more `test KIND` (`cat`, `verifier`, `interpret`,
+//! `run`), optional `set NAME=VALUE` and `target NAME` lines, and optional host memories for
+//! run tests (`; host-memory: heap0 0x10000`). Then functions, with directives in comments:
+//!
+//! - `test cat`: each function's text must already be canonical: printing the parsed function
+//!   gives back the text (comments aside), and printing again changes nothing.
+//!   `CLIF_BOUNDS_TEST_BLESS=1` rewrites functions without comments into canonical form.
+//! - `test verifier`: `; error: TEXT` on an instruction's line expects a verifier error on that
+//!   line containing TEXT; a function without such comments must verify.
+//! - `test interpret` and `test run`: `; run: %f(1, 2) == 3`, `; run: %f(1) == [1, 2]`,
+//!   `; run: %f(7) traps heap_oob`, or `; run: %f(7)` (expects a non-zero result). Arguments
+//!   may name a host memory: `&heap0` is its base address. Host memories start with byte `i`
+//!   equal to the low byte of `i`, and persist across the run lines of a file, in order, so a
+//!   later line can observe what an earlier one stored (or did not store). `test run` executes
+//!   on the interpreter until a backend for the target exists.
+
+use crate::diagnostics::{line_col, Diagnostic};
+use crate::interpreter::{DataValue, Interpreter, Outcome};
+use crate::ir::{types, Function, Ieee32, Ieee64, Span, TrapCode, Type};
+use crate::parser::{parse_file, ParsedFile};
+use crate::verifier::verify_function;
+use std::path::{Path, PathBuf};
+
+/// The result of running many files.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Files that passed.
+    pub passed: usize,
+    /// Files that failed, with what went wrong.
+    pub failures: Vec<(PathBuf, String)>,
+}
+
+impl Summary {
+    /// The closing line: `N passed, N failed`.
+    pub fn closing_line(&self) -> String {
+        format!("{} passed, {} failed", self.passed, self.failures.len())
+    }
+}
+
+/// Runs every `.clif` file under `paths` (files or directories, recursively, sorted).
+pub fn run_paths(paths: &[PathBuf]) -> Summary {
+    let mut files = Vec::new();
+    for p in paths {
+        collect(p, &mut files);
+    }
+    files.sort();
+    let mut summary = Summary::default();
+    for f in files {
+        match run_path(&f) {
+            Ok(()) => summary.passed += 1,
+            Err(e) => summary.failures.push((f, e)),
+        }
+    }
+    summary
+}
+
+fn collect(p: &Path, out: &mut Vec<PathBuf>) {
+    if p.is_dir() {
+        if let Ok(entries) = std::fs::read_dir(p) {
+            for e in entries.flatten() {
+                collect(&e.path(), out);
+            }
+        }
+    } else if p.extension().is_some_and(|e| e == "clif") || !p.exists() {
+        out.push(p.to_path_buf());
+    }
+}
+
+/// Runs one file.
+pub fn run_path(path: &Path) -> Result<(), String> {
+    let src = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    let name = path.display().to_string();
+    let r = run_source(&name, &src);
+    if let Err(Failure::Bless(new)) = &r {
+        std::fs::write(path, new).map_err(|e| format!("cannot bless: {e}"))?;
+        return Ok(());
+    }
+    r.map_err(|f| f.to_string())
+}
+
+enum Failure {
+    Message(String),
+    Bless(String),
+}
+
+impl core::fmt::Display for Failure {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self {
+            Failure::Message(m) => f.write_str(m),
+            Failure::Bless(_) => f.write_str("blessed"),
+        }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::Message(s)
+    }
+}
+
+/// The pointer type of a target name.
+pub fn pointer_type_of(target: &str) -> Option<Type> {
+    match target {
+        "x86_64" | "aarch64" | "riscv64" | "s390x" | "pulley64" | "pulley64be" => Some(types::I64),
+        "pulley32" | "pulley32be" => Some(types::I32),
+        _ => None,
+    }
+}
+
+fn run_source(name: &str, src: &str) -> Result<(), Failure> {
+    let file = parse_file(src).map_err(|d| d.render(name, src))?;
+    let tests: Vec<&str> = file
+        .header
+        .iter()
+        .filter(|h| h.keyword == "test")
+        .filter_map(|h| h.words.first().map(String::as_str))
+        .collect();
+    if tests.is_empty() {
+        return Err(
+            "no `test` line: expected `test cat`, `test verifier`, `test interpret` or `test run`"
+                .to_string()
+                .into(),
+        );
+    }
+    let mut pointers = Vec::new();
+    for h in file.header.iter().filter(|h| h.keyword == "target") {
+        let t = h.words.first().map(String::as_str).unwrap_or("");
+        match pointer_type_of(t) {
+            Some(p) => pointers.push(p),
+            None => {
+                return Err(Diagnostic::new(h.span, format!("unknown target `{t}`"))
+                    .render(name, src)
+                    .into())
+            }
+        }
+    }
+    if pointers.is_empty() {
+        pointers.push(types::I64);
+    }
+    for test in tests {
+        match test {
+            "cat" => cat(name, src, &file)?,
+            "verifier" => {
+                for &p in &pointers {
+                    verifier(name, src, &file, p)?;
+                }
+            }
+            "interpret" | "run" => {
+                for &p in &pointers {
+                    run(name, src, &file, p)?;
+                }
+            }
+            other => return Err(format!("unknown test kind `{other}`").into()),
+        }
+    }
+    Ok(())
+}
+
+fn comments_in(file: &ParsedFile, span: Span) -> impl Iterator<Item = &crate::parser::Comment> {
+    file.comments
+        .iter()
+        .filter(move |c| c.span.start >= span.start && c.span.end <= span.end)
+}
+
+/// The function's source with comments removed (lines holding only a comment dropped).
+fn strip_comments(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let code = line.split(';').next().unwrap_or("").trim_end();
+        if code.is_empty() && !line.trim().is_empty() {
+            continue;
+        }
+        out.push_str(code);
+        out.push('\n');
+    }
+    out
+}
+
+fn cat(name: &str, src: &str, file: &ParsedFile) -> Result<(), Failure> {
+    let bless = std::env::var_os("CLIF_BOUNDS_TEST_BLESS").is_some_and(|v| v == "1");
+    let mut blessed = src.to_string();
+    for pf in file.functions.iter().rev() {
+        let text = &src[pf.span.start as usize..pf.span.end as usize];
+        let want = strip_comments(text);
+        let printed = pf.func.to_string();
+        let reparsed = crate::parser::parse_function(&printed).map_err(|d| {
+            format!(
+                "printed text of {} does not parse:\n{}",
+                pf.func.name,
+                d.render("<printed>", &printed)
+            )
+        })?;
+        let again = reparsed.to_string();
+        if again != printed {
+            return Err(format!(
+                "printing {} is not a fixed point:\n--- first\n{printed}--- second\n{again}",
+                pf.func.name
+            )
+            .into());
+        }
+        if printed.trim_end() != want.trim_end() {
+            if bless && comments_in(file, pf.span).next().is_none() {
+                blessed.replace_range(
+                    pf.span.start as usize..pf.span.end as usize,
+                    printed.trim_end(),
+                );
+                continue;
+            }
+            let (line, _) = line_col(src, pf.span.start as usize);
+            return Err(format!(
+                "{name}:{line}: {} is not printed as written (CLIF_BOUNDS_TEST_BLESS=1 rewrites it):\n--- written\n{want}--- printed\n{printed}",
+                pf.func.name
+            )
+            .into());
+        }
+    }
+    if blessed != src {
+        return Err(Failure::Bless(blessed));
+    }
+    Ok(())
+}
+
+fn verifier(name: &str, src: &str, file: &ParsedFile, pointer: Type) -> Result<(), Failure> {
+    for pf in &file.functions {
+        let expected: Vec<(usize, String)> = comments_in(file, pf.span)
+            .filter_map(|c| {
+                c.text
+                    .strip_prefix("error:")
+                    .map(|t| (line_col(src, c.span.start as usize).0, t.trim().to_string()))
+            })
+            .collect();
+        let errors = verify_function(&pf.func, pointer).err().unwrap_or_default();
+        let mut matched = vec![false; errors.len()];
+        for (line, text) in &expected {
+            let hit = errors.iter().enumerate().find(|(i, e)| {
+                !matched[*i]
+                    && e.message.contains(text.as_str())
+                    && (!e.span.is_known() || line_col(src, e.span.start as usize).0 == *line)
+            });
+            match hit {
+                Some((i, _)) => matched[i] = true,
+                None => {
+                    let got: Vec<String> = errors
+                        .iter()
+                        .map(|e| {
+                            format!(
+                                "  line {}: {}",
+                                line_col(src, e.span.start as usize).0,
+                                e.message
+                            )
+                        })
+                        .collect();
+                    return Err(format!(
+                        "{name}:{line}: expected a verifier error containing `{text}` on this line; the verifier said:\n{}",
+                        if got.is_empty() { "  (nothing: the function verified)".to_string() } else { got.join("\n") }
+                    )
+                    .into());
+                }
+            }
+        }
+        if let Some((_, e)) = errors
+            .iter()
+            .zip(&matched)
+            .map(|(e, m)| (m, e))
+            .find(|(m, _)| !**m)
+        {
+            return Err(format!(
+                "unexpected verifier error (pointer type {pointer}):\n{}",
+                e.render(name, src)
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// One `; run:` line, parsed.
+#[derive(Debug)]
+struct RunLine {
+    func: String,
+    args: Vec<String>,
+    expect: Expect,
+}
+
+#[derive(Debug)]
+enum Expect {
+    Values(Vec<String>),
+    Trap(TrapCode),
+    Truthy,
+}
+
+fn parse_run_line(text: &str, line: usize) -> Result<RunLine, String> {
+    let err = |m: &str| format!("line {line}: malformed run line `{text}`: {m}");
+    let open = text.find('(').ok_or_else(|| err("expected `%f(args)`"))?;
+    let close = text
+        .rfind(')')
+        .filter(|&c| c > open)
+        .ok_or_else(|| err("missing `)`"))?;
+    let func = text[..open].trim().to_string();
+    if !func.starts_with('%') {
+        return Err(err("the function name starts with `%`"));
+    }
+    let args: Vec<String> = text[open + 1..close]
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let rest = text[close + 1..].trim();
+    let expect = if rest.is_empty() {
+        Expect::Truthy
+    } else if let Some(v) = rest.strip_prefix("==") {
+        let v = v.trim();
+        let vals = match v.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+            Some(inner) => inner
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            None => vec![v.to_string()],
+        };
+        Expect::Values(vals)
+    } else if let Some(code) = rest.strip_prefix("traps") {
+        Expect::Trap(TrapCode::from_text(code.trim()).ok_or_else(|| err("unknown trap code"))?)
+    } else {
+        return Err(err("expected `== value`, `traps CODE` or nothing"));
+    };
+    Ok(RunLine { func, args, expect })
+}
+
+/// Parses a run-line literal of type `ty`; `&name` is the base of a host memory.
+fn parse_value(text: &str, ty: Type, interp: &Interpreter) -> Result<DataValue, String> {
+    if let Some(mem) = text.strip_prefix('&') {
+        let base = interp.memory.base_of(mem).ok_or_else(|| {
+            format!("no host memory named `{mem}` (declare it with `; host-memory: {mem} SIZE`)")
+        })?;
+        return Ok(DataValue::new(ty, base));
+    }
+    match ty {
+        types::F32 => Ieee32::parse(text)
+            .map(|f| f.0)
+            .or_else(|_| text.parse::<f32>().map(f32::to_bits).map_err(|_| ()))
+            .map(|b| DataValue::new(ty, u64::from(b)))
+            .map_err(|_| format!("`{text}` is not an f32")),
+        types::F64 => Ieee64::parse(text)
+            .map(|f| f.0)
+            .or_else(|_| text.parse::<f64>().map(f64::to_bits).map_err(|_| ()))
+            .map(|b| DataValue::new(ty, b))
+            .map_err(|_| format!("`{text}` is not an f64")),
+        _ => {
+            let bits = crate::ir::immediates::parse_i64_bits(text)?;
+            let v = bits as i64;
+            let fits = ty.bits() == 64 || (bits >> ty.bits()) == 0 || (v >> (ty.bits() - 1)) == -1;
+            if !fits {
+                return Err(format!("`{text}` does not fit in {ty}"));
+            }
+            Ok(DataValue::new(ty, bits))
+        }
+    }
+}
+
+fn host_memories(file: &ParsedFile, interp: &mut Interpreter) -> Result<(), String> {
+    for c in &file.comments {
+        if let Some(decl) = c.text.strip_prefix("host-memory:") {
+            let words: Vec<&str> = decl.split_whitespace().collect();
+            let [mem, size] = words[..] else {
+                return Err(format!(
+                    "malformed `; host-memory: {decl}`: expected `NAME SIZE`"
+                ));
+            };
+            let size = crate::ir::immediates::parse_u64(size)?;
+            interp.memory.map(mem, size).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+fn run(name: &str, src: &str, file: &ParsedFile, pointer: Type) -> Result<(), Failure> {
+    for pf in &file.functions {
+        if let Err(errs) = verify_function(&pf.func, pointer) {
+            return Err(crate::diagnostics::render_all(&errs, name, src).into());
+        }
+    }
+    let funcs: Vec<&Function> = file.functions.iter().map(|p| &p.func).collect();
+    let mut interp = Interpreter::new(funcs.iter().copied(), pointer);
+    host_memories(file, &mut interp)?;
+    let mut any = false;
+    for c in &file.comments {
+        let Some(text) = c.text.strip_prefix("run:") else {
+            continue;
+        };
+        any = true;
+        let line = line_col(src, c.span.start as usize).0;
+        let rl = parse_run_line(text.trim(), line)?;
+        let func = funcs
+            .iter()
+            .find(|f| f.name == rl.func)
+            .ok_or_else(|| format!("{name}:{line}: no function {} in this file", rl.func))?;
+        let params: Vec<Type> = func.signature.params.iter().map(|p| p.value_type).collect();
+        if params.len() != rl.args.len() {
+            return Err(format!(
+                "{name}:{line}: {} takes {} arguments, the run line gives {}",
+                rl.func,
+                params.len(),
+                rl.args.len()
+            )
+            .into());
+        }
+        let args = rl
+            .args
+            .iter()
+            .zip(&params)
+            .map(|(a, &t)| parse_value(a, t, &interp))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{name}:{line}: {e}"))?;
+        let outcome = interp
+            .call(&rl.func, &args)
+            .map_err(|e| format!("{name}:{line}: {e}"))?;
+        let show = |o: &Outcome| match o {
+            Outcome::Returned(v) => format!(
+                "returned [{}]",
+                v.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Outcome::Trapped(t) => format!("trapped {} at {}", t.code, t.location),
+        };
+        let ok = match (&rl.expect, &outcome) {
+            (Expect::Trap(code), Outcome::Trapped(t)) => t.code == *code,
+            (Expect::Truthy, Outcome::Returned(v)) => v.len() == 1 && v[0].bits != 0,
+            (Expect::Values(want), Outcome::Returned(got)) => {
+                let rets: Vec<Type> = func
+                    .signature
+                    .returns
+                    .iter()
+                    .map(|p| p.value_type)
+                    .collect();
+                if want.len() != rets.len() {
+                    return Err(format!(
+                        "{name}:{line}: {} returns {} values, the run line expects {}",
+                        rl.func,
+                        rets.len(),
+                        want.len()
+                    )
+                    .into());
+                }
+                let want = want
+                    .iter()
+                    .zip(&rets)
+                    .map(|(w, &t)| parse_value(w, t, &interp))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("{name}:{line}: {e}"))?;
+                want.len() == got.len() && want.iter().zip(got).all(|(w, g)| w.same_as(*g))
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(format!("{name}:{line}: `{}`: {}", text.trim(), show(&outcome)).into());
+        }
+    }
+    if !any {
+        return Err(format!(
+            "{name}: a `test {}` file needs at least one `; run:` line",
+            "interpret"
+        )
+        .into());
+    }
+    Ok(())
+}

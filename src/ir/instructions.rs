@@ -1,0 +1,71 @@
+//! Opcodes, instruction formats and type constraints, generated from `meta/`.
+
+use super::entities::{FuncRef, Memory, Value};
+use super::immediates::{
+    BlockCall, FloatCC, Ieee32, Ieee64, Imm64, IntCC, MemFlags, Offset32, Offset64, TrapCode,
+};
+use super::value_type::{types, Type, TypeSet};
+pub use crate::semantics::AccessKind;
+
+include!(concat!(env!("OUT_DIR"), "/opcodes.rs"));
+include!(concat!(env!("OUT_DIR"), "/inst_data.rs"));
+
+/// Where an instruction's controlling type comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtrlConstraint {
+    /// Not polymorphic.
+    None,
+    /// Written as a `.type` suffix; must be in the set.
+    Explicit(TypeSet),
+    /// The type of the value operand with this index; must be in the set.
+    FromOperand(usize, TypeSet),
+}
+
+/// The constraint on one value operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperandConstraint {
+    /// The controlling type.
+    Ctrl,
+    /// Any type of the set.
+    Free(TypeSet),
+    /// The target's pointer type.
+    Pointer,
+}
+
+/// The type of one result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResultConstraint {
+    /// The controlling type.
+    Ctrl,
+    /// A fixed type.
+    Fixed(Type),
+}
+
+/// All type constraints of an opcode.
+#[derive(Clone, Copy, Debug)]
+pub struct OpcodeConstraints {
+    /// The controlling type variable.
+    pub ctrl: CtrlConstraint,
+    /// One entry per fixed value operand.
+    pub operands: &'static [OperandConstraint],
+    /// One entry per result (unless `variable_results`).
+    pub results: &'static [ResultConstraint],
+    /// Results come from a callee's signature.
+    pub variable_results: bool,
+}
+
+impl OpcodeConstraints {
+    /// Result types for a controlling type.
+    pub fn result_types(&self, ctrl: Type) -> impl Iterator<Item = Type> + '_ {
+        self.results.iter().map(move |r| match r {
+            ResultConstraint::Ctrl => ctrl,
+            ResultConstraint::Fixed(t) => *t,
+        })
+    }
+}
+
+impl core::fmt::Display for Opcode {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}

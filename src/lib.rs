@@ -1,0 +1,16 @@
+//! `clif-bounds`: a CLIF-compatible IR with one bounds-checked memory access instruction.
+//!
+//! Data flows text → [`parser`] → [`ir::Function`] → [`verifier`] → [`interpreter`] (or the
+//! [`printer`] back to text). The instruction set is generated from `meta/`; the bounds-check
+//! condition lives in [`semantics`]. [`filetest`] runs upstream-style test files.
+
+#![deny(missing_docs)]
+
+pub mod diagnostics;
+pub mod filetest;
+pub mod interpreter;
+pub mod ir;
+pub mod parser;
+pub mod printer;
+pub mod semantics;
+pub mod verifier;

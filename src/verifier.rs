@@ -1,0 +1,587 @@
+//! The IR verifier.
+//!
+//! Checks, in this order: memory declarations; block structure (every block ends in exactly
+//! one terminator); branch targets and their arguments; SSA (every use is defined and
+//! dominated by its definition); the type constraints generated from `meta/`; per-opcode rules
+//! (extension widths, call and return signatures); and the bounds-checked accesses' own rules.
+//! All errors are collected, each with the span of the offending entity.
+
+use crate::diagnostics::Diagnostic;
+use crate::ir::*;
+use crate::printer::inst_to_string;
+use crate::semantics::Extension;
+use cranelift_entity::SecondaryMap;
+
+/// Verifies `func` for a target whose pointers have type `pointer` (`i64` or `i32`).
+pub fn verify_function(func: &Function, pointer: Type) -> Result<(), Vec<Diagnostic>> {
+    let mut v = Verifier {
+        func,
+        pointer,
+        errors: Vec::new(),
+    };
+    v.memories();
+    if v.structure() {
+        v.instructions();
+    }
+    if v.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(v.errors)
+    }
+}
+
+struct Verifier<'a> {
+    func: &'a Function,
+    pointer: Type,
+    errors: Vec<Diagnostic>,
+}
+
+impl Verifier<'_> {
+    fn at_inst(&mut self, inst: Inst, msg: impl Into<String>) {
+        let text = inst_to_string(self.func, inst);
+        self.errors.push(Diagnostic::new(
+            self.func.srcmap.insts[inst],
+            format!("`{text}`: {}", msg.into()),
+        ));
+    }
+
+    fn at_block(&mut self, block: Block, msg: impl Into<String>) {
+        self.errors.push(Diagnostic::new(
+            self.func.srcmap.blocks[block],
+            format!("{block}: {}", msg.into()),
+        ));
+    }
+
+    fn memories(&mut self) {
+        let ptr_max: u128 = (1u128 << self.pointer.bits()) - 1;
+        for (m, mem) in self.func.memories.iter() {
+            let span = self.func.srcmap.memories[m];
+            let mut err = |msg: String| {
+                self.errors
+                    .push(Diagnostic::new(span, format!("{m}: {msg}")))
+            };
+            let index_limit: u128 = if mem.index_type == types::I32 {
+                1 << 32
+            } else {
+                1 << 64
+            };
+            if let Some(max) = mem.max {
+                if mem.min > max {
+                    err(format!("min {:#x} is larger than max {max:#x}", mem.min));
+                }
+                if u128::from(max) > index_limit {
+                    err(format!(
+                        "max {max:#x} exceeds what an {} index can address (0x1_0000_0000 bytes)",
+                        mem.index_type
+                    ));
+                }
+            }
+            if u128::from(mem.min) > index_limit.min(ptr_max) {
+                err(format!(
+                    "min {:#x} exceeds the largest bound a {}-bit pointer or {} index allows",
+                    mem.min,
+                    self.pointer.bits(),
+                    mem.index_type
+                ));
+            }
+            match mem.reservation {
+                Some(r) => {
+                    match mem.max {
+                        Some(max) if max <= r => {}
+                        Some(max) => err(format!(
+                            "max {max:#x} is larger than the reservation {r:#x}: a memory cannot grow beyond its fixed reservation"
+                        )),
+                        None => err(format!(
+                            "a memory with a reservation needs a max no larger than it ({r:#x})"
+                        )),
+                    }
+                    if u128::from(r) + u128::from(mem.guard) > ptr_max + 1 {
+                        err(format!(
+                            "reservation {r:#x} plus guard {:#x} exceeds the {}-bit address space",
+                            mem.guard,
+                            self.pointer.bits()
+                        ));
+                    }
+                }
+                None => {
+                    if mem.max_bound(self.pointer) + u128::from(mem.guard) > ptr_max + 1 {
+                        err(format!(
+                            "the largest bound plus guard {:#x} exceeds the {}-bit address space; declare a smaller max or guard",
+                            mem.guard,
+                            self.pointer.bits()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Block structure and branch targets; `false` if too broken to go on.
+    fn structure(&mut self) -> bool {
+        let func = self.func;
+        let Some(entry) = func.layout.entry_block() else {
+            self.errors.push(Diagnostic::new(
+                func.srcmap.function,
+                "function has no blocks",
+            ));
+            return false;
+        };
+        let params: Vec<Type> = func
+            .dfg
+            .block_params(entry)
+            .iter()
+            .map(|&v| func.dfg.value_type(v))
+            .collect();
+        let sig: Vec<Type> = func.signature.params.iter().map(|p| p.value_type).collect();
+        if params != sig {
+            self.at_block(
+                entry,
+                format!(
+                    "entry block parameters ({}) must match the signature's parameters ({})",
+                    list(&params),
+                    list(&sig)
+                ),
+            );
+        }
+        let mut ok = true;
+        for &block in func.layout.blocks() {
+            let insts = func.layout.block_insts(block);
+            let Some(&last) = insts.last() else {
+                self.at_block(block, "block is empty; it must end with a terminator");
+                ok = false;
+                continue;
+            };
+            if !func.dfg.opcode(last).is_terminator() {
+                self.at_inst(last, "the last instruction of a block must be a terminator (jump, brif, return, trap)");
+                ok = false;
+            }
+            for &inst in &insts[..insts.len() - 1] {
+                if func.dfg.opcode(inst).is_terminator() {
+                    self.at_inst(
+                        inst,
+                        "a terminator must be the last instruction of its block",
+                    );
+                    ok = false;
+                }
+            }
+            for call in func.dfg.insts[last].branch_destinations() {
+                let target = call.block;
+                if !func.layout.is_block_inserted(target) {
+                    self.at_inst(
+                        last,
+                        format!("branch to {target}, which is not in the function"),
+                    );
+                    ok = false;
+                    continue;
+                }
+                if target == entry {
+                    self.at_inst(last, format!("branch to the entry block {entry}"));
+                }
+                let want = func.dfg.block_params(target);
+                if want.len() != call.args.len() {
+                    self.at_inst(
+                        last,
+                        format!(
+                            "{target} takes {} argument{}, but {} {} passed",
+                            want.len(),
+                            if want.len() == 1 { "" } else { "s" },
+                            call.args.len(),
+                            if call.args.len() == 1 { "is" } else { "are" }
+                        ),
+                    );
+                    continue;
+                }
+                for (i, (&a, &p)) in call.args.iter().zip(want).enumerate() {
+                    let (ta, tp) = (func.dfg.value_type(a), func.dfg.value_type(p));
+                    if ta != tp {
+                        self.at_inst(
+                            last,
+                            format!("argument {i} to {target} is {a} of type {ta}, but parameter {p} has type {tp}"),
+                        );
+                    }
+                }
+            }
+        }
+        ok
+    }
+
+    fn instructions(&mut self) {
+        let func = self.func;
+        let dom = Dominators::compute(func);
+        let mut position: SecondaryMap<Inst, u32> = SecondaryMap::new();
+        for &b in func.layout.blocks() {
+            for (i, &inst) in func.layout.block_insts(b).iter().enumerate() {
+                position[inst] = i as u32;
+            }
+        }
+        for &block in func.layout.blocks() {
+            for &inst in func.layout.block_insts(block) {
+                let data = &func.dfg.insts[inst];
+                let mut uses: Vec<Value> = data.arguments().to_vec();
+                for call in data.branch_destinations() {
+                    uses.extend(&call.args);
+                }
+                for v in uses {
+                    let def_ok = match func.dfg.value_def(v) {
+                        ValueDef::Unused => {
+                            self.at_inst(inst, format!("use of undefined value {v}"));
+                            continue;
+                        }
+                        ValueDef::Param(b, _) => dom.dominates(b, block) || !dom.reachable(block),
+                        ValueDef::Result(d, _) => match func.layout.inst_block(d) {
+                            None => false,
+                            Some(db) if db == block => position[d] < position[inst],
+                            Some(db) => dom.dominates(db, block) || !dom.reachable(block),
+                        },
+                    };
+                    if !def_ok {
+                        self.at_inst(
+                            inst,
+                            format!("use of {v}, whose definition does not dominate this use"),
+                        );
+                    }
+                }
+                self.types(inst);
+                self.opcode_rules(inst);
+            }
+        }
+    }
+
+    fn types(&mut self, inst: Inst) {
+        let func = self.func;
+        let data = &func.dfg.insts[inst];
+        let opcode = data.opcode();
+        let c = opcode.constraints();
+        let args = data.arguments();
+        let ctrl = func.dfg.ctrl_type(inst);
+        match c.ctrl {
+            CtrlConstraint::None => {}
+            CtrlConstraint::Explicit(set) => {
+                if !set.contains(ctrl) {
+                    self.at_inst(
+                        inst,
+                        format!("`{opcode}` is not defined for {ctrl}; its type must be {set}"),
+                    );
+                    return;
+                }
+            }
+            CtrlConstraint::FromOperand(n, set) => {
+                if !set.contains(ctrl) {
+                    self.at_inst(
+                        inst,
+                        format!("`{opcode}` is not defined for {ctrl}; operand {n} must be {set}"),
+                    );
+                    return;
+                }
+            }
+        }
+        if c.variable_results {
+            return;
+        }
+        for (i, (&a, oc)) in args.iter().zip(c.operands).enumerate() {
+            let t = func.dfg.value_type(a);
+            let (ok, want) = match *oc {
+                OperandConstraint::Ctrl => (t == ctrl, ctrl.to_string()),
+                OperandConstraint::Free(set) => (set.contains(t), set.to_string()),
+                OperandConstraint::Pointer => (
+                    t == self.pointer,
+                    format!("the pointer type {}", self.pointer),
+                ),
+            };
+            if !ok {
+                self.at_inst(
+                    inst,
+                    format!("operand {i} ({a}) has type {t}, but must be {want}"),
+                );
+            }
+        }
+    }
+
+    fn opcode_rules(&mut self, inst: Inst) {
+        let func = self.func;
+        let dfg = &func.dfg;
+        let data = &dfg.insts[inst];
+        let opcode = data.opcode();
+        let ctrl = dfg.ctrl_type(inst);
+        let arg_ty = |i: usize| dfg.value_type(data.arguments()[i]);
+        use Opcode::*;
+        match opcode {
+            Uextend | Sextend if arg_ty(0).bits() >= ctrl.bits() => self.at_inst(
+                inst,
+                format!(
+                    "`{opcode}` must widen: {} to {ctrl} is not wider",
+                    arg_ty(0)
+                ),
+            ),
+            Ireduce if arg_ty(0).bits() <= ctrl.bits() => self.at_inst(
+                inst,
+                format!(
+                    "`ireduce` must narrow: {} to {ctrl} is not narrower",
+                    arg_ty(0)
+                ),
+            ),
+            Bitcast if arg_ty(0).bits() != ctrl.bits() => self.at_inst(
+                inst,
+                format!("`bitcast` keeps the width: {} and {ctrl} differ", arg_ty(0)),
+            ),
+            Fpromote if !(arg_ty(0) == types::F32 && ctrl == types::F64) => {
+                self.at_inst(inst, "`fpromote` converts f32 to f64")
+            }
+            Fdemote if !(arg_ty(0) == types::F64 && ctrl == types::F32) => {
+                self.at_inst(inst, "`fdemote` converts f64 to f32")
+            }
+            Uload8 | Sload8 | Uload16 | Sload16 | Uload32 | Sload32 | Istore8 | Istore16
+            | Istore32 => {
+                let bits = match opcode {
+                    Uload8 | Sload8 | Istore8 => 8,
+                    Uload16 | Sload16 | Istore16 => 16,
+                    _ => 32,
+                };
+                if ctrl.bits() <= bits {
+                    self.at_inst(
+                        inst,
+                        format!("`{opcode}` accesses {bits} bits, so its type must be wider than {ctrl}"),
+                    );
+                }
+            }
+            Return => {
+                let want: Vec<Type> = func
+                    .signature
+                    .returns
+                    .iter()
+                    .map(|p| p.value_type)
+                    .collect();
+                let got: Vec<Type> = data
+                    .arguments()
+                    .iter()
+                    .map(|&v| dfg.value_type(v))
+                    .collect();
+                if want != got {
+                    self.at_inst(
+                        inst,
+                        format!(
+                            "returns ({}) but the signature returns ({})",
+                            list(&got),
+                            list(&want)
+                        ),
+                    );
+                }
+            }
+            Call => {
+                if let InstructionData::Call { func_ref, args, .. } = data {
+                    let sig = &dfg.signatures[dfg.ext_funcs[*func_ref].signature];
+                    let want: Vec<Type> = sig.params.iter().map(|p| p.value_type).collect();
+                    let got: Vec<Type> = args.iter().map(|&v| dfg.value_type(v)).collect();
+                    if want != got {
+                        self.at_inst(
+                            inst,
+                            format!(
+                                "passes ({}) but {func_ref} takes ({})",
+                                list(&got),
+                                list(&want)
+                            ),
+                        );
+                    }
+                }
+            }
+            BoundsCheckedLoad | BoundsCheckedStore => self.bounds_checked(inst),
+            _ => {}
+        }
+    }
+
+    fn bounds_checked(&mut self, inst: Inst) {
+        let func = self.func;
+        let dfg = &func.dfg;
+        let (access, flags, memory, index, offset, is_store) = match &dfg.insts[inst] {
+            InstructionData::BoundsCheckedLoad {
+                access,
+                flags,
+                memory,
+                args,
+                offset,
+                ..
+            } => (*access, *flags, *memory, args[2], *offset, false),
+            InstructionData::BoundsCheckedStore {
+                access,
+                flags,
+                memory,
+                args,
+                offset,
+                ..
+            } => (*access, *flags, *memory, args[3], *offset, true),
+            _ => return,
+        };
+        let ty = dfg.ctrl_type(inst);
+        let Some(mem) = func.memories.get(memory) else {
+            self.at_inst(inst, format!("{memory} is not declared"));
+            return;
+        };
+        let index_ty = dfg.value_type(index);
+        if index_ty != mem.index_type {
+            self.at_inst(
+                inst,
+                format!(
+                    "index {index} has type {index_ty}, but {memory} is indexed by {}",
+                    mem.index_type
+                ),
+            );
+        }
+        match (access.extension(), is_store) {
+            (Extension::None, _) => {}
+            (Extension::Zero | Extension::Sign, true) => self.at_inst(
+                inst,
+                format!(
+                    "access kind `{access}` extends a load; a store that keeps only the low bytes is spelled `i{}`",
+                    access.access_size(ty) * 8
+                ),
+            ),
+            (Extension::Truncate, false) => self.at_inst(
+                inst,
+                format!(
+                    "access kind `{access}` truncates a store; a narrow load is spelled `u{0}` or `s{0}`",
+                    access.access_size(ty) * 8
+                ),
+            ),
+            _ => {
+                if !ty.is_int() || access.access_size(ty) >= ty.bytes() {
+                    self.at_inst(
+                        inst,
+                        format!("access kind `{access}` must be narrower than the integer type, not {ty}"),
+                    );
+                }
+            }
+        }
+        if flags.trap_code.is_none() {
+            self.at_inst(
+                inst,
+                "`notrap` is not allowed: a bounds-checked access traps when out of bounds",
+            );
+        }
+        let size = u64::from(access.access_size(ty));
+        if offset.0.checked_add(size).is_none() {
+            self.at_inst(
+                inst,
+                format!("offset {:#x} plus the access size {size} overflows 64 bits: every execution would trap", offset.0),
+            );
+        }
+    }
+}
+
+fn list(ts: &[Type]) -> String {
+    ts.iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Dominator tree by the iterative algorithm of Cooper, Harvey and Kennedy over reverse
+/// post-order.
+struct Dominators {
+    idom: SecondaryMap<Block, Option<Block>>,
+    rpo_number: SecondaryMap<Block, u32>,
+}
+
+impl Dominators {
+    fn compute(func: &Function) -> Self {
+        let succs = |b: Block| -> Vec<Block> {
+            func.layout
+                .block_insts(b)
+                .last()
+                .map(|&i| {
+                    func.dfg.insts[i]
+                        .branch_destinations()
+                        .into_iter()
+                        .map(|c| c.block)
+                        .filter(|t| func.layout.is_block_inserted(*t))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut rpo = Vec::new();
+        let mut visited: SecondaryMap<Block, bool> = SecondaryMap::new();
+        if let Some(entry) = func.layout.entry_block() {
+            // Iterative post-order DFS.
+            let mut stack = vec![(entry, 0usize)];
+            visited[entry] = true;
+            while let Some((b, i)) = stack.pop() {
+                let s = succs(b);
+                if i < s.len() {
+                    stack.push((b, i + 1));
+                    if !visited[s[i]] {
+                        visited[s[i]] = true;
+                        stack.push((s[i], 0));
+                    }
+                } else {
+                    rpo.push(b);
+                }
+            }
+            rpo.reverse();
+        }
+        let mut rpo_number: SecondaryMap<Block, u32> = SecondaryMap::new();
+        for (n, &b) in rpo.iter().enumerate() {
+            rpo_number[b] = n as u32 + 1;
+        }
+        let mut preds: SecondaryMap<Block, Vec<Block>> = SecondaryMap::new();
+        for &b in &rpo {
+            for s in succs(b) {
+                preds[s].push(b);
+            }
+        }
+        let mut idom: SecondaryMap<Block, Option<Block>> = SecondaryMap::new();
+        if let Some(&entry) = rpo.first() {
+            idom[entry] = Some(entry);
+        }
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for &b in rpo.iter().skip(1) {
+                let mut new = None;
+                for &p in &preds[b] {
+                    if idom[p].is_none() {
+                        continue;
+                    }
+                    new = Some(match new {
+                        None => p,
+                        Some(n) => {
+                            let (mut x, mut y) = (p, n);
+                            while x != y {
+                                while rpo_number[x] > rpo_number[y] {
+                                    x = idom[x].unwrap();
+                                }
+                                while rpo_number[y] > rpo_number[x] {
+                                    y = idom[y].unwrap();
+                                }
+                            }
+                            x
+                        }
+                    });
+                }
+                if new != idom[b] {
+                    idom[b] = new;
+                    changed = true;
+                }
+            }
+        }
+        Dominators { idom, rpo_number }
+    }
+
+    fn reachable(&self, b: Block) -> bool {
+        self.rpo_number[b] != 0
+    }
+
+    /// Whether `a` dominates `b` (both reachable).
+    fn dominates(&self, a: Block, mut b: Block) -> bool {
+        if !self.reachable(a) || !self.reachable(b) {
+            return false;
+        }
+        loop {
+            if a == b {
+                return true;
+            }
+            match self.idom[b] {
+                Some(p) if p != b => b = p,
+                _ => return false,
+            }
+        }
+    }
+}
