@@ -241,13 +241,17 @@ impl Verifier<'_> {
                         );
                     }
                 }
-                self.types(inst);
-                self.opcode_rules(inst);
+                // Opcode rules assume well-typed operands; after a type error they would only
+                // repeat it in other words.
+                if self.types(inst) {
+                    self.opcode_rules(inst);
+                }
             }
         }
     }
 
-    fn types(&mut self, inst: Inst) {
+    /// Checks the type constraints of `inst`; `false` if any failed (reported once).
+    fn types(&mut self, inst: Inst) -> bool {
         let func = self.func;
         let data = &func.dfg.insts[inst];
         let opcode = data.opcode();
@@ -262,7 +266,7 @@ impl Verifier<'_> {
                         inst,
                         format!("`{opcode}` is not defined for {ctrl}; its type must be {set}"),
                     );
-                    return;
+                    return false;
                 }
             }
             CtrlConstraint::FromOperand(n, set) => {
@@ -271,12 +275,12 @@ impl Verifier<'_> {
                         inst,
                         format!("`{opcode}` is not defined for {ctrl}; operand {n} must be {set}"),
                     );
-                    return;
+                    return false;
                 }
             }
         }
         if c.variable_results {
-            return;
+            return true;
         }
         for (i, (&a, oc)) in args.iter().zip(c.operands).enumerate() {
             let t = func.dfg.value_type(a);
@@ -293,8 +297,10 @@ impl Verifier<'_> {
                     inst,
                     format!("operand {i} ({a}) has type {t}, but must be {want}"),
                 );
+                return false;
             }
         }
+        true
     }
 
     fn opcode_rules(&mut self, inst: Inst) {
