@@ -108,15 +108,51 @@ pub fn write_instruction(w: &mut dyn Write, func: &Function, inst: Inst) -> fmt:
     if let Some(t) = type_suffix(func, inst) {
         write!(w, ".{t}")?;
     }
-    use InstructionData::*;
-    match data {
-        Unary { arg, .. } => write!(w, " {arg}"),
-        UnaryImm { imm, .. } => {
-            // As upstream: show the immediate sign-extended from the type's width.
-            let t = dfg.ctrl_type(inst);
-            let shift = 64 - t.bits().max(1);
-            write!(w, " {}", crate::ir::Imm64((imm.0 << shift) >> shift))
+    write_operands(w, func, inst)?;
+    write_constant_operands(w, func, inst)
+}
+
+/// As upstream, a trailing comment shows the value of each operand defined by a constant:
+/// `v3 = iadd v1, v2  ; v2 = 1`.
+fn write_constant_operands(w: &mut dyn Write, func: &Function, inst: Inst) -> fmt::Result {
+    let dfg = &func.dfg;
+    let data = &dfg.insts[inst];
+    let branch_args = data
+        .branch_destinations()
+        .into_iter()
+        .flat_map(|c| c.args.iter());
+    let mut sep = "  ; ";
+    for &arg in data.arguments().iter().chain(branch_args) {
+        let ValueDef::Result(src, _) = dfg.value_def(arg) else {
+            continue;
+        };
+        match &dfg.insts[src] {
+            InstructionData::UnaryImm { imm, .. } => write!(
+                w,
+                "{sep}{arg} = {}",
+                sign_extended(*imm, dfg.ctrl_type(src))
+            )?,
+            InstructionData::UnaryIeee32 { imm, .. } => write!(w, "{sep}{arg} = {imm}")?,
+            InstructionData::UnaryIeee64 { imm, .. } => write!(w, "{sep}{arg} = {imm}")?,
+            _ => continue,
         }
+        sep = ", ";
+    }
+    Ok(())
+}
+
+fn sign_extended(imm: crate::ir::Imm64, ty: crate::ir::Type) -> crate::ir::Imm64 {
+    let shift = 64 - ty.bits().max(1);
+    crate::ir::Imm64((imm.0 << shift) >> shift)
+}
+
+fn write_operands(w: &mut dyn Write, func: &Function, inst: Inst) -> fmt::Result {
+    let dfg = &func.dfg;
+    use InstructionData::*;
+    match &dfg.insts[inst] {
+        Unary { arg, .. } => write!(w, " {arg}"),
+        // As upstream: the immediate sign-extended from the type's width.
+        UnaryImm { imm, .. } => write!(w, " {}", sign_extended(*imm, dfg.ctrl_type(inst))),
         UnaryIeee32 { imm, .. } => write!(w, " {imm}"),
         UnaryIeee64 { imm, .. } => write!(w, " {imm}"),
         Binary { args, .. } => write!(w, " {}, {}", args[0], args[1]),

@@ -189,16 +189,18 @@ pub fn define() -> Vec<I> {
         ),
     ];
     for (name, doc, set) in loads {
-        v.push(
-            I::new(name, doc, f::Load)
-                .imm("MemFlags", K::MemFlags)
-                .value("p", Pointer)
-                .imm("Offset", K::Offset32)
-                .result(R::Ctrl)
-                .ctrl(Ctrl::Explicit(set))
-                .can_load()
-                .can_trap(),
-        );
+        let i = I::new(name, doc, f::Load)
+            .imm("MemFlags", K::MemFlags)
+            .value("p", Pointer)
+            .imm("Offset", K::Offset32)
+            .can_load()
+            .can_trap();
+        // As upstream, a 32-bit extending load always produces an i64 and takes no suffix.
+        v.push(if matches!(name, "uload32" | "sload32") {
+            i.result(R::Fixed("i64"))
+        } else {
+            i.result(R::Ctrl).ctrl(Ctrl::Explicit(set))
+        });
     }
     let stores = [
         ("store", "Store `x` to `p + Offset`.", T::Any),

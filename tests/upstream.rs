@@ -1,0 +1,203 @@
+//! Differential tests against real Cranelift 0.135.8: our text is upstream's text.
+//!
+//! - Every filetest function that upstream could read (no memory declarations, no
+//!   bounds-checked accesses) is printed by us, parsed by `cranelift-reader` and verified by
+//!   `cranelift-codegen`; upstream's printing of it must be byte-for-byte ours, and our parser
+//!   must read upstream's printing back to the same text.
+//! - The ISLE term of every opcode we share with upstream has upstream's signature, as
+//!   `cranelift-codegen-meta` generates it.
+
+use clif_bounds::parser::parse_file;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn filetests() -> Vec<PathBuf> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(p).unwrap().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|x| x == "clif") {
+                out.push(path);
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/filetests"),
+        &mut v,
+    );
+    v.sort();
+    v
+}
+
+#[test]
+fn upstream_reads_verifies_and_prints_our_text() {
+    let flags = cranelift_codegen::settings::Flags::new(cranelift_codegen::settings::builder());
+    let mut compared = 0;
+    let mut failures = Vec::new();
+    for path in filetests() {
+        let src = std::fs::read_to_string(&path).unwrap();
+        let file = parse_file(&src)
+            .unwrap_or_else(|d| panic!("{}", d.render(&path.display().to_string(), &src)));
+        let expects_verifier_error = src.contains("; error:");
+        for pf in &file.functions {
+            if pf.func.uses_bounds_checked_accesses() {
+                continue;
+            }
+            // Functions written to fail our verifier are not meant to pass upstream's.
+            let ours_ok =
+                clif_bounds::verifier::verify_function(&pf.func, clif_bounds::ir::types::I64)
+                    .is_ok();
+            if expects_verifier_error && !ours_ok {
+                continue;
+            }
+            let ours = pf.func.to_string();
+            let theirs = match cranelift_reader::parse_functions(&ours) {
+                Ok(mut fs) if fs.len() == 1 => fs.remove(0),
+                Ok(fs) => {
+                    failures.push(format!(
+                        "{}: upstream read {} functions from:\n{ours}",
+                        path.display(),
+                        fs.len()
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    failures.push(format!(
+                        "{}: upstream cannot read our text: {e}\n{ours}",
+                        path.display()
+                    ));
+                    continue;
+                }
+            };
+            if let Err(e) = cranelift_codegen::verify_function(&theirs, &flags) {
+                failures.push(format!(
+                    "{}: upstream's verifier rejects {}: {e}",
+                    path.display(),
+                    pf.func.name
+                ));
+                continue;
+            }
+            let printed = theirs.display().to_string();
+            if printed != ours {
+                failures.push(format!(
+                    "{}: upstream prints {} differently\n--- ours\n{ours}--- upstream\n{printed}",
+                    path.display(),
+                    pf.func.name
+                ));
+                continue;
+            }
+            match clif_bounds::parser::parse_function(&printed) {
+                Ok(back) if back.to_string() == printed => compared += 1,
+                Ok(back) => failures.push(format!(
+                    "{}: reading upstream's text changed it:\n{back}",
+                    path.display()
+                )),
+                Err(d) => failures.push(format!(
+                    "{}: we cannot read upstream's text:\n{}",
+                    path.display(),
+                    d.render("upstream", &printed)
+                )),
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} disagreements:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        compared >= 40,
+        "only {compared} functions compared; the filetests lost their ordinary functions?"
+    );
+    println!("{compared} functions read, verified and printed identically by Cranelift 0.135.8");
+}
+
+#[test]
+fn upstream_rejects_what_we_reject() {
+    // Our verifier's ordinary-CLIF rules mirror upstream's: every function of a verifier
+    // filetest that we reject and that upstream can parse, upstream's verifier rejects too.
+    let flags = cranelift_codegen::settings::Flags::new(cranelift_codegen::settings::builder());
+    let mut checked = 0;
+    for path in filetests()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("verifier"))
+    {
+        let src = std::fs::read_to_string(&path).unwrap();
+        let file = parse_file(&src).unwrap();
+        for pf in &file.functions {
+            if pf.func.uses_bounds_checked_accesses() {
+                continue;
+            }
+            // Upstream's verifier without an ISA cannot know the pointer width.
+            match clif_bounds::verifier::verify_function(&pf.func, clif_bounds::ir::types::I64) {
+                Ok(()) => continue,
+                Err(errors) if errors.iter().all(|e| e.message.contains("pointer type")) => {
+                    continue
+                }
+                Err(_) => {}
+            }
+            if let Ok(fs) = cranelift_reader::parse_functions(&pf.func.to_string()) {
+                assert!(
+                    cranelift_codegen::verify_function(&fs[0], &flags).is_err(),
+                    "{}: we reject {} but upstream's verifier accepts it",
+                    path.display(),
+                    pf.func.name
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "only {checked} rejected functions checked");
+}
+
+/// `(decl NAME (...) Inst)` lines of an ISLE file, by term name.
+fn decls(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let l = l.split(";;").next()?.trim();
+            let rest = l.strip_prefix("(decl ")?;
+            let name = rest.split_whitespace().next()?;
+            Some((name.to_string(), l.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn shared_opcodes_have_upstream_isle_signatures() {
+    let dir = std::env::temp_dir().join(format!("clif-bounds-isle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    cranelift_codegen_meta::generate_isle(&dir).expect("upstream's ISLE generator");
+    let upstream = decls(&std::fs::read_to_string(dir.join("clif_lower.isle")).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let defs = clif_bounds_meta::instructions::define();
+    let mut shared = 0;
+    for inst in &defs {
+        let ours = clif_bounds_meta::gen_isle::decl(inst);
+        if inst.shared_with_upstream {
+            let theirs = upstream.get(inst.name).unwrap_or_else(|| {
+                panic!(
+                    "`{}` is marked shared but upstream has no such term",
+                    inst.name
+                )
+            });
+            assert_eq!(
+                &ours, theirs,
+                "signature of `{}` differs from upstream's",
+                inst.name
+            );
+            shared += 1;
+        } else {
+            assert!(
+                !upstream.contains_key(inst.name),
+                "`{}` is new but upstream defines it",
+                inst.name
+            );
+        }
+    }
+    assert!(shared >= 60, "only {shared} shared opcodes compared");
+    println!("{shared} shared opcode signatures equal upstream's");
+}
