@@ -148,6 +148,10 @@ fn run_source(name: &str, src: &str) -> Result<(), Failure> {
                 }
             }
             "interpret" | "run" => {
+                if test == "run" {
+                    // Said every time, so nobody mistakes these results for native ones.
+                    eprintln!("note: {name}: `test run` executed on the interpreter; no native backend exists yet");
+                }
                 for &p in &pointers {
                     run(name, src, &file, p)?;
                 }

@@ -229,7 +229,8 @@ impl AddressSpace {
 }
 
 /// A host function callable from interpreted code through `call`.
-pub type HostFn = Box<dyn FnMut(&mut AddressSpace, &[DataValue]) -> Result<Vec<DataValue>, Trap>>;
+pub type HostFn =
+    Box<dyn FnMut(&mut AddressSpace, &[DataValue]) -> Result<Vec<DataValue>, Trap> + Send>;
 
 /// Runs functions.
 pub struct Interpreter<'f> {
@@ -243,7 +244,11 @@ pub struct Interpreter<'f> {
 
 /// Default instruction budget of one top-level call.
 pub const DEFAULT_FUEL: u64 = 10_000_000;
-const MAX_DEPTH: usize = 512;
+/// Deepest call nesting before a `stk_ovf` trap.
+pub const MAX_DEPTH: usize = 512;
+/// Host stack for one top-level call: room for [`MAX_DEPTH`] frames of an unoptimised build,
+/// reserved lazily by the OS.
+const STACK_BYTES: usize = 256 << 20;
 
 impl<'f> Interpreter<'f> {
     /// An interpreter over `functions` (callable by name from each other) for pointers of
@@ -269,6 +274,10 @@ impl<'f> Interpreter<'f> {
     }
 
     /// Calls the function named `name` (`%f`) with `args`.
+    ///
+    /// Interpreted calls recurse on the host stack, so the call runs on a thread of its own
+    /// whose stack holds [`MAX_DEPTH`] frames: deep recursion in the program ends in a
+    /// `stk_ovf` trap, never in an overflow of the host's stack.
     pub fn call(&mut self, name: &str, args: &[DataValue]) -> Result<Outcome, InterpError> {
         let func = *self
             .functions
@@ -283,7 +292,15 @@ impl<'f> Interpreter<'f> {
                 join(&got)
             )));
         }
-        self.run(func, args)
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("clif-bounds interpreter".into())
+                .stack_size(STACK_BYTES)
+                .spawn_scoped(scope, || self.run(func, args))
+                .map_err(|e| InterpError(format!("cannot start the interpreter thread: {e}")))?
+                .join()
+                .map_err(|_| InterpError("the interpreter panicked (a bug)".into()))?
+        })
     }
 
     fn run(&mut self, func: &'f Function, args: &[DataValue]) -> Result<Outcome, InterpError> {

@@ -238,20 +238,16 @@ fn lex_word_end(b: &[u8], mut i: usize) -> usize {
     let start = i;
     while i < b.len() {
         let c = b[i];
-        if is_word_char(c) {
-            i += 1;
-        } else if (c == b'-' || c == b'+')
+        let exponent_sign = (c == b'-' || c == b'+')
             && i > start
             && b[i - 1] == b'p'
-            && b.get(start..start + 2) == Some(b"0x")
-        {
-            i += 1;
-        } else if c == b':' && (b[start..i].ends_with(b"NaN")) && b.get(i + 1..i + 3) == Some(b"0x")
-        {
-            i += 1;
-        } else {
+            && b.get(start..start + 2) == Some(b"0x");
+        let nan_payload =
+            c == b':' && b[start..i].ends_with(b"NaN") && b.get(i + 1..i + 3) == Some(b"0x");
+        if !(is_word_char(c) || exponent_sign || nan_payload) {
             break;
         }
+        i += 1;
     }
     i
 }

@@ -336,8 +336,8 @@ impl Verifier<'_> {
             Fdemote if !(arg_ty(0) == types::F64 && ctrl == types::F32) => {
                 self.at_inst(inst, "`fdemote` converts f64 to f32")
             }
-            Uload8 | Sload8 | Uload16 | Sload16 | Uload32 | Sload32 | Istore8 | Istore16
-            | Istore32 => {
+            // uload32/sload32 always produce i64, so they need no check here.
+            Uload8 | Sload8 | Uload16 | Sload16 | Istore8 | Istore16 | Istore32 => {
                 let bits = match opcode {
                     Uload8 | Sload8 | Istore8 => 8,
                     Uload16 | Sload16 | Istore16 => 16,

@@ -78,7 +78,8 @@ pub fn opcodes(insts: &[Instruction]) -> String {
         "doc(self) -> &'static str",
         &|i| format!("{:?}", i.doc),
     );
-    let flags: [(&str, &str, fn(&Instruction) -> bool); 9] = [
+    type Flag = (&'static str, &'static str, fn(&Instruction) -> bool);
+    let flags: [Flag; 9] = [
         ("May read memory.", "can_load", |i| i.effects.can_load),
         ("May write memory.", "can_store", |i| i.effects.can_store),
         ("May trap.", "can_trap", |i| i.effects.can_trap),
@@ -312,8 +313,15 @@ pub fn builder(insts: &[Instruction]) -> String {
         }
         let mut fields = vec![format!("opcode: Opcode::{}", i.camel_name())];
         let mut imm_iter = imms.iter();
+        let field = |fname: &str, param: &str| {
+            if fname == param {
+                fname.to_string()
+            } else {
+                format!("{fname}: {param}")
+            }
+        };
         for (fname, _) in f.leading {
-            fields.push(format!("{fname}: {}", imm_iter.next().unwrap()));
+            fields.push(field(fname, imm_iter.next().unwrap()));
         }
         match values_field(f) {
             None => {}
@@ -324,7 +332,7 @@ pub fn builder(insts: &[Instruction]) -> String {
             Some(_) => fields.push(format!("args: [{}]", values.join(", "))),
         }
         for (fname, _) in f.trailing {
-            fields.push(format!("{fname}: {}", imm_iter.next().unwrap()));
+            fields.push(field(fname, imm_iter.next().unwrap()));
         }
         let ctrl = match i.ctrl {
             Ctrl::None => "types::INVALID".to_string(),

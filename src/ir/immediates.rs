@@ -553,7 +553,15 @@ mod tests {
             let text = bits.to_string();
             assert_eq!(Ieee64::parse(&text), Ok(bits), "{text}");
         }
-        for x in [0.0f32, -2.5, 1e-45, 1.17549435e-38, f32::MAX, 3.4e38, 0.3] {
+        for x in [
+            0.0f32,
+            -2.5,
+            1e-45,
+            f32::MIN_POSITIVE,
+            f32::MAX,
+            3.4e38,
+            0.3,
+        ] {
             let bits = Ieee32(x.to_bits());
             let text = bits.to_string();
             assert_eq!(Ieee32::parse(&text), Ok(bits), "{text}");
