@@ -39,15 +39,21 @@ impl Summary {
     }
 }
 
-/// Runs every `.clif` file under `paths` (files or directories, recursively, sorted).
-pub fn run_paths(paths: &[PathBuf]) -> Summary {
+/// Every `.clif` file under `paths` (files or directories, recursively), sorted. A path that
+/// does not exist is kept, so that running it reports the error.
+pub fn clif_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for p in paths {
         collect(p, &mut files);
     }
     files.sort();
+    files
+}
+
+/// Runs every `.clif` file under `paths`.
+pub fn run_paths(paths: &[PathBuf]) -> Summary {
     let mut summary = Summary::default();
-    for f in files {
+    for f in clif_files(paths) {
         match run_path(&f) {
             Ok(()) => summary.passed += 1,
             Err(e) => summary.failures.push((f, e)),
@@ -153,7 +159,7 @@ fn run_source(name: &str, src: &str) -> Result<(), Failure> {
                     eprintln!("note: {name}: `test run` executed on the interpreter; no native backend exists yet");
                 }
                 for &p in &pointers {
-                    run(name, src, &file, p)?;
+                    run(name, src, &file, p, &mut |_| {})?;
                 }
             }
             other => return Err(format!("unknown test kind `{other}`").into()),
@@ -380,7 +386,31 @@ fn host_memories(file: &ParsedFile, interp: &mut Interpreter) -> Result<(), Stri
     Ok(())
 }
 
-fn run(name: &str, src: &str, file: &ParsedFile, pointer: Type) -> Result<(), Failure> {
+/// Runs the `; run:` lines of the file at `path` on the interpreter (pointer type from its
+/// `target` line, `i64` without one), calling `report` with one line per run line:
+/// `file:line: %f(args) -> outcome`. Fails on the first run line whose outcome differs.
+pub fn interpret_path(path: &Path, report: &mut dyn FnMut(&str)) -> Result<(), String> {
+    let src = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    let name = path.display().to_string();
+    let file = parse_file(&src).map_err(|d| d.render(&name, &src))?;
+    let pointer = file
+        .header
+        .iter()
+        .find(|h| h.keyword == "target")
+        .and_then(|h| h.words.first())
+        .map(|t| pointer_type_of(t).ok_or_else(|| format!("unknown target `{t}`")))
+        .transpose()?
+        .unwrap_or(types::I64);
+    run(&name, &src, &file, pointer, report).map_err(|f| f.to_string())
+}
+
+fn run(
+    name: &str,
+    src: &str,
+    file: &ParsedFile,
+    pointer: Type,
+    report: &mut dyn FnMut(&str),
+) -> Result<(), Failure> {
     for pf in &file.functions {
         if let Err(errs) = verify_function(&pf.func, pointer) {
             return Err(crate::diagnostics::render_all(&errs, name, src).into());
@@ -460,6 +490,12 @@ fn run(name: &str, src: &str, file: &ParsedFile, pointer: Type) -> Result<(), Fa
             }
             _ => false,
         };
+        report(&format!(
+            "{name}:{line}: {} -> {}{}",
+            text.trim(),
+            show(&outcome),
+            if ok { "" } else { "  (NOT AS EXPECTED)" }
+        ));
         if !ok {
             return Err(format!("{name}:{line}: `{}`: {}", text.trim(), show(&outcome)).into());
         }

@@ -63,14 +63,13 @@ impl DataValue {
 }
 
 impl fmt::Display for DataValue {
+    /// Floats in CLIF notation; integers in signed decimal when small, else as hexadecimal
+    /// bits (as CLIF writes immediates), so output reads like the run lines it is compared to.
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self.ty {
             types::F32 => write!(f, "{}", Ieee32(self.bits as u32)),
             types::F64 => write!(f, "{}", Ieee64(self.bits)),
-            types::I8 | types::I16 | types::I32 => write!(f, "{}", self.signed()),
-            _ if self.bits < 10_000 || self.signed() > -10_000 && self.signed() < 0 => {
-                write!(f, "{}", self.signed())
-            }
+            _ if self.signed().unsigned_abs() < 10_000 => write!(f, "{}", self.signed()),
             _ => write!(f, "{:#x}", self.bits),
         }
     }

@@ -10,6 +10,7 @@ use crate::ir::function::CALL_CONVS;
 use crate::ir::immediates::{parse_i64_bits, parse_u64};
 use crate::ir::*;
 use cranelift_entity::EntityRef;
+use std::collections::HashSet;
 
 /// Largest entity number accepted (`v`, `block`, ...): the IR fills skipped numbers, so an
 /// absurd number would allocate absurd tables.
@@ -272,10 +273,10 @@ struct PendingInst {
 #[derive(Default)]
 struct FuncCtx {
     func: Function,
-    defined_blocks: Vec<Block>,
+    defined_blocks: HashSet<Block>,
     used_blocks: Vec<(Block, Span)>,
     used_values: Vec<(Value, Span)>,
-    defined_values: Vec<(Value, Span)>,
+    defined_values: HashSet<Value>,
     pending: Vec<PendingInst>,
     /// The span of the last integer literal, and each `iconst`'s literal.
     literal_span: Span,
@@ -675,10 +676,9 @@ impl<'a> Parser<'a> {
     fn block(&mut self, ctx: &mut FuncCtx) -> Result<()> {
         let header_start = self.span();
         let (block, bspan) = self.entity::<Block>("block", "a block")?;
-        if ctx.defined_blocks.contains(&block) {
+        if !ctx.defined_blocks.insert(block) {
             return Err(Diagnostic::new(bspan, format!("{block} is defined twice")));
         }
-        ctx.defined_blocks.push(block);
         ctx.func.dfg.ensure_block(block);
         ctx.func.layout.append_block(block);
         if self.eat_punct('(') {
@@ -708,10 +708,9 @@ impl<'a> Parser<'a> {
     }
 
     fn define_value(&mut self, ctx: &mut FuncCtx, v: Value, span: Span) -> Result<()> {
-        if ctx.defined_values.iter().any(|(d, _)| *d == v) {
+        if !ctx.defined_values.insert(v) {
             return Err(Diagnostic::new(span, format!("{v} is defined twice")));
         }
-        ctx.defined_values.push((v, span));
         ctx.func.dfg.ensure_value(v);
         Ok(())
     }
@@ -1115,7 +1114,7 @@ impl<'a> Parser<'a> {
             }
         }
         for &(v, span) in &ctx.used_values {
-            if !ctx.defined_values.iter().any(|(d, _)| *d == v) {
+            if !ctx.defined_values.contains(&v) {
                 return Err(Diagnostic::new(span, format!("use of undefined value {v}")));
             }
         }

@@ -135,26 +135,16 @@ fn mutate(src: &str, rng: &mut Rng) -> String {
 }
 
 fn filetest_sources() -> Vec<(String, String)> {
-    fn walk(p: &Path, out: &mut Vec<(String, String)>) {
-        for e in std::fs::read_dir(p).unwrap().flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|x| x == "clif") {
-                out.push((
-                    path.display().to_string(),
-                    std::fs::read_to_string(&path).unwrap(),
-                ));
-            }
-        }
-    }
-    let mut v = Vec::new();
-    walk(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/filetests"),
-        &mut v,
-    );
-    v.sort();
-    v
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/filetests");
+    clif_bounds::filetest::clif_files(&[dir])
+        .into_iter()
+        .map(|p| {
+            (
+                p.display().to_string(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -317,4 +307,28 @@ fn verifier_errors_point_at_the_instruction() {
         "{rendered}"
     );
     assert!(rendered.contains("t.clif:5:5"), "{rendered}");
+}
+
+#[test]
+fn large_functions_parse_verify_and_run() {
+    // A translator emits functions with tens of thousands of values; nothing on the path may
+    // be quadratic or recurse per instruction.
+    let n = 50_000;
+    let mut src = String::from("function %big(i64) -> i64 fast {\nblock0(v0: i64):\n");
+    for i in 1..=n {
+        src.push_str(&format!("    v{i} = iadd v{}, v0\n", i - 1));
+    }
+    src.push_str(&format!("    return v{n}\n}}\n"));
+    let f = clif_bounds::parser::parse_function(&src).unwrap();
+    clif_bounds::verifier::verify_function(&f, clif_bounds::ir::types::I64).unwrap();
+    let mut interp = clif_bounds::interpreter::Interpreter::new([&f], clif_bounds::ir::types::I64);
+    let arg = clif_bounds::interpreter::DataValue::new(clif_bounds::ir::types::I64, 3);
+    let out = interp.call("%big", &[arg]).unwrap();
+    assert_eq!(
+        out,
+        clif_bounds::interpreter::Outcome::Returned(vec![
+            clif_bounds::interpreter::DataValue::new(clif_bounds::ir::types::I64, 3 * (n + 1))
+        ])
+    );
+    assert_eq!(f.to_string(), src);
 }

@@ -12,23 +12,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 fn filetests() -> Vec<PathBuf> {
-    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(p).unwrap().flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|x| x == "clif") {
-                out.push(path);
-            }
-        }
-    }
-    let mut v = Vec::new();
-    walk(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/filetests"),
-        &mut v,
-    );
-    v.sort();
-    v
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/filetests");
+    clif_bounds::filetest::clif_files(&[dir])
 }
 
 #[test]
