@@ -147,19 +147,38 @@ fn filetest_sources() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Property: for any text that parses, printing is a fixed point of parse-then-print.
+fn fixed_point(text: &str) -> Result<(), String> {
+    let Ok(file) = parse_file(text) else {
+        return Ok(());
+    };
+    for pf in &file.functions {
+        let printed = pf.func.to_string();
+        let again = clif_bounds::parser::parse_function(&printed)
+            .map_err(|d| format!("printed text does not parse: {}\n{printed}", d.message))?
+            .to_string();
+        if again != printed {
+            return Err(format!("--- printed\n{printed}--- printed again\n{again}"));
+        }
+    }
+    Ok(())
+}
+
 #[test]
-fn mutated_filetests_never_panic() {
+fn mutated_filetests_never_panic_and_print_at_a_fixed_point() {
     let mutants_per_file = 64;
     let mut rng = Rng(0x5eed_cafe_f00d_d00d);
     let (mut total, mut parsed, mut verified, mut interpreted) = (0, 0, 0, 0);
     let mut panics = Vec::new();
+    let mut fixed_point_failures = Vec::new();
     std::panic::set_hook(Box::new(|_| {}));
     for (name, src) in filetest_sources() {
         for _ in 0..mutants_per_file {
             let text = mutate(&src, &mut rng);
             total += 1;
-            match catch_unwind(AssertUnwindSafe(|| exercise(&text))) {
-                Ok(r) => {
+            match catch_unwind(AssertUnwindSafe(|| (exercise(&text), fixed_point(&text)))) {
+                Ok((_, Err(why))) => fixed_point_failures.push(format!("mutant of {name}: {why}\n{text}")),
+                Ok((r, Ok(()))) => {
                     parsed += usize::from(r.parsed);
                     verified += usize::from(r.verified);
                     interpreted += usize::from(r.interpreted);
