@@ -339,6 +339,17 @@ fn parse_run_line(text: &str, line: usize) -> Result<RunLine, String> {
     Ok(RunLine { func, args, expect })
 }
 
+/// Same values (NaNs alike), or traps with the same code (wherever they trapped).
+fn same_outcome(a: &Outcome, b: &Outcome) -> bool {
+    match (a, b) {
+        (Outcome::Returned(x), Outcome::Returned(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.same_as(*q))
+        }
+        (Outcome::Trapped(s), Outcome::Trapped(t)) => s.code == t.code,
+        _ => false,
+    }
+}
+
 /// Parses a run-line literal of type `ty`; `&name` is the base of a host memory.
 fn parse_value(text: &str, ty: Type, interp: &Interpreter) -> Result<DataValue, String> {
     if let Some(mem) = text.strip_prefix('&') {
@@ -417,8 +428,48 @@ fn run(
         }
     }
     let funcs: Vec<&Function> = file.functions.iter().map(|p| &p.func).collect();
+    // The fused functions, and, when they use bounds-checked accesses, their legalized forms
+    // in each mode: every run line must hold for all of them, each on its own memories.
+    let mut variants: Vec<(&str, Vec<Function>)> = Vec::new();
+    if funcs.iter().any(|f| f.uses_bounds_checked_accesses()) {
+        for (label, spectre, pulley) in [
+            ("legalized with trapnz", false, false),
+            ("legalized with select_spectre_guard", true, false),
+            ("legalized with select (Pulley)", true, true),
+        ] {
+            let settings = crate::legalize::Settings {
+                pointer,
+                spectre,
+                pulley,
+            };
+            let mut legalized = Vec::new();
+            for f in &funcs {
+                let mut g = (*f).clone();
+                crate::legalize::legalize(&mut g, &settings);
+                if let Err(errs) = verify_function(&g, pointer) {
+                    return Err(format!(
+                        "{name}: the {label} form of {} does not verify:\n{}\n{g}",
+                        f.name,
+                        errs.iter()
+                            .map(|e| e.message.clone())
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    )
+                    .into());
+                }
+                legalized.push(g);
+            }
+            variants.push((label, legalized));
+        }
+    }
     let mut interp = Interpreter::new(funcs.iter().copied(), pointer);
     host_memories(file, &mut interp)?;
+    let mut others = Vec::new();
+    for (label, fs) in &variants {
+        let mut i = Interpreter::new(fs.iter(), pointer);
+        host_memories(file, &mut i)?;
+        others.push((*label, i));
+    }
     let mut any = false;
     for c in &file.comments {
         let Some(text) = c.text.strip_prefix("run:") else {
@@ -490,6 +541,20 @@ fn run(
             }
             _ => false,
         };
+        for (label, other) in &mut others {
+            let theirs = other
+                .call(&rl.func, &args)
+                .map_err(|e| format!("{name}:{line}: {label}: {e}"))?;
+            if !same_outcome(&outcome, &theirs) {
+                return Err(format!(
+                    "{name}:{line}: `{}`: the fused form {} but the {label} form {}",
+                    text.trim(),
+                    show(&outcome),
+                    show(&theirs)
+                )
+                .into());
+            }
+        }
         report(&format!(
             "{name}:{line}: {} -> {}{}",
             text.trim(),

@@ -11,6 +11,7 @@ pub mod filetest;
 pub mod fuzzing;
 pub mod interpreter;
 pub mod ir;
+pub mod legalize;
 pub mod parser;
 pub mod printer;
 pub mod semantics;

@@ -177,7 +177,9 @@ fn mutated_filetests_never_panic_and_print_at_a_fixed_point() {
             let text = mutate(&src, &mut rng);
             total += 1;
             match catch_unwind(AssertUnwindSafe(|| (exercise(&text), fixed_point(&text)))) {
-                Ok((_, Err(why))) => fixed_point_failures.push(format!("mutant of {name}: {why}\n{text}")),
+                Ok((_, Err(why))) => {
+                    fixed_point_failures.push(format!("mutant of {name}: {why}\n{text}"))
+                }
                 Ok((r, Ok(()))) => {
                     parsed += usize::from(r.parsed);
                     verified += usize::from(r.verified);

@@ -302,6 +302,25 @@ impl DataFlowGraph {
         self.results[inst].push(v);
     }
 
+    /// Removes the results of `inst` and returns them; they keep their types and may be
+    /// attached to another instruction (a pass replacing `inst` keeps its result numbers).
+    pub fn detach_results(&mut self, inst: Inst) -> Vec<Value> {
+        core::mem::take(&mut self.results[inst])
+    }
+
+    /// The `iconst` immediate that defines `v`, zero-extended from its type, if any.
+    pub fn iconst_value(&self, v: Value) -> Option<u64> {
+        match self.value_def(v) {
+            ValueDef::Result(i, 0) => match self.insts[i] {
+                InstructionData::UnaryImm { imm, .. } => {
+                    Some(imm.0 as u64 & self.value_type(v).mask())
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Records the controlling type of `inst` (for printing and verification).
     pub fn set_ctrl_type(&mut self, inst: Inst, ctrl: Type) {
         self.ctrl_types[inst] = ctrl;
@@ -415,6 +434,17 @@ impl Layout {
     pub fn append_inst(&mut self, inst: Inst, block: Block) {
         self.insts[block].push(inst);
         self.inst_block[inst] = Some(block);
+    }
+
+    /// Replaces the instructions of `block` (a pass rewriting a block in one sweep).
+    pub fn set_block_insts(&mut self, block: Block, insts: Vec<Inst>) {
+        for &i in &self.insts[block] {
+            self.inst_block[i] = None;
+        }
+        for &i in &insts {
+            self.inst_block[i] = Some(block);
+        }
+        self.insts[block] = insts;
     }
 
     /// Blocks in layout order.

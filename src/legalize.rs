@@ -1,0 +1,435 @@
+//! Expands `bounds_checked_load`/`bounds_checked_store` into ordinary CLIF that real Cranelift
+//! compiles: the fallback for targets without a fused lowering.
+//!
+//! This is the only code that knows the exploded forms. For each access it picks the cheapest
+//! form that is correct for every execution the memory declaration allows, following the
+//! cases Wasmtime's translator distinguishes (RFC.md, "Legalization"):
+//!
+//! | case | when | check |
+//! |---|---|---|
+//! | A | `offset + size` exceeds the largest possible bound | always traps |
+//! | B | (A on a 32-bit host, where the bound is below 2^32) | always traps |
+//! | C | the faulting range after the bound covers every possible end | none |
+//! | D | the index is a constant and the access provably in bounds | none |
+//! | E | the bound is a constant | `icmp ugt index, bound - K` |
+//! | F | a 1-byte access at offset 0 | `icmp uge index, bound` |
+//! | G | the guard after the bound covers `K = offset + size` | `icmp ugt index, bound` |
+//! | H | the minimum size covers `K`, so `bound - K` cannot wrap | `isub bound, K` then `icmp ugt` |
+//! | I | otherwise | `uadd_overflow_trap index, K` then `icmp ugt end, bound` |
+//!
+//! The out-of-bounds condition is consumed by `trapnz` or, with
+//! `enable_heap_access_spectre_mitigation`, by `select_spectre_guard` of the address to 0 (a
+//! plain `select` on Pulley, whose backend cannot lower `select_spectre_guard`): the access
+//! then faults on the null page with its own trap code. The trap condition itself comes from
+//! the instruction's definition; this module decides only how much of it the hardware checks.
+
+use crate::ir::{
+    types, AccessKind, DataFlowGraph, Function, Inst, InstBuilder, InstBuilderBase,
+    InstructionData, MemFlags, MemoryData, Opcode, TrapCode, Type, Value,
+};
+use crate::semantics::Extension;
+use core::fmt;
+
+/// How to expand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// The target's pointer type.
+    pub pointer: Type,
+    /// `enable_heap_access_spectre_mitigation`: redirect out-of-bounds addresses to 0 instead
+    /// of branching to a trap.
+    pub spectre: bool,
+    /// Use a plain `select` for the Spectre form (Pulley cannot lower `select_spectre_guard`).
+    pub pulley: bool,
+}
+
+impl Default for Settings {
+    /// As upstream Cranelift: 64-bit pointers, Spectre mitigation on.
+    fn default() -> Self {
+        Settings {
+            pointer: types::I64,
+            spectre: true,
+            pulley: false,
+        }
+    }
+}
+
+impl Settings {
+    /// Settings from a target name and `set` lines (`enable_heap_access_spectre_mitigation`,
+    /// true or false; others are ignored here).
+    pub fn new(target: Option<&str>, sets: &[(String, String)]) -> Result<Settings, String> {
+        let mut s = Settings::default();
+        if let Some(t) = target {
+            s.pointer = crate::filetest::pointer_type_of(t)
+                .ok_or_else(|| format!("unknown target `{t}`"))?;
+            s.pulley = t.starts_with("pulley");
+        }
+        for (name, value) in sets {
+            if name == "enable_heap_access_spectre_mitigation" {
+                s.spectre = match value.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    v => return Err(format!("`{name}` is true or false, not `{v}`")),
+                };
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// Which exploded form an access received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Case {
+    /// Always traps: `offset + size` exceeds the largest bound.
+    A,
+    /// Always traps on a 32-bit host: `offset + size >= 2^32`.
+    B,
+    /// No check: guard pages catch every out-of-bounds access.
+    C,
+    /// No check: a constant index provably in bounds.
+    D,
+    /// One compare against a constant.
+    E,
+    /// One `uge` compare for a 1-byte access.
+    F,
+    /// One compare; the guard catches the rest.
+    G,
+    /// `isub` then compare, justified by the minimum size.
+    H,
+    /// Overflow-checked add then compare.
+    I,
+}
+
+impl fmt::Display for Case {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// Deliberate errors, for tests proving the oracle catches a wrong legalizer. Never set
+/// outside such tests.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// Compare against `offset + size - 1` (an off-by-one at the end of memory).
+    KMinusOne,
+    /// Choose the `isub bound, K` form without the minimum-size proof.
+    IsubWithoutProof,
+}
+
+/// Expands every bounds-checked access of `func` and removes its memory declarations.
+/// Returns the case chosen for each access, by the original instruction.
+pub fn legalize(func: &mut Function, settings: &Settings) -> Vec<(Inst, Case)> {
+    legalize_with(func, settings, None)
+}
+
+#[doc(hidden)]
+pub fn legalize_with(
+    func: &mut Function,
+    settings: &Settings,
+    mutation: Option<Mutation>,
+) -> Vec<(Inst, Case)> {
+    let mut cases = Vec::new();
+    let blocks = func.layout.blocks().to_vec();
+    for block in blocks {
+        let old = func.layout.block_insts(block).to_vec();
+        if !old.iter().any(|&i| is_bounds_checked(func.dfg.opcode(i))) {
+            continue;
+        }
+        let mut new = Vec::with_capacity(old.len());
+        for inst in old {
+            if is_bounds_checked(func.dfg.opcode(inst)) {
+                let span = func.srcmap.insts[inst];
+                let start = new.len();
+                let case = expand(func, inst, settings, mutation, &mut new);
+                for &i in &new[start..] {
+                    func.srcmap.insts[i] = span;
+                }
+                cases.push((inst, case));
+            } else {
+                new.push(inst);
+            }
+        }
+        func.layout.set_block_insts(block, new);
+    }
+    func.memories.clear();
+    func.srcmap.memories.clear();
+    cases
+}
+
+fn is_bounds_checked(op: Opcode) -> bool {
+    matches!(op, Opcode::BoundsCheckedLoad | Opcode::BoundsCheckedStore)
+}
+
+/// An insertion point that collects new instructions in order.
+struct Emit<'a> {
+    dfg: &'a mut DataFlowGraph,
+    out: &'a mut Vec<Inst>,
+}
+
+impl<'f> InstBuilderBase<'f> for &'f mut Emit<'_> {
+    fn data_flow_graph(&self) -> &DataFlowGraph {
+        self.dfg
+    }
+
+    fn build(self, data: InstructionData, ctrl: Type) -> (Inst, &'f mut DataFlowGraph) {
+        let inst = self.dfg.make_inst(data);
+        self.dfg.make_inst_results(inst, ctrl);
+        self.out.push(inst);
+        (inst, &mut *self.dfg)
+    }
+}
+
+/// What an access looks like, read off the instruction.
+struct Access {
+    kind: AccessKind,
+    flags: MemFlags,
+    memory: MemoryData,
+    value: Option<Value>,
+    base: Value,
+    bound: Value,
+    index: Value,
+    offset: u64,
+    ty: Type,
+}
+
+fn expand(
+    func: &mut Function,
+    inst: Inst,
+    settings: &Settings,
+    mutation: Option<Mutation>,
+    out: &mut Vec<Inst>,
+) -> Case {
+    let a = match &func.dfg.insts[inst] {
+        InstructionData::BoundsCheckedLoad {
+            access,
+            flags,
+            memory,
+            args,
+            offset,
+            ..
+        } => Access {
+            kind: *access,
+            flags: *flags,
+            memory: func.memories[*memory],
+            value: None,
+            base: args[0],
+            bound: args[1],
+            index: args[2],
+            offset: offset.0,
+            ty: func.dfg.ctrl_type(inst),
+        },
+        InstructionData::BoundsCheckedStore {
+            access,
+            flags,
+            memory,
+            args,
+            offset,
+            ..
+        } => Access {
+            kind: *access,
+            flags: *flags,
+            memory: func.memories[*memory],
+            value: Some(args[0]),
+            base: args[1],
+            bound: args[2],
+            index: args[3],
+            offset: offset.0,
+            ty: func.dfg.ctrl_type(inst),
+        },
+        _ => unreachable!("expand is only called on bounds-checked accesses"),
+    };
+    let result = func.dfg.detach_results(inst).first().copied();
+    let pt = settings.pointer;
+    let size = u64::from(a.kind.access_size(a.ty));
+    // The verifier guarantees offset + size fits in 64 bits.
+    let k = a.offset + size;
+    let code = a.flags.trap_code.unwrap_or(TrapCode::HEAP_OUT_OF_BOUNDS);
+    let index_ty = func.dfg.value_type(a.index);
+    let const_index = func.dfg.iconst_value(a.index);
+    let const_bound = func.dfg.iconst_value(a.bound);
+    let max_bound = a.memory.max_bound(pt);
+    let mut e = Emit {
+        dfg: &mut func.dfg,
+        out,
+    };
+
+    // A and B: no execution can be in bounds.
+    let always_traps = u128::from(k) > max_bound
+        || const_index.is_some_and(|i| u128::from(i) + u128::from(k) > max_bound)
+        || const_bound.is_some_and(|b| k > b)
+        || matches!((const_index, const_bound), (Some(i), Some(b))
+            if crate::semantics::out_of_bounds(i, a.offset, size, b));
+    if always_traps {
+        let one = (&mut e).iconst(types::I8, 1.into());
+        (&mut e).trapnz(one, code);
+        if let Some(r) = result {
+            // Never reached; the result still needs a definition.
+            define_zero(&mut e, r, a.ty);
+        }
+        let b = pt.bits() == 32 && k >= 1 << 32;
+        return if b { Case::B } else { Case::A };
+    }
+
+    // The index at pointer width. An i64 index on a 32-bit host must trap when its high half
+    // is set: no 32-bit bound can admit it.
+    let index = match (index_ty.bits(), pt.bits()) {
+        (32, 64) => match const_index {
+            Some(c) => (&mut e).iconst(types::I64, (c as i64).into()),
+            None => (&mut e).uextend(types::I64, a.index),
+        },
+        (64, 32) => {
+            let limit = (&mut e).iconst(types::I64, 0xffff_ffff.into());
+            let high = (&mut e).icmp(crate::ir::IntCC::UnsignedGreaterThan, a.index, limit);
+            (&mut e).trapnz(high, code);
+            (&mut e).ireduce(types::I32, a.index)
+        }
+        _ => a.index,
+    };
+    let index_max: u128 = if index_ty == types::I32 {
+        u32::MAX.into()
+    } else {
+        u64::MAX.into()
+    };
+    let index_max = index_max.min((1u128 << pt.bits()) - 1);
+    let guard = u128::from(a.memory.guard);
+    let min = u128::from(a.memory.min);
+    let min_faulting_end = u128::from(
+        a.memory
+            .reservation
+            .unwrap_or(a.memory.min)
+            .max(a.memory.min),
+    ) + guard;
+    let k128 = u128::from(k);
+    let k_checked = match mutation {
+        Some(Mutation::KMinusOne) => k - 1,
+        _ => k,
+    };
+
+    use crate::ir::IntCC::{UnsignedGreaterThan as Ugt, UnsignedGreaterThanOrEqual as Uge};
+    let (case, oob) = if const_index.is_some_and(|i| u128::from(i) + k128 <= min) {
+        (Case::D, None)
+    } else if index_max + k128 <= min_faulting_end {
+        (Case::C, None)
+    } else if let Some(b) = const_bound {
+        let limit = (&mut e).iconst(pt, ((b - k_checked) as i64).into());
+        (Case::E, Some((&mut e).icmp(Ugt, index, limit)))
+    } else if k == 1 && mutation.is_none() {
+        (Case::F, Some((&mut e).icmp(Uge, index, a.bound)))
+    } else if k128 <= guard && mutation.is_none() {
+        (Case::G, Some((&mut e).icmp(Ugt, index, a.bound)))
+    } else if k128 <= min || mutation == Some(Mutation::IsubWithoutProof) {
+        let kv = (&mut e).iconst(pt, (k_checked as i64).into());
+        let limit = (&mut e).isub(a.bound, kv);
+        (Case::H, Some((&mut e).icmp(Ugt, index, limit)))
+    } else {
+        let kv = (&mut e).iconst(pt, (k_checked as i64).into());
+        let end = (&mut e).uadd_overflow_trap(index, kv, code);
+        (Case::I, Some((&mut e).icmp(Ugt, end, a.bound)))
+    };
+
+    // The address, and how the condition is consumed.
+    let (addr, offset) = match oob {
+        Some(oob) if settings.spectre => {
+            let mut full = (&mut e).iadd(a.base, index);
+            if a.offset != 0 {
+                let o = (&mut e).iconst(pt, (a.offset as i64).into());
+                full = (&mut e).iadd(full, o);
+            }
+            let null = (&mut e).iconst(pt, 0.into());
+            let addr = if settings.pulley {
+                (&mut e).select(oob, null, full)
+            } else {
+                (&mut e).select_spectre_guard(oob, null, full)
+            };
+            (addr, 0)
+        }
+        _ => {
+            if let Some(oob) = oob {
+                (&mut e).trapnz(oob, code);
+            }
+            let addr = (&mut e).iadd(a.base, index);
+            match i32::try_from(a.offset) {
+                Ok(o) => (addr, o),
+                Err(_) => {
+                    let o = (&mut e).iconst(pt, (a.offset as i64).into());
+                    ((&mut e).iadd(addr, o), 0)
+                }
+            }
+        }
+    };
+    access(&mut e, &a, addr, offset, result);
+    case
+}
+
+/// The plain access at `addr + offset`, defining `result` for a load.
+fn access(e: &mut Emit, a: &Access, addr: Value, offset: i32, result: Option<Value>) {
+    use crate::ir::Offset32;
+    let off = Offset32(offset);
+    let flags = a.flags;
+    match (a.value, a.kind.narrow_bytes(), a.kind.extension()) {
+        (Some(x), None, _) => {
+            e.store(flags, x, addr, off);
+        }
+        (Some(x), Some(1), _) => {
+            e.istore8(flags, x, addr, off);
+        }
+        (Some(x), Some(2), _) => {
+            e.istore16(flags, x, addr, off);
+        }
+        (Some(x), Some(_), _) => {
+            e.istore32(flags, x, addr, off);
+        }
+        (None, bytes, ext) => {
+            let ty = a.ty;
+            let data = |opcode| InstructionData::Load {
+                opcode,
+                flags,
+                arg: addr,
+                offset: off,
+            };
+            let opcode = match (bytes, ext) {
+                (None, _) => Opcode::Load,
+                (Some(1), Extension::Sign) => Opcode::Sload8,
+                (Some(1), _) => Opcode::Uload8,
+                (Some(2), Extension::Sign) => Opcode::Sload16,
+                (Some(2), _) => Opcode::Uload16,
+                (Some(_), Extension::Sign) => Opcode::Sload32,
+                (Some(_), _) => Opcode::Uload32,
+            };
+            // Built by hand so the load defines the original result value.
+            let inst = e.dfg.make_inst(data(opcode));
+            let ctrl = if matches!(opcode, Opcode::Uload32 | Opcode::Sload32) {
+                types::INVALID
+            } else {
+                ty
+            };
+            let r = result.expect("a load has a result");
+            e.dfg.attach_result(inst, r, ty);
+            e.dfg.set_ctrl_type(inst, ctrl);
+            e.out.push(inst);
+        }
+    }
+}
+
+/// Defines `r` as a zero of type `ty`: the result of an access that never executes.
+fn define_zero(e: &mut Emit, r: Value, ty: Type) {
+    let data = match ty {
+        types::F32 => InstructionData::UnaryIeee32 {
+            opcode: Opcode::F32const,
+            imm: crate::ir::Ieee32(0),
+        },
+        types::F64 => InstructionData::UnaryIeee64 {
+            opcode: Opcode::F64const,
+            imm: crate::ir::Ieee64(0),
+        },
+        _ => InstructionData::UnaryImm {
+            opcode: Opcode::Iconst,
+            imm: crate::ir::Imm64(0),
+        },
+    };
+    let inst = e.dfg.make_inst(data);
+    e.dfg.attach_result(inst, r, ty);
+    e.dfg
+        .set_ctrl_type(inst, if ty.is_int() { ty } else { types::INVALID });
+    e.out.push(inst);
+}
