@@ -437,10 +437,14 @@ fn run(
             ("legalized with select_spectre_guard", true, false),
             ("legalized with select (Pulley)", true, true),
         ] {
+            // The Pulley variant keeps big-endian accesses (Pulley has them); the others
+            // byte-swap them, as x64 and aarch64 need.
             let settings = crate::legalize::Settings {
                 pointer,
                 spectre,
                 pulley,
+                native_only: !pulley,
+                ..Default::default()
             };
             let mut legalized = Vec::new();
             for f in &funcs {

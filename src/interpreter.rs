@@ -945,6 +945,7 @@ fn unary(opcode: Opcode, ctrl: Type, a: DataValue) -> Result<u64, TrapCode> {
         Clz => u64::from(x.leading_zeros() - (64 - bits)),
         Ctz => u64::from(if x == 0 { bits } else { x.trailing_zeros() }),
         Popcnt => u64::from(x.count_ones()),
+        Bswap => x.swap_bytes() >> (64 - bits),
         Uextend => x,
         Sextend => a.signed() as u64,
         Ireduce => x,

@@ -24,7 +24,7 @@
 //! the instruction's definition; this module decides only how much of it the hardware checks.
 
 use crate::ir::{
-    types, AccessKind, DataFlowGraph, Function, Inst, InstBuilder, InstBuilderBase,
+    types, AccessKind, DataFlowGraph, Endianness, Function, Inst, InstBuilder, InstBuilderBase,
     InstructionData, MemFlags, MemoryData, Opcode, TrapCode, Type, Value,
 };
 use crate::semantics::Extension;
@@ -40,6 +40,11 @@ pub struct Settings {
     pub spectre: bool,
     /// Use a plain `select` for the Spectre form (Pulley cannot lower `select_spectre_guard`).
     pub pulley: bool,
+    /// The target's byte order.
+    pub native: Endianness,
+    /// The target lowers only native-order accesses (x64, aarch64 and riscv64 in Cranelift
+    /// 0.135 reject `big` loads): other orders become a native access and a `bswap`.
+    pub native_only: bool,
 }
 
 impl Default for Settings {
@@ -49,6 +54,8 @@ impl Default for Settings {
             pointer: types::I64,
             spectre: true,
             pulley: false,
+            native: Endianness::Little,
+            native_only: true,
         }
     }
 }
@@ -62,6 +69,13 @@ impl Settings {
             s.pointer = crate::filetest::pointer_type_of(t)
                 .ok_or_else(|| format!("unknown target `{t}`"))?;
             s.pulley = t.starts_with("pulley");
+            s.native = if t == "s390x" || t.ends_with("be") {
+                Endianness::Big
+            } else {
+                Endianness::Little
+            };
+            // Pulley has loads and stores of both byte orders.
+            s.native_only = !s.pulley;
         }
         for (name, value) in sets {
             if name == "enable_heap_access_spectre_mitigation" {
@@ -357,37 +371,71 @@ fn expand(
             }
         }
     };
-    access(&mut e, &a, addr, offset, result);
+    access(&mut e, &a, addr, offset, result, settings);
     case
 }
 
-/// The plain access at `addr + offset`, defining `result` for a load.
-fn access(e: &mut Emit, a: &Access, addr: Value, offset: i32, result: Option<Value>) {
-    use crate::ir::Offset32;
-    let off = Offset32(offset);
-    let flags = a.flags;
-    match (a.value, a.kind.narrow_bytes(), a.kind.extension()) {
-        (Some(x), None, _) => {
-            e.store(flags, x, addr, off);
-        }
-        (Some(x), Some(1), _) => {
-            e.istore8(flags, x, addr, off);
-        }
-        (Some(x), Some(2), _) => {
-            e.istore16(flags, x, addr, off);
-        }
-        (Some(x), Some(_), _) => {
-            e.istore32(flags, x, addr, off);
-        }
-        (None, bytes, ext) => {
-            let ty = a.ty;
-            let data = |opcode| InstructionData::Load {
-                opcode,
-                flags,
-                arg: addr,
-                offset: off,
+/// The plain access at `addr + offset`, defining `result` for a load. A byte order the target
+/// cannot access directly becomes a native-order access of the same bytes and a `bswap`.
+fn access(
+    e: &mut Emit,
+    a: &Access,
+    addr: Value,
+    offset: i32,
+    result: Option<Value>,
+    settings: &Settings,
+) {
+    let off = crate::ir::Offset32(offset);
+    let bytes = a.kind.access_size(a.ty);
+    let mut flags = a.flags;
+    let foreign = flags.endianness.is_some_and(|o| o != settings.native);
+    if bytes == 1 {
+        // A single byte has no order; some backends reject the flag anyway.
+        flags.endianness = None;
+    }
+    let swap = settings.native_only && foreign && bytes > 1;
+    if swap {
+        flags.endianness = Some(settings.native);
+    }
+    let raw_ty = Type::int(bytes * 8).expect("accesses are 1, 2, 4 or 8 bytes");
+    match a.value {
+        Some(x) => {
+            let x = if swap {
+                let mut v = x;
+                if a.ty.is_float() {
+                    v = e.bitcast(raw_ty, MemFlags::default_for_bitcast(), v);
+                } else if raw_ty != a.ty {
+                    v = e.ireduce(raw_ty, v);
+                }
+                e.bswap(v)
+            } else {
+                x
             };
-            let opcode = match (bytes, ext) {
+            let narrow = !swap && a.kind.narrow_bytes().is_some();
+            match (narrow, bytes) {
+                (true, 1) => e.istore8(flags, x, addr, off),
+                (true, 2) => e.istore16(flags, x, addr, off),
+                (true, _) => e.istore32(flags, x, addr, off),
+                (false, _) => e.store(flags, x, addr, off),
+            };
+        }
+        None => {
+            let r = result.expect("a load has a result");
+            if swap {
+                let raw = e.load(raw_ty, flags, addr, off);
+                let mut v = e.bswap(raw);
+                if a.ty.is_float() {
+                    v = e.bitcast(a.ty, MemFlags::default_for_bitcast(), v);
+                } else if raw_ty != a.ty {
+                    v = match a.kind.extension() {
+                        Extension::Sign => e.sextend(a.ty, v),
+                        _ => e.uextend(a.ty, v),
+                    };
+                }
+                rename_last_result(e, v, r);
+                return;
+            }
+            let opcode = match (a.kind.narrow_bytes(), a.kind.extension()) {
                 (None, _) => Opcode::Load,
                 (Some(1), Extension::Sign) => Opcode::Sload8,
                 (Some(1), _) => Opcode::Uload8,
@@ -396,19 +444,33 @@ fn access(e: &mut Emit, a: &Access, addr: Value, offset: i32, result: Option<Val
                 (Some(_), Extension::Sign) => Opcode::Sload32,
                 (Some(_), _) => Opcode::Uload32,
             };
-            // Built by hand so the load defines the original result value.
-            let inst = e.dfg.make_inst(data(opcode));
+            // uload32/sload32 are not polymorphic.
             let ctrl = if matches!(opcode, Opcode::Uload32 | Opcode::Sload32) {
                 types::INVALID
             } else {
-                ty
+                a.ty
             };
-            let r = result.expect("a load has a result");
-            e.dfg.attach_result(inst, r, ty);
+            let inst = e.dfg.make_inst(InstructionData::Load {
+                opcode,
+                flags,
+                arg: addr,
+                offset: off,
+            });
+            e.dfg.attach_result(inst, r, a.ty);
             e.dfg.set_ctrl_type(inst, ctrl);
             e.out.push(inst);
         }
     }
+}
+
+/// Makes the last emitted instruction, which defined `v`, define `r` instead: the expansion
+/// of a load ends by defining the original load's result.
+fn rename_last_result(e: &mut Emit, v: Value, r: Value) {
+    let inst = *e.out.last().expect("an instruction was emitted");
+    let ty = e.dfg.value_type(v);
+    debug_assert_eq!(e.dfg.inst_results(inst), &[v]);
+    e.dfg.detach_results(inst);
+    e.dfg.attach_result(inst, r, ty);
 }
 
 /// Defines `r` as a zero of type `ty`: the result of an access that never executes.

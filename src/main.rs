@@ -44,6 +44,21 @@ enum Command {
         #[arg(long, default_value = "x86_64")]
         target: String,
     },
+    /// Expand the bounds-checked accesses of a file into ordinary CLIF for real Cranelift.
+    Legalize {
+        /// The CLIF file.
+        file: PathBuf,
+        /// Target (x86_64, aarch64, riscv64, s390x, pulley32, pulley64): pointer width, and
+        /// Pulley's plain `select` for the Spectre form. Overrides the file's `target` line.
+        #[arg(long)]
+        target: Option<String>,
+        /// `true` or `false`; overrides the file's `set enable_heap_access_spectre_mitigation`.
+        #[arg(long)]
+        spectre: Option<bool>,
+        /// Print, for each access, which case (A-I) it became, as a comment line.
+        #[arg(long)]
+        explain: bool,
+    },
     /// Run the `; run:` lines of a file on the interpreter and print each outcome.
     Interpret {
         /// The CLIF file.
@@ -116,6 +131,61 @@ fn run(command: Command) -> Result<ExitCode, String> {
             } else {
                 Err(render_all(&errors, &name, &src))
             }
+        }
+        Command::Legalize {
+            file,
+            target,
+            spectre,
+            explain,
+        } => {
+            let src = read(&file)?;
+            let name = file.display().to_string();
+            let parsed = parse_file(&src).map_err(|d| d.render(&name, &src))?;
+            let target = target.or_else(|| {
+                parsed
+                    .header
+                    .iter()
+                    .find(|h| h.keyword == "target")
+                    .and_then(|h| h.words.first().cloned())
+            });
+            let mut sets: Vec<(String, String)> = parsed
+                .header
+                .iter()
+                .filter(|h| h.keyword == "set")
+                .flat_map(|h| h.words.iter())
+                .map(|w| match w.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => (w.clone(), "true".to_string()),
+                })
+                .collect();
+            if let Some(s) = spectre {
+                sets.push((
+                    "enable_heap_access_spectre_mitigation".into(),
+                    s.to_string(),
+                ));
+            }
+            let settings = clif_bounds::legalize::Settings::new(target.as_deref(), &sets)
+                .map_err(|e| format!("error: {e}"))?;
+            for (i, pf) in parsed.functions.iter().enumerate() {
+                verify_function(&pf.func, settings.pointer)
+                    .map_err(|e| render_all(&e, &name, &src))?;
+                let mut f = pf.func.clone();
+                let cases = clif_bounds::legalize::legalize(&mut f, &settings);
+                if i > 0 {
+                    println!();
+                }
+                if explain {
+                    for (inst, case) in &cases {
+                        let (line, _) = clif_bounds::diagnostics::line_col(
+                            &src,
+                            pf.func.srcmap.insts[*inst].start as usize,
+                        );
+                        println!("; {name}:{line}: case {case}");
+                    }
+                }
+                print!("{f}");
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Interpret { file } => {
             clif_bounds::filetest::interpret_path(&file, &mut |line| println!("{line}"))?;

@@ -330,6 +330,9 @@ impl Verifier<'_> {
                 inst,
                 format!("`bitcast` keeps the width: {} and {ctrl} differ", arg_ty(0)),
             ),
+            Bswap if ctrl == types::I8 => {
+                self.at_inst(inst, "`bswap` needs at least two bytes: i16, i32 or i64")
+            }
             Fpromote if !(arg_ty(0) == types::F32 && ctrl == types::F64) => {
                 self.at_inst(inst, "`fpromote` converts f32 to f64")
             }

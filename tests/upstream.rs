@@ -186,3 +186,93 @@ fn shared_opcodes_have_upstream_isle_signatures() {
     assert!(shared >= 60, "only {shared} shared opcodes compared");
     println!("{shared} shared opcode signatures equal upstream's");
 }
+
+/// Compiles `text` (one function) with real Cranelift for `isa_name` with the given Spectre
+/// setting, after reading and verifying it.
+fn compile_upstream(text: &str, isa_name: &str, spectre: bool) -> Result<usize, String> {
+    use cranelift_codegen::settings::Configurable;
+    let mut b = cranelift_codegen::settings::builder();
+    b.set(
+        "enable_heap_access_spectre_mitigation",
+        if spectre { "true" } else { "false" },
+    )
+    .unwrap();
+    b.set("opt_level", "speed").unwrap();
+    let flags = cranelift_codegen::settings::Flags::new(b);
+    let isa = cranelift_codegen::isa::lookup_by_name(isa_name)
+        .map_err(|e| format!("{isa_name}: {e:?}"))?
+        .finish(flags.clone())
+        .map_err(|e| format!("{isa_name}: {e:?}"))?;
+    let mut funcs = cranelift_reader::parse_functions(text).map_err(|e| format!("read: {e}"))?;
+    let func = funcs.remove(0);
+    cranelift_codegen::verify_function(&func, &*isa).map_err(|e| format!("verify: {e}"))?;
+    let mut ctx = cranelift_codegen::Context::for_function(func);
+    let code = ctx
+        .compile(&*isa, &mut Default::default())
+        .map_err(|e| format!("compile for {isa_name}: {:?}", e.inner))?;
+    Ok(code.code_buffer().len())
+}
+
+#[test]
+fn legalized_filetests_compile_with_upstream() {
+    use clif_bounds::legalize::{legalize, Settings};
+    let mut compiled = 0;
+    let mut failures = Vec::new();
+    for path in filetests() {
+        let src = std::fs::read_to_string(&path).unwrap();
+        let file = parse_file(&src).unwrap();
+        let target = file
+            .header
+            .iter()
+            .find(|h| h.keyword == "target")
+            .and_then(|h| h.words.first().cloned());
+        let pointer = target
+            .as_deref()
+            .and_then(clif_bounds::filetest::pointer_type_of)
+            .unwrap_or(clif_bounds::ir::types::I64);
+        let isas: &[&str] = if pointer == clif_bounds::ir::types::I32 {
+            &["pulley32"]
+        } else {
+            &["x86_64", "aarch64", "pulley64"]
+        };
+        for pf in &file.functions {
+            if !pf.func.uses_bounds_checked_accesses()
+                || clif_bounds::verifier::verify_function(&pf.func, pointer).is_err()
+            {
+                continue;
+            }
+            for &isa in isas {
+                for spectre in [false, true] {
+                    let mut f = pf.func.clone();
+                    let settings = Settings::new(
+                        Some(isa),
+                        &[(
+                            "enable_heap_access_spectre_mitigation".into(),
+                            spectre.to_string(),
+                        )],
+                    )
+                    .unwrap();
+                    assert_eq!(settings.pointer, pointer);
+                    legalize(&mut f, &settings);
+                    let text = f.to_string();
+                    match compile_upstream(&text, isa, spectre) {
+                        Ok(_) => compiled += 1,
+                        Err(e) => failures.push(format!(
+                            "{} {} ({isa}, spectre {spectre}): {e}\n{text}",
+                            path.display(),
+                            pf.func.name
+                        )),
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures; first:\n{}",
+        failures.len(),
+        failures[0]
+    );
+    assert!(compiled >= 400, "only {compiled} compilations");
+    println!("{compiled} legalized functions read, verified and compiled by Cranelift 0.135.8");
+}

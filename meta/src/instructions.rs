@@ -344,6 +344,7 @@ pub fn define() -> Vec<I> {
         ("clz", "Count leading zero bits."),
         ("ctz", "Count trailing zero bits."),
         ("popcnt", "Count one bits."),
+        ("bswap", "Reverse the order of the bytes (i16, i32, i64)."),
     ] {
         v.push(
             I::new(name, doc, f::Unary)

@@ -437,6 +437,15 @@ impl MemFlags {
         }
     }
 
+    /// The flags of a `bitcast` between scalars: no byte order, no trap code (a bitcast
+    /// never accesses memory; upstream prints it without flags).
+    pub fn default_for_bitcast() -> Self {
+        MemFlags {
+            trap_code: Some(TrapCode::HEAP_OUT_OF_BOUNDS),
+            ..MemFlags::default()
+        }
+    }
+
     /// Applies one flag word; `Ok(false)` if the word is not a flag.
     pub fn set_by_name(&mut self, word: &str) -> Result<bool, String> {
         match word {
