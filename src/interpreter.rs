@@ -108,6 +108,17 @@ impl std::error::Error for InterpError {}
 
 const PAGE: u64 = 4096;
 
+/// One 256-byte period of the initial memory contents.
+const PATTERN: [u8; 256] = {
+    let mut p = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        p[i] = i as u8;
+        i += 1;
+    }
+    p
+};
+
 /// A mapped range of the simulated address space. Pages are materialised on first use, so a
 /// memory of several GiB costs only what is touched.
 #[derive(Clone, Debug)]
@@ -123,7 +134,12 @@ impl Region {
         self.pages.entry(n).or_insert_with(|| {
             // Initial contents: the byte at offset `i` is the low byte of `i`, so loads in
             // tests have recognisable values (a little-endian i32 at 0x10 is 0x13121110).
-            (0..PAGE).map(|i| ((n * PAGE + i) & 0xff) as u8).collect()
+            // Pages start at multiples of 256, so the pattern is the same on every page.
+            let mut page = vec![0u8; PAGE as usize];
+            for (chunk, _) in page.chunks_exact_mut(256).zip(0..) {
+                chunk.copy_from_slice(&PATTERN);
+            }
+            page.into_boxed_slice()
         })
     }
 }
@@ -174,6 +190,25 @@ impl AddressSpace {
         Ok(start)
     }
 
+    /// Maps a memory of `size` bytes at a chosen address, e.g. right after another memory's
+    /// guard region, to test that nothing relies on more faulting bytes than declared.
+    pub fn map_at(&mut self, name: &str, start: u64, size: u64) -> Result<u64, InterpError> {
+        let end = start.checked_add(size);
+        let overlaps = |r: &Region| end.is_some_and(|e| start < r.start + r.size && r.start < e);
+        if start < PAGE || end.is_none() || self.regions.iter().any(overlaps) {
+            return Err(InterpError(format!(
+                "cannot map memory `{name}` at {start:#x}: the first page and mapped memories are taken"
+            )));
+        }
+        self.regions.push(Region {
+            name: name.to_string(),
+            start,
+            size,
+            pages: HashMap::new(),
+        });
+        Ok(start)
+    }
+
     /// The base address of a mapped memory by name.
     pub fn base_of(&self, name: &str) -> Option<u64> {
         self.regions
@@ -207,11 +242,15 @@ impl AddressSpace {
     /// Reads `size` bytes at `addr`, or `None` if any of them is unmapped.
     pub fn read(&mut self, addr: u64, size: u64) -> Option<Vec<u8>> {
         let (r, off) = self.region_for(addr, size)?;
-        Some(
-            (off..off + size)
-                .map(|o| r.page(o / PAGE)[(o % PAGE) as usize])
-                .collect(),
-        )
+        let mut out = Vec::with_capacity(size as usize);
+        let mut o = off;
+        while o < off + size {
+            let in_page = (o % PAGE) as usize;
+            let n = (PAGE - o % PAGE).min(off + size - o) as usize;
+            out.extend_from_slice(&r.page(o / PAGE)[in_page..in_page + n]);
+            o += n as u64;
+        }
+        Some(out)
     }
 
     /// Writes bytes at `addr`; `false` (and nothing written) if any of them is unmapped.
@@ -219,9 +258,13 @@ impl AddressSpace {
         let Some((r, off)) = self.region_for(addr, bytes.len() as u64) else {
             return false;
         };
-        for (i, b) in bytes.iter().enumerate() {
-            let o = off + i as u64;
-            r.page(o / PAGE)[(o % PAGE) as usize] = *b;
+        let mut done = 0usize;
+        while done < bytes.len() {
+            let o = off + done as u64;
+            let in_page = (o % PAGE) as usize;
+            let n = ((PAGE - o % PAGE) as usize).min(bytes.len() - done);
+            r.page(o / PAGE)[in_page..in_page + n].copy_from_slice(&bytes[done..done + n]);
+            done += n;
         }
         true
     }
