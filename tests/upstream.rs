@@ -276,3 +276,94 @@ fn legalized_filetests_compile_with_upstream() {
     assert!(compiled >= 400, "only {compiled} compilations");
     println!("{compiled} legalized functions read, verified and compiled by Cranelift 0.135.8");
 }
+
+/// Machine instructions in Cranelift's disassembly of `text` for `isa_name`.
+fn machine_instructions(text: &str, isa_name: &str, spectre: bool) -> usize {
+    use cranelift_codegen::settings::Configurable;
+    let mut b = cranelift_codegen::settings::builder();
+    b.set("enable_heap_access_spectre_mitigation", &spectre.to_string())
+        .unwrap();
+    b.set("opt_level", "speed").unwrap();
+    let isa = cranelift_codegen::isa::lookup_by_name(isa_name)
+        .unwrap()
+        .finish(cranelift_codegen::settings::Flags::new(b))
+        .unwrap();
+    let func = cranelift_reader::parse_functions(text).unwrap().remove(0);
+    let mut ctx = cranelift_codegen::Context::for_function(func);
+    ctx.set_disasm(true);
+    let code = ctx.compile(&*isa, &mut Default::default()).unwrap();
+    code.vcode
+        .as_ref()
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.ends_with(':') && !l.starts_with("unwind"))
+        .count()
+}
+
+/// The RFC's baseline: for each legalization case, the exploded form and what real
+/// Cranelift 0.135.8 makes of it. `CLIF_BOUNDS_BASELINE=path` also writes the table there.
+#[test]
+fn legalization_baseline() {
+    use clif_bounds::legalize::{legalize, Case, Settings};
+    let cases: &[(Case, &str, &str, &str)] = &[
+        (Case::A, "offset+size exceeds the max", "min 0, max 0x0001_0000, guard 0", "v3 = bounds_checked_load.i32 little mem0 v0, v1, v2+0x0002_0000"),
+        (Case::C, "4 GiB reservation + 2 GiB guard", "min 0x0001_0000, max 0x0001_0000_0000, reservation 0x0001_0000_0000, guard 0x8000_0000", "v3 = bounds_checked_load.i32 little mem0 v0, v1, v2+4096"),
+        (Case::D, "constant index within min", "min 0x0001_0000, guard 0", "v9 = iconst.i32 16\n    v3 = bounds_checked_load.i32 little mem0 v0, v1, v9+4096"),
+        (Case::E, "constant bound", "min 0x0001_0000, max 0x0001_0000, guard 0", "v9 = iconst.i64 0x0001_0000\n    v3 = bounds_checked_load.i32 little mem0 v0, v9, v2+4096"),
+        (Case::F, "1-byte access, offset 0", "min 0, guard 0", "v3 = bounds_checked_load.i32 u8 mem0 v0, v1, v2"),
+        (Case::G, "64 KiB guard covers offset+size", "min 0, guard 0x0001_0000", "v3 = bounds_checked_load.i32 little mem0 v0, v1, v2+4096"),
+        (Case::H, "min covers offset+size", "min 0x0001_0000, guard 0", "v3 = bounds_checked_load.i32 little mem0 v0, v1, v2+4096"),
+        (Case::I, "general", "min 0, guard 0", "v3 = bounds_checked_load.i32 little mem0 v0, v1, v2+4096"),
+    ];
+    let empty = "function %f(i64, i64, i32) -> i32 system_v {\nblock0(v0: i64, v1: i64, v2: i32):\n    v3 = iconst.i32 0\n    return v3\n}\n";
+    let mut table = String::from(
+        "| case | when | exploded form (Spectre off) | CLIF off/on | x86_64 off/on | aarch64 off/on |\n|---|---|---|---|---|---|\n",
+    );
+    for &(case, when, memory, access) in cases {
+        let text = format!(
+            "function %f(i64, i64, i32) -> i32 system_v {{\n    mem0 = memory index i32, {memory}\n\nblock0(v0: i64, v1: i64, v2: i32):\n    {access}\n    return v3\n}}\n"
+        );
+        let fused = clif_bounds::parser::parse_function(&text).unwrap();
+        clif_bounds::verifier::verify_function(&fused, clif_bounds::ir::types::I64).unwrap();
+        let mut row = Vec::new();
+        let mut form = String::new();
+        for spectre in [false, true] {
+            let settings = Settings::new(Some("x86_64"), &[("enable_heap_access_spectre_mitigation".into(), spectre.to_string())]).unwrap();
+            let mut f = fused.clone();
+            let got = legalize(&mut f, &settings);
+            assert_eq!(got.last().unwrap().1, case, "{text}");
+            let block = f.layout.entry_block().unwrap();
+            // The instructions replacing the access: all but the constant index/bound and
+            // the return.
+            let insts: Vec<String> = f
+                .layout
+                .block_insts(block)
+                .iter()
+                .map(|&i| clif_bounds::printer::inst_to_string(&f, i))
+                .filter(|s| !s.starts_with("v9 =") && !s.starts_with("return"))
+                .map(|s| s.split("  ;").next().unwrap().to_string())
+                .collect();
+            if !spectre {
+                form = insts.join("; ");
+            }
+            let printed = f.to_string();
+            let x64 = machine_instructions(&printed, "x86_64", spectre);
+            let a64 = machine_instructions(&printed, "aarch64", spectre);
+            row.push((insts.len(), x64, a64));
+        }
+        table += &format!(
+            "| {case} | {when} | `{form}` | {}/{} | {}/{} | {}/{} |\n",
+            row[0].0, row[1].0, row[0].1, row[1].1, row[0].2, row[1].2
+        );
+    }
+    table += &format!(
+        "\nMachine counts are whole functions; an empty function returning 0 takes {} (x86_64) and {} (aarch64).\n",
+        machine_instructions(empty, "x86_64", false),
+        machine_instructions(empty, "aarch64", false)
+    );
+    println!("{table}");
+    if let Ok(path) = std::env::var("CLIF_BOUNDS_BASELINE") {
+        std::fs::write(path, &table).unwrap();
+    }
+}
