@@ -327,9 +327,9 @@ fn expand(
     } else if let Some(b) = const_bound {
         let limit = (&mut e).iconst(pt, ((b - k_checked) as i64).into());
         (Case::E, Some((&mut e).icmp(Ugt, index, limit)))
-    } else if k == 1 && mutation.is_none() {
+    } else if k == 1 {
         (Case::F, Some((&mut e).icmp(Uge, index, a.bound)))
-    } else if k128 <= guard && mutation.is_none() {
+    } else if k128 <= guard {
         (Case::G, Some((&mut e).icmp(Ugt, index, a.bound)))
     } else if k128 <= min || mutation == Some(Mutation::IsubWithoutProof) {
         let kv = (&mut e).iconst(pt, (k_checked as i64).into());

@@ -281,8 +281,11 @@ fn legalized_filetests_compile_with_upstream() {
 fn machine_instructions(text: &str, isa_name: &str, spectre: bool) -> usize {
     use cranelift_codegen::settings::Configurable;
     let mut b = cranelift_codegen::settings::builder();
-    b.set("enable_heap_access_spectre_mitigation", &spectre.to_string())
-        .unwrap();
+    b.set(
+        "enable_heap_access_spectre_mitigation",
+        &spectre.to_string(),
+    )
+    .unwrap();
     b.set("opt_level", "speed").unwrap();
     let isa = cranelift_codegen::isa::lookup_by_name(isa_name)
         .unwrap()
@@ -329,7 +332,14 @@ fn legalization_baseline() {
         let mut row = Vec::new();
         let mut form = String::new();
         for spectre in [false, true] {
-            let settings = Settings::new(Some("x86_64"), &[("enable_heap_access_spectre_mitigation".into(), spectre.to_string())]).unwrap();
+            let settings = Settings::new(
+                Some("x86_64"),
+                &[(
+                    "enable_heap_access_spectre_mitigation".into(),
+                    spectre.to_string(),
+                )],
+            )
+            .unwrap();
             let mut f = fused.clone();
             let got = legalize(&mut f, &settings);
             assert_eq!(got.last().unwrap().1, case, "{text}");
