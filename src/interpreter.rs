@@ -180,14 +180,7 @@ impl AddressSpace {
                 spacing / 2
             )));
         }
-        let start = k * spacing;
-        self.regions.push(Region {
-            name: name.to_string(),
-            start,
-            size,
-            pages: HashMap::new(),
-        });
-        Ok(start)
+        self.map_at(name, k * spacing, size)
     }
 
     /// Maps a memory of `size` bytes at a chosen address, e.g. right after another memory's
@@ -663,36 +656,18 @@ impl<'f> Frame<'_, 'f> {
         let func = self.func;
         let dfg = &func.dfg;
         let ty = dfg.ctrl_type(inst);
-        let (access, flags, memory, value, base, bound, index, offset) = match &dfg.insts[inst] {
-            InstructionData::BoundsCheckedLoad {
-                access,
-                flags,
-                memory,
-                args,
-                offset,
-                ..
-            } => (
-                *access, *flags, *memory, None, args[0], args[1], args[2], offset.0,
-            ),
-            InstructionData::BoundsCheckedStore {
-                access,
-                flags,
-                memory,
-                args,
-                offset,
-                ..
-            } => (
-                *access,
-                *flags,
-                *memory,
-                Some(args[0]),
-                args[1],
-                args[2],
-                args[3],
-                offset.0,
-            ),
-            _ => unreachable!("bounds_checked called on another format"),
-        };
+        let BoundsCheckedAccess {
+            access,
+            flags,
+            memory,
+            value,
+            base,
+            bound,
+            index,
+            offset,
+        } = dfg.insts[inst]
+            .bounds_checked_access()
+            .expect("called on a bounds-checked access");
         let (base, bound, index) = (self.env[base], self.env[bound], self.env[index]);
         let size = u64::from(access.access_size(ty));
         let code = flags.trap_code.unwrap_or(TrapCode::HEAP_OUT_OF_BOUNDS);

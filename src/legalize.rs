@@ -213,44 +213,19 @@ fn expand(
     mutation: Option<Mutation>,
     out: &mut Vec<Inst>,
 ) -> Case {
-    let a = match &func.dfg.insts[inst] {
-        InstructionData::BoundsCheckedLoad {
-            access,
-            flags,
-            memory,
-            args,
-            offset,
-            ..
-        } => Access {
-            kind: *access,
-            flags: *flags,
-            memory: func.memories[*memory],
-            value: None,
-            base: args[0],
-            bound: args[1],
-            index: args[2],
-            offset: offset.0,
-            ty: func.dfg.ctrl_type(inst),
-        },
-        InstructionData::BoundsCheckedStore {
-            access,
-            flags,
-            memory,
-            args,
-            offset,
-            ..
-        } => Access {
-            kind: *access,
-            flags: *flags,
-            memory: func.memories[*memory],
-            value: Some(args[0]),
-            base: args[1],
-            bound: args[2],
-            index: args[3],
-            offset: offset.0,
-            ty: func.dfg.ctrl_type(inst),
-        },
-        _ => unreachable!("expand is only called on bounds-checked accesses"),
+    let parts = func.dfg.insts[inst]
+        .bounds_checked_access()
+        .expect("expand is only called on bounds-checked accesses");
+    let a = Access {
+        kind: parts.access,
+        flags: parts.flags,
+        memory: func.memories[parts.memory],
+        value: parts.value,
+        base: parts.base,
+        bound: parts.bound,
+        index: parts.index,
+        offset: parts.offset,
+        ty: func.dfg.ctrl_type(inst),
     };
     let result = func.dfg.detach_results(inst).first().copied();
     let pt = settings.pointer;

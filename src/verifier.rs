@@ -401,25 +401,19 @@ impl Verifier<'_> {
     fn bounds_checked(&mut self, inst: Inst) {
         let func = self.func;
         let dfg = &func.dfg;
-        let (access, flags, memory, index, offset, is_store) = match &dfg.insts[inst] {
-            InstructionData::BoundsCheckedLoad {
-                access,
-                flags,
-                memory,
-                args,
-                offset,
-                ..
-            } => (*access, *flags, *memory, args[2], *offset, false),
-            InstructionData::BoundsCheckedStore {
-                access,
-                flags,
-                memory,
-                args,
-                offset,
-                ..
-            } => (*access, *flags, *memory, args[3], *offset, true),
-            _ => return,
+        let Some(BoundsCheckedAccess {
+            access,
+            flags,
+            memory,
+            value,
+            index,
+            offset,
+            ..
+        }) = dfg.insts[inst].bounds_checked_access()
+        else {
+            return;
         };
+        let is_store = value.is_some();
         let ty = dfg.ctrl_type(inst);
         let Some(mem) = func.memories.get(memory) else {
             self.at_inst(inst, format!("{memory} is not declared"));
@@ -467,10 +461,10 @@ impl Verifier<'_> {
             );
         }
         let size = u64::from(access.access_size(ty));
-        if offset.0.checked_add(size).is_none() {
+        if offset.checked_add(size).is_none() {
             self.at_inst(
                 inst,
-                format!("offset {:#x} plus the access size {size} overflows 64 bits: every execution would trap", offset.0),
+                format!("offset {:#x} plus the access size {size} overflows 64 bits: every execution would trap", offset),
             );
         }
     }

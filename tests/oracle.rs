@@ -24,6 +24,8 @@
 
 #![cfg(all(target_arch = "x86_64", target_os = "linux"))]
 
+mod common;
+
 use clif_bounds::interpreter::{DataValue, Interpreter, Outcome};
 use clif_bounds::ir::{types, TrapCode};
 use clif_bounds::legalize::{legalize_with, Case, Mutation, Settings};
@@ -454,18 +456,7 @@ struct Compiled {
 }
 
 fn compile(text: &str, isa_name: &str, spectre: bool) -> Compiled {
-    use cranelift_codegen::settings::Configurable;
-    let mut b = cranelift_codegen::settings::builder();
-    b.set(
-        "enable_heap_access_spectre_mitigation",
-        &spectre.to_string(),
-    )
-    .unwrap();
-    b.set("opt_level", "speed").unwrap();
-    let isa = cranelift_codegen::isa::lookup_by_name(isa_name)
-        .unwrap()
-        .finish(cranelift_codegen::settings::Flags::new(b))
-        .unwrap();
+    let isa = common::isa(isa_name, spectre);
     let func = cranelift_reader::parse_functions(text)
         .unwrap_or_else(|e| panic!("{e}\n{text}"))
         .remove(0);

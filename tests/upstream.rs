@@ -7,6 +7,8 @@
 //! - The ISLE term of every opcode we share with upstream has upstream's signature, as
 //!   `cranelift-codegen-meta` generates it.
 
+mod common;
+
 use clif_bounds::parser::parse_file;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -190,19 +192,7 @@ fn shared_opcodes_have_upstream_isle_signatures() {
 /// Compiles `text` (one function) with real Cranelift for `isa_name` with the given Spectre
 /// setting, after reading and verifying it.
 fn compile_upstream(text: &str, isa_name: &str, spectre: bool) -> Result<usize, String> {
-    use cranelift_codegen::settings::Configurable;
-    let mut b = cranelift_codegen::settings::builder();
-    b.set(
-        "enable_heap_access_spectre_mitigation",
-        if spectre { "true" } else { "false" },
-    )
-    .unwrap();
-    b.set("opt_level", "speed").unwrap();
-    let flags = cranelift_codegen::settings::Flags::new(b);
-    let isa = cranelift_codegen::isa::lookup_by_name(isa_name)
-        .map_err(|e| format!("{isa_name}: {e:?}"))?
-        .finish(flags.clone())
-        .map_err(|e| format!("{isa_name}: {e:?}"))?;
+    let isa = common::isa(isa_name, spectre);
     let mut funcs = cranelift_reader::parse_functions(text).map_err(|e| format!("read: {e}"))?;
     let func = funcs.remove(0);
     cranelift_codegen::verify_function(&func, &*isa).map_err(|e| format!("verify: {e}"))?;
@@ -279,18 +269,7 @@ fn legalized_filetests_compile_with_upstream() {
 
 /// Machine instructions in Cranelift's disassembly of `text` for `isa_name`.
 fn machine_instructions(text: &str, isa_name: &str, spectre: bool) -> usize {
-    use cranelift_codegen::settings::Configurable;
-    let mut b = cranelift_codegen::settings::builder();
-    b.set(
-        "enable_heap_access_spectre_mitigation",
-        &spectre.to_string(),
-    )
-    .unwrap();
-    b.set("opt_level", "speed").unwrap();
-    let isa = cranelift_codegen::isa::lookup_by_name(isa_name)
-        .unwrap()
-        .finish(cranelift_codegen::settings::Flags::new(b))
-        .unwrap();
+    let isa = common::isa(isa_name, spectre);
     let func = cranelift_reader::parse_functions(text).unwrap().remove(0);
     let mut ctx = cranelift_codegen::Context::for_function(func);
     ctx.set_disasm(true);

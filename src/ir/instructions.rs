@@ -69,3 +69,67 @@ impl core::fmt::Display for Opcode {
         f.write_str(self.name())
     }
 }
+
+/// The operands of a `bounds_checked_load` or `bounds_checked_store`, by role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BoundsCheckedAccess {
+    /// Which bytes move and how they are extended or truncated.
+    pub access: AccessKind,
+    /// Memory flags: byte order, trap code, alias region.
+    pub flags: MemFlags,
+    /// The declared memory.
+    pub memory: Memory,
+    /// The stored value (stores only).
+    pub value: Option<Value>,
+    /// The memory's base address.
+    pub base: Value,
+    /// The memory's bound in bytes.
+    pub bound: Value,
+    /// The index.
+    pub index: Value,
+    /// The static offset.
+    pub offset: u64,
+}
+
+impl InstructionData {
+    /// The operands of a bounds-checked access by role; `None` for other instructions.
+    pub fn bounds_checked_access(&self) -> Option<BoundsCheckedAccess> {
+        match *self {
+            InstructionData::BoundsCheckedLoad {
+                access,
+                flags,
+                memory,
+                args: [base, bound, index],
+                offset,
+                ..
+            } => Some(BoundsCheckedAccess {
+                access,
+                flags,
+                memory,
+                value: None,
+                base,
+                bound,
+                index,
+                offset: offset.0,
+            }),
+            InstructionData::BoundsCheckedStore {
+                access,
+                flags,
+                memory,
+                args: [value, base, bound, index],
+                offset,
+                ..
+            } => Some(BoundsCheckedAccess {
+                access,
+                flags,
+                memory,
+                value: Some(value),
+                base,
+                bound,
+                index,
+                offset: offset.0,
+            }),
+            _ => None,
+        }
+    }
+}

@@ -18,7 +18,7 @@ pub use immediates::{
     TrapCode,
 };
 pub use instructions::{
-    AccessKind, CtrlConstraint, InstructionData, InstructionFormat, Opcode, OpcodeConstraints,
-    OperandConstraint, ResultConstraint,
+    AccessKind, BoundsCheckedAccess, CtrlConstraint, InstructionData, InstructionFormat, Opcode,
+    OpcodeConstraints, OperandConstraint, ResultConstraint,
 };
 pub use value_type::{types, Type, TypeSet};
