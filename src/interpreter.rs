@@ -510,6 +510,13 @@ impl<'f> Frame<'_, 'f> {
             } else {
                 self.branch(block_else)
             }),
+            D::BranchTable { arg, table, .. } => {
+                let call = table
+                    .targets
+                    .get(self.env[*arg] as usize)
+                    .unwrap_or(&table.default);
+                Ok(self.branch(call))
+            }
             D::Trap { code, .. } => Ok(Step::Trap(*code)),
             D::CondTrap { arg, code, .. } => {
                 let c = self.env[*arg] != 0;

@@ -1010,6 +1010,28 @@ impl<'a> Parser<'a> {
                     block_else: self.block_call(ctx)?,
                 }
             }
+            InstructionFormat::BranchTable => {
+                let arg = self.value(ctx)?;
+                self.punct(',', "`,` and the default target")?;
+                let default = self.block_call(ctx)?;
+                self.punct(',', "`,` and the bracketed list of targets")?;
+                self.punct('[', "`[` to start the list of targets")?;
+                let mut targets = Vec::new();
+                if self.peek() != Tok::Punct(']') {
+                    loop {
+                        targets.push(self.block_call(ctx)?);
+                        if !self.eat_punct(',') {
+                            break;
+                        }
+                    }
+                }
+                self.punct(']', "`]` or `,` in the list of targets")?;
+                D::BranchTable {
+                    opcode,
+                    arg,
+                    table: JumpTable { default, targets },
+                }
+            }
             InstructionFormat::MultiAry => {
                 let line = self.toks[self.pos - 1].line;
                 let mut args = Vec::new();

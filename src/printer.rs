@@ -179,6 +179,7 @@ fn write_operands(w: &mut dyn Write, func: &Function, inst: Inst) -> fmt::Result
             block_else,
             ..
         } => write!(w, " {arg}, {block_then}, {block_else}"),
+        BranchTable { arg, table, .. } => write!(w, " {arg}, {table}"),
         MultiAry { args, .. } => {
             for (i, a) in args.iter().enumerate() {
                 write!(w, "{}{a}", if i > 0 { ", " } else { " " })?;

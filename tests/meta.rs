@@ -26,6 +26,7 @@ const PRELUDE: &str = r#"
 (type AccessKind (primitive AccessKind))
 (type Memory (primitive Memory))
 (type BlockCall (primitive BlockCall))
+(type JumpTable (primitive JumpTable))
 (type FuncRef (primitive FuncRef))
 (decl inst_data_value (Type InstructionData) Inst)
 (extern extractor inst_data_value inst_data_value)

@@ -3,6 +3,8 @@
 /// A set of value types an operand or a controlling type variable may take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TypeSet {
+    /// `i32` only.
+    I32,
     /// `i8 i16 i32 i64`.
     Int,
     /// `i32 i64`: the types an address or a memory index may have.
@@ -17,6 +19,7 @@ impl TypeSet {
     /// The Rust expression (in the main crate) of this set's membership test for a `Type` `t`.
     pub fn rust_predicate(self) -> &'static str {
         match self {
+            TypeSet::I32 => "TypeSet::I32",
             TypeSet::Int => "TypeSet::Int",
             TypeSet::Addr => "TypeSet::Addr",
             TypeSet::Float => "TypeSet::Float",
@@ -73,6 +76,8 @@ pub enum ImmKind {
     Memory,
     /// A branch target with its block arguments.
     BlockCall,
+    /// A default target and a list of targets (`br_table`), written inline.
+    JumpTable,
     /// A reference to a declared external function.
     FuncRef,
     /// A variable-length list of values.
@@ -95,6 +100,7 @@ impl ImmKind {
             ImmKind::AccessKind => "AccessKind",
             ImmKind::Memory => "Memory",
             ImmKind::BlockCall => "BlockCall",
+            ImmKind::JumpTable => "JumpTable",
             ImmKind::FuncRef => "FuncRef",
             ImmKind::ValueSlice => "ValueSlice",
         }

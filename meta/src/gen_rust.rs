@@ -237,10 +237,22 @@ pub fn inst_data() -> String {
         )
         .unwrap();
         for f in formats::ALL {
-            let calls: Vec<&str> = f
-                .leading
-                .iter()
-                .chain(f.trailing)
+            let fields = f.leading.iter().chain(f.trailing);
+            if let Some((table, _)) = fields.clone().find(|(_, k)| *k == ImmKind::JumpTable) {
+                let iter = if mutability == "&" {
+                    "iter"
+                } else {
+                    "iter_mut"
+                };
+                writeln!(
+                    s,
+                    "            InstructionData::{} {{ {table}, .. }} => core::iter::once({mutability}{table}.default).chain({table}.targets.{iter}()).collect(),",
+                    f.name
+                )
+                .unwrap();
+                continue;
+            }
+            let calls: Vec<&str> = fields
                 .filter(|(_, k)| *k == ImmKind::BlockCall)
                 .map(|(n, _)| *n)
                 .collect();
@@ -275,6 +287,7 @@ fn param_name(operand: &str) -> String {
         "MemFlags" => "flags".into(),
         "Offset" => "offset".into(),
         "FN" => "func_ref".into(),
+        "JT" => "table".into(),
         "N" => "imm".into(),
         "Cond" => "cond".into(),
         other => other.to_lowercase(),

@@ -44,6 +44,7 @@ formats! {
     IntAddTrap: [] Some(2), [code: TrapCode];
     Jump: [destination: BlockCall] Some(0), [];
     Brif: [] Some(1), [block_then: BlockCall, block_else: BlockCall];
+    BranchTable: [] Some(1), [table: JumpTable];
     MultiAry: [] None, [];
     Call: [func_ref: FuncRef] None, [];
     BoundsCheckedLoad: [access: AccessKind, flags: MemFlags, memory: Memory] Some(3), [offset: Offset64];
@@ -109,6 +110,17 @@ pub fn define() -> Vec<I> {
         .value("c", Free(int))
         .imm("block_then", K::BlockCall)
         .imm("block_else", K::BlockCall)
+        .branch(),
+    );
+    v.push(
+        I::new(
+            "br_table",
+            "Branch to the target at index `x` of the table, or to its default target when `x` \
+             is out of range (an unsigned comparison).",
+            f::BranchTable,
+        )
+        .value("x", Free(T::I32))
+        .imm("JT", K::JumpTable)
         .branch(),
     );
     v.push(

@@ -3,7 +3,8 @@
 use super::entities::{Block, FuncRef, Inst, Memory, Value};
 use super::function::{DataFlowGraph, Function};
 use super::immediates::{
-    BlockCall, FloatCC, Ieee32, Ieee64, Imm64, IntCC, MemFlags, Offset32, Offset64, TrapCode,
+    BlockCall, FloatCC, Ieee32, Ieee64, Imm64, IntCC, JumpTable, MemFlags, Offset32, Offset64,
+    TrapCode,
 };
 use super::instructions::{AccessKind, InstructionData, Opcode};
 use super::value_type::{types, Type};

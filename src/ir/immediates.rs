@@ -525,6 +525,26 @@ impl fmt::Display for BlockCall {
     }
 }
 
+/// The targets of a `br_table`, written inline as upstream writes them:
+/// `block_default, [block1, block2(v1)]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct JumpTable {
+    /// Where an out-of-range index goes.
+    pub default: BlockCall,
+    /// Where index `i` goes.
+    pub targets: Vec<BlockCall>,
+}
+
+impl fmt::Display for JumpTable {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}, [", self.default)?;
+        for (i, t) in self.targets.iter().enumerate() {
+            write!(f, "{}{t}", if i > 0 { ", " } else { "" })?;
+        }
+        write!(f, "]")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,8 @@
 
 use super::entities::{FuncRef, Memory, Value};
 use super::immediates::{
-    BlockCall, FloatCC, Ieee32, Ieee64, Imm64, IntCC, MemFlags, Offset32, Offset64, TrapCode,
+    BlockCall, FloatCC, Ieee32, Ieee64, Imm64, IntCC, JumpTable, MemFlags, Offset32, Offset64,
+    TrapCode,
 };
 use super::value_type::{types, Type, TypeSet};
 pub use crate::semantics::AccessKind;

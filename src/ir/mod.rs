@@ -14,8 +14,8 @@ pub use function::{
     MemoryData, Signature, SourceMap, Span, ValueDef,
 };
 pub use immediates::{
-    BlockCall, Endianness, FloatCC, Ieee32, Ieee64, Imm64, IntCC, MemFlags, Offset32, Offset64,
-    TrapCode,
+    BlockCall, Endianness, FloatCC, Ieee32, Ieee64, Imm64, IntCC, JumpTable, MemFlags, Offset32,
+    Offset64, TrapCode,
 };
 pub use instructions::{
     AccessKind, BoundsCheckedAccess, CtrlConstraint, InstructionData, InstructionFormat, Opcode,

@@ -107,6 +107,8 @@ impl fmt::Debug for Type {
 /// The type sets of the instruction definitions (see `meta/src/cdsl.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TypeSet {
+    /// `i32` only.
+    I32,
     /// `i8 i16 i32 i64`.
     Int,
     /// `i32 i64`.
@@ -121,6 +123,7 @@ impl TypeSet {
     /// Membership.
     pub fn contains(self, t: Type) -> bool {
         match self {
+            TypeSet::I32 => t == I32,
             TypeSet::Int => t.is_int(),
             TypeSet::Addr => t == I32 || t == I64,
             TypeSet::Float => t.is_float(),
@@ -132,6 +135,7 @@ impl TypeSet {
 impl fmt::Display for TypeSet {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(match self {
+            TypeSet::I32 => "i32",
             TypeSet::Int => "an integer type (i8, i16, i32, i64)",
             TypeSet::Addr => "i32 or i64",
             TypeSet::Float => "a float type (f32, f64)",
