@@ -8,6 +8,7 @@
 
 pub mod diagnostics;
 pub mod filetest;
+pub mod frontend;
 pub mod fuzzing;
 pub mod interpreter;
 pub mod ir;

@@ -420,6 +420,7 @@ impl DataFlowGraph {
 #[derive(Clone, Debug, Default)]
 pub struct Layout {
     blocks: Vec<Block>,
+    inserted: SecondaryMap<Block, bool>,
     insts: SecondaryMap<Block, Vec<Inst>>,
     inst_block: SecondaryMap<Inst, Option<Block>>,
 }
@@ -428,11 +429,18 @@ impl Layout {
     /// Appends a block.
     pub fn append_block(&mut self, block: Block) {
         self.blocks.push(block);
+        self.inserted[block] = true;
     }
 
     /// Appends `inst` to `block`.
     pub fn append_inst(&mut self, inst: Inst, block: Block) {
         self.insts[block].push(inst);
+        self.inst_block[inst] = Some(block);
+    }
+
+    /// Inserts `inst` as the first instruction of `block`.
+    pub fn prepend_inst(&mut self, inst: Inst, block: Block) {
+        self.insts[block].insert(0, inst);
         self.inst_block[inst] = Some(block);
     }
 
@@ -454,7 +462,7 @@ impl Layout {
 
     /// Whether `block` is in the layout.
     pub fn is_block_inserted(&self, block: Block) -> bool {
-        self.blocks.contains(&block)
+        self.inserted[block]
     }
 
     /// The entry block.
