@@ -236,5 +236,16 @@ fn example() -> Result<ExitCode, String> {
         };
         println!("  index {index:#012x}  {shown:<20} ({what})");
     }
+    println!("\nWhat real Cranelift 0.135 needs instead (`clif-bounds legalize`), for x86_64:");
+    for spectre in [false, true] {
+        let settings = clif_bounds::legalize::Settings {
+            spectre,
+            ..Default::default()
+        };
+        let mut f = parsed.functions[0].func.clone();
+        let cases = clif_bounds::legalize::legalize(&mut f, &settings);
+        let case = cases.first().map_or(String::new(), |c| c.1.to_string());
+        print!("\nwith enable_heap_access_spectre_mitigation={spectre} (case {case} of RFC.md):\n\n{f}");
+    }
     Ok(ExitCode::SUCCESS)
 }
