@@ -12,7 +12,8 @@
 //! - `test interpret` and `test run`: `; run: %f(1, 2) == 3`, `; run: %f(1) == [1, 2]`,
 //!   `; run: %f(7) traps heap_oob`, or `; run: %f(7)` (expects a non-zero result). Arguments
 //!   may name a host memory: `&heap0` is its base address. Host memories start with byte `i`
-//!   equal to the low byte of `i`, and persist across the run lines of a file, in order, so a
+//!   equal to the low byte of `i`, then the file's `; host-store: vmctx+8 i64 &heap0` lines
+//!   (little-endian) apply, and they persist across the run lines of a file, in order, so a
 //!   later line can observe what an earlier one stored (or did not store). `test run` executes
 //!   on the interpreter until a backend for the target exists.
 
@@ -392,6 +393,34 @@ fn host_memories(file: &ParsedFile, interp: &mut Interpreter) -> Result<(), Stri
             };
             let size = crate::ir::immediates::parse_u64(size)?;
             interp.memory.map(mem, size).map_err(|e| e.to_string())?;
+        }
+    }
+    // Stores run after every memory is mapped, so a value may name any memory's base.
+    for c in &file.comments {
+        if let Some(decl) = c.text.strip_prefix("host-store:") {
+            let bad = || {
+                format!("malformed `; host-store: {decl}`: expected `MEMORY+OFFSET TYPE VALUE`, e.g. `vmctx+8 i64 &heap0`")
+            };
+            let words: Vec<&str> = decl.split_whitespace().collect();
+            let [place, ty, value] = words[..] else {
+                return Err(bad());
+            };
+            let (mem, offset) = match place.split_once('+') {
+                Some((m, o)) => (m, crate::ir::immediates::parse_u64(o)?),
+                None => (place, 0),
+            };
+            let ty = Type::from_name(ty).ok_or_else(bad)?;
+            let value = parse_value(value, ty, interp)?;
+            let base = interp
+                .memory
+                .base_of(mem)
+                .ok_or_else(|| format!("`; host-store:` names no host memory `{mem}`"))?;
+            let bytes: Vec<u8> = (0..ty.bytes())
+                .map(|i| (value.bits >> (8 * i)) as u8)
+                .collect();
+            if !interp.memory.write(base.wrapping_add(offset), &bytes) {
+                return Err(format!("`; host-store: {decl}` writes outside `{mem}`"));
+            }
         }
     }
     Ok(())
