@@ -190,6 +190,14 @@ fn long_chains_do_not_recurse() {
     assert_eq!(run(&func, &[7]), 7);
 }
 
+/// `var += 1` at the builder's position.
+fn increment(b: &mut FunctionBuilder, var: Variable) {
+    let one = b.ins().iconst(types::I64, 1.into());
+    let v = b.use_var(var);
+    let next = b.ins().iadd(v, one);
+    b.def_var(var, next);
+}
+
 #[test]
 fn nested_loops() {
     // total = 0; for i in 0..a { for j in 0..b { total += 1 } } return total
@@ -232,22 +240,14 @@ fn nested_loops() {
 
     b.switch_to_block(inner_body);
     b.seal_block(inner_body);
-    let one = b.ins().iconst(types::I64, 1.into());
-    let t = b.use_var(total);
-    let t2 = b.ins().iadd(t, one);
-    b.def_var(total, t2);
-    let jv = b.use_var(j);
-    let j2 = b.ins().iadd(jv, one);
-    b.def_var(j, j2);
+    increment(&mut b, total);
+    increment(&mut b, j);
     b.ins().jump(call(inner));
     b.seal_block(inner);
 
     b.switch_to_block(inner_exit);
     b.seal_block(inner_exit);
-    let one = b.ins().iconst(types::I64, 1.into());
-    let iv = b.use_var(i);
-    let i2 = b.ins().iadd(iv, one);
-    b.def_var(i, i2);
+    increment(&mut b, i);
     b.ins().jump(call(outer));
     b.seal_block(outer);
 
