@@ -16,8 +16,7 @@
 //! zero of its type.
 
 use crate::ir::{
-    types, Block, DataFlowGraph, Function, Ieee32, Ieee64, Imm64, Inst, InstBuilderBase,
-    InstructionData, Opcode, Type, Value,
+    types, Block, DataFlowGraph, Function, Inst, InstBuilderBase, InstructionData, Type, Value,
 };
 use cranelift_entity::{entity_impl, SecondaryMap};
 use std::collections::{HashMap, VecDeque};
@@ -250,23 +249,8 @@ impl<'f> FunctionBuilder<'f> {
     /// A zero of the variable's type at the start of `block`: the value of a variable no
     /// definition reaches.
     fn zero_at_start(&mut self, block: Block, var: Variable) -> Value {
-        let ty = self.var_type(var);
-        let data = match ty {
-            types::F32 => InstructionData::UnaryIeee32 {
-                opcode: Opcode::F32const,
-                imm: Ieee32(0),
-            },
-            types::F64 => InstructionData::UnaryIeee64 {
-                opcode: Opcode::F64const,
-                imm: Ieee64(0),
-            },
-            _ => InstructionData::UnaryImm {
-                opcode: Opcode::Iconst,
-                imm: Imm64(0),
-            },
-        };
+        let (data, ctrl) = InstructionData::zero_constant(self.var_type(var));
         let inst = self.func.dfg.make_inst(data);
-        let ctrl = if ty.is_int() { ty } else { types::INVALID };
         self.func.dfg.make_inst_results(inst, ctrl);
         self.func.layout.prepend_inst(inst, block);
         self.func.dfg.first_result(inst)

@@ -450,23 +450,9 @@ fn rename_last_result(e: &mut Emit, v: Value, r: Value) {
 
 /// Defines `r` as a zero of type `ty`: the result of an access that never executes.
 fn define_zero(e: &mut Emit, r: Value, ty: Type) {
-    let data = match ty {
-        types::F32 => InstructionData::UnaryIeee32 {
-            opcode: Opcode::F32const,
-            imm: crate::ir::Ieee32(0),
-        },
-        types::F64 => InstructionData::UnaryIeee64 {
-            opcode: Opcode::F64const,
-            imm: crate::ir::Ieee64(0),
-        },
-        _ => InstructionData::UnaryImm {
-            opcode: Opcode::Iconst,
-            imm: crate::ir::Imm64(0),
-        },
-    };
+    let (data, ctrl) = InstructionData::zero_constant(ty);
     let inst = e.dfg.make_inst(data);
     e.dfg.attach_result(inst, r, ty);
-    e.dfg
-        .set_ctrl_type(inst, if ty.is_int() { ty } else { types::INVALID });
+    e.dfg.set_ctrl_type(inst, ctrl);
     e.out.push(inst);
 }

@@ -134,3 +134,33 @@ impl InstructionData {
         }
     }
 }
+
+impl InstructionData {
+    /// The instruction that produces zero of type `ty` (`iconst`, `f32const` or `f64const`),
+    /// with the controlling type to build it with.
+    pub fn zero_constant(ty: Type) -> (InstructionData, Type) {
+        match ty {
+            types::F32 => (
+                InstructionData::UnaryIeee32 {
+                    opcode: Opcode::F32const,
+                    imm: Ieee32(0),
+                },
+                types::INVALID,
+            ),
+            types::F64 => (
+                InstructionData::UnaryIeee64 {
+                    opcode: Opcode::F64const,
+                    imm: Ieee64(0),
+                },
+                types::INVALID,
+            ),
+            _ => (
+                InstructionData::UnaryImm {
+                    opcode: Opcode::Iconst,
+                    imm: Imm64(0),
+                },
+                ty,
+            ),
+        }
+    }
+}
