@@ -107,15 +107,6 @@ impl From<String> for Failure {
     }
 }
 
-/// The pointer type of a target name.
-pub fn pointer_type_of(target: &str) -> Option<Type> {
-    match target {
-        "x86_64" | "aarch64" | "riscv64" | "s390x" | "pulley64" | "pulley64be" => Some(types::I64),
-        "pulley32" | "pulley32be" => Some(types::I32),
-        _ => None,
-    }
-}
-
 fn run_source(name: &str, src: &str) -> Result<(), Failure> {
     let file = parse_file(src).map_err(|d| d.render(name, src))?;
     let tests: Vec<&str> = file
@@ -134,13 +125,9 @@ fn run_source(name: &str, src: &str) -> Result<(), Failure> {
     let mut pointers = Vec::new();
     for h in file.header.iter().filter(|h| h.keyword == "target") {
         let t = h.words.first().map(String::as_str).unwrap_or("");
-        match pointer_type_of(t) {
-            Some(p) => pointers.push(p),
-            None => {
-                return Err(Diagnostic::new(h.span, format!("unknown target `{t}`"))
-                    .render(name, src)
-                    .into())
-            }
+        match crate::target::Target::lookup_or_err(t) {
+            Ok(target) => pointers.push(target.pointer),
+            Err(e) => return Err(Diagnostic::new(h.span, e).render(name, src).into()),
         }
     }
     if pointers.is_empty() {
@@ -433,14 +420,10 @@ pub fn interpret_path(path: &Path, report: &mut dyn FnMut(&str)) -> Result<(), S
     let src = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
     let name = path.display().to_string();
     let file = parse_file(&src).map_err(|d| d.render(&name, &src))?;
-    let pointer = file
-        .header
-        .iter()
-        .find(|h| h.keyword == "target")
-        .and_then(|h| h.words.first())
-        .map(|t| pointer_type_of(t).ok_or_else(|| format!("unknown target `{t}`")))
-        .transpose()?
-        .unwrap_or(types::I64);
+    let pointer = match file.target_name() {
+        Some(t) => crate::target::Target::lookup_or_err(t)?.pointer,
+        None => types::I64,
+    };
     run(&name, &src, &file, pointer, report).map_err(|f| f.to_string())
 }
 

@@ -323,8 +323,8 @@ impl<'f> Interpreter<'f> {
         if params != got {
             return Err(InterpError(format!(
                 "{name} takes ({}) but was given ({})",
-                join(&params),
-                join(&got)
+                Type::list(&params),
+                Type::list(&got)
             )));
         }
         std::thread::scope(|scope| {
@@ -355,13 +355,6 @@ impl<'f> Interpreter<'f> {
         self.depth -= 1;
         r
     }
-}
-
-fn join(ts: &[Type]) -> String {
-    ts.iter()
-        .map(|t| t.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 struct Frame<'i, 'f> {

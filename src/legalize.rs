@@ -24,8 +24,8 @@
 //! the instruction's definition; this module decides only how much of it the hardware checks.
 
 use crate::ir::{
-    types, AccessKind, DataFlowGraph, Endianness, Function, Inst, InstBuilder, InstBuilderBase,
-    InstructionData, MemFlags, MemoryData, Opcode, TrapCode, Type, Value,
+    types, BoundsCheckedAccess, DataFlowGraph, Endianness, Function, Inst, InstBuilder,
+    InstBuilderBase, InstructionData, MemFlags, MemoryData, Opcode, TrapCode, Type, Value,
 };
 use crate::semantics::Extension;
 use core::fmt;
@@ -65,17 +65,13 @@ impl Settings {
     /// true or false; others are ignored here).
     pub fn new(target: Option<&str>, sets: &[(String, String)]) -> Result<Settings, String> {
         let mut s = Settings::default();
-        if let Some(t) = target {
-            s.pointer = crate::filetest::pointer_type_of(t)
-                .ok_or_else(|| format!("unknown target `{t}`"))?;
-            s.pulley = t.starts_with("pulley");
-            s.native = if t == "s390x" || t.ends_with("be") {
-                Endianness::Big
-            } else {
-                Endianness::Little
-            };
+        if let Some(name) = target {
+            let t = crate::target::Target::lookup_or_err(name)?;
+            s.pointer = t.pointer;
+            s.pulley = t.pulley;
+            s.native = t.endianness;
             // Pulley has loads and stores of both byte orders.
-            s.native_only = !s.pulley;
+            s.native_only = !t.pulley;
         }
         for (name, value) in sets {
             if name == "enable_heap_access_spectre_mitigation" {
@@ -194,16 +190,18 @@ impl<'f> InstBuilderBase<'f> for &'f mut Emit<'_> {
 }
 
 /// What an access looks like, read off the instruction.
+/// An access being expanded: its operands, its memory's facts and its type.
 struct Access {
-    kind: AccessKind,
-    flags: MemFlags,
-    memory: MemoryData,
-    value: Option<Value>,
-    base: Value,
-    bound: Value,
-    index: Value,
-    offset: u64,
+    parts: BoundsCheckedAccess,
+    mem: MemoryData,
     ty: Type,
+}
+
+impl core::ops::Deref for Access {
+    type Target = BoundsCheckedAccess;
+    fn deref(&self) -> &BoundsCheckedAccess {
+        &self.parts
+    }
 }
 
 fn expand(
@@ -217,26 +215,20 @@ fn expand(
         .bounds_checked_access()
         .expect("expand is only called on bounds-checked accesses");
     let a = Access {
-        kind: parts.access,
-        flags: parts.flags,
-        memory: func.memories[parts.memory],
-        value: parts.value,
-        base: parts.base,
-        bound: parts.bound,
-        index: parts.index,
-        offset: parts.offset,
+        mem: func.memories[parts.memory],
         ty: func.dfg.ctrl_type(inst),
+        parts,
     };
     let result = func.dfg.detach_results(inst).first().copied();
     let pt = settings.pointer;
-    let size = u64::from(a.kind.access_size(a.ty));
+    let size = u64::from(a.access.access_size(a.ty));
     // The verifier guarantees offset + size fits in 64 bits.
     let k = a.offset + size;
     let code = a.flags.trap_code.unwrap_or(TrapCode::HEAP_OUT_OF_BOUNDS);
     let index_ty = func.dfg.value_type(a.index);
     let const_index = func.dfg.iconst_value(a.index);
     let const_bound = func.dfg.iconst_value(a.bound);
-    let max_bound = a.memory.max_bound(pt);
+    let max_bound = a.mem.max_bound(pt);
     let mut e = Emit {
         dfg: &mut func.dfg,
         out,
@@ -280,14 +272,10 @@ fn expand(
         u64::MAX.into()
     };
     let index_max = index_max.min((1u128 << pt.bits()) - 1);
-    let guard = u128::from(a.memory.guard);
-    let min = u128::from(a.memory.min);
-    let min_faulting_end = u128::from(
-        a.memory
-            .reservation
-            .unwrap_or(a.memory.min)
-            .max(a.memory.min),
-    ) + guard;
+    let guard = u128::from(a.mem.guard);
+    let min = u128::from(a.mem.min);
+    // The faulting range is shortest when the bound is at its minimum.
+    let min_faulting_end = a.mem.faulting_end(a.mem.min);
     let k128 = u128::from(k);
     let k_checked = match mutation {
         Some(Mutation::KMinusOne) => k - 1,
@@ -361,7 +349,7 @@ fn access(
     settings: &Settings,
 ) {
     let off = crate::ir::Offset32(offset);
-    let bytes = a.kind.access_size(a.ty);
+    let bytes = a.access.access_size(a.ty);
     let mut flags = a.flags;
     let foreign = flags.endianness.is_some_and(|o| o != settings.native);
     if bytes == 1 {
@@ -386,7 +374,7 @@ fn access(
             } else {
                 x
             };
-            let narrow = !swap && a.kind.narrow_bytes().is_some();
+            let narrow = !swap && a.access.narrow_bytes().is_some();
             match (narrow, bytes) {
                 (true, 1) => e.istore8(flags, x, addr, off),
                 (true, 2) => e.istore16(flags, x, addr, off),
@@ -402,7 +390,7 @@ fn access(
                 if a.ty.is_float() {
                     v = e.bitcast(a.ty, MemFlags::default_for_bitcast(), v);
                 } else if raw_ty != a.ty {
-                    v = match a.kind.extension() {
+                    v = match a.access.extension() {
                         Extension::Sign => e.sextend(a.ty, v),
                         _ => e.uextend(a.ty, v),
                     };
@@ -410,7 +398,7 @@ fn access(
                 rename_last_result(e, v, r);
                 return;
             }
-            let opcode = match (a.kind.narrow_bytes(), a.kind.extension()) {
+            let opcode = match (a.access.narrow_bytes(), a.access.extension()) {
                 (None, _) => Opcode::Load,
                 (Some(1), Extension::Sign) => Opcode::Sload8,
                 (Some(1), _) => Opcode::Uload8,

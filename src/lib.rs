@@ -16,4 +16,5 @@ pub mod legalize;
 pub mod parser;
 pub mod printer;
 pub mod semantics;
+pub mod target;
 pub mod verifier;

@@ -2,10 +2,11 @@
 
 use clap::{Parser, Subcommand};
 use clif_bounds::diagnostics::render_all;
-use clif_bounds::filetest::{pointer_type_of, run_paths};
+use clif_bounds::filetest::run_paths;
 use clif_bounds::interpreter::{DataValue, Interpreter, Outcome};
 use clif_bounds::ir::{types, Type};
 use clif_bounds::parser::parse_file;
+use clif_bounds::target::Target;
 use clif_bounds::verifier::verify_function;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -114,8 +115,9 @@ fn run(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { file, target } => {
-            let pointer = pointer_type_of(&target)
-                .ok_or_else(|| format!("error: unknown target `{target}`"))?;
+            let pointer = Target::lookup_or_err(&target)
+                .map_err(|e| format!("error: {e}"))?
+                .pointer;
             let src = read(&file)?;
             let name = file.display().to_string();
             let parsed = parse_file(&src).map_err(|d| d.render(&name, &src))?;
@@ -141,23 +143,8 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let src = read(&file)?;
             let name = file.display().to_string();
             let parsed = parse_file(&src).map_err(|d| d.render(&name, &src))?;
-            let target = target.or_else(|| {
-                parsed
-                    .header
-                    .iter()
-                    .find(|h| h.keyword == "target")
-                    .and_then(|h| h.words.first().cloned())
-            });
-            let mut sets: Vec<(String, String)> = parsed
-                .header
-                .iter()
-                .filter(|h| h.keyword == "set")
-                .flat_map(|h| h.words.iter())
-                .map(|w| match w.split_once('=') {
-                    Some((k, v)) => (k.to_string(), v.to_string()),
-                    None => (w.clone(), "true".to_string()),
-                })
-                .collect();
+            let target = target.or_else(|| parsed.target_name().map(str::to_string));
+            let mut sets = parsed.settings();
             if let Some(s) = spectre {
                 sets.push((
                     "enable_heap_access_spectre_mitigation".into(),

@@ -58,6 +58,30 @@ pub struct ParsedFile {
     pub comments: Vec<Comment>,
 }
 
+impl ParsedFile {
+    /// The first word of the first `target` line, if any.
+    pub fn target_name(&self) -> Option<&str> {
+        self.header
+            .iter()
+            .find(|h| h.keyword == "target")
+            .and_then(|h| h.words.first())
+            .map(String::as_str)
+    }
+
+    /// The `set NAME=VALUE` lines as pairs (`set NAME` alone means `true`).
+    pub fn settings(&self) -> Vec<(String, String)> {
+        self.header
+            .iter()
+            .filter(|h| h.keyword == "set")
+            .flat_map(|h| h.words.iter())
+            .map(|w| match w.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (w.clone(), "true".to_string()),
+            })
+            .collect()
+    }
+}
+
 /// Parses a whole file: header lines, then functions.
 pub fn parse_file(src: &str) -> Result<ParsedFile> {
     let (toks, comments) = lex(src)?;
@@ -362,6 +386,34 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// `item (, item)*`.
+    fn comma_separated<T>(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut items = vec![item(self)?];
+        while self.eat_punct(',') {
+            items.push(item(self)?);
+        }
+        Ok(items)
+    }
+
+    /// A possibly empty comma-separated list, then the closing `close`.
+    fn list_until<T>(
+        &mut self,
+        close: char,
+        what: &str,
+        item: impl FnMut(&mut Self) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let items = if self.peek() == Tok::Punct(close) {
+            Vec::new()
+        } else {
+            self.comma_separated(item)?
+        };
+        self.punct(close, what)?;
+        Ok(items)
+    }
+
     fn word(&mut self, what: &str) -> Result<(&'a str, Span)> {
         match self.peek() {
             Tok::Word(w) => {
@@ -485,36 +537,30 @@ impl<'a> Parser<'a> {
     }
 
     fn abi_params(&mut self) -> Result<Vec<AbiParam>> {
-        let mut ps = Vec::new();
+        self.comma_separated(Self::abi_param)
+    }
+
+    fn abi_param(&mut self) -> Result<AbiParam> {
+        let (t, _) = self.ty()?;
+        let mut p = AbiParam::new(t);
         loop {
-            let (t, _) = self.ty()?;
-            let mut p = AbiParam::new(t);
-            loop {
-                match self.peek() {
-                    Tok::Word("uext") => p.extension = ArgumentExtension::Uext,
-                    Tok::Word("sext") => p.extension = ArgumentExtension::Sext,
-                    Tok::Word("vmctx") => p.vmctx = true,
-                    Tok::Word(w @ ("sret" | "stack_limit" | "struct_argument")) => {
-                        return self.err(format!("unsupported parameter attribute `{w}`"))
-                    }
-                    _ => break,
+            match self.peek() {
+                Tok::Word("uext") => p.extension = ArgumentExtension::Uext,
+                Tok::Word("sext") => p.extension = ArgumentExtension::Sext,
+                Tok::Word("vmctx") => p.vmctx = true,
+                Tok::Word(w @ ("sret" | "stack_limit" | "struct_argument")) => {
+                    return self.err(format!("unsupported parameter attribute `{w}`"))
                 }
-                self.pos += 1;
+                _ => return Ok(p),
             }
-            ps.push(p);
-            if !self.eat_punct(',') {
-                return Ok(ps);
-            }
+            self.pos += 1;
         }
     }
 
     fn signature(&mut self) -> Result<Signature> {
         let mut sig = Signature::default();
         self.punct('(', "`(` to start the signature")?;
-        if self.peek() != Tok::Punct(')') {
-            sig.params = self.abi_params()?;
-        }
-        self.punct(')', "`)` or `,` in the parameter list")?;
+        sig.params = self.list_until(')', "`)` or `,` in the parameter list", Self::abi_param)?;
         if self.peek() == Tok::Arrow {
             self.pos += 1;
             sig.returns = self.abi_params()?;
@@ -682,17 +728,14 @@ impl<'a> Parser<'a> {
         ctx.func.dfg.ensure_block(block);
         ctx.func.layout.append_block(block);
         if self.eat_punct('(') {
-            loop {
-                let (v, vspan) = self.entity::<Value>("v", "a block parameter like `v0`")?;
-                self.punct(':', "`:` and the parameter's type")?;
-                let (t, _) = self.ty()?;
-                self.define_value(ctx, v, vspan)?;
+            self.list_until(')', "`)` or `,` in the block parameters", |p| {
+                let (v, vspan) = p.entity::<Value>("v", "a block parameter like `v0`")?;
+                p.punct(':', "`:` and the parameter's type")?;
+                let (t, _) = p.ty()?;
+                p.define_value(ctx, v, vspan)?;
                 ctx.func.dfg.attach_block_param(block, v, t);
-                if !self.eat_punct(',') {
-                    break;
-                }
-            }
-            self.punct(')', "`)` or `,` in the block parameters")?;
+                Ok(())
+            })?;
         }
         self.punct(':', "`:` after the block header")?;
         ctx.func.srcmap.blocks[block] =
@@ -724,18 +767,11 @@ impl<'a> Parser<'a> {
     fn block_call(&mut self, ctx: &mut FuncCtx) -> Result<BlockCall> {
         let (block, span) = self.entity::<Block>("block", "a branch target like `block1`")?;
         ctx.used_blocks.push((block, span));
-        let mut args = Vec::new();
-        if self.eat_punct('(') {
-            if self.peek() != Tok::Punct(')') {
-                loop {
-                    args.push(self.value(ctx)?);
-                    if !self.eat_punct(',') {
-                        break;
-                    }
-                }
-            }
-            self.punct(')', "`)` or `,` in the block arguments")?;
-        }
+        let args = if self.eat_punct('(') {
+            self.list_until(')', "`)` or `,` in the block arguments", |p| p.value(ctx))?
+        } else {
+            Vec::new()
+        };
         Ok(BlockCall { block, args })
     }
 
@@ -816,13 +852,7 @@ impl<'a> Parser<'a> {
         let start = self.span();
         let mut results = Vec::new();
         if self.is_value_word() && matches!(self.peek_at(1), Tok::Punct('=') | Tok::Punct(',')) {
-            loop {
-                let (v, span) = self.entity::<Value>("v", "a result value")?;
-                results.push((v, span));
-                if !self.eat_punct(',') {
-                    break;
-                }
-            }
+            results = self.comma_separated(|p| p.entity::<Value>("v", "a result value"))?;
             self.punct('=', "`=` after the result values")?;
         }
         let (word, wspan) = self.word("an instruction")?;
@@ -1016,16 +1046,9 @@ impl<'a> Parser<'a> {
                 let default = self.block_call(ctx)?;
                 self.punct(',', "`,` and the bracketed list of targets")?;
                 self.punct('[', "`[` to start the list of targets")?;
-                let mut targets = Vec::new();
-                if self.peek() != Tok::Punct(']') {
-                    loop {
-                        targets.push(self.block_call(ctx)?);
-                        if !self.eat_punct(',') {
-                            break;
-                        }
-                    }
-                }
-                self.punct(']', "`]` or `,` in the list of targets")?;
+                let targets = self.list_until(']', "`]` or `,` in the list of targets", |p| {
+                    p.block_call(ctx)
+                })?;
                 D::BranchTable {
                     opcode,
                     arg,
@@ -1034,15 +1057,11 @@ impl<'a> Parser<'a> {
             }
             InstructionFormat::MultiAry => {
                 let line = self.toks[self.pos - 1].line;
-                let mut args = Vec::new();
-                if self.is_value_word() && self.line() == line {
-                    loop {
-                        args.push(self.value(ctx)?);
-                        if !self.eat_punct(',') {
-                            break;
-                        }
-                    }
-                }
+                let args = if self.is_value_word() && self.line() == line {
+                    self.comma_separated(|p| p.value(ctx))?
+                } else {
+                    Vec::new()
+                };
                 D::MultiAry { opcode, args }
             }
             InstructionFormat::Call => {
@@ -1054,16 +1073,8 @@ impl<'a> Parser<'a> {
                     ));
                 }
                 self.punct('(', "`(` and the call arguments")?;
-                let mut args = Vec::new();
-                if self.peek() != Tok::Punct(')') {
-                    loop {
-                        args.push(self.value(ctx)?);
-                        if !self.eat_punct(',') {
-                            break;
-                        }
-                    }
-                }
-                self.punct(')', "`)` or `,` in the call arguments")?;
+                let args =
+                    self.list_until(')', "`)` or `,` in the call arguments", |p| p.value(ctx))?;
                 D::Call {
                     opcode,
                     func_ref,

@@ -1,6 +1,7 @@
 //! Writes functions as CLIF text, laid out exactly as Cranelift 0.135's writer lays them out,
 //! so that text without the new instructions is byte-for-byte what upstream would print.
 
+use crate::ir::immediates::write_comma_list;
 use crate::ir::{Function, Inst, InstructionData, ValueDef};
 use core::fmt::{self, Write};
 
@@ -180,17 +181,14 @@ fn write_operands(w: &mut dyn Write, func: &Function, inst: Inst) -> fmt::Result
             ..
         } => write!(w, " {arg}, {block_then}, {block_else}"),
         BranchTable { arg, table, .. } => write!(w, " {arg}, {table}"),
+        MultiAry { args, .. } if args.is_empty() => Ok(()),
         MultiAry { args, .. } => {
-            for (i, a) in args.iter().enumerate() {
-                write!(w, "{}{a}", if i > 0 { ", " } else { " " })?;
-            }
-            Ok(())
+            write!(w, " ")?;
+            write_comma_list(w, args)
         }
         Call { func_ref, args, .. } => {
             write!(w, " {func_ref}(")?;
-            for (i, a) in args.iter().enumerate() {
-                write!(w, "{}{a}", if i > 0 { ", " } else { "" })?;
-            }
+            write_comma_list(w, args)?;
             write!(w, ")")
         }
         BoundsCheckedLoad {

@@ -138,8 +138,8 @@ impl Verifier<'_> {
                 entry,
                 format!(
                     "entry block parameters ({}) must match the signature's parameters ({})",
-                    list(&params),
-                    list(&sig)
+                    Type::list(&params),
+                    Type::list(&sig)
                 ),
             );
         }
@@ -370,8 +370,8 @@ impl Verifier<'_> {
                         inst,
                         format!(
                             "returns ({}) but the signature returns ({})",
-                            list(&got),
-                            list(&want)
+                            Type::list(&got),
+                            Type::list(&want)
                         ),
                     );
                 }
@@ -386,8 +386,8 @@ impl Verifier<'_> {
                             inst,
                             format!(
                                 "passes ({}) but {func_ref} takes ({})",
-                                list(&got),
-                                list(&want)
+                                Type::list(&got),
+                                Type::list(&want)
                             ),
                         );
                     }
@@ -468,13 +468,6 @@ impl Verifier<'_> {
             );
         }
     }
-}
-
-fn list(ts: &[Type]) -> String {
-    ts.iter()
-        .map(|t| t.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Dominator tree by the iterative algorithm of Cooper, Harvey and Kennedy over reverse

@@ -4,7 +4,9 @@
 
 use clif_bounds::frontend::{FunctionBuilder, Variable};
 use clif_bounds::interpreter::{DataValue, Interpreter, Outcome};
-use clif_bounds::ir::{types, AbiParam, Function, InstBuilder, IntCC, Signature};
+use clif_bounds::ir::{
+    types, AbiParam, Block, BlockCall, Function, InstBuilder, IntCC, Signature, Value,
+};
 use clif_bounds::verifier::verify_function;
 use cranelift_entity::EntityRef;
 
@@ -51,24 +53,11 @@ fn counting_loop() -> Function {
     let zero = b.ins().iconst(types::I64, 0.into());
     b.def_var(sum, zero);
     b.def_var(i, n);
-    b.ins().jump(clif_bounds::ir::BlockCall {
-        block: header,
-        args: vec![],
-    });
+    b.ins().jump(to(header));
 
     b.switch_to_block(header); // not sealed: the back edge is not built yet
     let iv = b.use_var(i);
-    b.ins().brif(
-        iv,
-        clif_bounds::ir::BlockCall {
-            block: body,
-            args: vec![],
-        },
-        clif_bounds::ir::BlockCall {
-            block: exit,
-            args: vec![],
-        },
-    );
+    b.ins().brif(iv, to(body), to(exit));
 
     b.switch_to_block(body);
     b.seal_block(body);
@@ -78,10 +67,7 @@ fn counting_loop() -> Function {
     let i2 = b.ins().isub(iv, one);
     b.def_var(sum, s2);
     b.def_var(i, i2);
-    b.ins().jump(clif_bounds::ir::BlockCall {
-        block: header,
-        args: vec![],
-    });
+    b.ins().jump(to(header));
     b.seal_block(header);
 
     b.switch_to_block(exit);
@@ -115,17 +101,13 @@ fn merge_of_two_definitions_and_undefined_reads() {
     b.switch_to_block(entry);
     b.seal_block(entry);
     let c = b.block_params(entry)[0];
-    let call = |block| clif_bounds::ir::BlockCall {
-        block,
-        args: vec![],
-    };
-    b.ins().brif(c, call(then), call(other));
+    b.ins().brif(c, to(then), to(other));
     for (block, value) in [(then, 10), (other, 20)] {
         b.switch_to_block(block);
         b.seal_block(block);
         let v = b.ins().iconst(types::I64, value.into());
         b.def_var(x, v);
-        b.ins().jump(call(join));
+        b.ins().jump(to(join));
     }
     b.switch_to_block(join);
     b.seal_block(join);
@@ -153,10 +135,7 @@ fn long_chains_do_not_recurse() {
     b.def_var(x, p);
     for w in blocks.windows(2) {
         b.switch_to_block(w[0]);
-        b.ins().jump(clif_bounds::ir::BlockCall {
-            block: w[1],
-            args: vec![],
-        });
+        b.ins().jump(to(w[1]));
     }
     b.switch_to_block(blocks[n - 1]);
     let v = b.use_var(x);
@@ -177,10 +156,7 @@ fn long_chains_do_not_recurse() {
     b.def_var(x, p);
     for w in blocks.windows(2) {
         b.switch_to_block(w[0]);
-        b.ins().jump(clif_bounds::ir::BlockCall {
-            block: w[1],
-            args: vec![],
-        });
+        b.ins().jump(to(w[1]));
         b.seal_block(w[1]);
     }
     b.switch_to_block(blocks[n - 1]);
@@ -188,6 +164,29 @@ fn long_chains_do_not_recurse() {
     b.ins().return_(&[v]);
     b.finalize().unwrap();
     assert_eq!(run(&func, &[7]), 7);
+}
+
+/// A branch target without arguments: the builder adds those for variables.
+fn to(block: Block) -> BlockCall {
+    BlockCall {
+        block,
+        args: vec![],
+    }
+}
+
+/// Fills `header`: continue to `body` while `var < limit`, else go to `exit`.
+fn loop_test(
+    b: &mut FunctionBuilder,
+    header: Block,
+    var: Variable,
+    limit: Value,
+    body: Block,
+    exit: Block,
+) {
+    b.switch_to_block(header);
+    let v = b.use_var(var);
+    let c = b.ins().icmp(IntCC::UnsignedLessThan, v, limit);
+    b.ins().brif(c, to(body), to(exit));
 }
 
 /// `var += 1` at the builder's position.
@@ -209,10 +208,6 @@ fn nested_loops() {
     }
     let [entry, outer, outer_body, inner, inner_body, inner_exit, exit] =
         [(); 7].map(|_| b.create_block());
-    let call = |block| clif_bounds::ir::BlockCall {
-        block,
-        args: vec![],
-    };
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     b.seal_block(entry);
@@ -220,35 +215,29 @@ fn nested_loops() {
     let zero = b.ins().iconst(types::I64, 0.into());
     b.def_var(total, zero);
     b.def_var(i, zero);
-    b.ins().jump(call(outer));
+    b.ins().jump(to(outer));
 
-    b.switch_to_block(outer);
-    let iv = b.use_var(i);
-    let c = b.ins().icmp(IntCC::UnsignedLessThan, iv, pa);
-    b.ins().brif(c, call(outer_body), call(exit));
+    loop_test(&mut b, outer, i, pa, outer_body, exit);
 
     b.switch_to_block(outer_body);
     b.seal_block(outer_body);
     let zero = b.ins().iconst(types::I64, 0.into());
     b.def_var(j, zero);
-    b.ins().jump(call(inner));
+    b.ins().jump(to(inner));
 
-    b.switch_to_block(inner);
-    let jv = b.use_var(j);
-    let c = b.ins().icmp(IntCC::UnsignedLessThan, jv, pb);
-    b.ins().brif(c, call(inner_body), call(inner_exit));
+    loop_test(&mut b, inner, j, pb, inner_body, inner_exit);
 
     b.switch_to_block(inner_body);
     b.seal_block(inner_body);
     increment(&mut b, total);
     increment(&mut b, j);
-    b.ins().jump(call(inner));
+    b.ins().jump(to(inner));
     b.seal_block(inner);
 
     b.switch_to_block(inner_exit);
     b.seal_block(inner_exit);
     increment(&mut b, i);
-    b.ins().jump(call(outer));
+    b.ins().jump(to(outer));
     b.seal_block(outer);
 
     b.switch_to_block(exit);
@@ -269,10 +258,7 @@ fn misuse_is_reported_not_panicked() {
     b.switch_to_block(entry);
     b.seal_block(entry);
     b.seal_block(next);
-    b.ins().jump(clif_bounds::ir::BlockCall {
-        block: next,
-        args: vec![],
-    });
+    b.ins().jump(to(next));
     b.switch_to_block(next);
     b.ins().return_(&[]);
     let err = b.finalize().unwrap_err();

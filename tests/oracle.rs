@@ -473,31 +473,11 @@ fn compile(text: &str, isa_name: &str, spectre: bool) -> Compiled {
         .buffer
         .traps()
         .iter()
-        .map(|t| (t.offset, TrapCode::from_raw(t.code.as_raw().get())))
+        .map(|t| (t.offset, TrapCode::from_raw(t.code.as_raw().get()).unwrap()))
         .collect();
     Compiled {
         code: code.code_buffer().to_vec(),
         traps,
-    }
-}
-
-trait FromRaw {
-    fn from_raw(b: u8) -> TrapCode;
-}
-
-impl FromRaw for TrapCode {
-    fn from_raw(b: u8) -> TrapCode {
-        [
-            TrapCode::STACK_OVERFLOW,
-            TrapCode::INTEGER_OVERFLOW,
-            TrapCode::HEAP_OUT_OF_BOUNDS,
-            TrapCode::INTEGER_DIVISION_BY_ZERO,
-            TrapCode::BAD_CONVERSION_TO_INTEGER,
-        ]
-        .into_iter()
-        .find(|c| c.as_raw() == b)
-        .or_else(|| TrapCode::user(b))
-        .expect("a valid trap code")
     }
 }
 
@@ -736,7 +716,7 @@ fn pulley(
             (Some(&code), _) => Result_::Trap { code, memory: hash },
             (None, 0) => Result_::Crash("pulley trap outside any trap site", pc),
             (None, raw) => Result_::Trap {
-                code: TrapCode::from_raw(raw as u8),
+                code: TrapCode::from_raw(raw as u8).unwrap(),
                 memory: hash,
             },
         },

@@ -211,15 +211,10 @@ fn legalized_filetests_compile_with_upstream() {
     for path in filetests() {
         let src = std::fs::read_to_string(&path).unwrap();
         let file = parse_file(&src).unwrap();
-        let target = file
-            .header
-            .iter()
-            .find(|h| h.keyword == "target")
-            .and_then(|h| h.words.first().cloned());
-        let pointer = target
-            .as_deref()
-            .and_then(clif_bounds::filetest::pointer_type_of)
-            .unwrap_or(clif_bounds::ir::types::I64);
+        let pointer = file
+            .target_name()
+            .and_then(clif_bounds::target::Target::lookup)
+            .map_or(clif_bounds::ir::types::I64, |t| t.pointer);
         let isas: &[&str] = if pointer == clif_bounds::ir::types::I32 {
             &["pulley32"]
         } else {

@@ -114,21 +114,13 @@ impl Default for Signature {
 
 impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let list = |f: &mut fmt::Formatter, ps: &[AbiParam]| -> fmt::Result {
-            for (i, p) in ps.iter().enumerate() {
-                if i > 0 {
-                    write!(f, ", ")?;
-                }
-                write!(f, "{p}")?;
-            }
-            Ok(())
-        };
+        use super::immediates::write_comma_list;
         write!(f, "(")?;
-        list(f, &self.params)?;
+        write_comma_list(f, &self.params)?;
         write!(f, ")")?;
         if !self.returns.is_empty() {
             write!(f, " -> ")?;
-            list(f, &self.returns)?;
+            write_comma_list(f, &self.returns)?;
         }
         write!(f, " {}", self.call_conv)
     }

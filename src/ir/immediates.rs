@@ -18,6 +18,14 @@ pub fn write_hex(f: &mut dyn fmt::Write, x: u64) -> fmt::Result {
     Ok(())
 }
 
+/// Writes `items` separated by `, `.
+pub fn write_comma_list<T: fmt::Display>(f: &mut dyn fmt::Write, items: &[T]) -> fmt::Result {
+    for (i, item) in items.iter().enumerate() {
+        write!(f, "{}{item}", if i > 0 { ", " } else { "" })?;
+    }
+    Ok(())
+}
+
 /// Writes an unsigned number: decimal below 10,000, else grouped hexadecimal.
 pub fn write_unsigned(f: &mut dyn fmt::Write, x: u64) -> fmt::Result {
     if x < 10_000 {
@@ -363,6 +371,11 @@ impl TrapCode {
         self.0
     }
 
+    /// The trap code of a raw byte (as upstream's `TrapCode::from_raw`); `None` for 0.
+    pub fn from_raw(byte: u8) -> Option<TrapCode> {
+        (byte != 0).then_some(TrapCode(byte))
+    }
+
     /// Parses the CLIF spelling.
     pub fn from_text(s: &str) -> Option<TrapCode> {
         if let Some((code, _)) = TrapCode::NAMED.iter().find(|(_, n)| *n == s) {
@@ -513,12 +526,7 @@ impl fmt::Display for BlockCall {
         write!(f, "{}", self.block)?;
         if !self.args.is_empty() {
             write!(f, "(")?;
-            for (i, a) in self.args.iter().enumerate() {
-                if i > 0 {
-                    write!(f, ", ")?;
-                }
-                write!(f, "{a}")?;
-            }
+            write_comma_list(f, &self.args)?;
             write!(f, ")")?;
         }
         Ok(())
@@ -538,9 +546,7 @@ pub struct JumpTable {
 impl fmt::Display for JumpTable {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "{}, [", self.default)?;
-        for (i, t) in self.targets.iter().enumerate() {
-            write!(f, "{}{t}", if i > 0 { ", " } else { "" })?;
-        }
+        write_comma_list(f, &self.targets)?;
         write!(f, "]")
     }
 }

@@ -74,6 +74,13 @@ impl Type {
         Type::ALL.into_iter().find(|t| t.to_string() == s)
     }
 
+    /// The types written as a comma-separated list: `i32, i64`.
+    pub fn list(ts: &[Type]) -> String {
+        let mut s = String::new();
+        let _ = super::immediates::write_comma_list(&mut s, ts);
+        s
+    }
+
     /// All ones in the low `bits()` bits.
     pub fn mask(self) -> u64 {
         match self.bits() {

@@ -1,0 +1,52 @@
+//! The targets this project knows, and the facts about them that the IR passes need.
+
+use crate::ir::{types, Endianness, Type};
+
+/// A compilation target, as named on a CLIF `target` line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The name: `x86_64`, `aarch64`, `pulley64`, ...
+    pub name: &'static str,
+    /// The pointer type: `base` and `bound` of a bounds-checked access have it.
+    pub pointer: Type,
+    /// Native byte order.
+    pub endianness: Endianness,
+    /// The Pulley interpreter: no `select_spectre_guard`, loads of both byte orders.
+    pub pulley: bool,
+}
+
+const fn target(name: &'static str, pointer: Type, endianness: Endianness, pulley: bool) -> Target {
+    Target {
+        name,
+        pointer,
+        endianness,
+        pulley,
+    }
+}
+
+/// Every known target.
+pub const TARGETS: &[Target] = &[
+    target("x86_64", types::I64, Endianness::Little, false),
+    target("aarch64", types::I64, Endianness::Little, false),
+    target("riscv64", types::I64, Endianness::Little, false),
+    target("s390x", types::I64, Endianness::Big, false),
+    target("pulley32", types::I32, Endianness::Little, true),
+    target("pulley64", types::I64, Endianness::Little, true),
+    target("pulley32be", types::I32, Endianness::Big, true),
+    target("pulley64be", types::I64, Endianness::Big, true),
+];
+
+impl Target {
+    /// The target named `name`.
+    pub fn lookup(name: &str) -> Option<&'static Target> {
+        TARGETS.iter().find(|t| t.name == name)
+    }
+
+    /// The target named `name`, or an error listing the known ones.
+    pub fn lookup_or_err(name: &str) -> Result<&'static Target, String> {
+        Target::lookup(name).ok_or_else(|| {
+            let known: Vec<&str> = TARGETS.iter().map(|t| t.name).collect();
+            format!("unknown target `{name}` (known: {})", known.join(", "))
+        })
+    }
+}
