@@ -70,6 +70,13 @@ enum Command {
 const EXAMPLE: &str = include_str!("example.clif");
 
 fn main() -> ExitCode {
+    // Output piped into `head` must end the process quietly, as other command-line tools do,
+    // not panic in `println!` with "Broken pipe".
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(code) => code,
