@@ -126,7 +126,10 @@ struct Region {
     name: String,
     start: u64,
     size: u64,
+    /// Simulated contents, materialised per page; unused by host regions.
     pages: HashMap<u64, Box<[u8]>>,
+    /// The region is real host memory at address `start` (see [`AddressSpace::map_host`]).
+    host: bool,
 }
 
 impl Region {
@@ -198,8 +201,49 @@ impl AddressSpace {
             start,
             size,
             pages: HashMap::new(),
+            host: false,
         });
         Ok(start)
+    }
+
+    /// Makes `size` bytes of real host memory at address `start` accessible to interpreted
+    /// code at the same addresses, so that the interpreter and native code share one memory
+    /// (the Wasm runtime maps its linear memories and vmctx this way). Bytes outside every
+    /// region fault, so a memory's reservation and guard fault without ever being touched.
+    ///
+    /// # Safety
+    /// `[start, start + size)` must stay valid for reads and writes, and not be accessed
+    /// through Rust references, until the region is resized or unmapped.
+    pub unsafe fn map_host(
+        &mut self,
+        name: &str,
+        start: u64,
+        size: u64,
+    ) -> Result<u64, InterpError> {
+        self.map_at(name, start, size)?;
+        if let Some(r) = self.regions.last_mut() {
+            r.host = true;
+        }
+        Ok(start)
+    }
+
+    /// Changes the accessible size of a host region (a memory grew in place).
+    ///
+    /// # Safety
+    /// As for [`AddressSpace::map_host`], for the new size.
+    pub unsafe fn resize_host(&mut self, name: &str, size: u64) -> Result<(), InterpError> {
+        match self.regions.iter_mut().find(|r| r.name == name && r.host) {
+            Some(r) => {
+                r.size = size;
+                Ok(())
+            }
+            None => Err(InterpError(format!("no host region named `{name}`"))),
+        }
+    }
+
+    /// Removes a region (a memory moved, or its owner went away).
+    pub fn unmap(&mut self, name: &str) {
+        self.regions.retain(|r| r.name != name);
     }
 
     /// The base address of a mapped memory by name.
@@ -235,6 +279,18 @@ impl AddressSpace {
     /// Reads `size` bytes at `addr`, or `None` if any of them is unmapped.
     pub fn read(&mut self, addr: u64, size: u64) -> Option<Vec<u8>> {
         let (r, off) = self.region_for(addr, size)?;
+        if r.host {
+            let mut out = vec![0u8; size as usize];
+            // SAFETY: `map_host`'s contract: the whole region is valid host memory.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    (r.start + off) as *const u8,
+                    out.as_mut_ptr(),
+                    out.len(),
+                )
+            };
+            return Some(out);
+        }
         let mut out = Vec::with_capacity(size as usize);
         let mut o = off;
         while o < off + size {
@@ -251,6 +307,17 @@ impl AddressSpace {
         let Some((r, off)) = self.region_for(addr, bytes.len() as u64) else {
             return false;
         };
+        if r.host {
+            // SAFETY: `map_host`'s contract: the whole region is valid host memory.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    bytes.as_ptr(),
+                    (r.start + off) as *mut u8,
+                    bytes.len(),
+                )
+            };
+            return true;
+        }
         let mut done = 0usize;
         while done < bytes.len() {
             let o = off + done as u64;

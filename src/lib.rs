@@ -18,3 +18,4 @@ pub mod printer;
 pub mod semantics;
 pub mod target;
 pub mod verifier;
+pub mod wasm;

@@ -8,6 +8,9 @@ use clif_bounds::ir::{types, Type};
 use clif_bounds::parser::parse_file;
 use clif_bounds::target::Target;
 use clif_bounds::verifier::verify_function;
+use clif_bounds::wasm::runtime::{Engine, InterpreterEngine};
+use clif_bounds::wasm::script;
+use clif_bounds::wasm::MemoryConfig;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -64,6 +67,40 @@ enum Command {
     Interpret {
         /// The CLIF file.
         file: PathBuf,
+    },
+    /// Translate a Wasm module and print the CLIF of every function.
+    Translate {
+        /// A `.wat` or `.wasm` file.
+        file: PathBuf,
+        /// Memory configuration: a preset (static, dynamic-guard, dynamic) or Wasmtime knobs,
+        /// `reservation=4GiB,guard=2GiB,may-move=no`.
+        #[arg(long, default_value = "static")]
+        memory: String,
+        /// Print the legalized (exploded) form instead, for this target.
+        #[arg(long)]
+        legalize: bool,
+        /// Target of the legalized form.
+        #[arg(long, default_value = "x86_64")]
+        target: String,
+        /// Spectre mitigation in the legalized form: on or off.
+        #[arg(long, default_value = "off")]
+        spectre: String,
+    },
+    /// Run `.wast` scripts (recursively in directories); ends with `N passed, N failed, N skipped`.
+    Wast {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Execution path: `interp` runs the fused instructions on the reference
+        /// interpreter, `interp-legalized` runs the legalized form on it.
+        #[arg(long, default_value = "interp")]
+        target: String,
+        /// Memory configuration: a preset (static, dynamic-guard, dynamic) or Wasmtime knobs.
+        #[arg(long, default_value = "static")]
+        memory: String,
+        /// Spectre mitigation for legalized paths: on or off.
+        #[arg(long, default_value = "off")]
+        spectre: String,
     },
 }
 
@@ -185,7 +222,119 @@ fn run(command: Command) -> Result<ExitCode, String> {
             clif_bounds::filetest::interpret_path(&file, &mut |line| println!("{line}"))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Translate {
+            file,
+            memory,
+            legalize,
+            target,
+            spectre,
+        } => {
+            let config = MemoryConfig::parse(&memory).map_err(|e| format!("error: {e}"))?;
+            let bytes = read_wasm(&file)?;
+            let module = clif_bounds::wasm::module::parse(&bytes)
+                .map_err(|e| format!("error: {}: {e}", file.display()))?;
+            let translation = clif_bounds::wasm::translate::translate_module(&module, &config)
+                .map_err(|e| format!("error: {}: {e}", file.display()))?;
+            let settings = legalize_settings(&target, &spectre)?;
+            let exports: Vec<_> = module
+                .exports
+                .iter()
+                .filter(|e| e.kind == wasmparser::ExternalKind::Func)
+                .collect();
+            for (i, (f, index)) in translation
+                .functions
+                .iter()
+                .zip(&translation.indices)
+                .enumerate()
+            {
+                if i > 0 {
+                    println!();
+                }
+                let names: Vec<String> = exports
+                    .iter()
+                    .filter(|e| e.index == *index)
+                    .map(|e| format!("\"{}\"", e.name))
+                    .collect();
+                println!(
+                    "; wasm function {index}{}",
+                    if names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", exported as {}", names.join(", "))
+                    }
+                );
+                if legalize {
+                    let mut f = f.clone();
+                    clif_bounds::legalize::legalize(&mut f, &settings);
+                    print!("{f}");
+                } else {
+                    print!("{f}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Wast {
+            paths,
+            target,
+            memory,
+            spectre,
+        } => {
+            let config = MemoryConfig::parse(&memory).map_err(|e| format!("error: {e}"))?;
+            let settings = legalize_settings("x86_64", &spectre)?;
+            let make = || -> Result<Box<dyn Engine>, String> {
+                match target.as_str() {
+                    "interp" => Ok(Box::new(InterpreterEngine::fused())),
+                    "interp-legalized" => Ok(Box::new(InterpreterEngine::legalized(settings))),
+                    t => Err(format!(
+                        "error: unknown wast target `{t}` (known: interp, interp-legalized)"
+                    )),
+                }
+            };
+            make()?;
+            let report =
+                script::run_paths(&paths, config, &make).map_err(|e| format!("error: {e}"))?;
+            for line in report.failures.iter().chain(&report.skips) {
+                println!("{line}");
+            }
+            println!("{report}");
+            Ok(if report.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
     }
+}
+
+fn read_wasm(path: &PathBuf) -> Result<Vec<u8>, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("error: cannot read {}: {e}", path.display()))?;
+    wat::parse_bytes(&bytes)
+        .map(|b| b.into_owned())
+        .map_err(|e| {
+            let mut e = e;
+            e.set_path(path);
+            format!("error: {e}")
+        })
+}
+
+fn legalize_settings(
+    target: &str,
+    spectre: &str,
+) -> Result<clif_bounds::legalize::Settings, String> {
+    let spectre = match spectre {
+        "on" | "true" | "yes" => "true",
+        "off" | "false" | "no" => "false",
+        s => return Err(format!("error: --spectre expects on or off, found `{s}`")),
+    };
+    clif_bounds::legalize::Settings::new(
+        Some(target),
+        &[(
+            "enable_heap_access_spectre_mitigation".into(),
+            spectre.into(),
+        )],
+    )
+    .map_err(|e| format!("error: {e}"))
 }
 
 /// The main job on the embedded example: parse, verify, print, then run one bounds-checked

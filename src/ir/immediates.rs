@@ -362,8 +362,12 @@ impl TrapCode {
     ];
 
     /// A user trap code, 1 ..= 250.
-    pub fn user(n: u8) -> Option<TrapCode> {
-        (1..=250).contains(&n).then_some(TrapCode(n))
+    pub const fn user(n: u8) -> Option<TrapCode> {
+        if n >= 1 && n <= 250 {
+            Some(TrapCode(n))
+        } else {
+            None
+        }
     }
 
     /// The raw byte (as upstream's `TrapCode::as_raw`).
@@ -519,6 +523,13 @@ pub struct BlockCall {
     pub block: Block,
     /// The values passed to its parameters.
     pub args: Vec<Value>,
+}
+
+impl BlockCall {
+    /// A call of `block` with `args`.
+    pub fn new(block: Block, args: Vec<Value>) -> Self {
+        BlockCall { block, args }
+    }
 }
 
 impl fmt::Display for BlockCall {

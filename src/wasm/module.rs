@@ -1,0 +1,385 @@
+//! A validated Wasm module, read into the facts the translator and the runtime need.
+
+use super::WasmError;
+use wasmparser::{
+    CompositeInnerType, ElementItems, ElementKind, ExternalKind, FuncType, GlobalType, MemoryType,
+    Operator, Parser, Payload, RefType, TableType, TypeRef, ValType, Validator, WasmFeatures,
+};
+
+/// A constant expression (global initialisers, segment offsets), kept as a small program
+/// evaluated at instantiation, when imported globals are known.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConstOp {
+    /// `i32.const`.
+    I32(i32),
+    /// `i64.const`.
+    I64(i64),
+    /// `f32.const`, as bits.
+    F32(u32),
+    /// `f64.const`, as bits.
+    F64(u64),
+    /// `ref.null`.
+    RefNull,
+    /// `ref.func`.
+    RefFunc(u32),
+    /// `global.get` of an (imported, immutable) global.
+    GlobalGet(u32),
+    /// Extended constant expressions: `i32.add` and friends, with the width and operator.
+    Arith {
+        /// `true` for the `i64` form.
+        wide: bool,
+        /// `+`, `-` or `*`.
+        op: char,
+    },
+}
+
+/// An import's source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportName {
+    /// Module name.
+    pub module: String,
+    /// Field name.
+    pub field: String,
+}
+
+/// A global: type, and an initialiser or an import.
+#[derive(Clone, Debug)]
+pub struct Global {
+    /// Value type and mutability.
+    pub ty: GlobalType,
+    /// The initialiser of a defined global.
+    pub init: Vec<ConstOp>,
+    /// The source of an imported global.
+    pub import: Option<ImportName>,
+}
+
+/// A memory: its type, and its import if it is imported.
+#[derive(Clone, Debug)]
+pub struct Memory {
+    /// The type.
+    pub ty: MemoryType,
+    /// The source of an imported memory.
+    pub import: Option<ImportName>,
+}
+
+/// A table of function references.
+#[derive(Clone, Debug)]
+pub struct Table {
+    /// The type.
+    pub ty: TableType,
+    /// The source of an imported table.
+    pub import: Option<ImportName>,
+}
+
+/// An active element segment.
+#[derive(Clone, Debug)]
+pub struct ElemSegment {
+    /// The table it initialises.
+    pub table: u32,
+    /// Where, as a constant expression.
+    pub offset: Vec<ConstOp>,
+    /// The function in each slot (`None`: a null reference).
+    pub funcs: Vec<Option<u32>>,
+}
+
+/// An active data segment.
+#[derive(Clone, Debug)]
+pub struct DataSegment {
+    /// The memory it initialises.
+    pub memory: u32,
+    /// Where, as a constant expression.
+    pub offset: Vec<ConstOp>,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// A function: its type, and the body of a defined function.
+#[derive(Clone, Debug)]
+pub struct Func<'a> {
+    /// The signature.
+    pub ty: FuncType,
+    /// The body, for a defined function.
+    pub body: Option<wasmparser::FunctionBody<'a>>,
+    /// The source of an imported function.
+    pub import: Option<ImportName>,
+}
+
+/// An exported item.
+#[derive(Clone, Debug)]
+pub struct Export {
+    /// The export name.
+    pub name: String,
+    /// What kind of item.
+    pub kind: ExternalKind,
+    /// Its index in the kind's index space.
+    pub index: u32,
+}
+
+/// A validated module.
+#[derive(Clone, Debug, Default)]
+pub struct Module<'a> {
+    /// Function types by type index (`None` for non-function types).
+    pub types: Vec<Option<FuncType>>,
+    /// All functions, imported first.
+    pub funcs: Vec<Func<'a>>,
+    /// All memories, imported first.
+    pub memories: Vec<Memory>,
+    /// All globals, imported first.
+    pub globals: Vec<Global>,
+    /// All tables, imported first.
+    pub tables: Vec<Table>,
+    /// Active element segments.
+    pub elems: Vec<ElemSegment>,
+    /// Active data segments.
+    pub data: Vec<DataSegment>,
+    /// Exports.
+    pub exports: Vec<Export>,
+    /// The start function.
+    pub start: Option<u32>,
+}
+
+/// The Wasm features the translator accepts in validation: the 3.0 standard (multi-memory,
+/// memory64, extended constants, ...) plus custom page sizes. Features it cannot translate
+/// (SIMD, GC, exceptions, threads) still validate, and are rejected by name when used.
+pub fn features() -> WasmFeatures {
+    WasmFeatures::default() | WasmFeatures::CUSTOM_PAGE_SIZES
+}
+
+/// Validates `bytes` and reads the module.
+pub fn parse(bytes: &[u8]) -> Result<Module<'_>, WasmError> {
+    Validator::new_with_features(features())
+        .validate_all(bytes)
+        .map_err(|e| WasmError::invalid(e.message().to_string(), Some(e.offset())))?;
+    let mut m = Module::default();
+    let mut defined_funcs = Vec::new();
+    let mut bodies = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(WasmError::from)? {
+            Payload::TypeSection(r) => {
+                for group in r {
+                    for sub in group?.into_types() {
+                        m.types.push(match sub.composite_type.inner {
+                            CompositeInnerType::Func(f) if !sub.composite_type.shared => Some(f),
+                            _ => None,
+                        });
+                    }
+                }
+            }
+            Payload::ImportSection(r) => {
+                for import in r.into_imports() {
+                    {
+                        let import = import?;
+                        let name = Some(ImportName {
+                            module: import.module.to_string(),
+                            field: import.name.to_string(),
+                        });
+                        match import.ty {
+                            TypeRef::Func(t) | TypeRef::FuncExact(t) => m.funcs.push(Func {
+                                ty: func_type(&m, t)?,
+                                body: None,
+                                import: name,
+                            }),
+                            TypeRef::Memory(ty) => m.memories.push(Memory { ty, import: name }),
+                            TypeRef::Global(ty) => m.globals.push(Global {
+                                ty,
+                                init: Vec::new(),
+                                import: name,
+                            }),
+                            TypeRef::Table(ty) => m.tables.push(Table { ty, import: name }),
+                            TypeRef::Tag(_) => {
+                                return Err(WasmError::unsupported("tag imports (exceptions)"))
+                            }
+                        }
+                    }
+                }
+            }
+            Payload::FunctionSection(r) => {
+                for t in r {
+                    defined_funcs.push(t?);
+                }
+            }
+            Payload::TableSection(r) => {
+                for t in r {
+                    let t = t?;
+                    if !matches!(t.init, wasmparser::TableInit::RefNull) {
+                        return Err(WasmError::unsupported("table initialiser expressions"));
+                    }
+                    m.tables.push(Table {
+                        ty: t.ty,
+                        import: None,
+                    });
+                }
+            }
+            Payload::MemorySection(r) => {
+                for ty in r {
+                    m.memories.push(Memory {
+                        ty: ty?,
+                        import: None,
+                    });
+                }
+            }
+            Payload::GlobalSection(r) => {
+                for g in r {
+                    let g = g?;
+                    m.globals.push(Global {
+                        ty: g.ty,
+                        init: const_expr(&g.init_expr)?,
+                        import: None,
+                    });
+                }
+            }
+            Payload::ExportSection(r) => {
+                for e in r {
+                    let e = e?;
+                    m.exports.push(Export {
+                        name: e.name.to_string(),
+                        kind: e.kind,
+                        index: e.index,
+                    });
+                }
+            }
+            Payload::StartSection { func, .. } => m.start = Some(func),
+            Payload::ElementSection(r) => {
+                for e in r {
+                    let e = e?;
+                    let ElementKind::Active {
+                        table_index,
+                        offset_expr,
+                    } = e.kind
+                    else {
+                        // Passive and declared segments only matter to `table.init` and
+                        // `ref.func`, which the translator rejects.
+                        continue;
+                    };
+                    let mut funcs = Vec::new();
+                    match e.items {
+                        ElementItems::Functions(r) => {
+                            for f in r {
+                                funcs.push(Some(f?));
+                            }
+                        }
+                        ElementItems::Expressions(ty, r) => {
+                            if ty != RefType::FUNCREF {
+                                return Err(WasmError::unsupported(
+                                    "element segments of non-function references",
+                                ));
+                            }
+                            for expr in r {
+                                funcs.push(match const_expr(&expr?)?.as_slice() {
+                                    [ConstOp::RefFunc(f)] => Some(*f),
+                                    [ConstOp::RefNull] => None,
+                                    _ => {
+                                        return Err(WasmError::unsupported(
+                                            "element expressions other than ref.func and ref.null",
+                                        ))
+                                    }
+                                });
+                            }
+                        }
+                    }
+                    m.elems.push(ElemSegment {
+                        table: table_index.unwrap_or(0),
+                        offset: const_expr(&offset_expr)?,
+                        funcs,
+                    });
+                }
+            }
+            Payload::DataSection(r) => {
+                for d in r {
+                    let d = d?;
+                    if let wasmparser::DataKind::Active {
+                        memory_index,
+                        offset_expr,
+                    } = d.kind
+                    {
+                        m.data.push(DataSegment {
+                            memory: memory_index,
+                            offset: const_expr(&offset_expr)?,
+                            bytes: d.data.to_vec(),
+                        });
+                    }
+                }
+            }
+            Payload::CodeSectionEntry(body) => bodies.push(body),
+            _ => {}
+        }
+    }
+    for (t, body) in defined_funcs.into_iter().zip(bodies) {
+        m.funcs.push(Func {
+            ty: func_type(&m, t)?,
+            body: Some(body),
+            import: None,
+        });
+    }
+    Ok(m)
+}
+
+fn func_type(m: &Module, t: u32) -> Result<FuncType, WasmError> {
+    m.types
+        .get(t as usize)
+        .cloned()
+        .flatten()
+        .ok_or_else(|| WasmError::unsupported("function types outside the MVP type system"))
+}
+
+fn const_expr(expr: &wasmparser::ConstExpr) -> Result<Vec<ConstOp>, WasmError> {
+    let mut ops = Vec::new();
+    let mut reader = expr.get_operators_reader();
+    while !reader.eof() {
+        let offset = reader.original_position();
+        ops.push(match reader.read()? {
+            Operator::I32Const { value } => ConstOp::I32(value),
+            Operator::I64Const { value } => ConstOp::I64(value),
+            Operator::F32Const { value } => ConstOp::F32(value.bits()),
+            Operator::F64Const { value } => ConstOp::F64(value.bits()),
+            Operator::RefNull { .. } => ConstOp::RefNull,
+            Operator::RefFunc { function_index } => ConstOp::RefFunc(function_index),
+            Operator::GlobalGet { global_index } => ConstOp::GlobalGet(global_index),
+            Operator::I32Add => ConstOp::Arith {
+                wide: false,
+                op: '+',
+            },
+            Operator::I32Sub => ConstOp::Arith {
+                wide: false,
+                op: '-',
+            },
+            Operator::I32Mul => ConstOp::Arith {
+                wide: false,
+                op: '*',
+            },
+            Operator::I64Add => ConstOp::Arith {
+                wide: true,
+                op: '+',
+            },
+            Operator::I64Sub => ConstOp::Arith {
+                wide: true,
+                op: '-',
+            },
+            Operator::I64Mul => ConstOp::Arith {
+                wide: true,
+                op: '*',
+            },
+            Operator::End => continue,
+            op => {
+                return Err(
+                    WasmError::unsupported(format!("constant expression operator {op:?}"))
+                        .at(offset),
+                )
+            }
+        });
+    }
+    Ok(ops)
+}
+
+/// The CLIF type of a Wasm value type, or the feature that would be needed.
+pub fn clif_type(ty: ValType) -> Result<crate::ir::Type, WasmError> {
+    use crate::ir::types;
+    Ok(match ty {
+        ValType::I32 => types::I32,
+        ValType::I64 => types::I64,
+        ValType::F32 => types::F32,
+        ValType::F64 => types::F64,
+        ValType::V128 => return Err(WasmError::unsupported("v128 values (SIMD)")),
+        ValType::Ref(_) => return Err(WasmError::unsupported("reference-typed values")),
+    })
+}

@@ -1,0 +1,871 @@
+//! The Wasm runtime: linear memories in real `mmap`ed reservations with `PROT_NONE` guards,
+//! instances with their vmctx, instantiation (imports, globals, tables, data segments, the
+//! start function) and `memory.grow`.
+//!
+//! Execution is behind [`Engine`]: the reference interpreter here, native engines elsewhere.
+//! Every engine runs the same translated code against the same memories, so a test script
+//! means the same thing on each.
+
+use super::config::{MemoryConfig, MemoryPlan};
+use super::module::{self, ConstOp, Module};
+use super::translate::{self, Translation, MEMORY_GROW};
+use super::{VmLayout, WasmError};
+use crate::interpreter::{AddressSpace, DataValue, InterpError, Interpreter, Outcome, Trap};
+use crate::ir::{types, Function, TrapCode, Type};
+use crate::legalize::{legalize, Settings};
+use crate::verifier::verify_function;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use wasmparser::{ExternalKind, FuncType, GlobalType, MemoryType};
+
+/// Host pages: the granularity of `mmap` and `mprotect`.
+const HOST_PAGE: u64 = 4096;
+
+fn round_up(n: u64) -> Option<u64> {
+    n.checked_add(HOST_PAGE - 1).map(|n| n & !(HOST_PAGE - 1))
+}
+
+/// An anonymous private mapping, unmapped on drop.
+struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; access is serialised by the
+// store's mutex and by the single thread running code at a time.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    /// Reserves `len` bytes, all inaccessible.
+    fn reserve(len: u64) -> Result<Mapping, String> {
+        let len = round_up(len.max(HOST_PAGE))
+            .and_then(|l| usize::try_from(l).ok())
+            .ok_or_else(|| {
+                format!("cannot reserve {len:#x} bytes: larger than the address space")
+            })?;
+        // SAFETY: a fresh anonymous mapping; the kernel picks the address.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(format!(
+                "cannot reserve {len:#x} bytes of address space: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(Mapping {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    /// Makes the first `len` bytes readable and writable (rounded up to host pages).
+    fn make_accessible(&mut self, len: u64) -> Result<(), String> {
+        let len = round_up(len).unwrap_or(u64::MAX);
+        if len > self.len as u64 {
+            return Err(format!(
+                "{len:#x} bytes do not fit a mapping of {:#x}",
+                self.len
+            ));
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: the range lies inside this mapping.
+        let r = unsafe {
+            libc::mprotect(
+                self.ptr.cast(),
+                len as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
+        };
+        if r != 0 {
+            return Err(format!(
+                "mprotect of {len:#x} bytes failed: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(())
+    }
+
+    fn addr(&self) -> u64 {
+        self.ptr as u64
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `reserve` mapped.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// A linear memory: `size` accessible bytes at the start of a mapping whose remainder (the
+/// rest of the reservation and the guard) is `PROT_NONE`.
+pub struct LinearMemory {
+    mapping: Mapping,
+    size: u64,
+    /// Bytes of the mapping that may become accessible without moving.
+    capacity: u64,
+    plan: MemoryPlan,
+    may_move: bool,
+    /// The memory's type, for import matching.
+    pub ty: MemoryType,
+}
+
+impl LinearMemory {
+    /// Creates a memory of type `ty` laid out by `config`.
+    pub fn new(ty: MemoryType, config: &MemoryConfig) -> Result<LinearMemory, String> {
+        let plan = config.plan(ty.memory64, ty.page_size_log2(), ty.initial, ty.maximum);
+        // Without a reservation to rely on, a memory that may not move still gets the
+        // configured reservation to grow into (code checks every access against the bound).
+        let capacity = plan.reservation.unwrap_or(if config.may_move {
+            plan.min_bytes
+        } else {
+            config.reservation.max(plan.min_bytes)
+        });
+        let total = capacity
+            .checked_add(plan.guard)
+            .ok_or("reservation plus guard do not fit 64 bits")?;
+        let mut mapping = Mapping::reserve(total)?;
+        mapping.make_accessible(plan.min_bytes)?;
+        Ok(LinearMemory {
+            mapping,
+            size: plan.min_bytes,
+            capacity,
+            plan,
+            may_move: config.may_move,
+            ty,
+        })
+    }
+
+    /// The address of byte 0.
+    pub fn base(&self) -> u64 {
+        self.mapping.addr()
+    }
+
+    /// The accessible size in bytes (the bound).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The size in pages.
+    pub fn pages(&self) -> u64 {
+        self.size >> self.plan.page_size_log2
+    }
+
+    /// Grows by `delta` pages: the old size in pages, or `None` when the type's maximum,
+    /// the fixed reservation or the host's memory do not allow it.
+    pub fn grow(&mut self, delta: u64) -> Option<u64> {
+        let old = self.pages();
+        let new_size = u128::from(self.size) + (u128::from(delta) << self.plan.page_size_log2);
+        let max = self.plan.max_bytes.map_or(u128::from(u64::MAX), u128::from);
+        if new_size > max {
+            return None;
+        }
+        let new_size = new_size as u64;
+        if new_size <= self.capacity {
+            self.mapping.make_accessible(new_size).ok()?;
+        } else if self.may_move && self.plan.reservation.is_none() {
+            // Move: a new mapping with room to grow, the old contents copied over.
+            let capacity = new_size
+                .max(self.capacity.saturating_mul(2))
+                .min(self.plan.max_bytes.unwrap_or(u64::MAX).max(new_size));
+            let mut mapping = Mapping::reserve(capacity.checked_add(self.plan.guard)?).ok()?;
+            mapping.make_accessible(new_size).ok()?;
+            // SAFETY: both ranges are accessible and distinct mappings.
+            unsafe {
+                std::ptr::copy_nonoverlapping(self.mapping.ptr, mapping.ptr, self.size as usize)
+            };
+            self.mapping = mapping;
+            self.capacity = capacity;
+        } else {
+            return None;
+        }
+        self.size = new_size;
+        Some(old)
+    }
+
+    /// Copies `bytes` to `offset`, or reports `heap_oob` (writing nothing) if they do not
+    /// fit: data segments are checked before any byte is written.
+    pub fn write(&mut self, offset: u64, bytes: &[u8]) -> Result<(), TrapCode> {
+        let end = u128::from(offset) + bytes.len() as u128;
+        if end > u128::from(self.size) {
+            return Err(TrapCode::HEAP_OUT_OF_BOUNDS);
+        }
+        // SAFETY: `[offset, end)` is inside the accessible bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.mapping.ptr.add(offset as usize),
+                bytes.len(),
+            )
+        };
+        Ok(())
+    }
+
+    /// Reads `len` bytes at `offset`, if they are in bounds.
+    pub fn read(&self, offset: u64, len: u64) -> Option<Vec<u8>> {
+        let end = offset.checked_add(len)?;
+        if end > self.size {
+            return None;
+        }
+        let mut out = vec![0u8; len as usize];
+        // SAFETY: `[offset, end)` is inside the accessible bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.mapping.ptr.add(offset as usize),
+                out.as_mut_ptr(),
+                out.len(),
+            )
+        };
+        Some(out)
+    }
+}
+
+/// Memories and who uses them, shared with the `memory.grow` host function.
+#[derive(Default)]
+pub struct Memories {
+    memories: Vec<LinearMemory>,
+    /// For each memory, the (vmctx address, memory index in that instance) of its users.
+    users: Vec<Vec<(u64, u32)>>,
+    /// For each vmctx address, the store memory of each of the instance's memory indices.
+    by_vmctx: HashMap<u64, Vec<usize>>,
+}
+
+impl Memories {
+    /// Store memory `id`.
+    pub fn get(&self, id: usize) -> &LinearMemory {
+        &self.memories[id]
+    }
+
+    /// All memories with their ids.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &LinearMemory)> {
+        self.memories.iter().enumerate()
+    }
+
+    /// The store memory behind memory `index` of the instance whose vmctx is at `vmctx`.
+    pub fn resolve(&self, vmctx: u64, index: u32) -> Option<usize> {
+        self.by_vmctx.get(&vmctx)?.get(index as usize).copied()
+    }
+
+    /// `memory.grow` from code: grows the memory and rewrites its base and bound in every
+    /// vmctx that uses it. Returns the old size in pages, or -1.
+    pub fn grow(&mut self, vmctx: u64, index: u32, delta: u64) -> Result<i64, String> {
+        let id = self
+            .resolve(vmctx, index)
+            .ok_or_else(|| format!("memory.grow from an unknown vmctx {vmctx:#x}"))?;
+        let Some(old) = self.memories[id].grow(delta) else {
+            return Ok(-1);
+        };
+        self.publish(id);
+        Ok(old as i64)
+    }
+
+    /// Writes memory `id`'s base and bound into its users' vmctx.
+    fn publish(&self, id: usize) {
+        let m = &self.memories[id];
+        for &(vmctx, index) in &self.users[id] {
+            let layout_base = vmctx + 16 * u64::from(index);
+            // SAFETY: `vmctx` is a live instance's vmctx mapping (instances unregister
+            // themselves before they are freed), and the slots are inside it.
+            unsafe {
+                *(layout_base as *mut u64) = m.base();
+                *((layout_base + 8) as *mut u64) = m.size();
+            }
+        }
+    }
+}
+
+/// The host name of store memory `id` in an interpreter's address space.
+fn region_name(id: usize) -> String {
+    format!("memory{id}")
+}
+
+/// An exported (or importable) item.
+#[derive(Clone, Debug)]
+pub enum Extern {
+    /// Function `index` of instance `instance`.
+    Func {
+        /// The instance.
+        instance: usize,
+        /// Its Wasm function index.
+        index: u32,
+    },
+    /// A store memory.
+    Memory(usize),
+    /// A global's value and type at the time it was looked up (only immutable globals can
+    /// be imported).
+    Global {
+        /// The type.
+        ty: GlobalType,
+        /// The bits.
+        bits: u64,
+    },
+    /// A table (tables cannot be imported here).
+    Table,
+}
+
+/// Why instantiation failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InstantiationError {
+    /// An import is missing or does not match (the spec's "unlinkable").
+    Link(String),
+    /// Initialisation or the start function trapped.
+    Trap(TrapCode),
+    /// The module cannot be handled (unsupported feature, resources).
+    Other(String),
+}
+
+impl std::fmt::Display for InstantiationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            InstantiationError::Link(m) => write!(f, "link error: {m}"),
+            InstantiationError::Trap(c) => write!(f, "trap during instantiation: {c}"),
+            InstantiationError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+/// An instantiated module.
+pub struct Instance {
+    /// The translated code.
+    pub translation: Arc<Translation>,
+    vmctx: Mapping,
+    /// Store memory of each memory index.
+    pub memories: Vec<usize>,
+    /// Function types, by function index.
+    pub func_types: Vec<FuncType>,
+    /// Global types, by global index.
+    pub global_types: Vec<GlobalType>,
+    /// Exports by name.
+    pub exports: HashMap<String, (ExternalKind, u32)>,
+}
+
+impl Instance {
+    /// The address of the vmctx, the first argument of every function.
+    pub fn vmctx(&self) -> u64 {
+        self.vmctx.addr()
+    }
+
+    fn slot(&self, offset: u32) -> *mut u64 {
+        (self.vmctx.addr() + u64::from(offset)) as *mut u64
+    }
+}
+
+/// How translated code runs. An engine sees every instance's translation once, when it is
+/// instantiated, and is then asked to call its functions.
+pub trait Engine {
+    /// A short name for reports (`interp`, `cranelift-x86_64`, ...).
+    fn name(&self) -> String;
+
+    /// Prepares the functions of instance `instance` (compiles them, for a native engine).
+    fn load(&mut self, instance: usize, translation: &Translation) -> Result<(), String>;
+
+    /// Calls Wasm function `index` of `instance` with the vmctx first in `args`.
+    fn call(
+        &mut self,
+        instance: usize,
+        translation: &Translation,
+        index: u32,
+        args: &[DataValue],
+        memories: &Arc<Mutex<Memories>>,
+    ) -> Result<Outcome, String>;
+}
+
+/// Runs translated code on the reference interpreter. Linear memories and vmctx are the
+/// runtime's real mappings, made visible to the interpreter at their real addresses.
+///
+/// With `legalize` set, each function is first expanded by the legalizer (the exploded CLIF
+/// real Cranelift would compile, with the Spectre setting of those settings), so a script
+/// also checks the legalizer; otherwise the fused instructions run as they are.
+#[derive(Default)]
+pub struct InterpreterEngine {
+    /// The instruction budget of each call.
+    pub fuel: Option<u64>,
+    /// Legalize before running.
+    pub legalize: Option<Settings>,
+    prepared: HashMap<usize, Vec<Function>>,
+}
+
+impl InterpreterEngine {
+    /// Runs the translated (fused) code.
+    pub fn fused() -> Self {
+        InterpreterEngine::default()
+    }
+
+    /// Runs the legalized code.
+    pub fn legalized(settings: Settings) -> Self {
+        InterpreterEngine {
+            legalize: Some(settings),
+            ..InterpreterEngine::default()
+        }
+    }
+}
+
+impl Engine for InterpreterEngine {
+    fn name(&self) -> String {
+        match &self.legalize {
+            None => "interp".into(),
+            Some(s) => format!(
+                "interp-legalized (spectre {})",
+                if s.spectre { "on" } else { "off" }
+            ),
+        }
+    }
+
+    fn load(&mut self, instance: usize, translation: &Translation) -> Result<(), String> {
+        let mut functions = translation.functions.clone();
+        for f in &mut functions {
+            // The translator's output must verify; a failure here is a translator bug.
+            verify_function(f, types::I64).map_err(|e| {
+                format!(
+                    "translated {} does not verify: {}\n{f}",
+                    f.name, e[0].message
+                )
+            })?;
+            if let Some(settings) = &self.legalize {
+                legalize(f, settings);
+                verify_function(f, types::I64).map_err(|e| {
+                    format!(
+                        "legalized {} does not verify: {}\n{f}",
+                        f.name, e[0].message
+                    )
+                })?;
+            }
+        }
+        self.prepared.insert(instance, functions);
+        Ok(())
+    }
+
+    fn call(
+        &mut self,
+        instance: usize,
+        translation: &Translation,
+        index: u32,
+        args: &[DataValue],
+        memories: &Arc<Mutex<Memories>>,
+    ) -> Result<Outcome, String> {
+        let functions = self
+            .prepared
+            .get(&instance)
+            .ok_or_else(|| format!("instance {instance} was not loaded"))?;
+        let mut interp = Interpreter::new(functions, types::I64);
+        if let Some(fuel) = self.fuel {
+            interp.set_fuel(fuel);
+        }
+        let vmctx = args[0].bits;
+        {
+            let mems = lock(memories);
+            // SAFETY: the vmctx mapping and the memories outlive this call; their accessible
+            // bytes are exactly what is mapped here, so the interpreter faults where the
+            // hardware would.
+            unsafe {
+                interp
+                    .memory
+                    .map_host("vmctx", vmctx, u64::from(translation.layout.size()))
+                    .map_err(|e| e.0)?;
+                for (id, m) in mems.iter() {
+                    if m.size() > 0 {
+                        interp
+                            .memory
+                            .map_host(&region_name(id), m.base(), m.size())
+                            .map_err(|e| e.0)?;
+                    }
+                }
+            }
+        }
+        let shared = Arc::clone(memories);
+        interp.register_host(
+            MEMORY_GROW,
+            Box::new(move |space: &mut AddressSpace, args: &[DataValue]| {
+                let mut mems = lock(&shared);
+                let (vmctx, index, delta) = (args[0].bits, args[1].bits as u32, args[2].bits);
+                let old = mems.grow(vmctx, index, delta).map_err(|e| Trap {
+                    code: TrapCode::HEAP_OUT_OF_BOUNDS,
+                    location: e,
+                })?;
+                if old >= 0 {
+                    let id = mems.resolve(vmctx, index).unwrap_or_default();
+                    let m = mems.get(id);
+                    let name = region_name(id);
+                    space.unmap(&name);
+                    if m.size() > 0 {
+                        // SAFETY: as above, for the grown (possibly moved) memory.
+                        let _ = unsafe { space.map_host(&name, m.base(), m.size()) };
+                    }
+                }
+                Ok(vec![DataValue::new(types::I64, old as u64)])
+            }),
+        );
+        let name = translate::func_name(index);
+        interp.call(&name, args).map_err(|e: InterpError| e.0)
+    }
+}
+
+fn lock(m: &Arc<Mutex<Memories>>) -> MutexGuard<'_, Memories> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// All instances and memories of one script or program, and the engine running them.
+pub struct Store {
+    /// The memory configuration every memory and translation follows.
+    pub config: MemoryConfig,
+    memories: Arc<Mutex<Memories>>,
+    instances: Vec<Instance>,
+    engine: Box<dyn Engine>,
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new(config: MemoryConfig, engine: Box<dyn Engine>) -> Store {
+        Store {
+            config,
+            memories: Arc::default(),
+            instances: Vec::new(),
+            engine,
+        }
+    }
+
+    /// The engine's name.
+    pub fn engine_name(&self) -> String {
+        self.engine.name()
+    }
+
+    /// Instance `i`.
+    pub fn instance(&self, i: usize) -> &Instance {
+        &self.instances[i]
+    }
+
+    /// Creates a memory owned by the host (the spectest module's).
+    pub fn create_memory(&mut self, ty: MemoryType) -> Result<usize, String> {
+        let m = LinearMemory::new(ty, &self.config)?;
+        let mut mems = lock(&self.memories);
+        mems.memories.push(m);
+        mems.users.push(Vec::new());
+        Ok(mems.memories.len() - 1)
+    }
+
+    /// Runs `f` with the memories.
+    pub fn with_memories<R>(&self, f: impl FnOnce(&mut Memories) -> R) -> R {
+        f(&mut lock(&self.memories))
+    }
+
+    /// Instantiates a module: `imports` resolves each import by module and field name.
+    pub fn instantiate(
+        &mut self,
+        bytes: &[u8],
+        imports: &dyn Fn(&str, &str) -> Option<Extern>,
+    ) -> Result<usize, InstantiationError> {
+        let module = module::parse(bytes).map_err(|e| InstantiationError::Other(e.to_string()))?;
+        self.instantiate_module(&module, imports)
+    }
+
+    /// Instantiates a parsed module.
+    pub fn instantiate_module(
+        &mut self,
+        module: &Module,
+        imports: &dyn Fn(&str, &str) -> Option<Extern>,
+    ) -> Result<usize, InstantiationError> {
+        let other = |e: WasmError| InstantiationError::Other(e.to_string());
+        // Link first: a module whose imports do not match is unlinkable, whatever else.
+        let mut memory_ids = Vec::new();
+        let mut imported_globals = Vec::new();
+        for m in &module.memories {
+            let Some(import) = &m.import else { continue };
+            match imports(&import.module, &import.field) {
+                Some(Extern::Memory(id)) => {
+                    let mems = lock(&self.memories);
+                    let actual = mems.get(id);
+                    if !memory_matches(actual, &m.ty) {
+                        return Err(InstantiationError::Link(format!(
+                            "incompatible import type for {}.{}",
+                            import.module, import.field
+                        )));
+                    }
+                    memory_ids.push(id);
+                }
+                Some(_) => return Err(link_kind(&import.module, &import.field)),
+                None => return Err(unknown_import(&import.module, &import.field)),
+            }
+        }
+        for g in &module.globals {
+            let Some(import) = &g.import else { continue };
+            match imports(&import.module, &import.field) {
+                Some(Extern::Global { ty, bits }) => {
+                    if ty != g.ty {
+                        return Err(InstantiationError::Link(format!(
+                            "incompatible import type for {}.{}",
+                            import.module, import.field
+                        )));
+                    }
+                    imported_globals.push(bits);
+                }
+                Some(_) => return Err(link_kind(&import.module, &import.field)),
+                None => return Err(unknown_import(&import.module, &import.field)),
+            }
+        }
+        for f in &module.funcs {
+            if let Some(import) = &f.import {
+                return match imports(&import.module, &import.field) {
+                    None => Err(unknown_import(&import.module, &import.field)),
+                    Some(_) => Err(InstantiationError::Other(
+                        WasmError::unsupported(format!(
+                            "imported functions ({}.{})",
+                            import.module, import.field
+                        ))
+                        .to_string(),
+                    )),
+                };
+            }
+        }
+        if let Some(t) = module.tables.iter().find_map(|t| t.import.as_ref()) {
+            return Err(match imports(&t.module, &t.field) {
+                None => unknown_import(&t.module, &t.field),
+                Some(_) => InstantiationError::Other(
+                    WasmError::unsupported(format!("imported tables ({}.{})", t.module, t.field))
+                        .to_string(),
+                ),
+            });
+        }
+
+        let translation = translate::translate_module(module, &self.config).map_err(other)?;
+        let layout: &VmLayout = &translation.layout;
+        for m in module.memories.iter().filter(|m| m.import.is_none()) {
+            let id = self
+                .create_memory(m.ty)
+                .map_err(InstantiationError::Other)?;
+            memory_ids.push(id);
+        }
+        let vmctx = Mapping::reserve(u64::from(layout.size()).max(8))
+            .and_then(|mut m| m.make_accessible(u64::from(layout.size())).map(|_| m))
+            .map_err(InstantiationError::Other)?;
+        let instance = Instance {
+            translation: Arc::new(translation),
+            vmctx,
+            memories: memory_ids,
+            func_types: module.funcs.iter().map(|f| f.ty.clone()).collect(),
+            global_types: module.globals.iter().map(|g| g.ty).collect(),
+            exports: module
+                .exports
+                .iter()
+                .map(|e| (e.name.clone(), (e.kind, e.index)))
+                .collect(),
+        };
+        let layout = instance.translation.layout.clone();
+        let vmctx_addr = instance.vmctx();
+        {
+            let mut mems = lock(&self.memories);
+            mems.by_vmctx.insert(vmctx_addr, instance.memories.clone());
+            for (index, &id) in instance.memories.iter().enumerate() {
+                mems.users[id].push((vmctx_addr, index as u32));
+            }
+            for &id in &instance.memories {
+                mems.publish(id);
+            }
+        }
+
+        // Globals, in order: an initialiser may read imported globals.
+        let mut values: Vec<u64> = Vec::new();
+        let mut imported = imported_globals.into_iter();
+        for g in &module.globals {
+            let bits = if g.import.is_some() {
+                imported.next().unwrap_or_default()
+            } else {
+                eval_const(&g.init, &values).map_err(other)?
+            };
+            values.push(bits);
+        }
+        for (i, &bits) in values.iter().enumerate() {
+            // SAFETY: the slot is inside the vmctx mapping.
+            unsafe { *instance.slot(layout.global(i as u32)) = bits };
+        }
+        let index = self.instances.len();
+        self.instances.push(instance);
+        self.engine
+            .load(index, &self.instances[index].translation)
+            .map_err(InstantiationError::Other)?;
+        let instance = &self.instances[index];
+
+        // Element segments, then data segments, in order; the first that does not fit
+        // traps, and what earlier segments wrote stays written.
+        for seg in &module.elems {
+            let (slots, len) = layout.table(seg.table);
+            let offset = eval_const(&seg.offset, &values).map_err(other)?;
+            let end = u128::from(offset as u32) + seg.funcs.len() as u128;
+            if end > u128::from(len) {
+                return Err(InstantiationError::Trap(super::traps::TABLE_OUT_OF_BOUNDS));
+            }
+            for (i, f) in seg.funcs.iter().enumerate() {
+                let slot = slots + 8 * (offset as u32 + i as u32);
+                // SAFETY: checked against the table's length above.
+                unsafe { *instance.slot(slot) = f.map_or(0, |f| u64::from(f) + 1) };
+            }
+        }
+        for seg in &module.data {
+            let offset = eval_const(&seg.offset, &values).map_err(other)?;
+            let memory64 = module.memories[seg.memory as usize].ty.memory64;
+            let offset = if memory64 {
+                offset
+            } else {
+                offset & 0xffff_ffff
+            };
+            let id = instance.memories[seg.memory as usize];
+            lock(&self.memories).memories[id]
+                .write(offset, &seg.bytes)
+                .map_err(InstantiationError::Trap)?;
+        }
+        if let Some(start) = module.start {
+            match self.call(index, start, &[]) {
+                Ok(Outcome::Returned(_)) => {}
+                Ok(Outcome::Trapped(t)) => return Err(InstantiationError::Trap(t.code)),
+                Err(e) => return Err(InstantiationError::Other(e)),
+            }
+        }
+        Ok(index)
+    }
+
+    /// Looks up an export of an instance.
+    pub fn export(&self, instance: usize, name: &str) -> Option<Extern> {
+        let inst = &self.instances[instance];
+        let &(kind, index) = inst.exports.get(name)?;
+        Some(match kind {
+            ExternalKind::Func | ExternalKind::FuncExact => Extern::Func { instance, index },
+            ExternalKind::Memory => Extern::Memory(inst.memories[index as usize]),
+            ExternalKind::Global => {
+                let off = inst.translation.layout.global(index);
+                // SAFETY: the slot is inside the vmctx mapping.
+                let bits = unsafe { *inst.slot(off) };
+                let ty = inst.global_types[index as usize];
+                let mask = module::clif_type(ty.content_type).map_or(u64::MAX, |t| t.mask());
+                Extern::Global {
+                    ty,
+                    bits: bits & mask,
+                }
+            }
+            _ => Extern::Table,
+        })
+    }
+
+    /// All export names of an instance.
+    pub fn export_names(&self, instance: usize) -> Vec<String> {
+        self.instances[instance].exports.keys().cloned().collect()
+    }
+
+    /// Calls Wasm function `index` of `instance` with the Wasm arguments `args`.
+    pub fn call(
+        &mut self,
+        instance: usize,
+        index: u32,
+        args: &[DataValue],
+    ) -> Result<Outcome, String> {
+        let inst = &self.instances[instance];
+        let ty = &inst.func_types[index as usize];
+        let want: Vec<Type> = ty
+            .params()
+            .iter()
+            .map(|&t| module::clif_type(t).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
+        let got: Vec<Type> = args.iter().map(|a| a.ty).collect();
+        if want != got {
+            return Err(format!(
+                "function {index} takes ({}) but was given ({})",
+                Type::list(&want),
+                Type::list(&got)
+            ));
+        }
+        let mut full = vec![DataValue::new(types::I64, inst.vmctx())];
+        full.extend_from_slice(args);
+        let translation = Arc::clone(&inst.translation);
+        self.engine
+            .call(instance, &translation, index, &full, &self.memories)
+    }
+
+    /// The functions of an instance, for printing.
+    pub fn functions(&self, instance: usize) -> &[Function] {
+        &self.instances[instance].translation.functions
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Instances go first; memories may outlive the vmctx that point at them.
+        let mut mems = lock(&self.memories);
+        for inst in &self.instances {
+            mems.by_vmctx.remove(&inst.vmctx());
+        }
+        for users in &mut mems.users {
+            users.clear();
+        }
+    }
+}
+
+fn unknown_import(module: &str, field: &str) -> InstantiationError {
+    InstantiationError::Link(format!("unknown import: {module}.{field}"))
+}
+
+fn link_kind(module: &str, field: &str) -> InstantiationError {
+    InstantiationError::Link(format!(
+        "incompatible import type for {module}.{field}: the export is of another kind"
+    ))
+}
+
+/// The spec's import matching for memories: the actual memory's size is at least the
+/// import's minimum, its maximum at most the import's maximum, same index type and page size.
+fn memory_matches(actual: &LinearMemory, import: &MemoryType) -> bool {
+    let a = &actual.ty;
+    a.memory64 == import.memory64
+        && a.shared == import.shared
+        && a.page_size_log2() == import.page_size_log2()
+        && actual.pages() >= import.initial
+        && match (a.maximum, import.maximum) {
+            (_, None) => true,
+            (Some(am), Some(im)) => am <= im,
+            (None, Some(_)) => false,
+        }
+}
+
+/// Evaluates a constant expression; `globals` holds the values of the globals before it.
+pub fn eval_const(ops: &[ConstOp], globals: &[u64]) -> Result<u64, WasmError> {
+    let mut stack: Vec<u64> = Vec::new();
+    for op in ops {
+        let v = match *op {
+            ConstOp::I32(v) => u64::from(v as u32),
+            ConstOp::I64(v) => v as u64,
+            ConstOp::F32(b) => u64::from(b),
+            ConstOp::F64(b) => b,
+            ConstOp::RefNull => 0,
+            ConstOp::RefFunc(f) => u64::from(f) + 1,
+            ConstOp::GlobalGet(g) => *globals
+                .get(g as usize)
+                .ok_or_else(|| WasmError::invalid(format!("unknown global {g}"), None))?,
+            ConstOp::Arith { wide, op } => {
+                let (y, x) = (stack.pop(), stack.pop());
+                let (Some(x), Some(y)) = (x, y) else {
+                    return Err(WasmError::invalid("constant expression underflow", None));
+                };
+                let r = match op {
+                    '+' => x.wrapping_add(y),
+                    '-' => x.wrapping_sub(y),
+                    _ => x.wrapping_mul(y),
+                };
+                if wide {
+                    r
+                } else {
+                    r & 0xffff_ffff
+                }
+            }
+        };
+        stack.push(v);
+    }
+    stack
+        .pop()
+        .ok_or_else(|| WasmError::invalid("empty constant expression", None))
+}

@@ -1,0 +1,1094 @@
+//! Wasm function bodies to CLIF, in the style of Cranelift's Wasm translator: an operand
+//! stack of SSA values, a stack of control frames, locals as SSA-builder variables, and
+//! everything else reached through the `vmctx` parameter.
+//!
+//! Every linear-memory access becomes one `bounds_checked_load`/`bounds_checked_store`
+//! naming a memory declaration that states what the runtime guarantees under the configured
+//! [`MemoryConfig`]. Its base and bound are `notrap aligned` loads from the vmctx right
+//! before the access, so `memory.grow` (a call into the runtime) needs no special reload.
+
+use super::config::{MemoryConfig, MemoryPlan};
+use super::module::{clif_type, Module};
+use super::{traps, VmLayout, WasmError};
+use crate::frontend::{FunctionBuilder, Variable};
+use crate::ir::{
+    types, AbiParam, AccessKind, Block, BlockCall, Endianness, ExtFuncData, FloatCC, FuncRef,
+    Function, Ieee32, Ieee64, InstBuilder, IntCC, JumpTable, MemFlags, Memory, Offset32, Offset64,
+    Signature, TrapCode, Type, Value,
+};
+use cranelift_entity::EntityRef;
+use std::collections::{BTreeSet, HashMap};
+use wasmparser::{BlockType, FuncType, MemArg, MemArgTarget, Operator};
+
+/// The external name of the runtime's `memory.grow`: `(vmctx, memory index, delta pages)`
+/// returning the old size in pages or -1.
+pub const MEMORY_GROW: &str = "%memory_grow";
+
+/// A translated module: one CLIF function per defined Wasm function.
+#[derive(Clone, Debug)]
+pub struct Translation {
+    /// The functions, in Wasm function index order (imports have none).
+    pub functions: Vec<Function>,
+    /// Wasm function index of each entry of `functions`.
+    pub indices: Vec<u32>,
+    /// The vmctx layout the code assumes.
+    pub layout: VmLayout,
+    /// How each memory is laid out.
+    pub plans: Vec<MemoryPlan>,
+}
+
+/// The CLIF name of Wasm function `index`, as Wasmtime names them.
+pub fn func_name(index: u32) -> String {
+    format!("u0:{index}")
+}
+
+/// The memory layout of each of the module's memories under `config`.
+pub fn plans(module: &Module, config: &MemoryConfig) -> Vec<MemoryPlan> {
+    module
+        .memories
+        .iter()
+        .map(|m| {
+            config.plan(
+                m.ty.memory64,
+                m.ty.page_size_log2(),
+                m.ty.initial,
+                m.ty.maximum,
+            )
+        })
+        .collect()
+}
+
+/// Translates every defined function of `module`.
+pub fn translate_module(module: &Module, config: &MemoryConfig) -> Result<Translation, WasmError> {
+    let layout = VmLayout::new(module)?;
+    let plans = plans(module, config);
+    if let Some(f) = module.funcs.iter().find(|f| f.import.is_some()) {
+        let name = f
+            .import
+            .as_ref()
+            .map(|i| format!("{}.{}", i.module, i.field));
+        return Err(WasmError::unsupported(format!(
+            "imported functions ({})",
+            name.unwrap_or_default()
+        )));
+    }
+    if let Some(t) = module.tables.iter().find(|t| t.import.is_some()) {
+        let name = t
+            .import
+            .as_ref()
+            .map(|i| format!("{}.{}", i.module, i.field));
+        return Err(WasmError::unsupported(format!(
+            "imported tables ({})",
+            name.unwrap_or_default()
+        )));
+    }
+    if let Some(g) = module
+        .globals
+        .iter()
+        .find(|g| g.import.is_some() && g.ty.mutable)
+    {
+        let name = g
+            .import
+            .as_ref()
+            .map(|i| format!("{}.{}", i.module, i.field));
+        return Err(WasmError::unsupported(format!(
+            "imported mutable globals ({})",
+            name.unwrap_or_default()
+        )));
+    }
+    let mut functions = Vec::new();
+    let mut indices = Vec::new();
+    for (index, f) in module.funcs.iter().enumerate() {
+        let Some(body) = &f.body else { continue };
+        let index = index as u32;
+        let mut func = Function::new(func_name(index), signature(&f.ty)?);
+        FuncTranslator::new(module, &layout, &plans, &mut func)?.translate(body)?;
+        functions.push(func);
+        indices.push(index);
+    }
+    Ok(Translation {
+        functions,
+        indices,
+        layout,
+        plans,
+    })
+}
+
+/// The CLIF signature of a Wasm function type: the vmctx first, then the Wasm parameters.
+pub fn signature(ty: &FuncType) -> Result<Signature, WasmError> {
+    let mut params = vec![AbiParam {
+        vmctx: true,
+        ..AbiParam::new(types::I64)
+    }];
+    for &p in ty.params() {
+        params.push(AbiParam::new(clif_type(p)?));
+    }
+    let returns = ty
+        .results()
+        .iter()
+        .map(|&r| clif_type(r).map(AbiParam::new))
+        .collect::<Result<_, _>>()?;
+    Ok(Signature {
+        params,
+        returns,
+        ..Signature::default()
+    })
+}
+
+/// What a control frame is.
+enum Kind {
+    Block,
+    Loop {
+        header: Block,
+    },
+    If {
+        else_block: Block,
+        /// The block parameters' values on entry, which the else arm starts from.
+        else_params: Vec<Value>,
+        has_else: bool,
+    },
+    /// A frame opened in unreachable code: no blocks, only nesting.
+    Dead,
+}
+
+struct Frame {
+    kind: Kind,
+    /// The continuation after `end`, with one parameter per result.
+    dest: Block,
+    num_params: usize,
+    num_results: usize,
+    /// Operand stack height below the frame's parameters.
+    height: usize,
+    /// Whether anything branches to `dest`.
+    dest_reachable: bool,
+}
+
+struct FuncTranslator<'m, 'f> {
+    module: &'m Module<'m>,
+    layout: &'m VmLayout,
+    plans: &'m [MemoryPlan],
+    b: FunctionBuilder<'f>,
+    vmctx: Value,
+    stack: Vec<Value>,
+    frames: Vec<Frame>,
+    reachable: bool,
+    memories: HashMap<u32, Memory>,
+    callees: HashMap<u32, FuncRef>,
+    grow: Option<FuncRef>,
+    results: Vec<Type>,
+}
+
+impl<'m, 'f> FuncTranslator<'m, 'f> {
+    fn new(
+        module: &'m Module<'m>,
+        layout: &'m VmLayout,
+        plans: &'m [MemoryPlan],
+        func: &'f mut Function,
+    ) -> Result<Self, WasmError> {
+        let results = func
+            .signature
+            .returns
+            .iter()
+            .map(|p| p.value_type)
+            .collect();
+        let mut b = FunctionBuilder::new(func);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let vmctx = b.block_params(entry)[0];
+        Ok(FuncTranslator {
+            module,
+            layout,
+            plans,
+            b,
+            vmctx,
+            stack: Vec::new(),
+            frames: Vec::new(),
+            reachable: true,
+            memories: HashMap::new(),
+            callees: HashMap::new(),
+            grow: None,
+            results,
+        })
+    }
+
+    fn translate(mut self, body: &wasmparser::FunctionBody) -> Result<(), WasmError> {
+        // Parameters and locals are variables 0.., in Wasm's local index order.
+        let entry = self
+            .b
+            .current_block()
+            .expect("positioned at the entry block");
+        let params: Vec<Value> = self.b.block_params(entry)[1..].to_vec();
+        let mut next = 0usize;
+        for p in params {
+            let var = Variable::new(next);
+            self.b.declare_var(var, self.b.func.dfg.value_type(p));
+            self.b.def_var(var, p);
+            next += 1;
+        }
+        for local in body.get_locals_reader()? {
+            let (count, ty) = local?;
+            let ty = clif_type(ty)?;
+            if count > 50_000 {
+                return Err(WasmError::unsupported(
+                    "more than 50,000 locals in one group",
+                ));
+            }
+            for _ in 0..count {
+                let var = Variable::new(next);
+                self.b.declare_var(var, ty);
+                let zero = self.zero(ty);
+                self.b.def_var(var, zero);
+                next += 1;
+            }
+        }
+        // The function body is a block whose continuation returns.
+        let ret = self.b.create_block();
+        for &ty in &self.results.clone() {
+            self.b.append_block_param(ret, ty);
+        }
+        self.frames.push(Frame {
+            kind: Kind::Block,
+            dest: ret,
+            num_params: 0,
+            num_results: self.results.len(),
+            height: 0,
+            dest_reachable: false,
+        });
+        let mut reader = body.get_operators_reader()?;
+        while !reader.eof() {
+            let offset = reader.original_position();
+            let op = reader.read()?;
+            self.operator(op).map_err(|e| e.at(offset))?;
+        }
+        self.b
+            .finalize()
+            .map_err(|e| WasmError::unsupported(format!("(internal) SSA construction: {e}")))
+    }
+
+    fn zero(&mut self, ty: Type) -> Value {
+        match ty {
+            types::F32 => self.b.ins().f32const(Ieee32(0)),
+            types::F64 => self.b.ins().f64const(Ieee64(0)),
+            _ => self.b.ins().iconst(ty, 0.into()),
+        }
+    }
+
+    fn pop(&mut self) -> Value {
+        self.stack
+            .pop()
+            .expect("validated Wasm never pops an empty stack")
+    }
+
+    fn pop2(&mut self) -> (Value, Value) {
+        let y = self.pop();
+        let x = self.pop();
+        (x, y)
+    }
+
+    fn popn(&mut self, n: usize) -> Vec<Value> {
+        self.stack.split_off(self.stack.len() - n)
+    }
+
+    fn peekn(&self, n: usize) -> Vec<Value> {
+        self.stack[self.stack.len() - n..].to_vec()
+    }
+
+    fn push(&mut self, v: Value) {
+        self.stack.push(v);
+    }
+
+    fn block_types(&self, ty: BlockType) -> Result<(Vec<Type>, Vec<Type>), WasmError> {
+        Ok(match ty {
+            BlockType::Empty => (vec![], vec![]),
+            BlockType::Type(t) => (vec![], vec![clif_type(t)?]),
+            BlockType::FuncType(i) => {
+                let Some(Some(f)) = self.module.types.get(i as usize) else {
+                    return Err(WasmError::unsupported(
+                        "block types that are not function types",
+                    ));
+                };
+                let conv = |ts: &[wasmparser::ValType]| {
+                    ts.iter()
+                        .map(|&t| clif_type(t))
+                        .collect::<Result<Vec<_>, _>>()
+                };
+                (conv(f.params())?, conv(f.results())?)
+            }
+        })
+    }
+
+    fn block_with_params(&mut self, tys: &[Type]) -> Block {
+        let block = self.b.create_block();
+        for &ty in tys {
+            self.b.append_block_param(block, ty);
+        }
+        block
+    }
+
+    /// The branch target of `br depth` and how many values it takes.
+    fn target(&mut self, depth: u32) -> (Block, usize) {
+        let i = self.frames.len() - 1 - depth as usize;
+        let frame = &mut self.frames[i];
+        match frame.kind {
+            Kind::Loop { header } => (header, frame.num_params),
+            _ => {
+                frame.dest_reachable = true;
+                (frame.dest, frame.num_results)
+            }
+        }
+    }
+
+    fn operator(&mut self, op: Operator) -> Result<(), WasmError> {
+        if !self.reachable {
+            return self.unreachable_operator(op);
+        }
+        use Operator as O;
+        macro_rules! bin {
+            ($m:ident) => {{
+                let (x, y) = self.pop2();
+                let v = self.b.ins().$m(x, y);
+                self.push(v);
+            }};
+        }
+        macro_rules! un {
+            ($m:ident) => {{
+                let x = self.pop();
+                let v = self.b.ins().$m(x);
+                self.push(v);
+            }};
+        }
+        macro_rules! conv {
+            ($m:ident, $ty:expr) => {{
+                let x = self.pop();
+                let v = self.b.ins().$m($ty, x);
+                self.push(v);
+            }};
+        }
+        macro_rules! icmp {
+            ($cc:ident) => {{
+                let (x, y) = self.pop2();
+                let c = self.b.ins().icmp(IntCC::$cc, x, y);
+                let v = self.b.ins().uextend(types::I32, c);
+                self.push(v);
+            }};
+        }
+        macro_rules! fcmp {
+            ($cc:ident) => {{
+                let (x, y) = self.pop2();
+                let c = self.b.ins().fcmp(FloatCC::$cc, x, y);
+                let v = self.b.ins().uextend(types::I32, c);
+                self.push(v);
+            }};
+        }
+        macro_rules! sext_in {
+            ($narrow:expr, $wide:expr) => {{
+                let x = self.pop();
+                let n = self.b.ins().ireduce($narrow, x);
+                let v = self.b.ins().sextend($wide, n);
+                self.push(v);
+            }};
+        }
+        macro_rules! load {
+            ($memarg:expr, $ty:expr, $access:ident) => {
+                self.load($memarg, $ty, AccessKind::$access)?
+            };
+        }
+        macro_rules! store {
+            ($memarg:expr, $access:ident) => {
+                self.store($memarg, AccessKind::$access)?
+            };
+        }
+        let (i32_, i64_, f32_, f64_) = (types::I32, types::I64, types::F32, types::F64);
+        match op {
+            // Control.
+            O::Nop => {}
+            O::Unreachable => {
+                self.b.ins().trap(traps::UNREACHABLE);
+                self.reachable = false;
+            }
+            O::Block { blockty } => {
+                let (params, results) = self.block_types(blockty)?;
+                let dest = self.block_with_params(&results);
+                self.frames.push(Frame {
+                    kind: Kind::Block,
+                    dest,
+                    num_params: params.len(),
+                    num_results: results.len(),
+                    height: self.stack.len() - params.len(),
+                    dest_reachable: false,
+                });
+            }
+            O::Loop { blockty } => {
+                let (params, results) = self.block_types(blockty)?;
+                let header = self.block_with_params(&params);
+                let dest = self.block_with_params(&results);
+                let args = self.popn(params.len());
+                self.b.ins().jump(BlockCall::new(header, args));
+                self.b.switch_to_block(header);
+                let height = self.stack.len();
+                let header_params = self.b.block_params(header).to_vec();
+                self.stack.extend(header_params);
+                self.frames.push(Frame {
+                    kind: Kind::Loop { header },
+                    dest,
+                    num_params: params.len(),
+                    num_results: results.len(),
+                    height,
+                    dest_reachable: false,
+                });
+            }
+            O::If { blockty } => {
+                let (params, results) = self.block_types(blockty)?;
+                let c = self.pop();
+                let then_block = self.b.create_block();
+                let else_block = self.b.create_block();
+                let dest = self.block_with_params(&results);
+                self.b.ins().brif(
+                    c,
+                    BlockCall::new(then_block, vec![]),
+                    BlockCall::new(else_block, vec![]),
+                );
+                self.b.seal_block(then_block);
+                self.b.seal_block(else_block);
+                self.b.switch_to_block(then_block);
+                self.frames.push(Frame {
+                    kind: Kind::If {
+                        else_block,
+                        else_params: self.peekn(params.len()),
+                        has_else: false,
+                    },
+                    dest,
+                    num_params: params.len(),
+                    num_results: results.len(),
+                    height: self.stack.len() - params.len(),
+                    dest_reachable: false,
+                });
+            }
+            O::Else => self.else_()?,
+            O::End => self.end()?,
+            O::Br { relative_depth } => {
+                let (target, n) = self.target(relative_depth);
+                let args = self.peekn(n);
+                self.b.ins().jump(BlockCall::new(target, args));
+                self.reachable = false;
+            }
+            O::BrIf { relative_depth } => {
+                let c = self.pop();
+                let (target, n) = self.target(relative_depth);
+                let args = self.peekn(n);
+                let next = self.b.create_block();
+                self.b.ins().brif(
+                    c,
+                    BlockCall::new(target, args),
+                    BlockCall::new(next, vec![]),
+                );
+                self.b.seal_block(next);
+                self.b.switch_to_block(next);
+            }
+            O::BrTable { targets } => {
+                let index = self.pop();
+                let depths = targets
+                    .targets()
+                    .collect::<Result<Vec<u32>, _>>()
+                    .map_err(WasmError::from)?;
+                let default = targets.default();
+                let (_, n) = self.target(default);
+                let args = self.peekn(n);
+                // Jump-table entries carry no arguments: with results, each distinct target
+                // gets an edge block that passes them.
+                let mut edges: HashMap<u32, Block> = HashMap::new();
+                let mut call_for = |this: &mut Self, depth: u32| -> BlockCall {
+                    let (target, _) = this.target(depth);
+                    if n == 0 {
+                        return BlockCall::new(target, vec![]);
+                    }
+                    let edge = *edges.entry(depth).or_insert_with(|| this.b.create_block());
+                    BlockCall::new(edge, vec![])
+                };
+                let default_call = call_for(self, default);
+                let table: Vec<BlockCall> = depths.iter().map(|&d| call_for(self, d)).collect();
+                self.b.ins().br_table(
+                    index,
+                    JumpTable {
+                        default: default_call,
+                        targets: table,
+                    },
+                );
+                let mut edges: Vec<(u32, Block)> = edges.into_iter().collect();
+                edges.sort_by_key(|&(_, b)| b);
+                for (depth, edge) in edges {
+                    self.b.seal_block(edge);
+                    self.b.switch_to_block(edge);
+                    let (target, _) = self.target(depth);
+                    self.b.ins().jump(BlockCall::new(target, args.clone()));
+                }
+                self.reachable = false;
+            }
+            O::Return => {
+                let vals = self.popn(self.results.len());
+                self.b.ins().return_(&vals);
+                self.reachable = false;
+            }
+            O::Call { function_index } => self.call(function_index)?,
+            O::CallIndirect {
+                type_index,
+                table_index,
+            } => self.call_indirect(type_index, table_index)?,
+            O::Drop => {
+                self.pop();
+            }
+            O::Select | O::TypedSelect { .. } => {
+                let c = self.pop();
+                let (x, y) = self.pop2();
+                let v = self.b.ins().select(c, x, y);
+                self.push(v);
+            }
+
+            // Variables.
+            O::LocalGet { local_index } => {
+                let v = self.b.use_var(Variable::new(local_index as usize));
+                self.push(v);
+            }
+            O::LocalSet { local_index } => {
+                let v = self.pop();
+                self.b.def_var(Variable::new(local_index as usize), v);
+            }
+            O::LocalTee { local_index } => {
+                let v = *self.stack.last().expect("validated");
+                self.b.def_var(Variable::new(local_index as usize), v);
+            }
+            O::GlobalGet { global_index } => {
+                let ty = clif_type(self.module.globals[global_index as usize].ty.content_type)?;
+                let off = self.layout.global(global_index);
+                let v = self.vmctx_load(ty, off, false);
+                self.push(v);
+            }
+            O::GlobalSet { global_index } => {
+                let v = self.pop();
+                let off = self.layout.global(global_index);
+                self.b
+                    .ins()
+                    .store(MemFlags::trusted(), v, self.vmctx, Offset32(off as i32));
+            }
+
+            // Constants.
+            O::I32Const { value } => {
+                let v = self.b.ins().iconst(i32_, i64::from(value).into());
+                self.push(v);
+            }
+            O::I64Const { value } => {
+                let v = self.b.ins().iconst(i64_, value.into());
+                self.push(v);
+            }
+            O::F32Const { value } => {
+                let v = self.b.ins().f32const(Ieee32(value.bits()));
+                self.push(v);
+            }
+            O::F64Const { value } => {
+                let v = self.b.ins().f64const(Ieee64(value.bits()));
+                self.push(v);
+            }
+
+            // Memory.
+            O::I32Load { memarg } => load!(memarg, i32_, Full),
+            O::I64Load { memarg } => load!(memarg, i64_, Full),
+            O::F32Load { memarg } => load!(memarg, f32_, Full),
+            O::F64Load { memarg } => load!(memarg, f64_, Full),
+            O::I32Load8S { memarg } => load!(memarg, i32_, S8),
+            O::I32Load8U { memarg } => load!(memarg, i32_, U8),
+            O::I32Load16S { memarg } => load!(memarg, i32_, S16),
+            O::I32Load16U { memarg } => load!(memarg, i32_, U16),
+            O::I64Load8S { memarg } => load!(memarg, i64_, S8),
+            O::I64Load8U { memarg } => load!(memarg, i64_, U8),
+            O::I64Load16S { memarg } => load!(memarg, i64_, S16),
+            O::I64Load16U { memarg } => load!(memarg, i64_, U16),
+            O::I64Load32S { memarg } => load!(memarg, i64_, S32),
+            O::I64Load32U { memarg } => load!(memarg, i64_, U32),
+            O::I32Store { memarg }
+            | O::I64Store { memarg }
+            | O::F32Store { memarg }
+            | O::F64Store { memarg } => store!(memarg, Full),
+            O::I32Store8 { memarg } | O::I64Store8 { memarg } => store!(memarg, I8),
+            O::I32Store16 { memarg } | O::I64Store16 { memarg } => store!(memarg, I16),
+            O::I64Store32 { memarg } => store!(memarg, I32),
+            O::MemorySize { mem } => {
+                let plan = self.plans[mem as usize];
+                let bound = self.vmctx_load(i64_, self.layout.memory_bound(mem), false);
+                let shift = self
+                    .b
+                    .ins()
+                    .iconst(i64_, i64::from(plan.page_size_log2).into());
+                let pages = self.b.ins().ushr(bound, shift);
+                let v = if plan.memory64 {
+                    pages
+                } else {
+                    self.b.ins().ireduce(i32_, pages)
+                };
+                self.push(v);
+            }
+            O::MemoryGrow { mem } => {
+                let memory64 = self.plans[mem as usize].memory64;
+                let delta = self.pop();
+                let delta = if memory64 {
+                    delta
+                } else {
+                    self.b.ins().uextend(i64_, delta)
+                };
+                let grow = self.grow_ref();
+                let index = self.b.ins().iconst(i32_, i64::from(mem).into());
+                let call = self.b.ins().call(grow, &[self.vmctx, index, delta]);
+                let old = self.b.func.dfg.first_result(call);
+                let v = if memory64 {
+                    old
+                } else {
+                    self.b.ins().ireduce(i32_, old)
+                };
+                self.push(v);
+            }
+
+            // Integer arithmetic.
+            O::I32Add | O::I64Add => bin!(iadd),
+            O::I32Sub | O::I64Sub => bin!(isub),
+            O::I32Mul | O::I64Mul => bin!(imul),
+            O::I32DivS | O::I64DivS => bin!(sdiv),
+            O::I32DivU | O::I64DivU => bin!(udiv),
+            O::I32RemS | O::I64RemS => bin!(srem),
+            O::I32RemU | O::I64RemU => bin!(urem),
+            O::I32And | O::I64And => bin!(band),
+            O::I32Or | O::I64Or => bin!(bor),
+            O::I32Xor | O::I64Xor => bin!(bxor),
+            O::I32Shl | O::I64Shl => bin!(ishl),
+            O::I32ShrS | O::I64ShrS => bin!(sshr),
+            O::I32ShrU | O::I64ShrU => bin!(ushr),
+            O::I32Rotl | O::I64Rotl => bin!(rotl),
+            O::I32Rotr | O::I64Rotr => bin!(rotr),
+            O::I32Clz | O::I64Clz => un!(clz),
+            O::I32Ctz | O::I64Ctz => un!(ctz),
+            O::I32Popcnt | O::I64Popcnt => un!(popcnt),
+            O::I32Eqz | O::I64Eqz => {
+                let x = self.pop();
+                let ty = self.b.func.dfg.value_type(x);
+                let zero = self.b.ins().iconst(ty, 0.into());
+                let c = self.b.ins().icmp(IntCC::Equal, x, zero);
+                let v = self.b.ins().uextend(i32_, c);
+                self.push(v);
+            }
+            O::I32Eq | O::I64Eq => icmp!(Equal),
+            O::I32Ne | O::I64Ne => icmp!(NotEqual),
+            O::I32LtS | O::I64LtS => icmp!(SignedLessThan),
+            O::I32LtU | O::I64LtU => icmp!(UnsignedLessThan),
+            O::I32GtS | O::I64GtS => icmp!(SignedGreaterThan),
+            O::I32GtU | O::I64GtU => icmp!(UnsignedGreaterThan),
+            O::I32LeS | O::I64LeS => icmp!(SignedLessThanOrEqual),
+            O::I32LeU | O::I64LeU => icmp!(UnsignedLessThanOrEqual),
+            O::I32GeS | O::I64GeS => icmp!(SignedGreaterThanOrEqual),
+            O::I32GeU | O::I64GeU => icmp!(UnsignedGreaterThanOrEqual),
+
+            // Conversions.
+            O::I32WrapI64 => conv!(ireduce, i32_),
+            O::I64ExtendI32S => conv!(sextend, i64_),
+            O::I64ExtendI32U => conv!(uextend, i64_),
+            O::I32Extend8S => sext_in!(types::I8, i32_),
+            O::I32Extend16S => sext_in!(types::I16, i32_),
+            O::I64Extend8S => sext_in!(types::I8, i64_),
+            O::I64Extend16S => sext_in!(types::I16, i64_),
+            O::I64Extend32S => sext_in!(i32_, i64_),
+            O::I32ReinterpretF32 => self.bitcast(i32_),
+            O::I64ReinterpretF64 => self.bitcast(i64_),
+            O::F32ReinterpretI32 => self.bitcast(f32_),
+            O::F64ReinterpretI64 => self.bitcast(f64_),
+            O::I32TruncF32S | O::I32TruncF64S => conv!(fcvt_to_sint, i32_),
+            O::I32TruncF32U | O::I32TruncF64U => conv!(fcvt_to_uint, i32_),
+            O::I64TruncF32S | O::I64TruncF64S => conv!(fcvt_to_sint, i64_),
+            O::I64TruncF32U | O::I64TruncF64U => conv!(fcvt_to_uint, i64_),
+            O::I32TruncSatF32S | O::I32TruncSatF64S => conv!(fcvt_to_sint_sat, i32_),
+            O::I32TruncSatF32U | O::I32TruncSatF64U => conv!(fcvt_to_uint_sat, i32_),
+            O::I64TruncSatF32S | O::I64TruncSatF64S => conv!(fcvt_to_sint_sat, i64_),
+            O::I64TruncSatF32U | O::I64TruncSatF64U => conv!(fcvt_to_uint_sat, i64_),
+            O::F32ConvertI32S | O::F32ConvertI64S => conv!(fcvt_from_sint, f32_),
+            O::F32ConvertI32U | O::F32ConvertI64U => conv!(fcvt_from_uint, f32_),
+            O::F64ConvertI32S | O::F64ConvertI64S => conv!(fcvt_from_sint, f64_),
+            O::F64ConvertI32U | O::F64ConvertI64U => conv!(fcvt_from_uint, f64_),
+            O::F32DemoteF64 => conv!(fdemote, f32_),
+            O::F64PromoteF32 => conv!(fpromote, f64_),
+
+            // Floating point.
+            O::F32Add | O::F64Add => bin!(fadd),
+            O::F32Sub | O::F64Sub => bin!(fsub),
+            O::F32Mul | O::F64Mul => bin!(fmul),
+            O::F32Div | O::F64Div => bin!(fdiv),
+            O::F32Min | O::F64Min => bin!(fmin),
+            O::F32Max | O::F64Max => bin!(fmax),
+            O::F32Copysign | O::F64Copysign => bin!(fcopysign),
+            O::F32Abs | O::F64Abs => un!(fabs),
+            O::F32Neg | O::F64Neg => un!(fneg),
+            O::F32Sqrt | O::F64Sqrt => un!(sqrt),
+            O::F32Ceil | O::F64Ceil => un!(ceil),
+            O::F32Floor | O::F64Floor => un!(floor),
+            O::F32Trunc | O::F64Trunc => un!(trunc),
+            O::F32Nearest | O::F64Nearest => un!(nearest),
+            O::F32Eq | O::F64Eq => fcmp!(Equal),
+            O::F32Ne | O::F64Ne => fcmp!(NotEqual),
+            O::F32Lt | O::F64Lt => fcmp!(LessThan),
+            O::F32Gt | O::F64Gt => fcmp!(GreaterThan),
+            O::F32Le | O::F64Le => fcmp!(LessThanOrEqual),
+            O::F32Ge | O::F64Ge => fcmp!(GreaterThanOrEqual),
+
+            op => return Err(WasmError::unsupported(operator_name(&op))),
+        }
+        Ok(())
+    }
+
+    /// In unreachable code only the nesting of control frames matters.
+    fn unreachable_operator(&mut self, op: Operator) -> Result<(), WasmError> {
+        match op {
+            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
+                let dest = Block::new(0); // never used: dead frames create no blocks
+                self.frames.push(Frame {
+                    kind: Kind::Dead,
+                    dest,
+                    num_params: 0,
+                    num_results: 0,
+                    height: self.stack.len(),
+                    dest_reachable: false,
+                });
+                Ok(())
+            }
+            Operator::Else => self.else_(),
+            Operator::End => self.end(),
+            _ => Ok(()),
+        }
+    }
+
+    fn else_(&mut self) -> Result<(), WasmError> {
+        let reachable = self.reachable;
+        let frame = self.frames.last_mut().expect("validated: else inside if");
+        let Kind::If {
+            else_block,
+            ref else_params,
+            ref mut has_else,
+        } = frame.kind
+        else {
+            return Ok(()); // a dead `if`: its else arm is dead too
+        };
+        *has_else = true;
+        let else_params = else_params.clone();
+        let (dest, n, height) = (frame.dest, frame.num_results, frame.height);
+        if reachable {
+            frame.dest_reachable = true;
+            let args = self.popn(n);
+            self.b.ins().jump(BlockCall::new(dest, args));
+        }
+        self.stack.truncate(height);
+        self.b.switch_to_block(else_block);
+        self.stack.extend(else_params);
+        self.reachable = true;
+        Ok(())
+    }
+
+    fn end(&mut self) -> Result<(), WasmError> {
+        let mut frame = self.frames.pop().expect("validated: end closes a frame");
+        if let Kind::Dead = frame.kind {
+            return Ok(());
+        }
+        if self.reachable {
+            frame.dest_reachable = true;
+            let args = self.popn(frame.num_results);
+            self.b.ins().jump(BlockCall::new(frame.dest, args));
+        }
+        match frame.kind {
+            Kind::If {
+                else_block,
+                else_params,
+                has_else: false,
+            } => {
+                // No else arm: the parameters flow through as the results.
+                self.b.switch_to_block(else_block);
+                self.b.ins().jump(BlockCall::new(frame.dest, else_params));
+                frame.dest_reachable = true;
+            }
+            Kind::Loop { header } => self.b.seal_block(header),
+            _ => {}
+        }
+        self.stack.truncate(frame.height);
+        self.b.seal_block(frame.dest);
+        self.reachable = frame.dest_reachable;
+        if !frame.dest_reachable {
+            return Ok(());
+        }
+        self.b.switch_to_block(frame.dest);
+        let results = self.b.block_params(frame.dest).to_vec();
+        if self.frames.is_empty() {
+            self.b.ins().return_(&results);
+            self.reachable = false;
+        } else {
+            self.stack.extend(results);
+        }
+        Ok(())
+    }
+
+    fn bitcast(&mut self, ty: Type) {
+        let x = self.pop();
+        let v = self.b.ins().bitcast(ty, MemFlags::default_for_bitcast(), x);
+        self.push(v);
+    }
+
+    fn vmctx_load(&mut self, ty: Type, offset: u32, readonly: bool) -> Value {
+        let flags = MemFlags {
+            readonly,
+            ..MemFlags::trusted()
+        };
+        self.b
+            .ins()
+            .load(ty, flags, self.vmctx, Offset32(offset as i32))
+    }
+
+    /// The memory declaration, base and bound for an access to memory `index`.
+    fn heap(&mut self, memarg: &MemArg) -> Result<(Memory, Value, Value), WasmError> {
+        let MemArgTarget::Memory(index) = memarg.target else {
+            return Err(WasmError::unsupported("GC array accesses"));
+        };
+        if memarg.ordering.is_some() {
+            return Err(WasmError::unsupported("atomic memory accesses"));
+        }
+        let plan = self.plans[index as usize];
+        let memory = match self.memories.get(&index) {
+            Some(&m) => m,
+            None => {
+                let m = self.b.func.memories.push(plan.declaration());
+                self.memories.insert(index, m);
+                m
+            }
+        };
+        // A memory that never moves has a base that never changes: the load is readonly,
+        // so an optimiser may hoist it out of loops.
+        let base = self.vmctx_load(
+            types::I64,
+            self.layout.memory_base(index),
+            plan.reservation.is_some(),
+        );
+        let bound = self.vmctx_load(types::I64, self.layout.memory_bound(index), false);
+        Ok((memory, base, bound))
+    }
+
+    fn heap_flags() -> MemFlags {
+        MemFlags {
+            endianness: Some(Endianness::Little),
+            ..MemFlags::default()
+        }
+    }
+
+    /// An access whose offset plus size does not fit 64 bits traps on every execution; the
+    /// verifier rejects it as an instruction, so it becomes the trap it always is.
+    fn always_out_of_bounds(&mut self, memarg: &MemArg, size: u64) -> bool {
+        if memarg.offset.checked_add(size).is_some() {
+            return false;
+        }
+        self.b.ins().trap(TrapCode::HEAP_OUT_OF_BOUNDS);
+        self.reachable = false;
+        true
+    }
+
+    fn load(&mut self, memarg: MemArg, ty: Type, access: AccessKind) -> Result<(), WasmError> {
+        let size = access
+            .narrow_bytes()
+            .map_or(u64::from(ty.bytes()), u64::from);
+        if self.always_out_of_bounds(&memarg, size) {
+            return Ok(());
+        }
+        let index = self.pop();
+        let (memory, base, bound) = self.heap(&memarg)?;
+        let v = self.b.ins().bounds_checked_load(
+            ty,
+            access,
+            Self::heap_flags(),
+            memory,
+            base,
+            bound,
+            index,
+            Offset64(memarg.offset),
+        );
+        self.push(v);
+        Ok(())
+    }
+
+    fn store(&mut self, memarg: MemArg, access: AccessKind) -> Result<(), WasmError> {
+        let (index, x) = self.pop2();
+        let ty = self.b.func.dfg.value_type(x);
+        let size = access
+            .narrow_bytes()
+            .map_or(u64::from(ty.bytes()), u64::from);
+        if self.always_out_of_bounds(&memarg, size) {
+            return Ok(());
+        }
+        let (memory, base, bound) = self.heap(&memarg)?;
+        self.b.ins().bounds_checked_store(
+            access,
+            Self::heap_flags(),
+            memory,
+            x,
+            base,
+            bound,
+            index,
+            Offset64(memarg.offset),
+        );
+        Ok(())
+    }
+
+    fn func_ref(&mut self, name: String, sig: Signature) -> FuncRef {
+        let sig = self.b.func.dfg.signatures.push(sig);
+        self.b.func.dfg.ext_funcs.push(ExtFuncData {
+            name,
+            signature: sig,
+            colocated: true,
+        })
+    }
+
+    fn grow_ref(&mut self) -> FuncRef {
+        if let Some(f) = self.grow {
+            return f;
+        }
+        let sig = Signature {
+            params: vec![
+                AbiParam {
+                    vmctx: true,
+                    ..AbiParam::new(types::I64)
+                },
+                AbiParam::new(types::I32),
+                AbiParam::new(types::I64),
+            ],
+            returns: vec![AbiParam::new(types::I64)],
+            ..Signature::default()
+        };
+        let f = self.func_ref(MEMORY_GROW.to_string(), sig);
+        self.b.func.dfg.ext_funcs[f].colocated = false;
+        self.grow = Some(f);
+        f
+    }
+
+    fn callee(&mut self, index: u32) -> Result<FuncRef, WasmError> {
+        if let Some(&f) = self.callees.get(&index) {
+            return Ok(f);
+        }
+        let sig = signature(&self.module.funcs[index as usize].ty)?;
+        let f = self.func_ref(func_name(index), sig);
+        self.callees.insert(index, f);
+        Ok(f)
+    }
+
+    fn call(&mut self, index: u32) -> Result<(), WasmError> {
+        let callee = self.callee(index)?;
+        let n = self.module.funcs[index as usize].ty.params().len();
+        let mut args = vec![self.vmctx];
+        args.extend(self.popn(n));
+        let call = self.b.ins().call(callee, &args);
+        let results = self.b.func.dfg.inst_results(call).to_vec();
+        self.stack.extend(results);
+        Ok(())
+    }
+
+    /// `call_indirect` over a table that only element segments fill (tables cannot be
+    /// imported, set or grown here): the slot is bounds-checked, then a `br_table` on its
+    /// contents dispatches to a direct call of each function the table can hold, with
+    /// traps for null slots and functions of another type.
+    fn call_indirect(&mut self, type_index: u32, table: u32) -> Result<(), WasmError> {
+        let Some(Some(ty)) = self.module.types.get(type_index as usize).cloned() else {
+            return Err(WasmError::unsupported(
+                "call_indirect with a non-function type",
+            ));
+        };
+        if self.module.tables[table as usize].ty.table64 {
+            return Err(WasmError::unsupported("64-bit tables"));
+        }
+        let (slots, len) = self.layout.table(table);
+        let index = self.pop();
+        let mut args = vec![self.vmctx];
+        args.extend(self.popn(ty.params().len()));
+        let len = self.b.ins().iconst(types::I32, i64::from(len).into());
+        let oob = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
+        self.b.ins().trapnz(oob, traps::TABLE_OUT_OF_BOUNDS);
+        let wide = self.b.ins().uextend(types::I64, index);
+        let three = self.b.ins().iconst(types::I64, 3.into());
+        let scaled = self.b.ins().ishl(wide, three);
+        let addr = self.b.ins().iadd(self.vmctx, scaled);
+        let slot = self.b.ins().load(
+            types::I64,
+            MemFlags::trusted(),
+            addr,
+            Offset32(slots as i32),
+        );
+        let slot = self.b.ins().ireduce(types::I32, slot);
+
+        let candidates: BTreeSet<u32> = self
+            .module
+            .elems
+            .iter()
+            .filter(|e| e.table == table)
+            .flat_map(|e| e.funcs.iter().flatten().copied())
+            .collect();
+        let results: Vec<Type> = ty
+            .results()
+            .iter()
+            .map(|&r| clif_type(r))
+            .collect::<Result<_, _>>()?;
+        let merge = self.block_with_params(&results);
+        let null_block = self.b.create_block();
+        let sig_block = self.b.create_block();
+        let mut targets = vec![BlockCall::new(null_block, vec![])];
+        let mut calls = Vec::new();
+        let top = candidates.last().map_or(0, |&f| f + 1);
+        for f in 0..top {
+            let matches = candidates.contains(&f) && self.module.funcs[f as usize].ty == ty;
+            if matches {
+                let block = self.b.create_block();
+                calls.push((f, block));
+                targets.push(BlockCall::new(block, vec![]));
+            } else {
+                targets.push(BlockCall::new(sig_block, vec![]));
+            }
+        }
+        self.b.ins().br_table(
+            slot,
+            JumpTable {
+                default: BlockCall::new(sig_block, vec![]),
+                targets,
+            },
+        );
+        for b in [null_block, sig_block] {
+            self.b.seal_block(b);
+        }
+        self.b.switch_to_block(null_block);
+        self.b.ins().trap(traps::INDIRECT_CALL_TO_NULL);
+        self.b.switch_to_block(sig_block);
+        self.b.ins().trap(traps::BAD_SIGNATURE);
+        for (f, block) in calls {
+            self.b.seal_block(block);
+            self.b.switch_to_block(block);
+            let callee = self.callee(f)?;
+            let call = self.b.ins().call(callee, &args);
+            let rets = self.b.func.dfg.inst_results(call).to_vec();
+            self.b.ins().jump(BlockCall::new(merge, rets));
+        }
+        self.b.seal_block(merge);
+        self.b.switch_to_block(merge);
+        let params = self.b.block_params(merge).to_vec();
+        self.stack.extend(params);
+        Ok(())
+    }
+}
+
+/// `i32.atomic.load` style names from wasmparser's operator names, for error messages.
+fn operator_name(op: &Operator) -> String {
+    let debug = format!("{op:?}");
+    let name = debug
+        .split([' ', '{', '('])
+        .next()
+        .unwrap_or("?")
+        .to_string();
+    format!("the `{name}` instruction")
+}
