@@ -13,6 +13,8 @@ pub mod fuzzing;
 pub mod interpreter;
 pub mod ir;
 pub mod legalize;
+#[cfg(unix)]
+pub mod native;
 pub mod parser;
 pub mod printer;
 pub mod semantics;

@@ -92,7 +92,8 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Execution path: `interp` runs the fused instructions on the reference
-        /// interpreter, `interp-legalized` runs the legalized form on it.
+        /// interpreter, `interp-legalized` runs the legalized form on it, `cranelift` compiles
+        /// the legalized form with real Cranelift 0.135.8 for the host and runs it natively.
         #[arg(long, default_value = "interp")]
         target: String,
         /// Memory configuration: a preset (static, dynamic-guard, dynamic) or Wasmtime knobs.
@@ -103,6 +104,14 @@ enum Command {
         spectre: String,
     },
 }
+
+/// The execution paths of `clif-bounds wast`.
+const WAST_TARGETS: &[&str] = &[
+    "interp",
+    "interp-legalized",
+    #[cfg(all(unix, feature = "cranelift"))]
+    "cranelift",
+];
 
 const EXAMPLE: &str = include_str!("example.clif");
 
@@ -285,8 +294,14 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 match target.as_str() {
                     "interp" => Ok(Box::new(InterpreterEngine::fused())),
                     "interp-legalized" => Ok(Box::new(InterpreterEngine::legalized(settings))),
+                    #[cfg(all(unix, feature = "cranelift"))]
+                    "cranelift" => Ok(Box::new(
+                        clif_bounds::wasm::cranelift::CraneliftEngine::new(settings.spectre)
+                            .map_err(|e| format!("error: {e}"))?,
+                    )),
                     t => Err(format!(
-                        "error: unknown wast target `{t}` (known: interp, interp-legalized)"
+                        "error: unknown wast target `{t}` (known: {})",
+                        WAST_TARGETS.join(", ")
                     )),
                 }
             };

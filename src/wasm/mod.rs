@@ -7,6 +7,8 @@
 //! instance that uses the memory when it grows.
 
 pub mod config;
+#[cfg(all(unix, feature = "cranelift"))]
+pub mod cranelift;
 pub mod module;
 pub mod runtime;
 pub mod script;

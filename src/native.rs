@@ -1,0 +1,250 @@
+//! Running machine code in-process with faithful traps (x86_64 Linux).
+//!
+//! Code is copied into an `mmap`ed region, relocated by the caller, and made executable.
+//! [`call`] enters it through a small assembly trampoline that saves the host's callee-saved
+//! registers and stack pointer. A fault (SIGSEGV, SIGBUS, SIGILL, SIGFPE) inside generated code
+//! is caught by a signal handler, which looks the pc up in the code's trap table and resumes
+//! the trampoline's exit path with the stack pointer it saved: the call returns
+//! [`Fault::Trap`] with the trap code, or [`Fault::Crash`] if the pc is not a trap site. A
+//! fault anywhere else is not ours and gets the default action.
+
+use crate::ir::TrapCode;
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::sync::Once;
+
+/// Executable code: one mapping, read-write while it is being relocated, then read-execute.
+pub struct CodeMemory {
+    ptr: *mut u8,
+    len: usize,
+    /// Trap sites by offset from the start of the mapping.
+    traps: BTreeMap<u64, TrapCode>,
+}
+
+// SAFETY: the mapping is owned by this value and immutable once published.
+unsafe impl Send for CodeMemory {}
+
+impl CodeMemory {
+    /// Copies `code` into a fresh mapping; `traps` are offsets into `code`. `relocate` gets
+    /// the writable bytes and their final address to patch before the code becomes
+    /// executable.
+    pub fn new(
+        code: &[u8],
+        traps: BTreeMap<u64, TrapCode>,
+        relocate: impl FnOnce(&mut [u8], u64) -> Result<(), String>,
+    ) -> Result<CodeMemory, String> {
+        let len = code.len().max(1).next_multiple_of(4096);
+        // SAFETY: a fresh anonymous mapping.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(format!(
+                "cannot map {len:#x} bytes for code: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let mem = CodeMemory {
+            ptr: ptr.cast(),
+            len,
+            traps,
+        };
+        // SAFETY: the mapping is writable and at least `code.len()` bytes long.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(mem.ptr, code.len()) };
+        bytes.copy_from_slice(code);
+        relocate(bytes, mem.ptr as u64)?;
+        // SAFETY: changing the protection of our own mapping.
+        if unsafe { libc::mprotect(ptr, len, libc::PROT_READ | libc::PROT_EXEC) } != 0 {
+            return Err(format!(
+                "cannot make code executable: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(mem)
+    }
+
+    /// The address of byte `offset`.
+    pub fn addr(&self, offset: u64) -> u64 {
+        self.ptr as u64 + offset
+    }
+
+    fn trap_at(&self, pc: u64) -> Option<TrapCode> {
+        let off = pc.checked_sub(self.ptr as u64)?;
+        self.traps.get(&off).copied()
+    }
+
+    fn contains(&self, pc: u64) -> bool {
+        (self.ptr as u64..self.ptr as u64 + self.len as u64).contains(&pc)
+    }
+}
+
+impl Drop for CodeMemory {
+    fn drop(&mut self) {
+        // SAFETY: unmapping what `new` mapped.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// How a call into generated code failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The code trapped at a trap site.
+    Trap(TrapCode),
+    /// A signal at a pc that is not a trap site: a bug in the generated code.
+    Crash {
+        /// The signal number.
+        signal: i32,
+        /// The faulting pc.
+        pc: u64,
+    },
+}
+
+/// The state of the call in progress on this thread, read by the signal handler.
+struct Active {
+    code: *const CodeMemory,
+    saved_sp: u64,
+    fault: Option<Fault>,
+}
+
+thread_local! {
+    static ACTIVE: Cell<*mut Active> = const { Cell::new(std::ptr::null_mut()) };
+    static ALT_STACK: Cell<bool> = const { Cell::new(false) };
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+std::arch::global_asm!(
+    // clif_bounds_enter(code, vmctx, values, saved_sp_slot) -> 0 returned, 1 faulted
+    ".globl clif_bounds_enter",
+    "clif_bounds_enter:",
+    "push rbp",
+    "mov rbp, rsp",
+    "push rbx",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
+    "sub rsp, 8",
+    "mov [rcx], rsp",
+    "mov rax, rdi",
+    "mov rdi, rsi",
+    "mov rsi, rdx",
+    "call rax",
+    "xor eax, eax",
+    ".Lclif_bounds_exit:",
+    "add rsp, 8",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop rbx",
+    "pop rbp",
+    "ret",
+    // The signal handler resumes here with rsp restored to the saved value.
+    ".globl clif_bounds_resume",
+    "clif_bounds_resume:",
+    "mov eax, 1",
+    "jmp .Lclif_bounds_exit",
+);
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+extern "sysv64" {
+    fn clif_bounds_enter(code: u64, vmctx: u64, values: *mut u64, saved_sp: *mut u64) -> u32;
+    fn clif_bounds_resume();
+}
+
+const SIGNALS: [libc::c_int; 4] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE];
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+extern "C" fn on_signal(sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    let active = ACTIVE.with(Cell::get);
+    // SAFETY: `ctx` is the ucontext the kernel passed; `active` is the live call's state.
+    unsafe {
+        let uc = ctx.cast::<libc::ucontext_t>();
+        let pc = (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as u64;
+        if !active.is_null() && (*(*active).code).contains(pc) {
+            let code = &*(*active).code;
+            (*active).fault = Some(match code.trap_at(pc) {
+                Some(c) => Fault::Trap(c),
+                None => Fault::Crash { signal: sig, pc },
+            });
+            (*uc).uc_mcontext.gregs[libc::REG_RSP as usize] = (*active).saved_sp as i64;
+            (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] =
+                clif_bounds_resume as *const () as usize as i64;
+            return;
+        }
+        // Not generated code: the default action, when the faulting instruction re-runs.
+        libc::signal(sig, libc::SIG_DFL);
+    }
+}
+
+fn install_handlers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        // SAFETY: installing a handler with a zeroed, then filled, sigaction.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                on_signal;
+            sa.sa_sigaction = handler as usize;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+            libc::sigemptyset(&mut sa.sa_mask);
+            for sig in SIGNALS {
+                libc::sigaction(sig, &sa, std::ptr::null_mut());
+            }
+        }
+    });
+    // The handler must run even when the fault is a stack overflow: an alternate stack per
+    // thread, leaked with the thread's lifetime.
+    ALT_STACK.with(|done| {
+        if done.get() {
+            return;
+        }
+        let size = 64 << 10;
+        let stack = Box::leak(vec![0u8; size].into_boxed_slice());
+        let ss = libc::stack_t {
+            ss_sp: stack.as_mut_ptr().cast(),
+            ss_flags: 0,
+            ss_size: size,
+        };
+        // SAFETY: the stack is valid for the rest of the process.
+        unsafe { libc::sigaltstack(&ss, std::ptr::null_mut()) };
+        done.set(true);
+    });
+}
+
+/// Calls the code at `entry` (inside `code`) as `entry(vmctx, values)` with the System V
+/// convention: an array-call trampoline reading its arguments from and writing its results
+/// to `values`.
+pub fn call(code: &CodeMemory, entry: u64, vmctx: u64, values: &mut [u64]) -> Result<(), Fault> {
+    if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+        return Err(Fault::Crash { signal: 0, pc: 0 });
+    }
+    install_handlers();
+    let mut active = Active {
+        code,
+        saved_sp: 0,
+        fault: None,
+    };
+    let previous = ACTIVE.with(|a| a.replace(&mut active));
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    // SAFETY: `entry` is a System V function of `code` taking (vmctx, values); a fault in it
+    // resumes at the trampoline's exit with the saved stack pointer.
+    let status =
+        unsafe { clif_bounds_enter(entry, vmctx, values.as_mut_ptr(), &mut active.saved_sp) };
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+    let status = 1;
+    ACTIVE.with(|a| a.set(previous));
+    match (status, active.fault) {
+        (0, _) => Ok(()),
+        (_, Some(f)) => Err(f),
+        (_, None) => Err(Fault::Crash { signal: 0, pc: 0 }),
+    }
+}

@@ -1,0 +1,331 @@
+//! The fourth execution path: our translation, legalized into the exploded CLIF that
+//! Cranelift 0.135.8 understands, printed, read back by real `cranelift-reader`, compiled by
+//! real `cranelift-codegen` for the host (x86_64), and run in-process by [`crate::native`]
+//! against the runtime's memories. It checks the legalizer on real programs.
+
+use super::runtime::{Engine, Memories};
+use super::translate::{func_name, Translation, MEMORY_GROW};
+use crate::interpreter::{DataValue, Outcome, Trap};
+use crate::ir::{Function, TrapCode, Type};
+use crate::legalize::{legalize, Settings};
+use crate::native::{self, CodeMemory, Fault};
+use cranelift_codegen::binemit::Reloc;
+use cranelift_codegen::ir::ExternalName;
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::FinalizedRelocTarget;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+use std::sync::{Arc, Mutex};
+
+/// Compiles legalized translations with real Cranelift for x86_64 and runs them natively.
+pub struct CraneliftEngine {
+    settings: Settings,
+    isa: OwnedTargetIsa,
+    instances: HashMap<usize, Compiled>,
+}
+
+struct Compiled {
+    code: CodeMemory,
+    /// Offset of each function's array-call trampoline.
+    entries: HashMap<u32, u64>,
+}
+
+impl CraneliftEngine {
+    /// An engine for the host, with `enable_heap_access_spectre_mitigation` as given.
+    pub fn new(spectre: bool) -> Result<CraneliftEngine, String> {
+        if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+            return Err("the Cranelift engine runs on x86_64 Linux hosts only".into());
+        }
+        let mut b = settings::builder();
+        let set = |b: &mut settings::Builder, k: &str, v: &str| {
+            b.set(k, v)
+                .map_err(|e| format!("Cranelift setting {k}={v}: {e}"))
+        };
+        set(&mut b, "opt_level", "speed")?;
+        set(
+            &mut b,
+            "enable_heap_access_spectre_mitigation",
+            &spectre.to_string(),
+        )?;
+        let isa = cranelift_codegen::isa::lookup_by_name("x86_64")
+            .map_err(|e| format!("Cranelift x86_64: {e}"))?
+            .finish(settings::Flags::new(b))
+            .map_err(|e| format!("Cranelift x86_64: {e}"))?;
+        let settings = Settings::new(
+            Some("x86_64"),
+            &[(
+                "enable_heap_access_spectre_mitigation".into(),
+                spectre.to_string(),
+            )],
+        )?;
+        Ok(CraneliftEngine {
+            settings,
+            isa,
+            instances: HashMap::new(),
+        })
+    }
+
+    fn compile(
+        &self,
+        text: &str,
+    ) -> Result<(Vec<u8>, Vec<Relocation>, Vec<(u32, TrapCode)>), String> {
+        let func = cranelift_reader::parse_functions(text)
+            .map_err(|e| format!("cranelift-reader rejected our output: {e}\n{text}"))?
+            .remove(0);
+        let names = func.params.user_named_funcs().clone();
+        let mut ctx = cranelift_codegen::Context::for_function(func);
+        let code = ctx
+            .compile(&*self.isa, &mut Default::default())
+            .map_err(|e| format!("Cranelift could not compile: {:?}\n{text}", e.inner))?;
+        let bytes = code.code_buffer().to_vec();
+        let traps = code
+            .buffer
+            .traps()
+            .iter()
+            .filter_map(|t| Some((t.offset, TrapCode::from_raw(t.code.as_raw().get())?)))
+            .collect();
+        let mut relocs = Vec::new();
+        for r in code.buffer.relocs() {
+            let target = match &r.target {
+                FinalizedRelocTarget::ExternalName(ExternalName::User(u)) => {
+                    let name = &names[*u];
+                    Target::Function {
+                        namespace: name.namespace,
+                        index: name.index,
+                    }
+                }
+                FinalizedRelocTarget::ExternalName(ExternalName::TestCase(t))
+                    if t.to_string() == MEMORY_GROW =>
+                {
+                    Target::Grow
+                }
+                other => return Err(format!("unexpected relocation target {other:?}")),
+            };
+            relocs.push(Relocation {
+                offset: r.offset,
+                kind: r.kind,
+                target,
+                addend: r.addend,
+            });
+        }
+        Ok((bytes, relocs, traps))
+    }
+}
+
+enum Target {
+    Function { namespace: u32, index: u32 },
+    Grow,
+}
+
+struct Relocation {
+    offset: u32,
+    kind: Reloc,
+    target: Target,
+    addend: i64,
+}
+
+/// The CLIF of an array-call trampoline for `func`: `(vmctx, values)` with the System V
+/// convention, arguments read from and results written to 8-byte slots of `values`.
+fn trampoline(func: &Function, index: u32) -> String {
+    let params: Vec<Type> = func.signature.params[1..]
+        .iter()
+        .map(|p| p.value_type)
+        .collect();
+    let returns: Vec<Type> = func
+        .signature
+        .returns
+        .iter()
+        .map(|p| p.value_type)
+        .collect();
+    let mut s = String::new();
+    let _ = writeln!(s, "function u1:{index}(i64 vmctx, i64) system_v {{");
+    let _ = writeln!(s, "    sig0 = {}", func.signature);
+    let _ = writeln!(s, "    fn0 = colocated {} sig0", func_name(index));
+    let _ = writeln!(s, "\nblock0(v0: i64, v1: i64):");
+    let mut args = vec!["v0".to_string()];
+    for (i, ty) in params.iter().enumerate() {
+        let _ = writeln!(s, "    v{} = load.{ty} notrap aligned v1+{}", i + 2, 8 * i);
+        args.push(format!("v{}", i + 2));
+    }
+    let first = params.len() + 2;
+    let results: Vec<String> = (0..returns.len())
+        .map(|j| format!("v{}", first + j))
+        .collect();
+    if results.is_empty() {
+        let _ = writeln!(s, "    call fn0({})", args.join(", "));
+    } else {
+        let _ = writeln!(
+            s,
+            "    {} = call fn0({})",
+            results.join(", "),
+            args.join(", ")
+        );
+    }
+    for (j, r) in results.iter().enumerate() {
+        let _ = writeln!(s, "    store notrap aligned {r}, v1+{}", 8 * j);
+    }
+    let _ = writeln!(s, "    return\n}}");
+    s
+}
+
+thread_local! {
+    /// The memories of the store whose code is running on this thread, for `memory.grow`.
+    static MEMORIES: RefCell<Option<Arc<Mutex<Memories>>>> = const { RefCell::new(None) };
+}
+
+/// `memory.grow` as the generated code calls it.
+extern "sysv64" fn grow_host(vmctx: u64, index: u32, delta: u64) -> u64 {
+    MEMORIES.with(|m| {
+        let m = m.borrow();
+        let Some(m) = m.as_ref() else { return u64::MAX };
+        let mut mems = m.lock().unwrap_or_else(|p| p.into_inner());
+        mems.grow(vmctx, index, delta)
+            .map_or(u64::MAX, |old| old as u64)
+    })
+}
+
+impl Engine for CraneliftEngine {
+    fn name(&self) -> String {
+        format!(
+            "cranelift-x86_64 (legalized, spectre {})",
+            if self.settings.spectre { "on" } else { "off" }
+        )
+    }
+
+    fn load(&mut self, instance: usize, translation: &Translation) -> Result<(), String> {
+        let mut code = Vec::new();
+        let mut traps = BTreeMap::new();
+        let mut starts: HashMap<(u32, u32), u64> = HashMap::new();
+        let mut pending = Vec::new();
+        let mut units = Vec::new();
+        for (f, &index) in translation.functions.iter().zip(&translation.indices) {
+            let mut f = f.clone();
+            legalize(&mut f, &self.settings);
+            // The runtime's `memory.grow` is a System V function of the host.
+            let grow: Vec<_> = f
+                .dfg
+                .ext_funcs
+                .values()
+                .filter(|e| e.name == MEMORY_GROW)
+                .map(|e| e.signature)
+                .collect();
+            for sig in grow {
+                f.dfg.signatures[sig].call_conv = "system_v";
+            }
+            units.push(((0, index), f.to_string()));
+            units.push(((1, index), trampoline(&f, index)));
+        }
+        for (key, text) in units {
+            let (bytes, relocs, unit_traps) = self.compile(&text)?;
+            while code.len() % 16 != 0 {
+                code.push(0xcc);
+            }
+            let start = code.len() as u64;
+            starts.insert(key, start);
+            code.extend_from_slice(&bytes);
+            for (off, c) in unit_traps {
+                traps.insert(start + u64::from(off), c);
+            }
+            for r in relocs {
+                pending.push((start, r));
+            }
+        }
+        let compiled = CodeMemory::new(&code, traps, |bytes, base| {
+            for (start, r) in &pending {
+                let site = (start + u64::from(r.offset)) as usize;
+                let target = match r.target {
+                    Target::Function { namespace, index } => {
+                        let s = starts.get(&(namespace, index)).ok_or_else(|| {
+                            format!("call to u{namespace}:{index}, which is not compiled")
+                        })?;
+                        base + s
+                    }
+                    Target::Grow => grow_host as *const () as usize as u64,
+                };
+                let value = target.wrapping_add(r.addend as u64);
+                match r.kind {
+                    Reloc::X86CallPCRel4 | Reloc::X86CallPLTRel4 | Reloc::X86PCRel4 => {
+                        let rel = value.wrapping_sub(base + site as u64) as i64;
+                        let rel = i32::try_from(rel)
+                            .map_err(|_| "a call displacement does not fit 32 bits".to_string())?;
+                        bytes[site..site + 4].copy_from_slice(&rel.to_le_bytes());
+                    }
+                    Reloc::Abs8 => bytes[site..site + 8].copy_from_slice(&value.to_le_bytes()),
+                    k => return Err(format!("unsupported relocation kind {k:?}")),
+                }
+            }
+            Ok(())
+        })?;
+        let entries = starts
+            .iter()
+            .filter(|((ns, _), _)| *ns == 1)
+            .map(|(&(_, index), &start)| (index, start))
+            .collect();
+        self.instances.insert(
+            instance,
+            Compiled {
+                code: compiled,
+                entries,
+            },
+        );
+        Ok(())
+    }
+
+    fn call(
+        &mut self,
+        instance: usize,
+        translation: &Translation,
+        index: u32,
+        args: &[DataValue],
+        memories: &Arc<Mutex<Memories>>,
+    ) -> Result<Outcome, String> {
+        let compiled = self
+            .instances
+            .get(&instance)
+            .ok_or_else(|| format!("instance {instance} was not loaded"))?;
+        let entry = *compiled
+            .entries
+            .get(&index)
+            .ok_or_else(|| format!("function {index} was not compiled"))?;
+        let pos = translation
+            .indices
+            .iter()
+            .position(|&i| i == index)
+            .ok_or_else(|| format!("function {index} has no code"))?;
+        let returns: Vec<Type> = translation.functions[pos]
+            .signature
+            .returns
+            .iter()
+            .map(|p| p.value_type)
+            .collect();
+        let mut values: Vec<u64> = args[1..].iter().map(|a| a.bits).collect();
+        values.resize(values.len().max(returns.len()).max(1), 0);
+        MEMORIES.with(|m| *m.borrow_mut() = Some(Arc::clone(memories)));
+        let r = native::call(
+            &compiled.code,
+            compiled.code.addr(entry),
+            args[0].bits,
+            &mut values,
+        );
+        MEMORIES.with(|m| *m.borrow_mut() = None);
+        match r {
+            Ok(()) => Ok(Outcome::Returned(
+                returns
+                    .iter()
+                    .zip(&values)
+                    .map(|(&ty, &bits)| DataValue::new(ty, bits & ty.mask()))
+                    .collect(),
+            )),
+            Err(Fault::Trap(code)) => Ok(Outcome::Trapped(Trap {
+                code,
+                location: format!("native code of {}", func_name(index)),
+            })),
+            Err(Fault::Crash { signal, pc }) => Err(format!(
+                "the generated code of {} crashed: signal {signal} at pc {pc:#x}, not a trap site",
+                func_name(index)
+            )),
+        }
+    }
+}
