@@ -70,7 +70,7 @@ impl CraneliftEngine {
     fn compile(
         &self,
         text: &str,
-    ) -> Result<(Vec<u8>, Vec<Relocation>, Vec<(u32, TrapCode)>), String> {
+    ) -> Result<Unit, String> {
         let func = cranelift_reader::parse_functions(text)
             .map_err(|e| format!("cranelift-reader rejected our output: {e}\n{text}"))?
             .remove(0);
@@ -110,8 +110,19 @@ impl CraneliftEngine {
                 addend: r.addend,
             });
         }
-        Ok((bytes, relocs, traps))
+        Ok(Unit {
+            bytes,
+            relocs,
+            traps,
+        })
     }
+}
+
+/// One compiled function: machine code, relocations, trap sites.
+struct Unit {
+    bytes: Vec<u8>,
+    relocs: Vec<Relocation>,
+    traps: Vec<(u32, TrapCode)>,
 }
 
 enum Target {
@@ -218,7 +229,11 @@ impl Engine for CraneliftEngine {
             units.push(((1, index), trampoline(&f, index)));
         }
         for (key, text) in units {
-            let (bytes, relocs, unit_traps) = self.compile(&text)?;
+            let Unit {
+                bytes,
+                relocs,
+                traps: unit_traps,
+            } = self.compile(&text)?;
             while code.len() % 16 != 0 {
                 code.push(0xcc);
             }

@@ -1,4 +1,5 @@
-;; Sums `n` i32 values starting at byte `ptr` of memory 0, then stores the sum at `ptr - 4`.
+;; Sums `n` i32 values starting at byte `ptr` of memory 0 and overwrites the last one read
+;; with the sum (so the store is checked too).
 (module
   (memory (export "memory") 1 4)
   (data (i32.const 16) "\01\00\00\00\02\00\00\00\03\00\00\00\04\00\00\00")

@@ -1,0 +1,264 @@
+//! The Wasm frontend, runtime and script runner: the spec memory scripts on every execution
+//! path under every memory preset, what the translator emits, its errors, memory growth
+//! under each configuration, and in-process trap handling.
+
+use clif_bounds::interpreter::{DataValue, Outcome};
+use clif_bounds::ir::{types, Opcode, TrapCode};
+use clif_bounds::legalize::Settings;
+use clif_bounds::native::{self, CodeMemory, Fault};
+use clif_bounds::wasm::cranelift::CraneliftEngine;
+use clif_bounds::wasm::module;
+use clif_bounds::wasm::runtime::{Engine, Extern, InstantiationError, InterpreterEngine, Store};
+use clif_bounds::wasm::script::{run_paths, EngineFactory};
+use clif_bounds::wasm::translate::translate_module;
+use clif_bounds::wasm::MemoryConfig;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+fn spec_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/spec")
+}
+
+fn settings(spectre: bool) -> Settings {
+    Settings {
+        spectre,
+        ..Settings::default()
+    }
+}
+
+/// Runs the whole spec set on one execution path under the three presets.
+fn spec_on(path: &str, make: &EngineFactory) {
+    let dir = spec_dir();
+    if !dir.is_dir() {
+        // The scripts live beside the project (../shared); a clone without them cannot run
+        // this test, and says so rather than passing silently.
+        panic!("the spec scripts are missing: {}", dir.display());
+    }
+    for (name, config) in MemoryConfig::PRESETS {
+        let report = run_paths(std::slice::from_ref(&dir), config, make).unwrap();
+        println!("{path}, memory {name}: {report}");
+        for line in report.failures.iter().chain(&report.skips) {
+            println!("  {line}");
+        }
+        assert!(
+            report.failures.is_empty() && report.skips.is_empty(),
+            "{path}, memory {name}: {report}"
+        );
+        // 1,939 assertions plus module, register and invoke commands.
+        assert!(report.passed >= 2100, "{path}, memory {name}: {report}");
+    }
+}
+
+#[test]
+fn spec_scripts_on_the_interpreter() {
+    spec_on("interp", &|| Ok(Box::new(InterpreterEngine::fused())));
+}
+
+#[test]
+fn spec_scripts_on_the_interpreter_after_legalization() {
+    for spectre in [false, true] {
+        spec_on(&format!("interp-legalized, spectre {spectre}"), &|| {
+            Ok(Box::new(InterpreterEngine::legalized(settings(spectre))))
+        });
+    }
+}
+
+#[test]
+fn spec_scripts_through_real_cranelift() {
+    for spectre in [false, true] {
+        spec_on(&format!("cranelift x86_64, spectre {spectre}"), &|| {
+            Ok(Box::new(CraneliftEngine::new(spectre)?))
+        });
+    }
+}
+
+const SUM: &str = include_str!("../src/example.wat");
+
+/// Every linear-memory access becomes exactly one bounds-checked instruction, and every
+/// other memory access is a trusted vmctx access.
+#[test]
+fn accesses_become_bounds_checked_instructions() {
+    let bytes = wat::parse_str(SUM).unwrap();
+    let module = module::parse(&bytes).unwrap();
+    for (name, config) in MemoryConfig::PRESETS {
+        let t = translate_module(&module, &config).unwrap();
+        let sum = &t.functions[0];
+        let ops: Vec<Opcode> = sum
+            .layout
+            .blocks()
+            .iter()
+            .flat_map(|&b| sum.layout.block_insts(b))
+            .map(|&i| sum.dfg.opcode(i))
+            .collect();
+        let count = |op| ops.iter().filter(|&&o| o == op).count();
+        assert_eq!(count(Opcode::BoundsCheckedLoad), 1, "{name}");
+        assert_eq!(count(Opcode::BoundsCheckedStore), 1, "{name}");
+        let text = sum.to_string();
+        for line in text.lines().filter(|l| l.contains(" = load.") || l.contains(" store ")) {
+            assert!(line.contains("notrap aligned"), "{name}: untrusted access {line}");
+        }
+        // The declaration states what the configuration guarantees.
+        let decl = sum.memories.values().next().unwrap();
+        match name {
+            "static" => assert_eq!(decl.reservation, Some(4 << 30)),
+            _ => assert_eq!(decl.reservation, None),
+        }
+        assert_eq!(decl.guard, config.guard);
+        assert_eq!((decl.min, decl.max), (0x1_0000, Some(0x4_0000)));
+    }
+}
+
+fn translate_error(wat: &str) -> String {
+    let bytes = wat::parse_str(wat).unwrap();
+    match module::parse(&bytes) {
+        Err(e) => e.to_string(),
+        Ok(m) => translate_module(&m, &MemoryConfig::STATIC)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| panic!("no error for {wat}")),
+    }
+}
+
+#[test]
+fn unsupported_features_and_invalid_modules_are_clear_errors() {
+    let simd = translate_error(
+        "(module (memory 1) (func (result i32) (drop (v128.load (i32.const 0))) (i32.const 0)))",
+    );
+    assert!(simd.contains("unsupported Wasm feature"), "{simd}");
+    assert!(simd.contains("byte offset"), "{simd}");
+    let import = translate_error(r#"(module (import "env" "f" (func)))"#);
+    assert!(
+        import.contains("unsupported Wasm feature: imported functions (env.f)"),
+        "{import}"
+    );
+    let atomics = translate_error(
+        "(module (memory 1 1 shared) (func (result i32) (i32.atomic.load (i32.const 0))))",
+    );
+    assert!(atomics.contains("unsupported Wasm feature"), "{atomics}");
+    let invalid = module::parse(&[0, b'a', b's', b'm', 1, 0, 0, 0, 99]).unwrap_err();
+    assert!(invalid.invalid && invalid.offset.is_some(), "{invalid}");
+    let mistyped = translate_error("(module (func (result i32) (i64.const 0)))");
+    assert!(mistyped.contains("type mismatch"), "{mistyped}");
+}
+
+fn call(store: &mut Store, instance: usize, name: &str, args: &[DataValue]) -> Outcome {
+    let Some(Extern::Func { index, .. }) = store.export(instance, name) else {
+        panic!("no export {name}")
+    };
+    store.call(instance, index, args).unwrap()
+}
+
+fn i32v(x: u32) -> DataValue {
+    DataValue::new(types::I32, u64::from(x))
+}
+
+fn returned(o: Outcome) -> u64 {
+    match o {
+        Outcome::Returned(v) => v[0].bits,
+        Outcome::Trapped(t) => panic!("trapped {}", t.code),
+    }
+}
+
+const GROWER: &str = r#"
+(module
+  (memory (export "m") 1 8)
+  (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+  (func (export "size") (result i32) (memory.size))
+  (func (export "load") (param i32) (result i32) (i32.load (local.get 0)))
+  (func (export "store") (param i32 i32) (i32.store (local.get 0) (local.get 1))))
+"#;
+
+/// Growth in place (static), by moving (dynamic), and refused beyond the maximum or a
+/// reservation that may not move; contents survive a move, and the new bytes are usable
+/// from the same call sequence on every engine.
+#[test]
+fn memory_growth_under_each_configuration() {
+    let bytes = wat::parse_str(GROWER).unwrap();
+    let engines: Vec<(&str, fn() -> Box<dyn Engine>)> = vec![
+        ("interp", || Box::new(InterpreterEngine::fused())),
+        ("cranelift", || Box::new(CraneliftEngine::new(false).unwrap())),
+    ];
+    let tight = MemoryConfig::parse("reservation=128KiB,guard=64KiB,may-move=no").unwrap();
+    for (engine_name, make) in engines {
+        for (name, config) in MemoryConfig::PRESETS.into_iter().chain([("tight", tight)]) {
+            let mut store = Store::new(config, make());
+            let i = store.instantiate(&bytes, &|_, _| None).unwrap();
+            let Some(Extern::Memory(m)) = store.export(i, "m") else {
+                panic!()
+            };
+            let base = store.with_memories(|ms| ms.get(m).base());
+            let stored = call(&mut store, i, "store", &[i32v(0xfffc), i32v(0xdead_beef)]);
+            assert!(matches!(stored, Outcome::Returned(v) if v.is_empty()));
+            let oob = call(&mut store, i, "load", &[i32v(0x1_0000)]);
+            assert!(
+                matches!(&oob, Outcome::Trapped(t) if t.code == TrapCode::HEAP_OUT_OF_BOUNDS),
+                "{engine_name} {name}"
+            );
+            let grown = returned(call(&mut store, i, "grow", &[i32v(1)]));
+            assert_eq!(grown, 1, "{engine_name} {name}");
+            assert_eq!(returned(call(&mut store, i, "size", &[])), 2);
+            assert_eq!(
+                returned(call(&mut store, i, "load", &[i32v(0xfffc)])),
+                0xdead_beef,
+                "{engine_name} {name}: contents survive growth"
+            );
+            assert_eq!(returned(call(&mut store, i, "load", &[i32v(0x1_fffc)])), 0);
+            let moved = store.with_memories(|ms| ms.get(m).base()) != base;
+            assert_eq!(moved, config.may_move, "{engine_name} {name}: moved?");
+            // Beyond the maximum (8 pages), or beyond a reservation that may not move.
+            let limit = if name == "tight" { 2 } else { 8 };
+            let refused = returned(call(&mut store, i, "grow", &[i32v(limit - 1)]));
+            assert_eq!(refused as u32, u32::MAX, "{engine_name} {name}");
+            assert_eq!(returned(call(&mut store, i, "size", &[])), 2);
+        }
+    }
+}
+
+#[test]
+fn data_segments_are_checked_at_instantiation() {
+    let bytes = wat::parse_str(
+        r#"(module (memory 1) (data (i32.const 0xfffe) "abc"))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(MemoryConfig::DYNAMIC, Box::new(InterpreterEngine::fused()));
+    assert_eq!(
+        store.instantiate(&bytes, &|_, _| None).err(),
+        Some(InstantiationError::Trap(TrapCode::HEAP_OUT_OF_BOUNDS))
+    );
+    let unlinkable = wat::parse_str(r#"(module (import "x" "m" (memory 1)))"#).unwrap();
+    assert!(matches!(
+        store.instantiate(&unlinkable, &|_, _| None),
+        Err(InstantiationError::Link(m)) if m.contains("unknown import: x.m")
+    ));
+}
+
+/// `ud2` at a trap site is a trap with its code; at any other pc it is a crash of the
+/// generated code. Either way the test process goes on.
+#[test]
+fn native_faults_become_traps_or_crash_reports() {
+    let ud2 = [0x0f, 0x0b];
+    let traps = BTreeMap::from([(0u64, TrapCode::HEAP_OUT_OF_BOUNDS)]);
+    let code = CodeMemory::new(&ud2, traps, |_, _| Ok(())).unwrap();
+    assert_eq!(
+        native::call(&code, code.addr(0), 0, &mut [0]),
+        Err(Fault::Trap(TrapCode::HEAP_OUT_OF_BOUNDS))
+    );
+    let code = CodeMemory::new(&ud2, BTreeMap::new(), |_, _| Ok(())).unwrap();
+    let crash = native::call(&code, code.addr(0), 0, &mut [0]);
+    assert!(
+        matches!(crash, Err(Fault::Crash { signal, .. }) if signal == libc::SIGILL),
+        "{crash:?}"
+    );
+    // A load from the null page: SIGSEGV at a pc with no trap entry.
+    let load_null = [0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0, 0xc3]; // mov rax, [0]; ret
+    let code = CodeMemory::new(&load_null, BTreeMap::new(), |_, _| Ok(())).unwrap();
+    let crash = native::call(&code, code.addr(0), 0, &mut [0]);
+    assert!(
+        matches!(crash, Err(Fault::Crash { signal, .. }) if signal == libc::SIGSEGV),
+        "{crash:?}"
+    );
+    // And returning normally works after faults.
+    let ret = [0xc3];
+    let code = CodeMemory::new(&ret, BTreeMap::new(), |_, _| Ok(())).unwrap();
+    assert_eq!(native::call(&code, code.addr(0), 0, &mut [0]), Ok(()));
+}
