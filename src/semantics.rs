@@ -12,6 +12,13 @@ impl AccessKind {
     }
 }
 
+/// Whether an access with this offset and size traps for every index and bound: even index 0
+/// ends past the largest 64-bit bound. The verifier rejects such instructions; frontends emit
+/// the trap instead.
+pub fn always_out_of_bounds(offset: u64, access_size: u64) -> bool {
+    out_of_bounds(0, offset, access_size, u64::MAX)
+}
+
 impl core::fmt::Display for AccessKind {
     fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
         f.write_str(self.text().unwrap_or(""))

@@ -461,7 +461,7 @@ impl Verifier<'_> {
             );
         }
         let size = u64::from(access.access_size(ty));
-        if offset.checked_add(size).is_none() {
+        if crate::semantics::always_out_of_bounds(offset, size) {
             self.at_inst(
                 inst,
                 format!("offset {:#x} plus the access size {size} overflows 64 bits: every execution would trap", offset),

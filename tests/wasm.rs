@@ -104,8 +104,14 @@ fn accesses_become_bounds_checked_instructions() {
         assert_eq!(count(Opcode::BoundsCheckedLoad), 1, "{name}");
         assert_eq!(count(Opcode::BoundsCheckedStore), 1, "{name}");
         let text = sum.to_string();
-        for line in text.lines().filter(|l| l.contains(" = load.") || l.contains(" store ")) {
-            assert!(line.contains("notrap aligned"), "{name}: untrusted access {line}");
+        for line in text
+            .lines()
+            .filter(|l| l.contains(" = load.") || l.contains(" store "))
+        {
+            assert!(
+                line.contains("notrap aligned"),
+                "{name}: untrusted access {line}"
+            );
         }
         // The declaration states what the configuration guarantees.
         let decl = sum.memories.values().next().unwrap();
@@ -186,7 +192,9 @@ fn memory_growth_under_each_configuration() {
     let bytes = wat::parse_str(GROWER).unwrap();
     let engines: Vec<(&str, fn() -> Box<dyn Engine>)> = vec![
         ("interp", || Box::new(InterpreterEngine::fused())),
-        ("cranelift", || Box::new(CraneliftEngine::new(false).unwrap())),
+        ("cranelift", || {
+            Box::new(CraneliftEngine::new(false).unwrap())
+        }),
     ];
     let tight = MemoryConfig::parse("reservation=128KiB,guard=64KiB,may-move=no").unwrap();
     for (engine_name, make) in engines {
@@ -226,10 +234,7 @@ fn memory_growth_under_each_configuration() {
 
 #[test]
 fn data_segments_are_checked_at_instantiation() {
-    let bytes = wat::parse_str(
-        r#"(module (memory 1) (data (i32.const 0xfffe) "abc"))"#,
-    )
-    .unwrap();
+    let bytes = wat::parse_str(r#"(module (memory 1) (data (i32.const 0xfffe) "abc"))"#).unwrap();
     let mut store = Store::new(MemoryConfig::DYNAMIC, Box::new(InterpreterEngine::fused()));
     assert_eq!(
         store.instantiate(&bytes, &|_, _| None).err(),

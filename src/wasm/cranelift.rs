@@ -67,10 +67,7 @@ impl CraneliftEngine {
         })
     }
 
-    fn compile(
-        &self,
-        text: &str,
-    ) -> Result<Unit, String> {
+    fn compile(&self, text: &str) -> Result<Unit, String> {
         let func = cranelift_reader::parse_functions(text)
             .map_err(|e| format!("cranelift-reader rejected our output: {e}\n{text}"))?
             .remove(0);

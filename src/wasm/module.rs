@@ -167,28 +167,26 @@ pub fn parse(bytes: &[u8]) -> Result<Module<'_>, WasmError> {
             }
             Payload::ImportSection(r) => {
                 for import in r.into_imports() {
-                    {
-                        let import = import?;
-                        let name = Some(ImportName {
-                            module: import.module.to_string(),
-                            field: import.name.to_string(),
-                        });
-                        match import.ty {
-                            TypeRef::Func(t) | TypeRef::FuncExact(t) => m.funcs.push(Func {
-                                ty: func_type(&m, t)?,
-                                body: None,
-                                import: name,
-                            }),
-                            TypeRef::Memory(ty) => m.memories.push(Memory { ty, import: name }),
-                            TypeRef::Global(ty) => m.globals.push(Global {
-                                ty,
-                                init: Vec::new(),
-                                import: name,
-                            }),
-                            TypeRef::Table(ty) => m.tables.push(Table { ty, import: name }),
-                            TypeRef::Tag(_) => {
-                                return Err(WasmError::unsupported("tag imports (exceptions)"))
-                            }
+                    let import = import?;
+                    let name = Some(ImportName {
+                        module: import.module.to_string(),
+                        field: import.name.to_string(),
+                    });
+                    match import.ty {
+                        TypeRef::Func(t) | TypeRef::FuncExact(t) => m.funcs.push(Func {
+                            ty: func_type(&m, t)?,
+                            body: None,
+                            import: name,
+                        }),
+                        TypeRef::Memory(ty) => m.memories.push(Memory { ty, import: name }),
+                        TypeRef::Global(ty) => m.globals.push(Global {
+                            ty,
+                            init: Vec::new(),
+                            import: name,
+                        }),
+                        TypeRef::Table(ty) => m.tables.push(Table { ty, import: name }),
+                        TypeRef::Tag(_) => {
+                            return Err(WasmError::unsupported("tag imports (exceptions)"))
                         }
                     }
                 }

@@ -882,8 +882,9 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
 
     /// An access whose offset plus size does not fit 64 bits traps on every execution; the
     /// verifier rejects it as an instruction, so it becomes the trap it always is.
-    fn always_out_of_bounds(&mut self, memarg: &MemArg, size: u64) -> bool {
-        if memarg.offset.checked_add(size).is_some() {
+    fn always_out_of_bounds(&mut self, memarg: &MemArg, access: AccessKind, ty: Type) -> bool {
+        let size = u64::from(access.access_size(ty));
+        if !crate::semantics::always_out_of_bounds(memarg.offset, size) {
             return false;
         }
         self.b.ins().trap(TrapCode::HEAP_OUT_OF_BOUNDS);
@@ -892,10 +893,7 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
     }
 
     fn load(&mut self, memarg: MemArg, ty: Type, access: AccessKind) -> Result<(), WasmError> {
-        let size = access
-            .narrow_bytes()
-            .map_or(u64::from(ty.bytes()), u64::from);
-        if self.always_out_of_bounds(&memarg, size) {
+        if self.always_out_of_bounds(&memarg, access, ty) {
             return Ok(());
         }
         let index = self.pop();
@@ -917,10 +915,7 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
     fn store(&mut self, memarg: MemArg, access: AccessKind) -> Result<(), WasmError> {
         let (index, x) = self.pop2();
         let ty = self.b.func.dfg.value_type(x);
-        let size = access
-            .narrow_bytes()
-            .map_or(u64::from(ty.bytes()), u64::from);
-        if self.always_out_of_bounds(&memarg, size) {
+        if self.always_out_of_bounds(&memarg, access, ty) {
             return Ok(());
         }
         let (memory, base, bound) = self.heap(&memarg)?;
