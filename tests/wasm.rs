@@ -190,7 +190,8 @@ const GROWER: &str = r#"
 #[test]
 fn memory_growth_under_each_configuration() {
     let bytes = wat::parse_str(GROWER).unwrap();
-    let engines: Vec<(&str, fn() -> Box<dyn Engine>)> = vec![
+    type MakeEngine = fn() -> Box<dyn Engine>;
+    let engines: Vec<(&str, MakeEngine)> = vec![
         ("interp", || Box::new(InterpreterEngine::fused())),
         ("cranelift", || {
             Box::new(CraneliftEngine::new(false).unwrap())
