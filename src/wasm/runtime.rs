@@ -585,10 +585,7 @@ impl Store {
                     let mems = lock(&self.memories);
                     let actual = mems.get(id);
                     if !memory_matches(actual, &m.ty) {
-                        return Err(InstantiationError::Link(format!(
-                            "incompatible import type for {}.{}",
-                            import.module, import.field
-                        )));
+                        return Err(incompatible(&import.module, &import.field, ""));
                     }
                     memory_ids.push(id);
                 }
@@ -601,10 +598,7 @@ impl Store {
             match imports(&import.module, &import.field) {
                 Some(Extern::Global { ty, bits }) => {
                     if ty != g.ty {
-                        return Err(InstantiationError::Link(format!(
-                            "incompatible import type for {}.{}",
-                            import.module, import.field
-                        )));
+                        return Err(incompatible(&import.module, &import.field, ""));
                     }
                     imported_globals.push(bits);
                 }
@@ -811,10 +805,14 @@ fn unknown_import(module: &str, field: &str) -> InstantiationError {
     InstantiationError::Link(format!("unknown import: {module}.{field}"))
 }
 
-fn link_kind(module: &str, field: &str) -> InstantiationError {
+fn incompatible(module: &str, field: &str, why: &str) -> InstantiationError {
     InstantiationError::Link(format!(
-        "incompatible import type for {module}.{field}: the export is of another kind"
+        "incompatible import type for {module}.{field}{why}"
     ))
+}
+
+fn link_kind(module: &str, field: &str) -> InstantiationError {
+    incompatible(module, field, ": the export is of another kind")
 }
 
 /// The spec's import matching for memories: the actual memory's size is at least the
