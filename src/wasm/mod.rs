@@ -149,13 +149,14 @@ impl VmLayout {
         })
     }
 
-    /// Offset of memory `i`'s base address.
-    pub fn memory_base(&self, i: u32) -> u32 {
+    /// Offset of memory `i`'s base address (the same in every instance, so the runtime can
+    /// rewrite it without the instance's layout).
+    pub fn memory_base(i: u32) -> u32 {
         16 * i
     }
 
     /// Offset of memory `i`'s bound (its accessible size in bytes).
-    pub fn memory_bound(&self, i: u32) -> u32 {
+    pub fn memory_bound(i: u32) -> u32 {
         16 * i + 8
     }
 

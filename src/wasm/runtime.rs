@@ -273,12 +273,13 @@ impl Memories {
     fn publish(&self, id: usize) {
         let m = &self.memories[id];
         for &(vmctx, index) in &self.users[id] {
-            let layout_base = vmctx + 16 * u64::from(index);
+            let base = vmctx + u64::from(VmLayout::memory_base(index));
+            let bound = vmctx + u64::from(VmLayout::memory_bound(index));
             // SAFETY: `vmctx` is a live instance's vmctx mapping (instances unregister
             // themselves before they are freed), and the slots are inside it.
             unsafe {
-                *(layout_base as *mut u64) = m.base();
-                *((layout_base + 8) as *mut u64) = m.size();
+                *(base as *mut u64) = m.base();
+                *(bound as *mut u64) = m.size();
             }
         }
     }

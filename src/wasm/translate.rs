@@ -615,7 +615,7 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             O::I64Store32 { memarg } => store!(memarg, I32),
             O::MemorySize { mem } => {
                 let plan = self.plans[mem as usize];
-                let bound = self.vmctx_load(i64_, self.layout.memory_bound(mem), false);
+                let bound = self.vmctx_load(i64_, VmLayout::memory_bound(mem), false);
                 let shift = self
                     .b
                     .ins()
@@ -866,10 +866,10 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         // so an optimiser may hoist it out of loops.
         let base = self.vmctx_load(
             types::I64,
-            self.layout.memory_base(index),
+            VmLayout::memory_base(index),
             plan.reservation.is_some(),
         );
-        let bound = self.vmctx_load(types::I64, self.layout.memory_bound(index), false);
+        let bound = self.vmctx_load(types::I64, VmLayout::memory_bound(index), false);
         Ok((memory, base, bound))
     }
 
