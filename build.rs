@@ -1,8 +1,37 @@
 //! Generates the opcode tables, `InstructionData`, the builder, the bounds-check semantics and
-//! the ISLE term declarations from the definitions in `meta/`.
+//! the ISLE term declarations from the definitions in `meta/`, then compiles each backend's
+//! ISLE lowering rules (with the shared prelude and those term declarations) to Rust.
+
+use std::path::{Path, PathBuf};
 
 fn main() {
-    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     clif_bounds_meta::generate(&out).expect("writing generated sources");
     println!("cargo:rerun-if-changed=meta/src");
+
+    let prelude = Path::new("src/machinst/prelude.isle");
+    println!("cargo:rerun-if-changed={}", prelude.display());
+    // One rule file per backend; x64 and aarch64 join this list.
+    #[allow(clippy::single_element_loop)]
+    for (isa, rules) in [("pulley", "src/isa/pulley/lower.isle")] {
+        println!("cargo:rerun-if-changed={rules}");
+        let files = [
+            prelude.to_path_buf(),
+            out.join("clif_lower.isle"),
+            PathBuf::from(rules),
+        ];
+        let options = cranelift_isle::codegen::CodegenOptions {
+            exclude_global_allow_pragmas: true,
+            ..Default::default()
+        };
+        match cranelift_isle::compile::from_files(files, &options) {
+            Ok(rust) => std::fs::write(out.join(format!("{isa}_lower.rs")), rust)
+                .expect("writing the compiled ISLE"),
+            Err(e) => {
+                // Print every error with its location; cargo shows build-script output.
+                eprintln!("ISLE errors in the {isa} rules:\n{e}");
+                std::process::exit(1);
+            }
+        }
+    }
 }

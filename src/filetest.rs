@@ -117,7 +117,7 @@ fn run_source(name: &str, src: &str) -> Result<(), Failure> {
         .collect();
     if tests.is_empty() {
         return Err(
-            "no `test` line: expected `test cat`, `test verifier`, `test interpret` or `test run`"
+            "no `test` line: expected `test cat`, `test verifier`, `test interpret`, `test run` or `test compile`"
                 .to_string()
                 .into(),
         );
@@ -141,14 +141,28 @@ fn run_source(name: &str, src: &str) -> Result<(), Failure> {
                     verifier(name, src, &file, p)?;
                 }
             }
-            "interpret" | "run" => {
-                if test == "run" {
-                    // Said every time, so nobody mistakes these results for native ones.
-                    eprintln!("note: {name}: `test run` executed on the interpreter; no native backend exists yet");
-                }
+            "interpret" => {
                 for &p in &pointers {
-                    run(name, src, &file, p, &mut |_| {})?;
+                    run(name, src, &file, p, false, &mut |_| {})?;
                 }
+            }
+            "run" => {
+                // `test run` executes on the backends of the file's targets (pulley64 is the
+                // only one so far) and on the interpreter, which is the reference.
+                let targets: Vec<&str> = file
+                    .header
+                    .iter()
+                    .filter(|h| h.keyword == "target")
+                    .filter_map(|h| h.words.first().map(String::as_str))
+                    .collect();
+                if !targets.contains(&"pulley64") {
+                    return Err(format!(
+                        "`test run` needs a target with a backend: add `target pulley64` (found: {})",
+                        if targets.is_empty() { "none".to_string() } else { targets.join(", ") }
+                    )
+                    .into());
+                }
+                run(name, src, &file, types::I64, true, &mut |_| {})?;
             }
             other => return Err(format!("unknown test kind `{other}`").into()),
         }
@@ -339,9 +353,9 @@ fn same_outcome(a: &Outcome, b: &Outcome) -> bool {
 }
 
 /// Parses a run-line literal of type `ty`; `&name` is the base of a host memory.
-fn parse_value(text: &str, ty: Type, interp: &Interpreter) -> Result<DataValue, String> {
+fn parse_value(text: &str, ty: Type, mems: &dyn HostMemories) -> Result<DataValue, String> {
     if let Some(mem) = text.strip_prefix('&') {
-        let base = interp.memory.base_of(mem).ok_or_else(|| {
+        let base = mems.base_of(mem).ok_or_else(|| {
             format!("no host memory named `{mem}` (declare it with `; host-memory: {mem} SIZE`)")
         })?;
         return Ok(DataValue::new(ty, base));
@@ -369,7 +383,134 @@ fn parse_value(text: &str, ty: Type, interp: &Interpreter) -> Result<DataValue, 
     }
 }
 
-fn host_memories(file: &ParsedFile, interp: &mut Interpreter) -> Result<(), String> {
+/// Where a file's host memories live: the interpreter's address space, or real mappings for
+/// compiled code.
+trait HostMemories {
+    fn map(&mut self, name: &str, size: u64) -> Result<(), String>;
+    fn base_of(&self, name: &str) -> Option<u64>;
+    fn write(&mut self, addr: u64, bytes: &[u8]) -> bool;
+}
+
+impl HostMemories for Interpreter<'_> {
+    fn map(&mut self, name: &str, size: u64) -> Result<(), String> {
+        self.memory
+            .map(name, size)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+    fn base_of(&self, name: &str) -> Option<u64> {
+        self.memory.base_of(name)
+    }
+    fn write(&mut self, addr: u64, bytes: &[u8]) -> bool {
+        self.memory.write(addr, bytes)
+    }
+}
+
+/// Real mappings standing in for a file's host memories, for code that dereferences
+/// addresses (Pulley). Each memory is followed by at least 64 KiB of inaccessible pages.
+#[cfg(unix)]
+#[derive(Default)]
+struct RealMemories {
+    maps: Vec<(String, crate::wasm::runtime::Mapping)>,
+}
+
+#[cfg(unix)]
+impl HostMemories for RealMemories {
+    fn map(&mut self, name: &str, size: u64) -> Result<(), String> {
+        let mut m = crate::wasm::runtime::Mapping::reserve(size.saturating_add(1 << 16))?;
+        m.make_accessible(size)?;
+        // The same initial contents as the interpreter's memories.
+        // SAFETY: the first `size` bytes were just made accessible.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(m.addr() as *mut u8, size as usize) };
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = crate::interpreter::initial_byte(i as u64);
+        }
+        self.maps.push((name.to_string(), m));
+        Ok(())
+    }
+    fn base_of(&self, name: &str) -> Option<u64> {
+        self.maps
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| m.addr())
+    }
+    fn write(&mut self, addr: u64, bytes: &[u8]) -> bool {
+        // Only called by `host-store` lines, checked against the interpreter's copy first.
+        // SAFETY: the address lies in one of our accessible mappings (the interpreter,
+        // which checks every access, accepted the same store at the same offset).
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len()) };
+        true
+    }
+}
+
+/// One function set compiled for pulley64 with its own memories and `Vm`.
+#[cfg(unix)]
+struct PulleyRun {
+    label: &'static str,
+    image: crate::isa::pulley::run::PulleyImage,
+    vm: pulley_interpreter::interp::Vm,
+    mems: RealMemories,
+}
+
+#[cfg(unix)]
+impl PulleyRun {
+    fn new(
+        label: &'static str,
+        funcs: &[&Function],
+        spectre: bool,
+        file: &ParsedFile,
+    ) -> Result<Self, String> {
+        let backend = crate::isa::pulley::PulleyBackend { spectre };
+        let mut compiled = Vec::new();
+        for f in funcs {
+            let code = crate::isa::pulley::compile(f, &backend)
+                .map_err(|e| format!("{label}: {}: {e}", f.name))?;
+            compiled.push((f.name.clone(), code));
+        }
+        let image = crate::isa::pulley::run::PulleyImage::link(compiled)?;
+        let mut mems = RealMemories::default();
+        host_memories(file, &mut mems)?;
+        Ok(PulleyRun {
+            label,
+            image,
+            vm: crate::isa::pulley::run::fresh_vm()?,
+            mems,
+        })
+    }
+
+    fn call(&mut self, func: &Function, args: &[String]) -> Result<Outcome, String> {
+        let params: Vec<Type> = func.signature.params.iter().map(|p| p.value_type).collect();
+        let args = args
+            .iter()
+            .zip(&params)
+            .map(|(a, &t)| parse_value(a, t, &self.mems))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rets: Vec<Type> = func
+            .signature
+            .returns
+            .iter()
+            .map(|p| p.value_type)
+            .collect();
+        let mut no_host = |name: &str, _: &mut pulley_interpreter::interp::Vm| {
+            Err(format!("{name} is not defined in this file"))
+        };
+        use crate::isa::pulley::run::Exit;
+        Ok(
+            match self
+                .image
+                .call(&mut self.vm, &func.name, &args, &rets, &mut no_host)?
+            {
+                Exit::Returned(v) => Outcome::Returned(v),
+                Exit::Trapped(code) => Outcome::Trapped(crate::interpreter::Trap {
+                    code,
+                    location: format!("pulley64 code of {}", func.name),
+                }),
+            },
+        )
+    }
+}
+
+fn host_memories(file: &ParsedFile, interp: &mut dyn HostMemories) -> Result<(), String> {
     for c in &file.comments {
         if let Some(decl) = c.text.strip_prefix("host-memory:") {
             let words: Vec<&str> = decl.split_whitespace().collect();
@@ -379,7 +520,7 @@ fn host_memories(file: &ParsedFile, interp: &mut Interpreter) -> Result<(), Stri
                 ));
             };
             let size = crate::ir::immediates::parse_u64(size)?;
-            interp.memory.map(mem, size).map_err(|e| e.to_string())?;
+            interp.map(mem, size)?;
         }
     }
     // Stores run after every memory is mapped, so a value may name any memory's base.
@@ -399,13 +540,12 @@ fn host_memories(file: &ParsedFile, interp: &mut Interpreter) -> Result<(), Stri
             let ty = Type::from_name(ty).ok_or_else(bad)?;
             let value = parse_value(value, ty, interp)?;
             let base = interp
-                .memory
                 .base_of(mem)
                 .ok_or_else(|| format!("`; host-store:` names no host memory `{mem}`"))?;
             let bytes: Vec<u8> = (0..ty.bytes())
                 .map(|i| (value.bits >> (8 * i)) as u8)
                 .collect();
-            if !interp.memory.write(base.wrapping_add(offset), &bytes) {
+            if !interp.write(base.wrapping_add(offset), &bytes) {
                 return Err(format!("`; host-store: {decl}` writes outside `{mem}`"));
             }
         }
@@ -424,7 +564,7 @@ pub fn interpret_path(path: &Path, report: &mut dyn FnMut(&str)) -> Result<(), S
         Some(t) => crate::target::Target::lookup_or_err(t)?.pointer,
         None => types::I64,
     };
-    run(&name, &src, &file, pointer, report).map_err(|f| f.to_string())
+    run(&name, &src, &file, pointer, false, report).map_err(|f| f.to_string())
 }
 
 fn run(
@@ -432,6 +572,7 @@ fn run(
     src: &str,
     file: &ParsedFile,
     pointer: Type,
+    on_backends: bool,
     report: &mut dyn FnMut(&str),
 ) -> Result<(), Failure> {
     for pf in &file.functions {
@@ -485,6 +626,22 @@ fn run(
         let mut i = Interpreter::new(fs.iter(), pointer);
         host_memories(file, &mut i)?;
         others.push((*label, i));
+    }
+    // Our pulley64 backend must agree with the interpreter on every run line, with and
+    // without Spectre mitigation. It runs natively addressed memory, so only with 64-bit
+    // pointers on a 64-bit host.
+    #[cfg(unix)]
+    let mut pulley_runs = Vec::new();
+    #[cfg(unix)]
+    if on_backends {
+        for (label, spectre) in [
+            ("pulley64", false),
+            ("pulley64 with Spectre mitigation", true),
+        ] {
+            pulley_runs.push(
+                PulleyRun::new(label, &funcs, spectre, file).map_err(|e| format!("{name}: {e}"))?,
+            );
+        }
     }
     let mut any = false;
     for c in &file.comments {
@@ -566,6 +723,22 @@ fn run(
                     "{name}:{line}: `{}`: the fused form {} but the {label} form {}",
                     text.trim(),
                     show(&outcome),
+                    show(&theirs)
+                )
+                .into());
+            }
+        }
+        #[cfg(unix)]
+        for run in &mut pulley_runs {
+            let theirs = run
+                .call(func, &rl.args)
+                .map_err(|e| format!("{name}:{line}: {}: {e}", run.label))?;
+            if !same_outcome(&outcome, &theirs) {
+                return Err(format!(
+                    "{name}:{line}: `{}`: the interpreter {} but {} {}",
+                    text.trim(),
+                    show(&outcome),
+                    run.label,
                     show(&theirs)
                 )
                 .into());

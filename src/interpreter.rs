@@ -109,6 +109,12 @@ impl std::error::Error for InterpError {}
 const PAGE: u64 = 4096;
 
 /// One 256-byte period of the initial memory contents.
+/// The initial byte at `offset` of a memory the host maps for a test: the low byte of the
+/// offset, so loads have recognisable values (a little-endian i32 at 0x10 is 0x13121110).
+pub const fn initial_byte(offset: u64) -> u8 {
+    PATTERN[(offset & 0xff) as usize]
+}
+
 const PATTERN: [u8; 256] = {
     let mut p = [0u8; 256];
     let mut i = 0;

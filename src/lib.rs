@@ -12,7 +12,9 @@ pub mod frontend;
 pub mod fuzzing;
 pub mod interpreter;
 pub mod ir;
+pub mod isa;
 pub mod legalize;
+pub mod machinst;
 #[cfg(unix)]
 pub mod native;
 pub mod parser;

@@ -103,6 +103,26 @@ enum Command {
         #[arg(long, default_value = "off")]
         spectre: String,
     },
+    /// Compile the functions of a CLIF or Wasm file and print, per function, the machine code
+    /// disassembly and its size.
+    Compile {
+        /// A `.clif`, `.wat` or `.wasm` file.
+        file: PathBuf,
+        /// Target: pulley64.
+        #[arg(long, default_value = "pulley64")]
+        target: String,
+        /// Memory configuration for Wasm input: a preset (static, dynamic-guard, dynamic) or
+        /// Wasmtime knobs.
+        #[arg(long, default_value = "static")]
+        memory: String,
+        /// Print only the sizes, no disassembly.
+        #[arg(short = 'D', long = "sizes-only")]
+        sizes_only: bool,
+        /// Spectre mitigation (`enable_heap_access_spectre_mitigation`): on or off; default
+        /// is the CLIF file's `set` line, or off.
+        #[arg(long)]
+        spectre: Option<String>,
+    },
 }
 
 /// The execution paths of `clif-bounds wast`.
@@ -232,6 +252,13 @@ fn run(command: Command) -> Result<ExitCode, String> {
             clif_bounds::filetest::interpret_path(&file, &mut |line| println!("{line}"))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Compile {
+            file,
+            target,
+            memory,
+            sizes_only,
+            spectre,
+        } => compile_command(&file, &target, &memory, sizes_only, spectre.as_deref()),
         Command::Translate {
             file,
             memory,
@@ -458,4 +485,71 @@ fn wasm_example() -> Result<(), String> {
     }
     println!("\nRun the Wasm spec memory scripts: clif-bounds wast ../shared/testdata/spec");
     Ok(())
+}
+
+/// `clif-bounds compile`: the functions of a CLIF file, or the translation of a Wasm module,
+/// compiled for `target`.
+fn compile_command(
+    file: &PathBuf,
+    target: &str,
+    memory: &str,
+    sizes_only: bool,
+    spectre: Option<&str>,
+) -> Result<ExitCode, String> {
+    if target != "pulley64" {
+        return Err(format!(
+            "error: no backend for target `{target}` yet (available: pulley64)"
+        ));
+    }
+    let parse_switch = |s: &str| match s {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        other => Err(format!("error: --spectre takes on or off, not `{other}`")),
+    };
+    let is_wasm = matches!(
+        file.extension().and_then(|e| e.to_str()),
+        Some("wat" | "wasm")
+    );
+    let (functions, file_spectre) = if is_wasm {
+        let config = MemoryConfig::parse(memory).map_err(|e| format!("error: {e}"))?;
+        let bytes = read_wasm(file)?;
+        let module = clif_bounds::wasm::module::parse(&bytes)
+            .map_err(|e| format!("error: {}: {e}", file.display()))?;
+        let translation = clif_bounds::wasm::translate::translate_module(&module, &config)
+            .map_err(|e| format!("error: {}: {e}", file.display()))?;
+        (translation.functions, None)
+    } else {
+        let src = read(file)?;
+        let name = file.display().to_string();
+        let parsed = parse_file(&src).map_err(|d| d.render(&name, &src))?;
+        let sets = parsed.settings();
+        let file_spectre = sets
+            .iter()
+            .find(|(k, _)| k == "enable_heap_access_spectre_mitigation")
+            .map(|(_, v)| v == "true");
+        let mut functions = Vec::new();
+        for pf in &parsed.functions {
+            verify_function(&pf.func, clif_bounds::ir::types::I64)
+                .map_err(|e| render_all(&e, &name, &src))?;
+            functions.push(pf.func.clone());
+        }
+        (functions, file_spectre)
+    };
+    let spectre = match spectre {
+        Some(s) => parse_switch(s)?,
+        None => file_spectre.unwrap_or(false),
+    };
+    let backend = clif_bounds::isa::pulley::PulleyBackend { spectre };
+    for (i, f) in functions.iter().enumerate() {
+        let code = clif_bounds::isa::pulley::compile(f, &backend)
+            .map_err(|e| format!("error: {}: {e}", f.name))?;
+        if i > 0 && !sizes_only {
+            println!();
+        }
+        println!("function {}: {} bytes", f.name, code.code.len());
+        if !sizes_only {
+            print!("{}", clif_bounds::isa::pulley::disassemble(&code.code));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -372,3 +372,83 @@ pub fn builder(insts: &[Instruction]) -> String {
     s.push_str("}\n\nimpl<'f, T: InstBuilderBase<'f>> InstBuilder<'f> for T {}\n");
     s
 }
+
+/// The field type of an immediate in [`inst_data_view`]: entities whose data lives in a
+/// `Vec` become a copyable reference to the instruction holding them.
+fn view_imm_type(k: ImmKind) -> &'static str {
+    match k {
+        ImmKind::BlockCall => "BlockCallRef",
+        ImmKind::JumpTable => "JumpTableRef",
+        ImmKind::ValueSlice => "ValueListRef",
+        other => other.isle_name(),
+    }
+}
+
+/// `inst_data_view.rs`: `InstructionDataView`, the copyable twin of `InstructionData` that
+/// ISLE-generated matchers bind fields of by value. Value lists, block calls and jump tables
+/// are replaced by references (`inst`, position) that the lowering context resolves.
+pub fn inst_data_view() -> String {
+    let mut s = String::from(HEADER);
+    s.push_str("/// `InstructionData` with every field `Copy`, for ISLE matching.\n#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]\n#[allow(missing_docs)]\npub enum InstructionDataView {\n");
+    for f in formats::ALL {
+        write!(s, "    {} {{ opcode: Opcode", f.name).unwrap();
+        for (name, k) in f.leading.iter().chain(f.trailing) {
+            write!(s, ", {name}: {}", view_imm_type(*k)).unwrap();
+        }
+        match f.values {
+            Some(0) => {}
+            Some(1) => s.push_str(", arg: Value"),
+            Some(n) => write!(s, ", args: [Value; {n}]").unwrap(),
+            None => s.push_str(", args: ValueListRef"),
+        }
+        s.push_str(" },\n");
+    }
+    s.push_str("}\n\nimpl InstructionDataView {\n    /// The view of `data`, the operands of `inst`.\n    pub fn of(inst: Inst, data: &InstructionData) -> Self {\n        match data {\n");
+    for f in formats::ALL {
+        let mut fields: Vec<String> = vec!["opcode".into()];
+        let mut inits: Vec<String> = vec!["opcode: *opcode".into()];
+        let mut block_calls = 0u8;
+        for (name, k) in f.leading.iter().chain(f.trailing) {
+            fields.push(match k {
+                ImmKind::BlockCall | ImmKind::JumpTable | ImmKind::ValueSlice => {
+                    format!("{name}: _")
+                }
+                _ => name.to_string(),
+            });
+            inits.push(match k {
+                ImmKind::BlockCall => {
+                    block_calls += 1;
+                    format!("{name}: BlockCallRef(inst, {})", block_calls - 1)
+                }
+                ImmKind::JumpTable => format!("{name}: JumpTableRef(inst)"),
+                ImmKind::ValueSlice => format!("{name}: ValueListRef(inst)"),
+                _ => format!("{name}: *{name}"),
+            });
+        }
+        match f.values {
+            Some(0) => {}
+            Some(1) => {
+                fields.push("arg".into());
+                inits.push("arg: *arg".into());
+            }
+            Some(_) => {
+                fields.push("args".into());
+                inits.push("args: *args".into());
+            }
+            None => {
+                fields.push("args: _".into());
+                inits.push("args: ValueListRef(inst)".into());
+            }
+        }
+        writeln!(
+            s,
+            "            InstructionData::{name} {{ {} }} => InstructionDataView::{name} {{ {} }},",
+            fields.join(", "),
+            inits.join(", "),
+            name = f.name
+        )
+        .unwrap();
+    }
+    s.push_str("        }\n    }\n}\n");
+    s
+}

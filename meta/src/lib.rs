@@ -8,6 +8,7 @@
 //! - `opcodes.rs`: the `Opcode` enum, its name table (parser and printer), effect and format
 //!   tables, type constraints and the instruction documentation;
 //! - `inst_data.rs`: the `InstructionData` enum with one variant per instruction format;
+//! - `inst_data_view.rs`: its copyable twin that ISLE-generated matchers bind fields of;
 //! - `builder.rs`: one `InstBuilder` method per instruction;
 //! - `semantics.rs`: the bounds-check semantics of the new instructions as Rust functions and as
 //!   SMT-LIB text, both rendered from the single expression in [`semantics`];
@@ -34,6 +35,7 @@ pub fn generate(out_dir: &Path) -> std::io::Result<()> {
     let write = |name: &str, text: String| std::fs::write(out_dir.join(name), text);
     write("opcodes.rs", gen_rust::opcodes(&insts))?;
     write("inst_data.rs", gen_rust::inst_data())?;
+    write("inst_data_view.rs", gen_rust::inst_data_view())?;
     write("builder.rs", gen_rust::builder(&insts))?;
     write("semantics.rs", semantics::gen_rust())?;
     write("clif_lower.isle", gen_isle::clif_lower(&insts))?;

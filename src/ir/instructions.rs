@@ -1,6 +1,6 @@
 //! Opcodes, instruction formats and type constraints, generated from `meta/`.
 
-use super::entities::{FuncRef, Memory, Value};
+use super::entities::{FuncRef, Inst, Memory, Value};
 use super::immediates::{
     BlockCall, FloatCC, Ieee32, Ieee64, Imm64, IntCC, JumpTable, MemFlags, Offset32, Offset64,
     TrapCode,
@@ -164,3 +164,16 @@ impl InstructionData {
         }
     }
 }
+
+/// The instruction whose block call, jump table or value list a view field refers to, and
+/// for block calls which one (0: first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BlockCallRef(pub Inst, pub u8);
+/// The jump table of an instruction, referred to from [`InstructionDataView`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct JumpTableRef(pub Inst);
+/// The value list of an instruction, referred to from [`InstructionDataView`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ValueListRef(pub Inst);
+
+include!(concat!(env!("OUT_DIR"), "/inst_data_view.rs"));

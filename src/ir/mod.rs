@@ -18,7 +18,8 @@ pub use immediates::{
     Offset64, TrapCode,
 };
 pub use instructions::{
-    AccessKind, BoundsCheckedAccess, CtrlConstraint, InstructionData, InstructionFormat, Opcode,
-    OpcodeConstraints, OperandConstraint, ResultConstraint,
+    AccessKind, BlockCallRef, BoundsCheckedAccess, CtrlConstraint, InstructionData,
+    InstructionDataView, InstructionFormat, JumpTableRef, Opcode, OpcodeConstraints,
+    OperandConstraint, ResultConstraint, ValueListRef,
 };
 pub use value_type::{types, Type, TypeSet};

@@ -26,7 +26,7 @@ fn round_up(n: u64) -> Option<u64> {
 }
 
 /// An anonymous private mapping, unmapped on drop.
-struct Mapping {
+pub(crate) struct Mapping {
     ptr: *mut u8,
     len: usize,
 }
@@ -37,7 +37,7 @@ unsafe impl Send for Mapping {}
 
 impl Mapping {
     /// Reserves `len` bytes, all inaccessible.
-    fn reserve(len: u64) -> Result<Mapping, String> {
+    pub(crate) fn reserve(len: u64) -> Result<Mapping, String> {
         let len = round_up(len.max(HOST_PAGE))
             .and_then(|l| usize::try_from(l).ok())
             .ok_or_else(|| {
@@ -67,7 +67,7 @@ impl Mapping {
     }
 
     /// Makes the first `len` bytes readable and writable (rounded up to host pages).
-    fn make_accessible(&mut self, len: u64) -> Result<(), String> {
+    pub(crate) fn make_accessible(&mut self, len: u64) -> Result<(), String> {
         let len = round_up(len).unwrap_or(u64::MAX);
         if len > self.len as u64 {
             return Err(format!(
@@ -95,7 +95,7 @@ impl Mapping {
         Ok(())
     }
 
-    fn addr(&self) -> u64 {
+    pub(crate) fn addr(&self) -> u64 {
         self.ptr as u64
     }
 }

@@ -1,0 +1,545 @@
+//! Register allocation and emission of Pulley bytecode.
+//!
+//! Frame: with calls, spills or callee-saved registers in use the function opens with
+//! `push_frame_save amt, {x16..x29 used}` (which also saves `lr` and `fp`) and returns through
+//! `pop_frame_restore`; spill slot `i` is at `sp + 8*i`, below the saved registers. A leaf
+//! function that needs none of that has no frame at all.
+
+use super::inst::{fr, xr, Amode, BrCond, MInst, MemOp, Role};
+use crate::ir::TrapCode;
+use crate::machinst::buffer::{CodeBuffer, Label};
+use crate::machinst::vcode::VCode;
+use crate::machinst::{CodegenError, CompiledCode, MachBlock, PReg, PRegSet, RegClass, VReg};
+use pulley_interpreter::encode;
+use pulley_interpreter::regs::{AddrG32, AddrG32Bne, AddrO32, AddrZ, BinaryOperands, UpperRegSet};
+use pulley_interpreter::XReg;
+use regalloc2::{Allocation, Edit, Function, InstOrEdit, MachineEnv, RegallocOptions};
+
+/// The registers regalloc2 may hand out on Pulley.
+pub fn machine_env() -> MachineEnv {
+    let set = |class, range: std::ops::Range<usize>| {
+        let mut s = PRegSet::empty();
+        for i in range {
+            s.add(PReg::new(i, class));
+        }
+        s
+    };
+    MachineEnv {
+        // Caller-saved registers first: they cost nothing in the prologue.
+        preferred_regs_by_class: [
+            set(RegClass::Int, 0..16),
+            set(RegClass::Float, 0..31),
+            PRegSet::empty(),
+        ],
+        non_preferred_regs_by_class: [
+            set(RegClass::Int, 16..30),
+            PRegSet::empty(),
+            PRegSet::empty(),
+        ],
+        scratch_by_class: [
+            Some(PReg::new(XReg::spilltmp0 as usize, RegClass::Int)),
+            Some(PReg::new(31, RegClass::Float)),
+            None,
+        ],
+        fixed_stack_slots: Vec::new(),
+    }
+}
+
+/// Allocates registers and encodes the function.
+pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
+    let out = regalloc2::run(vcode, &machine_env(), &RegallocOptions::default())
+        .map_err(|e| CodegenError::new(format!("register allocation failed: {e}")))?;
+
+    // Callee-saved registers in use, calls and spills decide the frame.
+    let mut saved: u16 = 0;
+    let mut note = |a: Allocation| {
+        if let Some(p) = a.as_reg() {
+            if p.class() == RegClass::Int && (16..30).contains(&p.hw_enc()) {
+                saved |= 1 << (p.hw_enc() - 16);
+            }
+        }
+    };
+    out.allocs.iter().for_each(|&a| note(a));
+    for (_, Edit::Move { from, to }) in &out.edits {
+        note(*from);
+        note(*to);
+    }
+    let has_calls = vcode.insts.iter().any(|i| matches!(i, MInst::Call { .. }));
+    let spill_bytes = out.num_spillslots as u32 * 8;
+    let save_bytes = saved.count_ones() * 8;
+    let amt = (spill_bytes + save_bytes).next_multiple_of(16);
+    let frame = has_calls || amt > 0;
+    let amt = u16::try_from(amt).map_err(|_| {
+        CodegenError::new(format!(
+            "the stack frame needs {amt} bytes; Pulley frames are limited to 65535"
+        ))
+    })?;
+    let regs = UpperRegSet::from_bitset(saved.into());
+
+    let mut e = Emitter {
+        buf: CodeBuffer::default(),
+        block_labels: Vec::new(),
+        frame: frame.then_some((amt, regs)),
+        next: None,
+    };
+    e.block_labels = (0..vcode.num_blocks()).map(|_| e.buf.new_label()).collect();
+    if let Some((amt, regs)) = e.frame {
+        encode::push_frame_save(&mut e.buf.data, amt, regs);
+    }
+    for b in 0..vcode.num_blocks() {
+        let block = MachBlock::new(b);
+        e.buf.bind(e.block_labels[b]);
+        e.next = (b + 1 < vcode.num_blocks()).then(|| MachBlock::new(b + 1));
+        for item in out.block_insts_and_edits(vcode, block) {
+            match item {
+                InstOrEdit::Edit(Edit::Move { from, to }) => e.emit_move(*from, *to)?,
+                InstOrEdit::Inst(i) => {
+                    let mut inst = vcode.insts[i.index()].clone();
+                    let allocs = out.inst_allocs(i);
+                    let mut k = 0;
+                    inst.visit(&mut |v: &mut VReg, _role: Role| {
+                        let p = allocs[k]
+                            .as_reg()
+                            .expect("operands are register-constrained");
+                        *v = VReg::new(p.hw_enc(), p.class());
+                        k += 1;
+                    });
+                    e.emit_inst(&inst)?;
+                }
+            }
+        }
+    }
+    for (code, label) in e.buf.take_islands() {
+        e.buf.bind(label);
+        let at = e.buf.offset();
+        encode::trap(&mut e.buf.data);
+        e.buf.add_trap(at, code);
+    }
+    Ok(e.buf.finish(u32::from(amt) * u32::from(frame)))
+}
+
+struct Emitter {
+    buf: CodeBuffer,
+    block_labels: Vec<Label>,
+    frame: Option<(u16, UpperRegSet<XReg>)>,
+    next: Option<MachBlock>,
+}
+
+fn n(v: VReg) -> u8 {
+    v.vreg() as u8
+}
+
+impl Emitter {
+    fn sink(&mut self) -> &mut Vec<u8> {
+        &mut self.buf.data
+    }
+
+    /// Emits `f` and records that its last four bytes are a branch offset to `label`,
+    /// relative to the start of the instruction.
+    fn branch(&mut self, label: Label, f: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.buf.offset();
+        f(&mut self.buf.data);
+        let end = self.buf.offset();
+        self.buf.use_label(end - 4, start, label);
+    }
+
+    fn jump_to(&mut self, target: MachBlock) {
+        if self.next != Some(target) {
+            let l = self.block_labels[target.index()];
+            self.branch(l, |s| encode::jump(s, 0));
+        }
+    }
+
+    fn emit_move(&mut self, from: Allocation, to: Allocation) -> Result<(), CodegenError> {
+        let slot = |a: Allocation| (a.as_stack().unwrap().index() * 8) as i32;
+        let sp = |offset| AddrO32 {
+            addr: XReg::sp,
+            offset,
+        };
+        match (from.as_reg(), to.as_reg()) {
+            (Some(f), Some(t)) => match f.class() {
+                RegClass::Int => {
+                    encode::xmov(self.sink(), xr(t.hw_enc() as u8), xr(f.hw_enc() as u8))
+                }
+                _ => encode::fmov(self.sink(), fr(t.hw_enc() as u8), fr(f.hw_enc() as u8)),
+            },
+            (Some(f), None) => {
+                let a = sp(slot(to));
+                match f.class() {
+                    RegClass::Int => encode::xstore64le_o32(self.sink(), a, xr(f.hw_enc() as u8)),
+                    _ => encode::fstore64le_o32(self.sink(), a, fr(f.hw_enc() as u8)),
+                }
+            }
+            (None, Some(t)) => {
+                let a = sp(slot(from));
+                match t.class() {
+                    RegClass::Int => encode::xload64le_o32(self.sink(), xr(t.hw_enc() as u8), a),
+                    _ => encode::fload64le_o32(self.sink(), fr(t.hw_enc() as u8), a),
+                }
+            }
+            (None, None) => {
+                return Err(CodegenError::new(
+                    "internal error: regalloc2 asked for a stack-to-stack move",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn emit_inst(&mut self, inst: &MInst) -> Result<(), CodegenError> {
+        match inst {
+            MInst::Args { .. } => {}
+            MInst::Ret { .. } => {
+                if let Some((amt, regs)) = self.frame {
+                    encode::pop_frame_restore(self.sink(), amt, regs);
+                }
+                encode::ret(self.sink());
+            }
+            MInst::Bin { op, dst, a, b } => {
+                let at = self.buf.offset();
+                op.encode(self.sink(), n(*dst), n(*a), n(*b));
+                // Division traps report their kind; the table entry names the site.
+                use super::inst::BinOp::*;
+                if matches!(
+                    op,
+                    Xdiv32S | Xdiv64S | Xdiv32U | Xdiv64U | Xrem32S | Xrem64S | Xrem32U | Xrem64U
+                ) {
+                    self.buf.add_trap(at, TrapCode::INTEGER_DIVISION_BY_ZERO);
+                }
+            }
+            MInst::AddTrap {
+                wide,
+                dst,
+                a,
+                b,
+                code,
+            } => {
+                let at = self.buf.offset();
+                let ops = BinaryOperands::new(xr(n(*dst)), xr(n(*a)), xr(n(*b)));
+                if *wide {
+                    encode::xadd64_uoverflow_trap(self.sink(), ops)
+                } else {
+                    encode::xadd32_uoverflow_trap(self.sink(), ops)
+                }
+                self.buf.add_trap(at, *code);
+            }
+            MInst::Un { op, dst, src } => {
+                let at = self.buf.offset();
+                op.encode(self.sink(), n(*dst), n(*src));
+                if op.mnemonic().starts_with('x') && op.mnemonic().contains("_from_f") {
+                    self.buf.add_trap(at, TrapCode::BAD_CONVERSION_TO_INTEGER);
+                }
+            }
+            MInst::XConst { dst, imm } => {
+                let d = xr(n(*dst));
+                let s = self.sink();
+                match *imm {
+                    0 => encode::xzero(s, d),
+                    1 => encode::xone(s, d),
+                    i if i8::try_from(i).is_ok() => encode::xconst8(s, d, i as i8),
+                    i if i16::try_from(i).is_ok() => encode::xconst16(s, d, i as i16),
+                    i if i32::try_from(i).is_ok() => encode::xconst32(s, d, i as i32),
+                    i => encode::xconst64(s, d, i),
+                }
+            }
+            MInst::FConst { dst, bits, wide } => {
+                if *wide {
+                    encode::fconst64(self.sink(), fr(n(*dst)), *bits)
+                } else {
+                    encode::fconst32(self.sink(), fr(n(*dst)), *bits as u32)
+                }
+            }
+            MInst::Select { dst, cond, a, b } => {
+                let (d, c, a, b) = (n(*dst), xr(n(*cond)), n(*a), n(*b));
+                if dst.class() == RegClass::Int {
+                    encode::xselect64(self.sink(), xr(d), c, xr(a), xr(b))
+                } else {
+                    encode::fselect64(self.sink(), fr(d), c, fr(a), fr(b))
+                }
+            }
+            MInst::Load {
+                op,
+                dst,
+                amode,
+                trap,
+            } => {
+                let at = self.buf.offset();
+                encode_load(self.sink(), *op, n(*dst), amode)?;
+                if let (Some(code), false) = (trap, matches!(amode, Amode::O32 { .. })) {
+                    self.buf.add_trap(at, *code);
+                }
+            }
+            MInst::Store {
+                op,
+                src,
+                amode,
+                trap,
+            } => {
+                let at = self.buf.offset();
+                encode_store(self.sink(), *op, n(*src), amode)?;
+                if let (Some(code), false) = (trap, matches!(amode, Amode::O32 { .. })) {
+                    self.buf.add_trap(at, *code);
+                }
+            }
+            MInst::Jump { target } => self.jump_to(*target),
+            MInst::BrIf {
+                cond,
+                taken,
+                not_taken,
+            } => {
+                let c = xr(n(*cond));
+                if self.next == Some(*taken) {
+                    let l = self.block_labels[not_taken.index()];
+                    self.branch(l, |s| encode::br_if_not32(s, c, 0));
+                } else {
+                    let l = self.block_labels[taken.index()];
+                    self.branch(l, |s| encode::br_if32(s, c, 0));
+                    self.jump_to(*not_taken);
+                }
+            }
+            MInst::BrTable {
+                idx,
+                default,
+                targets,
+            } => {
+                let amt = targets.len() as u32 + 1;
+                encode::br_table32(self.sink(), xr(n(*idx)), amt);
+                for t in targets.iter().chain(std::iter::once(default)) {
+                    let at = self.buf.offset();
+                    self.sink().extend_from_slice(&0i32.to_le_bytes());
+                    self.buf.use_label(at, at, self.block_labels[t.index()]);
+                }
+            }
+            MInst::TrapIf { cond, a, b, code } => {
+                let l = self.buf.trap_island(*code);
+                let (a, b) = (xr(n(*a)), xr(n(*b)));
+                self.branch(l, |s| encode_br_cond(s, *cond, a, b));
+            }
+            MInst::TrapIfNonzero { x, zero, code } => {
+                let l = self.buf.trap_island(*code);
+                let x = xr(n(*x));
+                if *zero {
+                    self.branch(l, |s| encode::br_if_not32(s, x, 0));
+                } else {
+                    self.branch(l, |s| encode::br_if32(s, x, 0));
+                }
+            }
+            MInst::Trap { code } => {
+                let at = self.buf.offset();
+                encode::trap(self.sink());
+                self.buf.add_trap(at, *code);
+            }
+            MInst::Call { callee, .. } => {
+                let at = self.buf.offset();
+                encode::call(self.sink(), 0);
+                self.buf.add_reloc(at, callee);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn encode_br_cond(s: &mut Vec<u8>, cond: BrCond, a: XReg, b: XReg) {
+    use BrCond::*;
+    match cond {
+        Eq32 => encode::br_if_xeq32(s, a, b, 0),
+        Neq32 => encode::br_if_xneq32(s, a, b, 0),
+        Slt32 => encode::br_if_xslt32(s, a, b, 0),
+        Slteq32 => encode::br_if_xslteq32(s, a, b, 0),
+        Ult32 => encode::br_if_xult32(s, a, b, 0),
+        Ulteq32 => encode::br_if_xulteq32(s, a, b, 0),
+        Eq64 => encode::br_if_xeq64(s, a, b, 0),
+        Neq64 => encode::br_if_xneq64(s, a, b, 0),
+        Slt64 => encode::br_if_xslt64(s, a, b, 0),
+        Slteq64 => encode::br_if_xslteq64(s, a, b, 0),
+        Ult64 => encode::br_if_xult64(s, a, b, 0),
+        Ulteq64 => encode::br_if_xulteq64(s, a, b, 0),
+    }
+}
+
+fn no_mode(op: MemOp, amode: &Amode) -> CodegenError {
+    CodegenError::new(format!(
+        "internal error: Pulley has no {op:?} access in addressing mode {amode:?}"
+    ))
+}
+
+fn encode_load(s: &mut Vec<u8>, op: MemOp, dst: u8, amode: &Amode) -> Result<(), CodegenError> {
+    use MemOp::*;
+    let (d, f) = (xr(dst), fr(dst));
+    match *amode {
+        Amode::O32 { base, offset } => {
+            let a = AddrO32 {
+                addr: xr(n(base)),
+                offset,
+            };
+            match op {
+                X8U => encode::xload8_u32_o32(s, d, a),
+                X8S => encode::xload8_s32_o32(s, d, a),
+                X16U => encode::xload16le_u32_o32(s, d, a),
+                X16S => encode::xload16le_s32_o32(s, d, a),
+                X32 => encode::xload32le_o32(s, d, a),
+                X64 => encode::xload64le_o32(s, d, a),
+                X16UBe => encode::xload16be_u32_o32(s, d, a),
+                X16SBe => encode::xload16be_s32_o32(s, d, a),
+                X32Be => encode::xload32be_o32(s, d, a),
+                X64Be => encode::xload64be_o32(s, d, a),
+                F32 => encode::fload32le_o32(s, f, a),
+                F64 => encode::fload64le_o32(s, f, a),
+                F32Be => encode::fload32be_o32(s, f, a),
+                F64Be => encode::fload64be_o32(s, f, a),
+            }
+        }
+        Amode::Z { base, offset } => {
+            let a = AddrZ {
+                addr: xr(n(base)),
+                offset,
+            };
+            match op {
+                X8U => encode::xload8_u32_z(s, d, a),
+                X8S => encode::xload8_s32_z(s, d, a),
+                X16U => encode::xload16le_u32_z(s, d, a),
+                X16S => encode::xload16le_s32_z(s, d, a),
+                X32 => encode::xload32le_z(s, d, a),
+                X64 => encode::xload64le_z(s, d, a),
+                F32 => encode::fload32le_z(s, f, a),
+                F64 => encode::fload64le_z(s, f, a),
+                _ => return Err(no_mode(op, amode)),
+            }
+        }
+        Amode::G32 {
+            base,
+            bound,
+            index,
+            offset,
+        } => {
+            let a = AddrG32 {
+                host_heap_base: xr(n(base)),
+                host_heap_bound: xr(n(bound)),
+                wasm_addr: xr(n(index)),
+                offset,
+            };
+            match op {
+                X8U => encode::xload8_u32_g32(s, d, a),
+                X8S => encode::xload8_s32_g32(s, d, a),
+                X16U => encode::xload16le_u32_g32(s, d, a),
+                X16S => encode::xload16le_s32_g32(s, d, a),
+                X32 => encode::xload32le_g32(s, d, a),
+                X64 => encode::xload64le_g32(s, d, a),
+                F32 => encode::fload32le_g32(s, f, a),
+                F64 => encode::fload64le_g32(s, f, a),
+                _ => return Err(no_mode(op, amode)),
+            }
+        }
+        Amode::G32Bne {
+            base,
+            bound_addr,
+            bound_offset,
+            index,
+            offset,
+        } => {
+            let a = AddrG32Bne {
+                host_heap_base: xr(n(base)),
+                host_heap_bound_addr: xr(n(bound_addr)),
+                host_heap_bound_offset: bound_offset,
+                wasm_addr: xr(n(index)),
+                offset,
+            };
+            match op {
+                X8U => encode::xload8_u32_g32bne(s, d, a),
+                X8S => encode::xload8_s32_g32bne(s, d, a),
+                X16U => encode::xload16le_u32_g32bne(s, d, a),
+                X16S => encode::xload16le_s32_g32bne(s, d, a),
+                X32 => encode::xload32le_g32bne(s, d, a),
+                X64 => encode::xload64le_g32bne(s, d, a),
+                _ => return Err(no_mode(op, amode)),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn encode_store(s: &mut Vec<u8>, op: MemOp, src: u8, amode: &Amode) -> Result<(), CodegenError> {
+    use MemOp::*;
+    let (x, f) = (xr(src), fr(src));
+    match *amode {
+        Amode::O32 { base, offset } => {
+            let a = AddrO32 {
+                addr: xr(n(base)),
+                offset,
+            };
+            match op {
+                X8U | X8S => encode::xstore8_o32(s, a, x),
+                X16U | X16S => encode::xstore16le_o32(s, a, x),
+                X32 => encode::xstore32le_o32(s, a, x),
+                X64 => encode::xstore64le_o32(s, a, x),
+                X16UBe | X16SBe => encode::xstore16be_o32(s, a, x),
+                X32Be => encode::xstore32be_o32(s, a, x),
+                X64Be => encode::xstore64be_o32(s, a, x),
+                F32 => encode::fstore32le_o32(s, a, f),
+                F64 => encode::fstore64le_o32(s, a, f),
+                F32Be => encode::fstore32be_o32(s, a, f),
+                F64Be => encode::fstore64be_o32(s, a, f),
+            }
+        }
+        Amode::Z { base, offset } => {
+            let a = AddrZ {
+                addr: xr(n(base)),
+                offset,
+            };
+            match op {
+                X8U | X8S => encode::xstore8_z(s, a, x),
+                X16U | X16S => encode::xstore16le_z(s, a, x),
+                X32 => encode::xstore32le_z(s, a, x),
+                X64 => encode::xstore64le_z(s, a, x),
+                F32 => encode::fstore32le_z(s, a, f),
+                F64 => encode::fstore64le_z(s, a, f),
+                _ => return Err(no_mode(op, amode)),
+            }
+        }
+        Amode::G32 {
+            base,
+            bound,
+            index,
+            offset,
+        } => {
+            let a = AddrG32 {
+                host_heap_base: xr(n(base)),
+                host_heap_bound: xr(n(bound)),
+                wasm_addr: xr(n(index)),
+                offset,
+            };
+            match op {
+                X8U | X8S => encode::xstore8_g32(s, a, x),
+                X16U | X16S => encode::xstore16le_g32(s, a, x),
+                X32 => encode::xstore32le_g32(s, a, x),
+                X64 => encode::xstore64le_g32(s, a, x),
+                F32 => encode::fstore32le_g32(s, a, f),
+                F64 => encode::fstore64le_g32(s, a, f),
+                _ => return Err(no_mode(op, amode)),
+            }
+        }
+        Amode::G32Bne {
+            base,
+            bound_addr,
+            bound_offset,
+            index,
+            offset,
+        } => {
+            let a = AddrG32Bne {
+                host_heap_base: xr(n(base)),
+                host_heap_bound_addr: xr(n(bound_addr)),
+                host_heap_bound_offset: bound_offset,
+                wasm_addr: xr(n(index)),
+                offset,
+            };
+            match op {
+                X8U | X8S => encode::xstore8_g32bne(s, a, x),
+                X16U | X16S => encode::xstore16le_g32bne(s, a, x),
+                X32 => encode::xstore32le_g32bne(s, a, x),
+                X64 => encode::xstore64le_g32bne(s, a, x),
+                _ => return Err(no_mode(op, amode)),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,879 @@
+//! The context the ISLE rules of `lower.isle` run in: how values become registers, and the
+//! constructors that build Pulley instructions, including the choice of addressing mode for
+//! the bounds-checked accesses.
+
+use super::inst::{caller_saved, Amode, BinOp, BrCond, MInst, MemOp, UnOp};
+use crate::ir::{
+    types, AccessKind, Endianness, FuncRef, Ieee32, Ieee64, Imm64, Inst, InstructionData,
+    InstructionDataView, MemFlags, Memory, Offset32, Opcode, TrapCode, Type, Value, ValueListRef,
+};
+use crate::machinst::lower::{Backend, Lower};
+use crate::machinst::{CodegenError, Fact, MachBlock, PReg, RegClass, VReg};
+
+// The names the generated code uses for the ISLE types.
+type Reg = VReg;
+type InstOutput = Vec<VReg>;
+type Unit = ();
+type ValueList = ValueListRef;
+type ValueSlice = ValueListRef;
+type ValueArray2 = [Value; 2];
+type ValueArray3 = [Value; 3];
+type ValueArray4 = [Value; 4];
+#[allow(dead_code)]
+type BlockCall = crate::ir::BlockCallRef;
+#[allow(dead_code)]
+type JumpTable = crate::ir::JumpTableRef;
+use crate::ir::{FloatCC, IntCC};
+use InstructionDataView as InstructionData_;
+const I8: Type = types::I8;
+const I16: Type = types::I16;
+const I32: Type = types::I32;
+const I64: Type = types::I64;
+const F32: Type = types::F32;
+const F64: Type = types::F64;
+
+#[allow(unused, non_snake_case, unreachable_patterns, unused_variables)]
+#[allow(clippy::all)]
+mod generated {
+    extern crate alloc;
+    use super::InstructionData_ as InstructionData;
+    use super::*;
+    include!(concat!(env!("OUT_DIR"), "/pulley_lower.rs"));
+}
+
+/// How a bounds-checked access is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Not chosen yet.
+    Undecided,
+    /// In bounds for every index: no check.
+    Unchecked,
+    /// `*_g32`.
+    G32,
+    /// `*_g32bne` with the bound loaded by `load` from `addr + offset`.
+    G32Bne {
+        /// The folded bound load.
+        load: Inst,
+        /// Its address operand.
+        addr: Value,
+        /// Its offset.
+        offset: u8,
+    },
+    /// Compare and branch (or select a null address) before a plain access.
+    Explicit,
+}
+
+/// A bounds-checked access, as the selection rules see it.
+#[derive(Clone, Copy, Debug)]
+pub struct Access {
+    inst: Inst,
+    /// The access: width, extension and byte order.
+    op: MemOp,
+    /// For loads into i64 of fewer than 64 bits: the extension to 64 bits after the load.
+    widen: Option<UnOp>,
+    store_value: Option<Value>,
+    memory: Memory,
+    base: Value,
+    bound: Value,
+    index: Value,
+    index_ty: Type,
+    offset: u64,
+    /// offset + access size; the verifier guarantees it fits 64 bits.
+    end: u64,
+    trap: TrapCode,
+    mode: Mode,
+}
+
+/// The Pulley backend's lowering settings.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PulleyBackend {
+    /// `enable_heap_access_spectre_mitigation`: explicit checks select a null address instead
+    /// of branching (see RFC.md, "Pulley").
+    pub spectre: bool,
+}
+
+const INT_ARGS: usize = 15;
+const FLOAT_ARGS: usize = 16;
+
+/// Assigns argument (or return) registers in order: x0-x14 for integers, f0-f15 for floats.
+fn abi_regs(tys: &[Type], what: &str) -> Result<Vec<PReg>, CodegenError> {
+    let (mut x, mut f) = (0, 0);
+    tys.iter()
+        .map(|&ty| {
+            if ty.is_float() {
+                f += 1;
+                (f <= FLOAT_ARGS)
+                    .then(|| PReg::new(f - 1, RegClass::Float))
+                    .ok_or_else(|| {
+                        CodegenError::new(format!(
+                            "more than {FLOAT_ARGS} float {what}: stack {what} are not supported"
+                        ))
+                    })
+            } else {
+                x += 1;
+                (x <= INT_ARGS)
+                    .then(|| PReg::new(x - 1, RegClass::Int))
+                    .ok_or_else(|| {
+                        CodegenError::new(format!(
+                            "more than {INT_ARGS} integer {what}: stack {what} are not supported"
+                        ))
+                    })
+            }
+        })
+        .collect()
+}
+
+impl Backend for PulleyBackend {
+    type MInst = MInst;
+
+    fn reg_class(&self, ty: Type) -> Result<RegClass, CodegenError> {
+        match ty {
+            t if t == I8 || t == I16 || t == I32 || t == I64 => Ok(RegClass::Int),
+            t if t == F32 || t == F64 => Ok(RegClass::Float),
+            t => Err(CodegenError::new(format!(
+                "pulley64 has no registers for values of type {t}"
+            ))),
+        }
+    }
+
+    fn lower_inst(
+        &self,
+        lower: &mut Lower<'_, MInst>,
+        inst: Inst,
+    ) -> Result<Vec<VReg>, CodegenError> {
+        let mut ctx = IsleContext {
+            lower,
+            backend: self,
+            error: None,
+        };
+        let out = generated::constructor_lower(&mut ctx, inst);
+        if let Some(e) = ctx.error {
+            let text = crate::printer::inst_to_string(ctx.lower.func, inst);
+            return Err(CodegenError::new(format!("{} (in `{text}`)", e.message)));
+        }
+        out.ok_or_else(|| {
+            let func = ctx.lower.func;
+            CodegenError::new(format!(
+                "pulley64 has no lowering for `{}`",
+                crate::printer::inst_to_string(func, inst)
+            ))
+        })
+    }
+
+    fn gen_args(&self, params: &[(VReg, Type)]) -> Result<MInst, CodegenError> {
+        let tys: Vec<Type> = params.iter().map(|p| p.1).collect();
+        let regs = abi_regs(&tys, "parameters")?;
+        Ok(MInst::Args {
+            args: params.iter().map(|p| p.0).zip(regs).collect(),
+        })
+    }
+
+    fn gen_jump(&self, target: MachBlock) -> MInst {
+        MInst::Jump { target }
+    }
+}
+
+struct IsleContext<'a, 'f> {
+    lower: &'a mut Lower<'f, MInst>,
+    backend: &'a PulleyBackend,
+    error: Option<CodegenError>,
+}
+
+impl IsleContext<'_, '_> {
+    fn fail(&mut self, e: CodegenError) {
+        self.error.get_or_insert(e);
+    }
+    fn vreg(&mut self, class: RegClass) -> VReg {
+        self.lower.alloc_vreg(class)
+    }
+    fn emit(&mut self, i: MInst) {
+        self.lower.emit(i)
+    }
+    fn data(&self, inst: Inst) -> &InstructionData {
+        &self.lower.func.dfg.insts[inst]
+    }
+    fn ty(&self, v: Value) -> Type {
+        self.lower.func.dfg.value_type(v)
+    }
+    fn put_value(&mut self, v: Value) -> VReg {
+        let backend = self.backend;
+        match self.lower.put(backend, v) {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail(e);
+                VReg::new(0, RegClass::Int)
+            }
+        }
+    }
+    /// `v` with its low 32 bits exact (i8/i16 zero-extended): a branch or select condition.
+    fn put_cond(&mut self, v: Value) -> VReg {
+        let r = self.put_value(v);
+        match self.ty(v) {
+            t if t == I8 => self.un_reg(UnOp::Zext8, r),
+            t if t == I16 => self.un_reg(UnOp::Zext16, r),
+            t if t == I64 => {
+                let zero = self.const_reg(0);
+                self.bin_reg(BinOp::Xneq64, r, zero)
+            }
+            _ => r,
+        }
+    }
+    fn bin_reg(&mut self, op: BinOp, a: VReg, b: VReg) -> VReg {
+        let dst = self.vreg(op.classes()[0]);
+        self.emit(MInst::Bin { op, dst, a, b });
+        dst
+    }
+    fn un_reg(&mut self, op: UnOp, src: VReg) -> VReg {
+        let dst = self.vreg(op.classes()[0]);
+        self.emit(MInst::Un { op, dst, src });
+        dst
+    }
+    fn const_reg(&mut self, imm: u64) -> VReg {
+        let dst = self.vreg(RegClass::Int);
+        self.emit(MInst::XConst {
+            dst,
+            imm: imm as i64,
+        });
+        dst
+    }
+    /// `base + k` as a register, or `base` itself when `k` is 0.
+    fn add_const(&mut self, base: VReg, k: u64) -> VReg {
+        if k == 0 {
+            return base;
+        }
+        let kr = self.const_reg(k);
+        self.bin_reg(BinOp::Xadd64, base, kr)
+    }
+    /// An address mode for `base + k`: the offset folded when it fits `i32`.
+    fn amode(&mut self, base: VReg, k: u64, may_trap: bool) -> Amode {
+        let (base, offset) = match i32::try_from(k) {
+            Ok(o) => (base, o),
+            Err(_) => (self.add_const(base, k), 0),
+        };
+        if may_trap {
+            Amode::Z { base, offset }
+        } else {
+            Amode::O32 { base, offset }
+        }
+    }
+    fn memory_min(&self, m: Memory) -> u64 {
+        self.lower.func.memories[m].min
+    }
+    /// Whether `bound >= k` holds in every execution: from the memory's minimum size or a
+    /// constant bound.
+    fn bound_at_least(&self, a: &Access, k: u64) -> bool {
+        self.memory_min(a.memory) >= k || self.lower.iconst(a.bound).is_some_and(|b| b >= k)
+    }
+}
+
+/// The Pulley access for a value of `ty` moved as `kind`, in `endianness`.
+fn mem_op(ty: Type, kind: AccessKind, big: bool) -> Option<(MemOp, Option<UnOp>)> {
+    use AccessKind as K;
+    use MemOp::*;
+    let wide = ty == I64;
+    let (op, widen) = match kind {
+        K::Full if ty == I8 => (X8U, None),
+        K::Full if ty == I16 => (X16U, None),
+        K::Full if ty == I32 => (X32, None),
+        K::Full if ty == I64 => (X64, None),
+        K::Full if ty == types::F32 => (MemOp::F32, None),
+        K::Full if ty == types::F64 => (MemOp::F64, None),
+        K::U8 => (X8U, wide.then_some(UnOp::Zext32)),
+        K::S8 => (X8S, wide.then_some(UnOp::Sext32)),
+        K::U16 => (X16U, wide.then_some(UnOp::Zext32)),
+        K::S16 => (X16S, wide.then_some(UnOp::Sext32)),
+        K::U32 => (X32, wide.then_some(UnOp::Zext32)),
+        K::S32 => (X32, wide.then_some(UnOp::Sext32)),
+        K::I8 => (X8U, None),
+        K::I16 => (X16U, None),
+        K::I32 => (X32, None),
+        _ => return None,
+    };
+    let op = if big {
+        match op {
+            X16U => X16UBe,
+            X16S => X16SBe,
+            X32 => X32Be,
+            X64 => X64Be,
+            F32 => F32Be,
+            F64 => F64Be,
+            other => other,
+        }
+    } else {
+        op
+    };
+    Some((op, widen))
+}
+
+fn is_big(flags: MemFlags) -> bool {
+    flags.endianness == Some(Endianness::Big)
+}
+
+impl generated::Context for IsleContext<'_, '_> {
+    fn inst_data_value(&mut self, inst: Inst) -> Option<(Type, InstructionDataView)> {
+        let dfg = &self.lower.func.dfg;
+        Some((
+            dfg.ctrl_type(inst),
+            InstructionDataView::of(inst, &dfg.insts[inst]),
+        ))
+    }
+    fn unpack_value_array_2(&mut self, a: [Value; 2]) -> Option<(Value, Value)> {
+        Some((a[0], a[1]))
+    }
+    fn unpack_value_array_3(&mut self, a: [Value; 3]) -> Option<(Value, Value, Value)> {
+        Some((a[0], a[1], a[2]))
+    }
+    fn unpack_value_array_4(&mut self, a: [Value; 4]) -> Option<(Value, Value, Value, Value)> {
+        Some((a[0], a[1], a[2], a[3]))
+    }
+    fn value_list_slice(&mut self, l: ValueListRef) -> Option<ValueListRef> {
+        Some(l)
+    }
+    fn put(&mut self, v: Value) -> VReg {
+        self.put_value(v)
+    }
+    fn output(&mut self, r: VReg) -> Vec<VReg> {
+        vec![r]
+    }
+    fn output_none(&mut self) -> Vec<VReg> {
+        Vec::new()
+    }
+    fn ty_32(&mut self, ty: Type) -> Option<Type> {
+        (ty == I8 || ty == I16 || ty == I32).then_some(ty)
+    }
+    fn value_type(&mut self, v: Value) -> Type {
+        self.ty(v)
+    }
+    fn u64_from_imm64(&mut self, imm: Imm64) -> Option<u64> {
+        Some(imm.0 as u64)
+    }
+    fn val_ty(&mut self, v: Value) -> Option<Type> {
+        Some(self.ty(v))
+    }
+    fn bin(&mut self, op: &BinOp, a: VReg, b: VReg) -> VReg {
+        self.bin_reg(*op, a, b)
+    }
+    fn un(&mut self, op: &UnOp, a: VReg) -> VReg {
+        self.un_reg(*op, a)
+    }
+    fn xconst(&mut self, imm: u64) -> VReg {
+        self.const_reg(imm)
+    }
+    fn fconst32(&mut self, bits: Ieee32) -> VReg {
+        let dst = self.vreg(RegClass::Float);
+        self.emit(MInst::FConst {
+            dst,
+            bits: u64::from(bits.0),
+            wide: false,
+        });
+        dst
+    }
+    fn fconst64(&mut self, bits: Ieee64) -> VReg {
+        let dst = self.vreg(RegClass::Float);
+        self.emit(MInst::FConst {
+            dst,
+            bits: bits.0,
+            wide: true,
+        });
+        dst
+    }
+    fn select_reg(&mut self, cond: VReg, a: VReg, b: VReg) -> VReg {
+        let dst = self.vreg(a.class());
+        self.emit(MInst::Select { dst, cond, a, b });
+        dst
+    }
+    fn trap_if_nonzero(&mut self, x: VReg, zero: bool, code: TrapCode) {
+        self.emit(MInst::TrapIfNonzero { x, zero, code });
+    }
+    fn trap_always(&mut self, code: TrapCode) {
+        self.emit(MInst::Trap { code });
+    }
+    fn add_overflow_trap(&mut self, ty: Type, a: VReg, b: VReg, code: TrapCode) -> VReg {
+        let dst = self.vreg(RegClass::Int);
+        self.emit(MInst::AddTrap {
+            wide: ty == I64,
+            dst,
+            a,
+            b,
+            code,
+        });
+        dst
+    }
+    fn unsupported_bin(&mut self, ty: Type) -> BinOp {
+        self.fail(CodegenError::new(format!(
+            "pulley64: no operation for type {ty} here"
+        )));
+        BinOp::Xadd64
+    }
+    fn unsupported_un(&mut self, ty: Type) -> UnOp {
+        self.fail(CodegenError::new(format!(
+            "pulley64: no operation for type {ty} here"
+        )));
+        UnOp::Xmov
+    }
+    fn icmp_swapped(&mut self, cc: &IntCC) -> Option<IntCC> {
+        use IntCC::*;
+        match cc {
+            SignedGreaterThan => Some(SignedLessThan),
+            SignedGreaterThanOrEqual => Some(SignedLessThanOrEqual),
+            UnsignedGreaterThan => Some(UnsignedLessThan),
+            UnsignedGreaterThanOrEqual => Some(UnsignedLessThanOrEqual),
+            _ => None,
+        }
+    }
+
+    fn plain_load(&mut self, inst: Inst) -> VReg {
+        let InstructionData::Load {
+            opcode,
+            flags,
+            arg,
+            offset: Offset32(offset),
+        } = *self.data(inst)
+        else {
+            unreachable!("the rule matched a load")
+        };
+        let ty = self.ty(self.lower.func.dfg.first_result(inst));
+        let kind = match opcode {
+            Opcode::Uload8 => AccessKind::U8,
+            Opcode::Sload8 => AccessKind::S8,
+            Opcode::Uload16 => AccessKind::U16,
+            Opcode::Sload16 => AccessKind::S16,
+            Opcode::Uload32 => AccessKind::U32,
+            Opcode::Sload32 => AccessKind::S32,
+            _ => AccessKind::Full,
+        };
+        let Some((op, widen)) = mem_op(ty, kind, is_big(flags)) else {
+            self.fail(CodegenError::new(format!(
+                "pulley64 cannot load {ty} as {kind:?}"
+            )));
+            return VReg::new(0, RegClass::Int);
+        };
+        let base = self.put_value(arg);
+        let amode = self.plain_amode(base, offset, flags, op);
+        let dst = self.vreg(op.class());
+        self.emit(MInst::Load {
+            op,
+            dst,
+            amode,
+            trap: flags.trap_code,
+        });
+        match widen {
+            Some(w) => self.un_reg(w, dst),
+            None => dst,
+        }
+    }
+
+    fn plain_store(&mut self, inst: Inst) {
+        let InstructionData::Store {
+            opcode,
+            flags,
+            args: [x, p],
+            offset: Offset32(offset),
+        } = *self.data(inst)
+        else {
+            unreachable!("the rule matched a store")
+        };
+        let kind = match opcode {
+            Opcode::Istore8 => AccessKind::I8,
+            Opcode::Istore16 => AccessKind::I16,
+            Opcode::Istore32 => AccessKind::I32,
+            _ => AccessKind::Full,
+        };
+        let ty = self.ty(x);
+        let Some((op, _)) = mem_op(ty, kind, is_big(flags)) else {
+            self.fail(CodegenError::new(format!(
+                "pulley64 cannot store {ty} as {kind:?}"
+            )));
+            return;
+        };
+        let src = self.put_value(x);
+        let base = self.put_value(p);
+        let amode = self.plain_amode(base, offset, flags, op);
+        self.emit(MInst::Store {
+            op,
+            src,
+            amode,
+            trap: flags.trap_code,
+        });
+    }
+
+    fn access_of(&mut self, inst: Inst) -> Access {
+        let dfg = &self.lower.func.dfg;
+        let (kind, flags, memory, args, offset, ty, store_value) = match &dfg.insts[inst] {
+            InstructionData::BoundsCheckedLoad {
+                access,
+                flags,
+                memory,
+                args,
+                offset,
+                ..
+            } => (
+                *access,
+                *flags,
+                *memory,
+                *args,
+                offset.0,
+                dfg.value_type(dfg.first_result(inst)),
+                None,
+            ),
+            InstructionData::BoundsCheckedStore {
+                access,
+                flags,
+                memory,
+                args: [x, base, bound, index],
+                offset,
+                ..
+            } => (
+                *access,
+                *flags,
+                *memory,
+                [*base, *bound, *index],
+                offset.0,
+                dfg.value_type(*x),
+                Some(*x),
+            ),
+            _ => unreachable!("access_of is only applied to bounds-checked accesses"),
+        };
+        let (op, widen) = mem_op(ty, kind, is_big(flags)).unwrap_or((MemOp::X64, None));
+        let size = u64::from(kind.access_size(ty));
+        Access {
+            inst,
+            op,
+            widen,
+            store_value,
+            memory,
+            base: args[0],
+            bound: args[1],
+            index: args[2],
+            index_ty: dfg.value_type(args[2]),
+            offset,
+            end: offset.saturating_add(size),
+            trap: flags.trap_code.unwrap_or(TrapCode::HEAP_OUT_OF_BOUNDS),
+            mode: Mode::Undecided,
+        }
+    }
+
+    fn access_in_bounds(&mut self, a: Access) -> Option<Access> {
+        // A constant index whose whole access lies below the memory's minimum size.
+        let index = self.lower.iconst(a.index)?;
+        let index = if a.index_ty == I32 {
+            index & 0xffff_ffff
+        } else {
+            index
+        };
+        let last = index.checked_add(a.end)?;
+        (last <= self.memory_min(a.memory)).then_some(Access {
+            mode: Mode::Unchecked,
+            ..a
+        })
+    }
+
+    fn access_g32bne(&mut self, a: Access) -> Option<Access> {
+        if a.index_ty != I32 || a.op.big_endian() || a.op.class() != RegClass::Int {
+            return None;
+        }
+        let offset = u8::try_from(a.offset).ok()?;
+        // The bound must be proven >= offset + size without looking at its value.
+        if self.memory_min(a.memory) < a.end {
+            return None;
+        }
+        let load = self.lower.def_inst(a.bound)?;
+        if !self.lower.is_deferred(load) {
+            return None;
+        }
+        match *self.data(load) {
+            InstructionData::Load {
+                opcode: Opcode::Load,
+                flags,
+                arg,
+                offset: Offset32(k),
+            } if flags.trap_code.is_none() && self.ty(a.bound) == I64 => Some(Access {
+                mode: Mode::G32Bne {
+                    load,
+                    addr: arg,
+                    offset: u8::try_from(k).ok()?,
+                },
+                ..Access {
+                    offset: u64::from(offset),
+                    ..a
+                }
+            }),
+            _ => None,
+        }
+    }
+
+    fn access_g32(&mut self, a: Access) -> Option<Access> {
+        let ok = a.index_ty == I32
+            && !a.op.big_endian()
+            && u16::try_from(a.offset).is_ok()
+            && self.bound_at_least(&a, a.end);
+        ok.then_some(Access {
+            mode: Mode::G32,
+            ..a
+        })
+    }
+
+    fn access_explicit(&mut self, a: Access) -> Access {
+        Access {
+            mode: Mode::Explicit,
+            ..a
+        }
+    }
+
+    fn emit_access(&mut self, a: Access) -> Vec<VReg> {
+        let dfg = &self.lower.func.dfg;
+        if mem_op(
+            a.store_value.map_or_else(
+                || dfg.value_type(dfg.first_result(a.inst)),
+                |v| dfg.value_type(v),
+            ),
+            match &dfg.insts[a.inst] {
+                InstructionData::BoundsCheckedLoad { access, .. }
+                | InstructionData::BoundsCheckedStore { access, .. } => *access,
+                _ => AccessKind::Full,
+            },
+            a.op.big_endian(),
+        )
+        .is_none()
+        {
+            self.fail(CodegenError::new(
+                "pulley64: bounds-checked access of an unsupported type and kind",
+            ));
+            return Vec::new();
+        }
+        let base = self.put_value(a.base);
+        self.lower.set_fact(base, Fact::MemoryBase(a.memory));
+        let amode = match a.mode {
+            Mode::Unchecked => {
+                let index = self.lower.iconst(a.index).unwrap_or(0);
+                let index = if a.index_ty == I32 {
+                    index & 0xffff_ffff
+                } else {
+                    index
+                };
+                self.amode(base, index + a.offset, false)
+            }
+            Mode::G32 => {
+                let bound = self.put_value(a.bound);
+                self.lower.set_fact(bound, Fact::MemoryBound(a.memory));
+                let index = self.put_value(a.index);
+                Amode::G32 {
+                    base,
+                    bound,
+                    index,
+                    offset: a.offset as u16,
+                }
+            }
+            Mode::G32Bne { load, addr, offset } => {
+                self.lower.sink(load);
+                let bound_addr = self.put_value(addr);
+                let index = self.put_value(a.index);
+                Amode::G32Bne {
+                    base,
+                    bound_addr,
+                    bound_offset: offset,
+                    index,
+                    offset: a.offset as u8,
+                }
+            }
+            Mode::Explicit | Mode::Undecided => self.explicit_check(&a, base),
+        };
+        let trap = match amode {
+            Amode::O32 { .. } => None,
+            _ => Some(a.trap),
+        };
+        match a.store_value {
+            Some(x) => {
+                let src = self.put_value(x);
+                self.emit(MInst::Store {
+                    op: a.op,
+                    src,
+                    amode,
+                    trap,
+                });
+                Vec::new()
+            }
+            None => {
+                let dst = self.vreg(a.op.class());
+                self.emit(MInst::Load {
+                    op: a.op,
+                    dst,
+                    amode,
+                    trap,
+                });
+                vec![match a.widen {
+                    Some(w) => self.un_reg(w, dst),
+                    None => dst,
+                }]
+            }
+        }
+    }
+
+    fn lower_branch(&mut self, inst: Inst) {
+        let targets = self.lower.targets().to_vec();
+        match *self.data(inst) {
+            InstructionData::Jump { .. } => self.emit(MInst::Jump { target: targets[0] }),
+            InstructionData::Brif { arg, .. } => {
+                let cond = self.put_cond(arg);
+                self.emit(MInst::BrIf {
+                    cond,
+                    taken: targets[0],
+                    not_taken: targets[1],
+                })
+            }
+            InstructionData::BranchTable { arg, .. } => {
+                let idx = self.put_value(arg);
+                self.emit(MInst::BrTable {
+                    idx,
+                    default: targets[0],
+                    targets: targets[1..].to_vec(),
+                })
+            }
+            _ => unreachable!("lower_branch is only applied to branches"),
+        }
+    }
+
+    fn lower_return(&mut self, inst: Inst) {
+        let values = self.data(inst).arguments().to_vec();
+        let tys: Vec<Type> = values.iter().map(|&v| self.ty(v)).collect();
+        match abi_regs(&tys, "return values") {
+            Ok(regs) => {
+                let rets = values
+                    .iter()
+                    .map(|&v| self.put_value(v))
+                    .zip(regs)
+                    .collect();
+                self.emit(MInst::Ret { rets });
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn lower_call(&mut self, inst: Inst) -> Vec<VReg> {
+        let InstructionData::Call { func_ref, args, .. } = self.data(inst).clone() else {
+            unreachable!("lower_call is only applied to calls")
+        };
+        let func = self.lower.func;
+        let ext = &func.dfg.ext_funcs[func_ref];
+        let sig = &func.dfg.signatures[ext.signature];
+        let arg_tys: Vec<Type> = args.iter().map(|&v| self.ty(v)).collect();
+        let ret_tys: Vec<Type> = sig.returns.iter().map(|p| p.value_type).collect();
+        let (arg_regs, ret_regs) = match (
+            abi_regs(&arg_tys, "arguments"),
+            abi_regs(&ret_tys, "return values"),
+        ) {
+            (Ok(a), Ok(r)) => (a, r),
+            (Err(e), _) | (_, Err(e)) => {
+                self.fail(e);
+                return Vec::new();
+            }
+        };
+        let args = args
+            .iter()
+            .map(|&v| self.put_value(v))
+            .zip(arg_regs)
+            .collect();
+        let rets: Vec<(VReg, PReg)> = ret_regs
+            .into_iter()
+            .map(|p| (self.vreg(p.class()), p))
+            .collect();
+        let _ = caller_saved;
+        let out = rets.iter().map(|r| r.0).collect();
+        self.emit(MInst::Call {
+            callee: ext.name.clone(),
+            args,
+            rets,
+        });
+        let _: FuncRef = func_ref;
+        out
+    }
+}
+
+impl IsleContext<'_, '_> {
+    fn plain_amode(&mut self, base: VReg, offset: i32, flags: MemFlags, op: MemOp) -> Amode {
+        let may_trap = flags.trap_code.is_some();
+        if may_trap && op.big_endian() {
+            // No `z` mode for big-endian accesses: test for null explicitly.
+            let zero = self.const_reg(0);
+            self.emit(MInst::TrapIf {
+                cond: BrCond::Eq64,
+                a: base,
+                b: zero,
+                code: flags.trap_code.unwrap(),
+            });
+            return Amode::O32 { base, offset };
+        }
+        if may_trap {
+            Amode::Z { base, offset }
+        } else {
+            Amode::O32 { base, offset }
+        }
+    }
+
+    /// The explicit form: the check, then the address of a plain access.
+    ///
+    /// With `k = offset + size`, out of bounds means `index + k > bound`, computed without
+    /// wrapping:
+    /// - when `bound >= k` is proven: `index > bound - k`;
+    /// - when `index + k` cannot wrap (i32 index, `k < 2^32`): `index + k > bound`;
+    /// - otherwise `index + k` with an overflow trap, then `> bound`.
+    ///
+    /// Without Spectre mitigation the condition branches to a trap island; with it, the
+    /// address is replaced by null and the access uses the `z` mode, which traps on null.
+    fn explicit_check(&mut self, a: &Access, base: VReg) -> Amode {
+        let index = self.put_value(a.index);
+        let index = if a.index_ty == I32 {
+            self.un_reg(UnOp::Zext32, index)
+        } else {
+            index
+        };
+        let bound = self.put_value(a.bound);
+        self.lower.set_fact(bound, Fact::MemoryBound(a.memory));
+        // (smaller, larger): out of bounds when smaller < larger.
+        let (lhs, rhs) = if self.bound_at_least(a, a.end) {
+            let k = self.const_reg(a.end);
+            (self.bin_reg(BinOp::Xsub64, bound, k), index)
+        } else if a.index_ty == I32 && a.end < 1 << 32 {
+            let k = self.const_reg(a.end);
+            (bound, self.bin_reg(BinOp::Xadd64, index, k))
+        } else {
+            let k = self.const_reg(a.end);
+            let end = self.vreg(RegClass::Int);
+            self.emit(MInst::AddTrap {
+                wide: true,
+                dst: end,
+                a: index,
+                b: k,
+                code: a.trap,
+            });
+            (bound, end)
+        };
+        let addr = self.bin_reg(BinOp::Xadd64, base, index);
+        if self.backend.spectre && !a.op.big_endian() {
+            let oob = self.bin_reg(BinOp::Xult64, lhs, rhs);
+            let zero = self.const_reg(0);
+            // Offsets beyond i32 are added before the select so the null address stays null.
+            let addr = match i32::try_from(a.offset) {
+                Ok(_) => addr,
+                Err(_) => self.add_const(addr, a.offset),
+            };
+            let safe = self.select_reg_raw(oob, zero, addr);
+            let offset = i32::try_from(a.offset).unwrap_or(0);
+            Amode::Z { base: safe, offset }
+        } else {
+            self.emit(MInst::TrapIf {
+                cond: BrCond::Ult64,
+                a: lhs,
+                b: rhs,
+                code: a.trap,
+            });
+            self.amode(addr, a.offset, false)
+        }
+    }
+
+    fn select_reg_raw(&mut self, cond: VReg, a: VReg, b: VReg) -> VReg {
+        let dst = self.vreg(a.class());
+        self.emit(MInst::Select { dst, cond, a, b });
+        dst
+    }
+}

@@ -1,0 +1,195 @@
+//! Placing compiled Pulley functions in one code image and running them in
+//! `pulley-interpreter`'s `Vm`, with traps mapped back to trap codes.
+
+use crate::interpreter::DataValue;
+use crate::ir::{types, TrapCode, Type};
+use crate::machinst::CompiledCode;
+use pulley_interpreter::encode;
+use pulley_interpreter::interp::{DoneReason, FRegVal, RegType, TrapKind, Val, Vm, XRegVal};
+use std::collections::{BTreeMap, HashMap};
+use std::ptr::NonNull;
+
+/// Functions placed together, with calls between them resolved and a stub per host function
+/// (`call_indirect_host id; ret`).
+pub struct PulleyImage {
+    code: Box<[u8]>,
+    entries: HashMap<String, u32>,
+    traps: BTreeMap<u32, TrapCode>,
+    hosts: Vec<String>,
+}
+
+/// How a call into the image ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Returned these values.
+    Returned(Vec<DataValue>),
+    /// Trapped with this code.
+    Trapped(TrapCode),
+}
+
+/// A host function: reads its arguments from the Vm's registers (Pulley ABI) and writes its
+/// results there. An error ends the call (it is not a trap of the generated code).
+pub type HostFn<'a> = dyn FnMut(&str, &mut Vm) -> Result<(), String> + 'a;
+
+impl PulleyImage {
+    /// Places `funcs` one after the other; calls to names that are not among them go to host
+    /// stubs, whose ids are their positions in [`PulleyImage::host_names`].
+    pub fn link(funcs: Vec<(String, CompiledCode)>) -> Result<Self, String> {
+        let mut code = Vec::new();
+        let mut entries = HashMap::new();
+        let mut traps = BTreeMap::new();
+        let mut calls = Vec::new();
+        for (name, f) in funcs {
+            let start = code.len() as u32;
+            entries.insert(name, start);
+            traps.extend(f.traps.iter().map(|(&o, s)| (start + o, s.code)));
+            calls.extend(
+                f.relocs
+                    .iter()
+                    .map(|r| (start + r.offset, r.callee.clone())),
+            );
+            code.extend_from_slice(&f.code);
+        }
+        let mut hosts: Vec<String> = Vec::new();
+        for (_, callee) in &calls {
+            if !entries.contains_key(callee) && !hosts.contains(callee) {
+                hosts.push(callee.clone());
+            }
+        }
+        for (id, name) in hosts.iter().enumerate() {
+            let id = u8::try_from(id).map_err(|_| "more than 256 host functions".to_string())?;
+            entries.insert(name.clone(), code.len() as u32);
+            encode::call_indirect_host(&mut code, id);
+            encode::ret(&mut code);
+        }
+        for (at, callee) in calls {
+            // `call` is one opcode byte and a 32-bit offset from the call itself.
+            let rel = entries[&callee] as i64 - i64::from(at);
+            let at = at as usize + 1;
+            code[at..at + 4].copy_from_slice(&(rel as i32).to_le_bytes());
+        }
+        Ok(PulleyImage {
+            code: code.into_boxed_slice(),
+            entries,
+            traps,
+            hosts,
+        })
+    }
+
+    /// The names of the host functions, by stub id.
+    pub fn host_names(&self) -> &[String] {
+        &self.hosts
+    }
+
+    /// The whole image.
+    pub fn code(&self) -> &[u8] {
+        &self.code
+    }
+
+    /// Calls `name` with `args` and reads results of `returns`. Host stubs call `host`.
+    ///
+    /// After a trap the `Vm` is replaced: its frame pointer and stack are abandoned mid-call.
+    pub fn call(
+        &self,
+        vm: &mut Vm,
+        name: &str,
+        args: &[DataValue],
+        returns: &[Type],
+        host: &mut HostFn<'_>,
+    ) -> Result<Exit, String> {
+        let entry = *self
+            .entries
+            .get(name)
+            .ok_or_else(|| format!("no function {name} in the Pulley image"))?;
+        let vals: Vec<Val> = args.iter().map(|&a| to_val(a)).collect();
+        let base = self.code.as_ptr();
+        // SAFETY: the bytecode was produced by our backend and linked above; arguments match
+        // the function's signature (the caller checked them against the IR).
+        unsafe {
+            let old_lr = vm.call_start(&vals);
+            let mut pc = NonNull::new_unchecked(base.add(entry as usize) as *mut u8);
+            loop {
+                match vm.call_run(pc) {
+                    DoneReason::ReturnToHost(()) => {
+                        let tys = returns.iter().map(|t| {
+                            if t.is_float() {
+                                RegType::FReg
+                            } else {
+                                RegType::XReg
+                            }
+                        });
+                        let out: Vec<Val> = vm.call_end(old_lr, tys).collect();
+                        return Ok(Exit::Returned(
+                            out.into_iter()
+                                .zip(returns)
+                                .map(|(v, &ty)| from_val(v, ty))
+                                .collect(),
+                        ));
+                    }
+                    DoneReason::CallIndirectHost { id, resume } => {
+                        let name = self
+                            .hosts
+                            .get(usize::from(id))
+                            .ok_or_else(|| format!("call to unknown host function {id}"))?;
+                        if let Err(e) = host(name, vm) {
+                            *vm = fresh_vm()?;
+                            return Err(format!("host function {name}: {e}"));
+                        }
+                        pc = resume;
+                    }
+                    DoneReason::Trap { pc, kind } => {
+                        let offset = (pc.as_ptr() as usize).wrapping_sub(base as usize) as u32;
+                        *vm = fresh_vm()?;
+                        return self.trap_code(offset, kind).map(Exit::Trapped);
+                    }
+                }
+            }
+        }
+    }
+
+    fn trap_code(&self, offset: u32, kind: Option<TrapKind>) -> Result<TrapCode, String> {
+        // The interpreter knows the kind of arithmetic traps; memory and explicit traps are
+        // named by the trap table.
+        match kind {
+            Some(TrapKind::DivideByZero) => return Ok(TrapCode::INTEGER_DIVISION_BY_ZERO),
+            Some(TrapKind::IntegerOverflow) => return Ok(TrapCode::INTEGER_OVERFLOW),
+            Some(TrapKind::BadConversionToInteger) => {
+                return Ok(TrapCode::BAD_CONVERSION_TO_INTEGER)
+            }
+            Some(TrapKind::StackOverflow) => return Ok(TrapCode::STACK_OVERFLOW),
+            _ => {}
+        }
+        self.traps.get(&offset).copied().ok_or_else(|| {
+            let kind = match kind {
+                Some(TrapKind::MemoryOutOfBounds) => "out-of-bounds access",
+                Some(TrapKind::DisabledOpcode) => "disabled opcode",
+                _ => "trap",
+            };
+            format!("Pulley stopped ({kind}) at offset {offset:#x}, which is not a trap site")
+        })
+    }
+}
+
+/// A Vm with the stack size the runtime uses.
+pub fn fresh_vm() -> Result<Vm, String> {
+    Vm::with_stack(8 << 20).map_err(|_| "cannot allocate the Pulley stack".to_string())
+}
+
+fn to_val(a: DataValue) -> Val {
+    if a.ty == types::F32 {
+        Val::FReg(FRegVal::new_f32(f32::from_bits(a.bits as u32)))
+    } else if a.ty == types::F64 {
+        Val::FReg(FRegVal::new_f64(f64::from_bits(a.bits)))
+    } else {
+        Val::XReg(XRegVal::new_u64(a.bits))
+    }
+}
+
+fn from_val(v: Val, ty: Type) -> DataValue {
+    match v {
+        Val::XReg(x) => DataValue::new(ty, x.get_u64()),
+        Val::FReg(f) if ty == types::F32 => DataValue::new(ty, u64::from(f.get_f32().to_bits())),
+        Val::FReg(f) => DataValue::new(ty, f.get_f64().to_bits()),
+        Val::VReg(_) => DataValue::new(ty, 0),
+    }
+}

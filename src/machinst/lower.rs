@@ -1,0 +1,456 @@
+//! Lowering from the IR to machine instructions: block order, edge splitting, value to
+//! virtual register mapping, and the context a backend's ISLE rules run in.
+//!
+//! Blocks are lowered in reverse postorder, so every definition is lowered before its uses
+//! (block parameters have their registers from the start). Within a block instructions are
+//! lowered forward. A `load` whose single use is later in the same block, with nothing in
+//! between that writes memory or calls, is *deferred*: it is lowered where its user first asks
+//! for its register, or never, when the user folds it into itself (Pulley's `g32bne` mode reads
+//! the bound from memory). Pure instructions whose results are unused are not lowered.
+
+use super::vcode::{VBlock, VCode};
+use super::{CodegenError, Fact, MachBlock, MachInst, RegClass, VReg};
+use crate::ir::{Block, Function, Inst, InstructionData, Opcode, Type, Value, ValueDef};
+use cranelift_entity::SecondaryMap;
+
+/// What a backend provides to the generic lowering driver.
+pub trait Backend {
+    /// The backend's machine instruction.
+    type MInst: MachInst;
+    /// The register class holding values of `ty`, or an error naming the unsupported type.
+    fn reg_class(&self, ty: Type) -> Result<RegClass, CodegenError>;
+    /// Lowers one instruction, returning the registers of its results in order.
+    fn lower_inst(
+        &self,
+        ctx: &mut Lower<'_, Self::MInst>,
+        inst: Inst,
+    ) -> Result<Vec<VReg>, CodegenError>;
+    /// The pseudo-instruction at the top of the entry block that defines the parameters in
+    /// their argument registers.
+    fn gen_args(&self, params: &[(VReg, Type)]) -> Result<Self::MInst, CodegenError>;
+    /// An unconditional branch to `target`, used in split edges.
+    fn gen_jump(&self, target: MachBlock) -> Self::MInst;
+}
+
+/// The state of lowering one function.
+pub struct Lower<'f, I: MachInst> {
+    /// The function being lowered.
+    pub func: &'f Function,
+    value_regs: SecondaryMap<Value, Option<VReg>>,
+    uses: SecondaryMap<Value, u32>,
+    deferred: SecondaryMap<Inst, bool>,
+    next_vreg: usize,
+    facts: Vec<Option<Fact>>,
+    insts: Vec<I>,
+    /// The machine block of each IR block that is reached.
+    block_map: SecondaryMap<Block, Option<MachBlock>>,
+    /// Successor machine blocks of the terminator being lowered, and the edge blocks needing
+    /// arguments (IR target, its args) in the same order.
+    cur_targets: Vec<MachBlock>,
+    cur_args: Vec<Vec<VReg>>,
+}
+
+impl<'f, I: MachInst> Lower<'f, I> {
+    /// A fresh virtual register of `class`.
+    pub fn alloc_vreg(&mut self, class: RegClass) -> VReg {
+        let v = VReg::new(self.next_vreg, class);
+        self.next_vreg += 1;
+        self.facts.push(None);
+        v
+    }
+
+    /// Appends `inst` to the block being lowered.
+    pub fn emit(&mut self, inst: I) {
+        self.insts.push(inst);
+    }
+
+    /// How many times `v` is used (instruction operands and branch arguments).
+    pub fn use_count(&self, v: Value) -> u32 {
+        self.uses[v]
+    }
+
+    /// The instruction defining `v`, if it is an instruction result.
+    pub fn def_inst(&self, v: Value) -> Option<Inst> {
+        match self.func.dfg.value_def(v) {
+            ValueDef::Result(inst, _) => Some(inst),
+            _ => None,
+        }
+    }
+
+    /// The constant `v` is defined as, if it comes from an `iconst`.
+    pub fn iconst(&self, v: Value) -> Option<u64> {
+        self.func.dfg.iconst_value(v)
+    }
+
+    /// Whether `inst` was deferred and not yet lowered: its single user may fold it.
+    pub fn is_deferred(&self, inst: Inst) -> bool {
+        self.deferred[inst]
+    }
+
+    /// Folds a deferred instruction into its user: it will never be lowered on its own.
+    pub fn sink(&mut self, inst: Inst) {
+        debug_assert!(self.deferred[inst]);
+        self.deferred[inst] = false;
+    }
+
+    /// Records a fact about `vreg`.
+    pub fn set_fact(&mut self, vreg: VReg, fact: Fact) {
+        self.facts[vreg.vreg()] = Some(fact);
+    }
+
+    /// The successor machine blocks of the terminator being lowered, in the order of its
+    /// block calls (`brif`: then, else; `br_table`: default, then the table).
+    pub fn targets(&self) -> &[MachBlock] {
+        &self.cur_targets
+    }
+
+    /// The register holding `v`, lowering its deferred definition here if needed.
+    pub fn put(&mut self, backend: &dyn DynBackend<I>, v: Value) -> Result<VReg, CodegenError> {
+        if let Some(r) = self.value_regs[v] {
+            return Ok(r);
+        }
+        match self.def_inst(v) {
+            Some(inst) if self.deferred[inst] => {
+                self.deferred[inst] = false;
+                self.lower_one(backend, inst)?;
+                Ok(self.value_regs[v].expect("a lowered instruction defines its results"))
+            }
+            _ => Err(CodegenError::new(format!(
+                "internal error: {v} is used before it is lowered"
+            ))),
+        }
+    }
+
+    fn lower_one(&mut self, backend: &dyn DynBackend<I>, inst: Inst) -> Result<(), CodegenError> {
+        let regs = backend.lower_inst_dyn(self, inst)?;
+        let results = self.func.dfg.inst_results(inst);
+        if regs.len() != results.len() {
+            return Err(CodegenError::new(format!(
+                "internal error: lowering {inst} gave {} registers for {} results",
+                regs.len(),
+                results.len()
+            )));
+        }
+        for (&v, r) in results.iter().zip(regs) {
+            self.value_regs[v] = Some(r);
+        }
+        Ok(())
+    }
+}
+
+/// Object-safe view of a [`Backend`], so the context can lower deferred instructions.
+pub trait DynBackend<I: MachInst> {
+    /// [`Backend::lower_inst`].
+    fn lower_inst_dyn(&self, ctx: &mut Lower<'_, I>, inst: Inst)
+        -> Result<Vec<VReg>, CodegenError>;
+}
+
+impl<B: Backend> DynBackend<B::MInst> for B {
+    fn lower_inst_dyn(
+        &self,
+        ctx: &mut Lower<'_, B::MInst>,
+        inst: Inst,
+    ) -> Result<Vec<VReg>, CodegenError> {
+        self.lower_inst(ctx, inst)
+    }
+}
+
+/// The IR blocks a terminator branches to, with their arguments, in target order.
+pub fn branch_destinations(data: &InstructionData) -> Vec<(Block, &[Value])> {
+    match data {
+        InstructionData::Jump { destination, .. } => {
+            vec![(destination.block, &destination.args[..])]
+        }
+        InstructionData::Brif {
+            block_then,
+            block_else,
+            ..
+        } => vec![
+            (block_then.block, &block_then.args[..]),
+            (block_else.block, &block_else.args[..]),
+        ],
+        InstructionData::BranchTable { table, .. } => std::iter::once(&table.default)
+            .chain(&table.targets)
+            .map(|c| (c.block, &c.args[..]))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn may_write_memory(op: Opcode) -> bool {
+    op.can_store() || op.is_call() || op.other_side_effects()
+}
+
+/// Reverse postorder of the blocks reachable from the entry.
+fn reverse_postorder(func: &Function) -> Vec<Block> {
+    let Some(entry) = func.layout.entry_block() else {
+        return Vec::new();
+    };
+    let mut visited: SecondaryMap<Block, bool> = SecondaryMap::new();
+    let mut post = Vec::new();
+    // Iterative DFS: (block, next successor index).
+    let mut stack = vec![(entry, 0usize)];
+    visited[entry] = true;
+    while let Some(&mut (b, ref mut i)) = stack.last_mut() {
+        let succs = func
+            .layout
+            .block_insts(b)
+            .last()
+            .map(|&t| branch_destinations(&func.dfg.insts[t]))
+            .unwrap_or_default();
+        if let Some(&(s, _)) = succs.get(*i) {
+            *i += 1;
+            if !visited[s] {
+                visited[s] = true;
+                stack.push((s, 0));
+            }
+        } else {
+            post.push(b);
+            stack.pop();
+        }
+    }
+    post.reverse();
+    post
+}
+
+/// Lowers `func` with `backend` into machine instructions ready for register allocation.
+pub fn lower<B: Backend>(func: &Function, backend: &B) -> Result<VCode<B::MInst>, CodegenError> {
+    let order = reverse_postorder(func);
+    let entry = *order
+        .first()
+        .ok_or_else(|| CodegenError::new("the function has no blocks"))?;
+
+    // Predecessor edge counts, to find critical edges (a source with several successors, a
+    // target with several incoming edges).
+    let mut incoming: SecondaryMap<Block, u32> = SecondaryMap::new();
+    for &b in &order {
+        if let Some(&t) = func.layout.block_insts(b).last() {
+            for (s, _) in branch_destinations(&func.dfg.insts[t]) {
+                incoming[s] += 1;
+            }
+        }
+    }
+
+    // Emission order: each block followed by the edge blocks of its split edges.
+    // `edges[i]` = (source IR block, successor index, target IR block) for edge block i.
+    let mut block_map: SecondaryMap<Block, Option<MachBlock>> = SecondaryMap::new();
+    let mut layout: Vec<Result<Block, (Block, usize, Block)>> = Vec::new();
+    let mut edge_of: std::collections::HashMap<(Block, usize), MachBlock> = Default::default();
+    for &b in &order {
+        block_map[b] = Some(MachBlock::new(layout.len()));
+        layout.push(Ok(b));
+        if let Some(&t) = func.layout.block_insts(b).last() {
+            let dests = branch_destinations(&func.dfg.insts[t]);
+            if dests.len() > 1 {
+                for (i, (s, _)) in dests.iter().enumerate() {
+                    if incoming[*s] > 1 {
+                        edge_of.insert((b, i), MachBlock::new(layout.len()));
+                        layout.push(Err((b, i, *s)));
+                    }
+                }
+            }
+        }
+    }
+
+    let mut uses: SecondaryMap<Value, u32> = SecondaryMap::new();
+    for &b in &order {
+        for &inst in func.layout.block_insts(b) {
+            let data = &func.dfg.insts[inst];
+            for &v in data.arguments() {
+                uses[v] += 1;
+            }
+            for (_, args) in branch_destinations(data) {
+                for &v in args {
+                    uses[v] += 1;
+                }
+            }
+        }
+    }
+
+    let mut ctx: Lower<'_, B::MInst> = Lower {
+        func,
+        value_regs: SecondaryMap::new(),
+        uses,
+        deferred: SecondaryMap::new(),
+        next_vreg: 0,
+        facts: Vec::new(),
+        insts: Vec::new(),
+        block_map,
+        cur_targets: Vec::new(),
+        cur_args: Vec::new(),
+    };
+
+    // Block parameters get their registers up front: branches to them may be lowered first.
+    for &b in &order {
+        for &p in func.dfg.block_params(b) {
+            let class = backend.reg_class(func.dfg.value_type(p))?;
+            ctx.value_regs[p] = Some(ctx.alloc_vreg(class));
+        }
+    }
+
+    let mut blocks: Vec<VBlock> = Vec::with_capacity(layout.len());
+    for item in &layout {
+        let start = ctx.insts.len() as u32;
+        let mut vb = VBlock {
+            start,
+            ..VBlock::default()
+        };
+        match *item {
+            Ok(b) => {
+                let params: Vec<VReg> = func
+                    .dfg
+                    .block_params(b)
+                    .iter()
+                    .map(|&p| ctx.value_regs[p].unwrap())
+                    .collect();
+                if b == entry {
+                    let typed: Vec<(VReg, Type)> = func
+                        .dfg
+                        .block_params(b)
+                        .iter()
+                        .zip(&params)
+                        .map(|(&p, &r)| (r, func.dfg.value_type(p)))
+                        .collect();
+                    let args = backend.gen_args(&typed)?;
+                    ctx.emit(args);
+                } else {
+                    vb.params = params;
+                }
+                lower_block(&mut ctx, backend, b, &edge_of, &mut vb)?;
+            }
+            Err((_, _, target)) => {
+                let m = ctx.block_map[target].unwrap();
+                ctx.emit(backend.gen_jump(m));
+                vb.succs.push(m);
+                vb.branch_args.push(Vec::new());
+            }
+        }
+        vb.end = ctx.insts.len() as u32;
+        blocks.push(vb);
+    }
+
+    // Edge blocks carry the arguments of the edges they split.
+    for (i, item) in layout.iter().enumerate() {
+        if let Err((src, succ, _)) = *item {
+            let t = *func.layout.block_insts(src).last().unwrap();
+            let dests = branch_destinations(&func.dfg.insts[t]);
+            let args = dests[succ]
+                .1
+                .iter()
+                .map(|&v| ctx.value_regs[v].ok_or_else(|| unlowered(v)))
+                .collect::<Result<Vec<_>, _>>()?;
+            blocks[i].branch_args[0] = args;
+        }
+    }
+    for i in 0..blocks.len() {
+        for s in blocks[i].succs.clone() {
+            blocks[s.index()].preds.push(MachBlock::new(i));
+        }
+    }
+
+    let num_vregs = ctx.next_vreg;
+    Ok(VCode::new(ctx.insts, blocks, num_vregs, ctx.facts))
+}
+
+fn unlowered(v: Value) -> CodegenError {
+    CodegenError::new(format!("internal error: {v} is not lowered"))
+}
+
+fn lower_block<B: Backend>(
+    ctx: &mut Lower<'_, B::MInst>,
+    backend: &B,
+    b: Block,
+    edge_of: &std::collections::HashMap<(Block, usize), MachBlock>,
+    vb: &mut VBlock,
+) -> Result<(), CodegenError> {
+    let func = ctx.func;
+    let insts = func.layout.block_insts(b);
+    // Which loads may be deferred to their single user in this block.
+    for (i, &inst) in insts.iter().enumerate() {
+        if func.dfg.opcode(inst) != Opcode::Load {
+            continue;
+        }
+        let [v] = func.dfg.inst_results(inst) else {
+            continue;
+        };
+        if ctx.uses[*v] != 1 {
+            continue;
+        }
+        let user = insts[i + 1..]
+            .iter()
+            .position(|&u| func.dfg.insts[u].arguments().contains(v));
+        if let Some(pos) = user {
+            let between = &insts[i + 1..i + 1 + pos];
+            if !between
+                .iter()
+                .any(|&u| may_write_memory(func.dfg.opcode(u)))
+            {
+                ctx.deferred[inst] = true;
+            }
+        }
+    }
+
+    for &inst in insts {
+        if ctx.deferred[inst] {
+            continue;
+        }
+        let data = &func.dfg.insts[inst];
+        let op = data.opcode();
+        let results = func.dfg.inst_results(inst);
+        let pure = !op.can_store()
+            && !op.can_trap()
+            && !op.other_side_effects()
+            && !op.is_call()
+            && !op.is_terminator();
+        if pure && !results.is_empty() && results.iter().all(|&v| ctx.uses[v] == 0) {
+            continue;
+        }
+        if op.is_terminator() {
+            let dests = branch_destinations(data);
+            ctx.cur_targets.clear();
+            ctx.cur_args.clear();
+            for (i, (s, args)) in dests.iter().enumerate() {
+                let target = match edge_of.get(&(b, i)) {
+                    Some(&e) => {
+                        ctx.cur_args.push(Vec::new());
+                        e
+                    }
+                    None => {
+                        let regs = args
+                            .iter()
+                            .map(|&v| ctx.value_regs[v].ok_or_else(|| unlowered(v)))
+                            .collect::<Result<Vec<_>, _>>();
+                        // Arguments may come from deferred loads; materialise them.
+                        let regs = match regs {
+                            Ok(r) => r,
+                            Err(_) => {
+                                let mut r = Vec::new();
+                                for &v in *args {
+                                    r.push(ctx.put(backend, v)?);
+                                }
+                                r
+                            }
+                        };
+                        ctx.cur_args.push(regs);
+                        ctx.block_map[*s].unwrap()
+                    }
+                };
+                ctx.cur_targets.push(target);
+            }
+            vb.succs = ctx.cur_targets.clone();
+            vb.branch_args = ctx.cur_args.clone();
+        }
+        let regs = backend.lower_inst(ctx, inst)?;
+        if regs.len() != results.len() {
+            return Err(CodegenError::new(format!(
+                "internal error: lowering {inst} gave {} registers for {} results",
+                regs.len(),
+                results.len()
+            )));
+        }
+        for (&v, r) in results.iter().zip(regs) {
+            ctx.value_regs[v] = Some(r);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! The machine layer every backend shares: machine instructions over virtual registers
+//! ([`vcode::VCode`]), lowering from the IR driven by a backend's ISLE rules ([`lower`]),
+//! register allocation by `regalloc2`, and a code buffer with labels, fix-ups, out-of-line
+//! trap islands, a trap table and call relocations ([`buffer`]).
+//!
+//! A backend supplies a [`MachInst`] type, the ISLE rules that choose its instructions, its
+//! register environment, and emission. Facts ([`Fact`]) ride on virtual registers so that a
+//! checker can later validate each machine instruction against the facts of its operands.
+
+pub mod buffer;
+pub mod lower;
+pub mod vcode;
+
+use crate::ir::{Memory, TrapCode};
+pub use regalloc2::{Allocation, Operand, PReg, PRegSet, RegClass, VReg};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A block of machine code, as regalloc2 numbers it (emission order).
+pub type MachBlock = regalloc2::Block;
+
+/// What a lowered value is known to be. Facts are attached to virtual registers by lowering
+/// and survive register allocation (they are indexed by virtual register), so a proof checker
+/// can walk the machine instructions and check every memory access against them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fact {
+    /// The value, as an unsigned integer of `bits` bits, lies in `[min, max]`.
+    Range {
+        /// The width the range is stated in.
+        bits: u16,
+        /// Smallest value.
+        min: u64,
+        /// Largest value.
+        max: u64,
+    },
+    /// The base address of `memory`.
+    MemoryBase(Memory),
+    /// The current bound of `memory`: `min <= value <= max` of its declaration.
+    MemoryBound(Memory),
+}
+
+/// The target-independent properties of a backend's machine instruction.
+pub trait MachInst: Clone + fmt::Debug {
+    /// Reports the instruction's register operands, in the order emission reads allocations.
+    fn operands(&self, collect: &mut Vec<Operand>);
+    /// Physical registers the instruction overwrites beyond its defs (calls).
+    fn clobbers(&self) -> PRegSet {
+        PRegSet::empty()
+    }
+    /// Whether the instruction returns from the function.
+    fn is_ret(&self) -> bool;
+    /// The successor blocks when the instruction ends a block with a branch.
+    fn branch_targets(&self) -> Vec<MachBlock>;
+}
+
+/// Where a trap site's code comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrapSite {
+    /// The trap code reported for a trap at this site.
+    pub code: TrapCode,
+}
+
+/// A call site whose target is another function, to be resolved by whoever places the code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reloc {
+    /// Offset of the calling instruction in the function's code.
+    pub offset: u32,
+    /// Name of the callee as written in the IR (`%memory_grow`, `u0:3`).
+    pub callee: String,
+}
+
+/// The machine code of one function.
+#[derive(Clone, Debug, Default)]
+pub struct CompiledCode {
+    /// The encoded instructions.
+    pub code: Vec<u8>,
+    /// Code offset of each instruction that may trap, and the trap code it reports.
+    pub traps: BTreeMap<u32, TrapSite>,
+    /// Calls to patch when the function is placed.
+    pub relocs: Vec<Reloc>,
+    /// Bytes of the stack frame beyond the saved frame pointer and return address.
+    pub frame_size: u32,
+}
+
+/// A backend could not compile a function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodegenError {
+    /// What is wrong, naming the instruction when there is one.
+    pub message: String,
+}
+
+impl fmt::Display for CodegenError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CodegenError {}
+
+impl CodegenError {
+    /// An error with `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        CodegenError {
+            message: message.into(),
+        }
+    }
+}
