@@ -92,8 +92,10 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Execution path: `interp` runs the fused instructions on the reference
-        /// interpreter, `interp-legalized` runs the legalized form on it, `cranelift` compiles
-        /// the legalized form with real Cranelift 0.135.8 for the host and runs it natively.
+        /// interpreter, `interp-legalized` runs the legalized form on it, `pulley64` compiles
+        /// the fused instructions with our Pulley backend and runs them in pulley-interpreter,
+        /// `cranelift` compiles the legalized form with real Cranelift 0.135.8 for the host
+        /// and runs it natively.
         #[arg(long, default_value = "interp")]
         target: String,
         /// Memory configuration: a preset (static, dynamic-guard, dynamic) or Wasmtime knobs.
@@ -129,6 +131,8 @@ enum Command {
 const WAST_TARGETS: &[&str] = &[
     "interp",
     "interp-legalized",
+    #[cfg(unix)]
+    "pulley64",
     #[cfg(all(unix, feature = "cranelift"))]
     "cranelift",
 ];
@@ -322,6 +326,10 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 match target.as_str() {
                     "interp" => Ok(Box::new(InterpreterEngine::fused())),
                     "interp-legalized" => Ok(Box::new(InterpreterEngine::legalized(settings))),
+                    #[cfg(unix)]
+                    "pulley64" => Ok(Box::new(clif_bounds::wasm::pulley::PulleyEngine::new(
+                        settings.spectre,
+                    )?)),
                     #[cfg(all(unix, feature = "cranelift"))]
                     "cranelift" => Ok(Box::new(
                         clif_bounds::wasm::cranelift::CraneliftEngine::new(settings.spectre)

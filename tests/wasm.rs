@@ -7,6 +7,7 @@ use clif_bounds::ir::{types, Opcode, TrapCode};
 use clif_bounds::legalize::Settings;
 use clif_bounds::native::{self, CodeMemory, Fault};
 use clif_bounds::wasm::cranelift::CraneliftEngine;
+use clif_bounds::wasm::pulley::PulleyEngine;
 use clif_bounds::wasm::module;
 use clif_bounds::wasm::runtime::{Engine, Extern, InstantiationError, InterpreterEngine, Store};
 use clif_bounds::wasm::script::{run_paths, EngineFactory};
@@ -78,6 +79,15 @@ fn spec_scripts_through_real_cranelift() {
     for spectre in [false, true] {
         spec_on(&format!("cranelift x86_64, spectre {spectre}"), &|| {
             Ok(Box::new(CraneliftEngine::new(spectre)?))
+        });
+    }
+}
+
+#[test]
+fn spec_scripts_on_our_pulley_backend() {
+    for spectre in [false, true] {
+        spec_on(&format!("pulley64, spectre {spectre}"), &|| {
+            Ok(Box::new(PulleyEngine::new(spectre)?))
         });
     }
 }

@@ -10,6 +10,8 @@ pub mod config;
 #[cfg(all(unix, feature = "cranelift"))]
 pub mod cranelift;
 pub mod module;
+#[cfg(unix)]
+pub mod pulley;
 pub mod runtime;
 pub mod script;
 pub mod translate;

@@ -1,0 +1,127 @@
+//! The pulley64 execution path: translated functions compiled by our Pulley backend (fused
+//! bounds-checked instructions, or their legalized form for comparison) and run in
+//! `pulley-interpreter`'s `Vm` on the runtime's real memories.
+
+use super::runtime::{Engine, Memories};
+use super::translate::{func_name, Translation, MEMORY_GROW};
+use crate::interpreter::{DataValue, Outcome, Trap};
+use crate::ir::types;
+use crate::isa::pulley::run::{fresh_vm, Exit, PulleyImage};
+use crate::isa::pulley::{compile, PulleyBackend};
+use crate::legalize::{legalize, Settings};
+use crate::verifier::verify_function;
+use pulley_interpreter::interp::{Vm, XRegVal};
+use pulley_interpreter::XReg;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Runs Wasm on our pulley64 backend.
+pub struct PulleyEngine {
+    backend: PulleyBackend,
+    legalize: Option<Settings>,
+    images: HashMap<usize, PulleyImage>,
+    vm: Vm,
+}
+
+impl PulleyEngine {
+    /// Compiles the fused bounds-checked instructions; `spectre` selects the explicit form
+    /// with a null-address select instead of a branch.
+    pub fn new(spectre: bool) -> Result<Self, String> {
+        Ok(PulleyEngine {
+            backend: PulleyBackend { spectre },
+            legalize: None,
+            images: HashMap::new(),
+            vm: fresh_vm()?,
+        })
+    }
+
+    /// Compiles the legalized (exploded) form instead, as a baseline for the benchmark.
+    pub fn legalized(settings: Settings) -> Result<Self, String> {
+        Ok(PulleyEngine {
+            legalize: Some(settings),
+            ..PulleyEngine::new(settings.spectre)?
+        })
+    }
+
+    /// The bytecode size of every function of `instance`, in bytes.
+    pub fn code_size(&self, instance: usize) -> usize {
+        self.images.get(&instance).map_or(0, |i| i.code().len())
+    }
+}
+
+impl Engine for PulleyEngine {
+    fn name(&self) -> String {
+        let spectre = if self.backend.spectre { "on" } else { "off" };
+        match self.legalize {
+            None => format!("pulley64 (spectre {spectre})"),
+            Some(_) => format!("pulley64 legalized (spectre {spectre})"),
+        }
+    }
+
+    fn load(&mut self, instance: usize, translation: &Translation) -> Result<(), String> {
+        let mut compiled = Vec::new();
+        for f in &translation.functions {
+            let mut f = f.clone();
+            verify_function(&f, types::I64)
+                .map_err(|e| format!("translated {} does not verify: {}", f.name, e[0].message))?;
+            if let Some(settings) = &self.legalize {
+                legalize(&mut f, settings);
+            }
+            let code = compile(&f, &self.backend)
+                .map_err(|e| format!("pulley64 cannot compile {}: {e}", f.name))?;
+            compiled.push((f.name.clone(), code));
+        }
+        self.images.insert(instance, PulleyImage::link(compiled)?);
+        Ok(())
+    }
+
+    fn call(
+        &mut self,
+        instance: usize,
+        translation: &Translation,
+        index: u32,
+        args: &[DataValue],
+        memories: &Arc<Mutex<Memories>>,
+    ) -> Result<Outcome, String> {
+        let image = self
+            .images
+            .get(&instance)
+            .ok_or_else(|| format!("instance {instance} was not loaded"))?;
+        let pos = translation
+            .indices
+            .iter()
+            .position(|&i| i == index)
+            .ok_or_else(|| format!("function {index} has no code"))?;
+        let returns: Vec<_> = translation.functions[pos]
+            .signature
+            .returns
+            .iter()
+            .map(|p| p.value_type)
+            .collect();
+        let mut host = |name: &str, vm: &mut Vm| -> Result<(), String> {
+            if name != MEMORY_GROW {
+                return Err(format!("no host function {name}"));
+            }
+            // (vmctx, memory index, delta in pages) in x0-x2, the old size or -1 in x0.
+            let (vmctx, mem, delta) = (
+                vm[XReg::x0].get_u64(),
+                vm[XReg::x1].get_u32(),
+                vm[XReg::x2].get_u64(),
+            );
+            let old = memories
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .grow(vmctx, mem, delta)?;
+            vm[XReg::x0] = XRegVal::new_i64(old);
+            Ok(())
+        };
+        let name = func_name(index);
+        match image.call(&mut self.vm, &name, args, &returns, &mut host)? {
+            Exit::Returned(v) => Ok(Outcome::Returned(v)),
+            Exit::Trapped(code) => Ok(Outcome::Trapped(Trap {
+                code,
+                location: format!("pulley64 code of {name}"),
+            })),
+        }
+    }
+}
