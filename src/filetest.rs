@@ -164,10 +164,91 @@ fn run_source(name: &str, src: &str) -> Result<(), Failure> {
                 }
                 run(name, src, &file, types::I64, true, &mut |_| {})?;
             }
+            "compile" => compile_precise(name, src, &file)?,
             other => return Err(format!("unknown test kind `{other}`").into()),
         }
     }
     Ok(())
+}
+
+/// `test compile precise-output`: each function's machine code, disassembled, must equal the
+/// comment block that follows the function. `CLIF_BOUNDS_TEST_BLESS=1` rewrites the blocks.
+fn compile_precise(name: &str, src: &str, file: &ParsedFile) -> Result<(), Failure> {
+    let precise = file
+        .header
+        .iter()
+        .any(|h| h.keyword == "test" && src[h.span.start as usize..h.span.end as usize].contains("precise-output"));
+    if !precise {
+        return Err("`test compile` needs `precise-output`: the expected code follows each function"
+            .to_string()
+            .into());
+    }
+    let target = file.target_name().unwrap_or("");
+    if target != "pulley64" {
+        return Err(format!(
+            "`test compile` needs `target pulley64`, the only backend so far (found `{target}`)"
+        )
+        .into());
+    }
+    let spectre = file
+        .settings()
+        .iter()
+        .any(|(k, v)| k == "enable_heap_access_spectre_mitigation" && v == "true");
+    let backend = crate::isa::pulley::PulleyBackend { spectre };
+    let bless = std::env::var_os("CLIF_BOUNDS_TEST_BLESS").is_some_and(|v| v == "1");
+    let mut blessed = src.to_string();
+    let mut mismatch = None;
+    for (i, pf) in file.functions.iter().enumerate().rev() {
+        verify_function(&pf.func, types::I64)
+            .map_err(|e| crate::diagnostics::render_all(&e, name, src))?;
+        let code = crate::isa::pulley::compile(&pf.func, &backend)
+            .map_err(|e| format!("{name}: {}: {e}", pf.func.name))?;
+        let got: Vec<String> = std::iter::once(format!("{} bytes", code.code.len()))
+            .chain(
+                crate::isa::pulley::disassemble(&code.code)
+                    .lines()
+                    .map(|l| l.trim().to_string()),
+            )
+            .collect();
+        // The expected code: the comment lines right after the closing brace, up to the
+        // first line that is not a comment (comments after a blank line describe the next
+        // function).
+        let after = pf.span.end as usize;
+        let line_end = src[after..].find('\n').map_or(src.len(), |i| after + i + 1);
+        let mut end = line_end;
+        let mut want = Vec::new();
+        for line in src[line_end..].split_inclusive('\n') {
+            let Some(text) = line.trim_start().strip_prefix(';') else {
+                break;
+            };
+            want.push(text.trim().to_string());
+            end += line.len();
+        }
+        let _ = i;
+        if got != want {
+            if bless {
+                let text: String = got.iter().map(|l| format!("; {l}\n")).collect();
+                blessed.replace_range(line_end..end, &text);
+            } else {
+                let (line, _) = line_col(src, pf.span.start as usize);
+                mismatch = Some(format!(
+                    "{name}:{line}: the code of {} differs (CLIF_BOUNDS_TEST_BLESS=1 rewrites it):\n--- expected\n{}\n--- compiled\n{}",
+                    pf.func.name,
+                    want.join("\n"),
+                    got.join("\n")
+                ));
+            }
+        }
+    }
+    if bless && blessed != src {
+        std::fs::write(name, blessed.trim_end().to_string() + "\n")
+            .map_err(|e| format!("{name}: cannot bless: {e}"))?;
+        return Ok(());
+    }
+    match mismatch {
+        Some(m) => Err(m.into()),
+        None => Ok(()),
+    }
 }
 
 fn comments_in(file: &ParsedFile, span: Span) -> impl Iterator<Item = &crate::parser::Comment> {
