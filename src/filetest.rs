@@ -174,14 +174,16 @@ fn run_source(name: &str, src: &str) -> Result<(), Failure> {
 /// `test compile precise-output`: each function's machine code, disassembled, must equal the
 /// comment block that follows the function. `CLIF_BOUNDS_TEST_BLESS=1` rewrites the blocks.
 fn compile_precise(name: &str, src: &str, file: &ParsedFile) -> Result<(), Failure> {
-    let precise = file
-        .header
-        .iter()
-        .any(|h| h.keyword == "test" && src[h.span.start as usize..h.span.end as usize].contains("precise-output"));
+    let precise = file.header.iter().any(|h| {
+        h.keyword == "test"
+            && src[h.span.start as usize..h.span.end as usize].contains("precise-output")
+    });
     if !precise {
-        return Err("`test compile` needs `precise-output`: the expected code follows each function"
-            .to_string()
-            .into());
+        return Err(
+            "`test compile` needs `precise-output`: the expected code follows each function"
+                .to_string()
+                .into(),
+        );
     }
     let target = file.target_name().unwrap_or("");
     if target != "pulley64" {

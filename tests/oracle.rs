@@ -8,7 +8,9 @@
 //! 2. our interpreter on the legalized form;
 //! 3. real Cranelift 0.135.8 compiling the legalized form for x86_64, run natively on memory laid
 //!    out as declared (guards really `PROT_NONE`);
-//! 4. real Cranelift compiling it for pulley64, run by `pulley-interpreter` 48.0.8.
+//! 4. real Cranelift compiling it for pulley64, run by `pulley-interpreter` 48.0.8;
+//! 5. our pulley64 backend compiling the fused instruction (with the same Spectre setting),
+//!    run by the same interpreter.
 //!
 //! Agreement means the same returned bits and the same memory afterwards (a hash of every
 //! accessible byte), or a trap with the same code and the memory unchanged. Native and Pulley
@@ -776,6 +778,17 @@ fn run(mutation: Option<Mutation>, random: usize, stop_at_first: bool) -> Run {
         *r.cases.entry(case).or_default() += 1;
         let x64 = compile(&x64_form.to_string(), "x86_64", config.spectre);
         let pulley64 = compile(&pulley_form.to_string(), "pulley64", config.spectre);
+        let ours = {
+            let backend = clif_bounds::isa::pulley::PulleyBackend {
+                spectre: config.spectre,
+            };
+            let c = clif_bounds::isa::pulley::compile(&fused, &backend)
+                .unwrap_or_else(|e| panic!("our pulley64 backend: {e}\n{text}"));
+            Compiled {
+                code: c.code,
+                traps: c.traps.iter().map(|(&o, s)| (o, s.code)).collect(),
+            }
+        };
         let code = NativeCode::new(&x64.code);
         let memory = NativeMemory::new(config.reserved());
         r.time[0] += t.elapsed();
@@ -797,11 +810,13 @@ fn run(mutation: Option<Mutation>, random: usize, stop_at_first: bool) -> Run {
                 value,
                 TrapCode::HEAP_OUT_OF_BOUNDS,
             );
+            let our_pulley = pulley(&ours, &memory, index, value, TrapCode::HEAP_OUT_OF_BOUNDS);
             r.time[3] += t.elapsed();
             let results = [
                 ("interpreter, legalized", legal),
                 ("x86_64 native", nat),
                 ("pulley64", pul),
+                ("our pulley64 backend (fused)", our_pulley),
             ];
             for (who, got) in results {
                 if got != expected {
