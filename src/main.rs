@@ -105,6 +105,15 @@ enum Command {
         #[arg(long, default_value = "off")]
         spectre: String,
     },
+    /// Benchmark Wasm kernels on Pulley: (a) our backend on the fused instruction, (b) our
+    /// backend on the legalized form, (c) real Cranelift 0.135.8 pulley64 on the legalized
+    /// form; sizes and median times as ratios against (c). Build with `--release`.
+    #[cfg(all(unix, feature = "cranelift"))]
+    Bench {
+        /// Calls per measurement; the median is kept.
+        #[arg(long, default_value_t = 11)]
+        reps: usize,
+    },
     /// Compile the functions of a CLIF or Wasm file and print, per function, the machine code
     /// disassembly and its size.
     Compile {
@@ -256,6 +265,8 @@ fn run(command: Command) -> Result<ExitCode, String> {
             clif_bounds::filetest::interpret_path(&file, &mut |line| println!("{line}"))?;
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(all(unix, feature = "cranelift"))]
+        Command::Bench { reps } => bench_command(reps),
         Command::Compile {
             file,
             target,
@@ -559,5 +570,64 @@ fn compile_command(
             print!("{}", clif_bounds::isa::pulley::disassemble(&code.code));
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(all(unix, feature = "cranelift"))]
+fn bench_command(reps: usize) -> Result<ExitCode, String> {
+    use clif_bounds::wasm::bench;
+    if cfg!(debug_assertions) {
+        eprintln!("note: a debug build; run `cargo run --release -- bench` for numbers worth citing");
+    }
+    println!(
+        "{:<12} {:<5} {:<13} {:<7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>10} {:>10} {:>10} {:>7} {:>7}",
+        "kernel", "index", "memory", "spectre", "size a", "size b", "size c", "a/c", "b/c",
+        "time a", "time b", "time c", "c/a", "c/b"
+    );
+    let ratio = |x: f64, y: f64| if y > 0.0 { x / y } else { f64::NAN };
+    let rows = bench::run(reps.max(1), &mut |r| {
+        let t = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+        println!(
+            "{:<12} {:<5} {:<13} {:<7} {:>8} {:>8} {:>8} {:>7.2} {:>7.2} {:>8.0}us {:>8.0}us {:>8.0}us {:>7.2} {:>7.2}",
+            r.kernel,
+            if r.memory64 { "i64" } else { "i32" },
+            r.memory,
+            if r.spectre { "on" } else { "off" },
+            r.size[0],
+            r.size[1],
+            r.size[2],
+            ratio(r.size[0] as f64, r.size[2] as f64),
+            ratio(r.size[1] as f64, r.size[2] as f64),
+            t(r.time[0]),
+            t(r.time[1]),
+            t(r.time[2]),
+            ratio(t(r.time[2]), t(r.time[0])),
+            ratio(t(r.time[2]), t(r.time[1])),
+        );
+    })?;
+    // Geometric means of the speed-up of (a) over (c), overall and per group.
+    let geo = |f: &dyn Fn(&bench::Row) -> bool| {
+        let v: Vec<f64> = rows
+            .iter()
+            .filter(|r| f(r))
+            .map(|r| r.time[2].as_secs_f64() / r.time[0].as_secs_f64())
+            .collect();
+        let g = (v.iter().map(|x| x.ln()).sum::<f64>() / v.len().max(1) as f64).exp();
+        (g, v.len(), v.iter().cloned().fold(f64::INFINITY, f64::min))
+    };
+    println!();
+    for (label, f) in [
+        ("all", &(|_: &bench::Row| true) as &dyn Fn(&bench::Row) -> bool),
+        ("memory64", &|r: &bench::Row| r.memory64),
+        ("i32 index", &|r: &bench::Row| !r.memory64),
+        ("spectre off (trapnz form)", &|r: &bench::Row| !r.spectre),
+        ("spectre on", &|r: &bench::Row| r.spectre),
+        ("offset > u16 (far_offset)", &|r: &bench::Row| r.kernel == "far_offset"),
+    ] {
+        let (g, n, min) = geo(f);
+        println!("speed-up of (a) over (c), {label}: geometric mean {g:.2}x over {n} rows, worst {min:.2}x");
+    }
+    let larger = rows.iter().filter(|r| r.size[0] > r.size[2]).count();
+    println!("rows where (a) has more bytecode than (c): {larger} of {}", rows.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -341,3 +341,128 @@ impl Engine for CraneliftEngine {
         }
     }
 }
+
+/// Real Cranelift 0.135.8 compiling the legalized form for `pulley64`, run by the same
+/// `pulley-interpreter` as our backend: the baseline of the Pulley benchmark. Functions that
+/// call others are not supported (the benchmark kernels call nothing).
+pub struct CraneliftPulleyEngine {
+    settings: Settings,
+    isa: OwnedTargetIsa,
+    images: HashMap<usize, crate::isa::pulley::run::PulleyImage>,
+    vm: pulley_interpreter::interp::Vm,
+}
+
+impl CraneliftPulleyEngine {
+    /// An engine with `enable_heap_access_spectre_mitigation` as given.
+    pub fn new(spectre: bool) -> Result<Self, String> {
+        let mut b = settings::builder();
+        for (k, v) in [
+            ("opt_level", "speed"),
+            ("enable_heap_access_spectre_mitigation", if spectre { "true" } else { "false" }),
+        ] {
+            b.set(k, v)
+                .map_err(|e| format!("Cranelift setting {k}={v}: {e}"))?;
+        }
+        let isa = cranelift_codegen::isa::lookup_by_name("pulley64")
+            .map_err(|e| format!("Cranelift pulley64: {e}"))?
+            .finish(settings::Flags::new(b))
+            .map_err(|e| format!("Cranelift pulley64: {e}"))?;
+        let settings = Settings::new(
+            Some("pulley64"),
+            &[(
+                "enable_heap_access_spectre_mitigation".into(),
+                spectre.to_string(),
+            )],
+        )?;
+        Ok(CraneliftPulleyEngine {
+            settings,
+            isa,
+            images: HashMap::new(),
+            vm: crate::isa::pulley::run::fresh_vm()?,
+        })
+    }
+}
+
+impl Engine for CraneliftPulleyEngine {
+    fn name(&self) -> String {
+        format!(
+            "cranelift pulley64 (spectre {})",
+            if self.settings.spectre { "on" } else { "off" }
+        )
+    }
+
+    fn code_size(&self, instance: usize) -> Option<usize> {
+        self.images.get(&instance).map(|i| i.code().len())
+    }
+
+    fn load(&mut self, instance: usize, translation: &Translation) -> Result<(), String> {
+        let mut compiled = Vec::new();
+        for f in &translation.functions {
+            let mut f = f.clone();
+            legalize(&mut f, &self.settings);
+            let text = f.to_string();
+            let func = cranelift_reader::parse_functions(&text)
+                .map_err(|e| format!("cranelift-reader rejected our output: {e}\n{text}"))?
+                .remove(0);
+            let mut ctx = cranelift_codegen::Context::for_function(func);
+            let code = ctx
+                .compile(&*self.isa, &mut Default::default())
+                .map_err(|e| format!("Cranelift could not compile: {:?}\n{text}", e.inner))?;
+            if !code.buffer.relocs().is_empty() {
+                return Err(format!("{}: calls are not supported on this engine", f.name));
+            }
+            let mut unit = crate::machinst::CompiledCode {
+                code: code.code_buffer().to_vec(),
+                ..Default::default()
+            };
+            for t in code.buffer.traps() {
+                if let Some(c) = TrapCode::from_raw(t.code.as_raw().get()) {
+                    unit.traps
+                        .insert(t.offset, crate::machinst::TrapSite { code: c });
+                }
+            }
+            compiled.push((f.name.clone(), unit));
+        }
+        self.images.insert(
+            instance,
+            crate::isa::pulley::run::PulleyImage::link(compiled)?,
+        );
+        Ok(())
+    }
+
+    fn call(
+        &mut self,
+        instance: usize,
+        translation: &Translation,
+        index: u32,
+        args: &[DataValue],
+        _memories: &Arc<Mutex<Memories>>,
+    ) -> Result<Outcome, String> {
+        let image = self
+            .images
+            .get(&instance)
+            .ok_or_else(|| format!("instance {instance} was not loaded"))?;
+        let pos = translation
+            .indices
+            .iter()
+            .position(|&i| i == index)
+            .ok_or_else(|| format!("function {index} has no code"))?;
+        let returns: Vec<Type> = translation.functions[pos]
+            .signature
+            .returns
+            .iter()
+            .map(|p| p.value_type)
+            .collect();
+        let mut no_host = |name: &str, _: &mut pulley_interpreter::interp::Vm| {
+            Err(format!("{name}: host calls are not supported on this engine"))
+        };
+        use crate::isa::pulley::run::Exit;
+        match image.call(&mut self.vm, &func_name(index), args, &returns, &mut no_host)? {
+            Exit::Returned(v) => Ok(Outcome::Returned(v)),
+            Exit::Trapped(code) => Ok(Outcome::Trapped(Trap {
+                code,
+                location: format!("Cranelift pulley64 code of {}", func_name(index)),
+            })),
+        }
+    }
+}

@@ -10,6 +10,8 @@ pub mod config;
 #[cfg(all(unix, feature = "cranelift"))]
 pub mod cranelift;
 pub mod module;
+#[cfg(all(unix, feature = "cranelift"))]
+pub mod bench;
 #[cfg(unix)]
 pub mod pulley;
 pub mod runtime;

@@ -43,10 +43,6 @@ impl PulleyEngine {
         })
     }
 
-    /// The bytecode size of every function of `instance`, in bytes.
-    pub fn code_size(&self, instance: usize) -> usize {
-        self.images.get(&instance).map_or(0, |i| i.code().len())
-    }
 }
 
 impl Engine for PulleyEngine {
@@ -56,6 +52,10 @@ impl Engine for PulleyEngine {
             None => format!("pulley64 (spectre {spectre})"),
             Some(_) => format!("pulley64 legalized (spectre {spectre})"),
         }
+    }
+
+    fn code_size(&self, instance: usize) -> Option<usize> {
+        self.images.get(&instance).map(|i| i.code().len())
     }
 
     fn load(&mut self, instance: usize, translation: &Translation) -> Result<(), String> {

@@ -379,6 +379,11 @@ pub trait Engine {
         args: &[DataValue],
         memories: &Arc<Mutex<Memories>>,
     ) -> Result<Outcome, String>;
+
+    /// Bytes of machine code (or bytecode) of `instance`, for engines that compile.
+    fn code_size(&self, _instance: usize) -> Option<usize> {
+        None
+    }
 }
 
 /// Runs translated code on the reference interpreter. Linear memories and vmctx are the
@@ -781,6 +786,11 @@ impl Store {
         let translation = Arc::clone(&inst.translation);
         self.engine
             .call(instance, &translation, index, &full, &self.memories)
+    }
+
+    /// Bytes of compiled code of an instance, when the engine compiles.
+    pub fn code_size(&self, instance: usize) -> Option<usize> {
+        self.engine.code_size(instance)
     }
 
     /// The functions of an instance, for printing.

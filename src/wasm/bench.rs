@@ -1,0 +1,265 @@
+//! `clif-bounds bench`: memory-bound Wasm kernels on Pulley, three ways, in one run:
+//!
+//! - (a) our pipeline: the fused bounds-checked instruction, compiled by our pulley64 backend;
+//! - (b) our pipeline on the legalized (exploded) form, compiled by our backend;
+//! - (c) real Cranelift 0.135.8 `pulley64` compiling the legalized CLIF of the same function.
+//!
+//! All three run in the same `pulley-interpreter` 48.0.8 on the same runtime memories. Every
+//! kernel's result must be the same on all three before its times count.
+
+use super::config::MemoryConfig;
+use super::cranelift::CraneliftPulleyEngine;
+use super::pulley::PulleyEngine;
+use super::runtime::{Engine, Extern, Store};
+use crate::interpreter::{DataValue, Outcome};
+use crate::ir::types;
+use crate::legalize::Settings;
+use std::time::{Duration, Instant};
+
+/// One kernel: WAT with `IDX` standing for the index type (`i32` or `i64`) and `run(n)`
+/// exported; `init` fills memory first. `n` is the element count the kernel walks.
+pub struct Kernel {
+    /// Short name.
+    pub name: &'static str,
+    /// What it does.
+    pub what: &'static str,
+    wat: &'static str,
+    n: u64,
+}
+
+/// Fills bytes 0..0x10000 with `i * 7 + 3`.
+const INIT: &str = r#"
+  (func (export "init")
+    (local $i IDX)
+    (loop $l
+      (i32.store8 (local.get $i) (i32.add (i32.mul (IDX_TO_I32 (local.get $i)) (i32.const 7)) (i32.const 3)))
+      (local.set $i (IDX.add (local.get $i) (IDX.const 1)))
+      (br_if $l (IDX.lt_u (local.get $i) (IDX.const 0x10000)))))
+"#;
+
+/// The kernels of the benchmark.
+pub const KERNELS: &[Kernel] = &[
+    Kernel {
+        name: "sum_i32",
+        what: "sum of an i32 array (4-byte loads, offset 0)",
+        n: 16384,
+        wat: r#"
+  (func (export "run") (param $n IDX) (result i64)
+    (local $p IDX) (local $acc i64)
+    (loop $l
+      (local.set $acc (i64.add (local.get $acc) (i64.extend_i32_u (i32.load (local.get $p)))))
+      (local.set $p (IDX.add (local.get $p) (IDX.const 4)))
+      (br_if $l (IDX.lt_u (local.get $p) (IDX.mul (local.get $n) (IDX.const 4)))))
+    (local.get $acc))
+"#,
+    },
+    Kernel {
+        name: "copy_u8",
+        what: "byte-wise copy (1-byte loads and stores)",
+        n: 32768,
+        wat: r#"
+  (func (export "run") (param $n IDX) (result i64)
+    (local $i IDX)
+    (loop $l
+      (i32.store8 offset=0x8000 (local.get $i) (i32.load8_u (local.get $i)))
+      (local.set $i (IDX.add (local.get $i) (IDX.const 1)))
+      (br_if $l (IDX.lt_u (local.get $i) (local.get $n))))
+    (i64.load offset=0x8100 (IDX.const 0)))
+"#,
+    },
+    Kernel {
+        name: "histogram",
+        what: "byte histogram (1-byte loads, read-modify-write of i32 counters)",
+        n: 32768,
+        wat: r#"
+  (func (export "run") (param $n IDX) (result i64)
+    (local $i IDX) (local $slot IDX)
+    (loop $l
+      (local.set $slot (IDX.mul (IDX_FROM_I32 (i32.load8_u (local.get $i))) (IDX.const 4)))
+      (i32.store offset=0x10000 (local.get $slot)
+        (i32.add (i32.load offset=0x10000 (local.get $slot)) (i32.const 1)))
+      (local.set $i (IDX.add (local.get $i) (IDX.const 1)))
+      (br_if $l (IDX.lt_u (local.get $i) (local.get $n))))
+    (i64.load offset=0x10000 (IDX.const 0x28)))
+"#,
+    },
+    Kernel {
+        name: "strided_i64",
+        what: "i64 loads at static offsets 0, 8, 16, 24 on a 32-byte stride",
+        n: 2048,
+        wat: r#"
+  (func (export "run") (param $n IDX) (result i64)
+    (local $p IDX) (local $acc i64)
+    (loop $l
+      (local.set $acc (i64.add (local.get $acc)
+        (i64.add (i64.add (i64.load (local.get $p)) (i64.load offset=8 (local.get $p)))
+                 (i64.add (i64.load offset=16 (local.get $p)) (i64.load offset=24 (local.get $p))))))
+      (local.set $p (IDX.add (local.get $p) (IDX.const 32)))
+      (br_if $l (IDX.lt_u (local.get $p) (IDX.mul (local.get $n) (IDX.const 32)))))
+    (local.get $acc))
+"#,
+    },
+    Kernel {
+        name: "far_offset",
+        what: "i32 loads with a static offset beyond u16 (0x12000)",
+        n: 8192,
+        wat: r#"
+  (func (export "run") (param $n IDX) (result i64)
+    (local $p IDX) (local $acc i64)
+    (loop $l
+      (local.set $acc (i64.add (local.get $acc) (i64.extend_i32_u (i32.load offset=0x12000 (local.get $p)))))
+      (local.set $p (IDX.add (local.get $p) (IDX.const 4)))
+      (br_if $l (IDX.lt_u (local.get $p) (IDX.mul (local.get $n) (IDX.const 4)))))
+    (local.get $acc))
+"#,
+    },
+    Kernel {
+        name: "matmul",
+        what: "16x16 i32 matrix multiply, repeated n times",
+        n: 8,
+        wat: r#"
+  (func (export "run") (param $n IDX) (result i64)
+    (local $r IDX) (local $i IDX) (local $j IDX) (local $k IDX) (local $acc i32)
+    (loop $rep
+      (local.set $i (IDX.const 0))
+      (loop $li
+        (local.set $j (IDX.const 0))
+        (loop $lj
+          (local.set $acc (i32.const 0))
+          (local.set $k (IDX.const 0))
+          (loop $lk
+            (local.set $acc (i32.add (local.get $acc)
+              (i32.mul
+                (i32.load (IDX.mul (IDX.add (IDX.mul (local.get $i) (IDX.const 16)) (local.get $k)) (IDX.const 4)))
+                (i32.load offset=0x400 (IDX.mul (IDX.add (IDX.mul (local.get $k) (IDX.const 16)) (local.get $j)) (IDX.const 4))))))
+            (local.set $k (IDX.add (local.get $k) (IDX.const 1)))
+            (br_if $lk (IDX.lt_u (local.get $k) (IDX.const 16))))
+          (i32.store offset=0x800 (IDX.mul (IDX.add (IDX.mul (local.get $i) (IDX.const 16)) (local.get $j)) (IDX.const 4)) (local.get $acc))
+          (local.set $j (IDX.add (local.get $j) (IDX.const 1)))
+          (br_if $lj (IDX.lt_u (local.get $j) (IDX.const 16))))
+        (local.set $i (IDX.add (local.get $i) (IDX.const 1)))
+        (br_if $li (IDX.lt_u (local.get $i) (IDX.const 16))))
+      (local.set $r (IDX.add (local.get $r) (IDX.const 1)))
+      (br_if $rep (IDX.lt_u (local.get $r) (local.get $n))))
+    (i64.load offset=0x800 (IDX.const 0x44)))
+"#,
+    },
+];
+
+impl Kernel {
+    /// The module text for `memory64` or not: 3 pages (192 KiB), fixed size.
+    pub fn module(&self, memory64: bool) -> String {
+        let (idx, to32, from32) = if memory64 {
+            ("i64", "i32.wrap_i64", "i64.extend_i32_u")
+        } else {
+            // A no-op that keeps the s-expression shape.
+            ("i32", "i32.add (i32.const 0)", "i32.add (i32.const 0)")
+        };
+        let body = format!("{INIT}{}", self.wat)
+            .replace("IDX_TO_I32", to32)
+            .replace("IDX_FROM_I32", from32)
+            .replace("IDX", idx);
+        format!("(module (memory {idx} 3 3){body})")
+    }
+}
+
+/// One measured row.
+pub struct Row {
+    /// Kernel name.
+    pub kernel: &'static str,
+    /// memory64.
+    pub memory64: bool,
+    /// Memory preset name.
+    pub memory: &'static str,
+    /// Spectre mitigation.
+    pub spectre: bool,
+    /// Bytecode bytes of (a), (b), (c).
+    pub size: [usize; 3],
+    /// Median time of one `run` call, (a), (b), (c).
+    pub time: [Duration; 3],
+}
+
+fn engines(spectre: bool) -> Result<[Box<dyn Engine>; 3], String> {
+    let settings = Settings::new(
+        Some("pulley64"),
+        &[(
+            "enable_heap_access_spectre_mitigation".into(),
+            spectre.to_string(),
+        )],
+    )?;
+    Ok([
+        Box::new(PulleyEngine::new(spectre)?),
+        Box::new(PulleyEngine::legalized(settings)?),
+        Box::new(CraneliftPulleyEngine::new(spectre)?),
+    ])
+}
+
+/// Measures every kernel, on i32 and i64 memories, under each preset and both Spectre
+/// settings; `reps` calls per point, the median kept. `report` gets each row as it is done.
+pub fn run(reps: usize, report: &mut dyn FnMut(&Row)) -> Result<Vec<Row>, String> {
+    let mut rows = Vec::new();
+    for kernel in KERNELS {
+        for memory64 in [false, true] {
+            let wasm = wat::parse_str(kernel.module(memory64))
+                .map_err(|e| format!("{}: {e}", kernel.name))?;
+            for (memory, config) in MemoryConfig::PRESETS {
+                for spectre in [false, true] {
+                    let mut size = [0; 3];
+                    let mut time = [Duration::ZERO; 3];
+                    let mut results = Vec::new();
+                    for (i, engine) in engines(spectre)?.into_iter().enumerate() {
+                        let mut store = Store::new(config.clone(), engine);
+                        let inst = store
+                            .instantiate(&wasm, &|_, _| None)
+                            .map_err(|e| format!("{}: {e:?}", kernel.name))?;
+                        size[i] = store.code_size(inst).unwrap_or(0);
+                        let func = |name: &str| match store.export(inst, name) {
+                            Some(Extern::Func { index, .. }) => Ok(index),
+                            _ => Err(format!("{}: no export {name}", kernel.name)),
+                        };
+                        let (init, run) = (func("init")?, func("run")?);
+                        store.call(inst, init, &[])?;
+                        let ty = if memory64 { types::I64 } else { types::I32 };
+                        let arg = [DataValue::new(ty, kernel.n)];
+                        let mut samples = Vec::with_capacity(reps);
+                        let mut outcome = None;
+                        for _ in 0..reps {
+                            let t = Instant::now();
+                            let o = store.call(inst, run, &arg)?;
+                            samples.push(t.elapsed());
+                            outcome = Some(o);
+                        }
+                        samples.sort();
+                        time[i] = samples[samples.len() / 2];
+                        match outcome {
+                            Some(Outcome::Returned(v)) => results.push(v),
+                            other => {
+                                return Err(format!(
+                                    "{} ({memory}, spectre {spectre}): engine {i} did not return: {other:?}",
+                                    kernel.name
+                                ))
+                            }
+                        }
+                    }
+                    if results.windows(2).any(|w| w[0] != w[1]) {
+                        return Err(format!(
+                            "{} ({memory}, spectre {spectre}): the engines disagree: {results:?}",
+                            kernel.name
+                        ));
+                    }
+                    let row = Row {
+                        kernel: kernel.name,
+                        memory64,
+                        memory,
+                        spectre,
+                        size,
+                        time,
+                    };
+                    report(&row);
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
