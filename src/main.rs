@@ -577,12 +577,26 @@ fn compile_command(
 fn bench_command(reps: usize) -> Result<ExitCode, String> {
     use clif_bounds::wasm::bench;
     if cfg!(debug_assertions) {
-        eprintln!("note: a debug build; run `cargo run --release -- bench` for numbers worth citing");
+        eprintln!(
+            "note: a debug build; run `cargo run --release -- bench` for numbers worth citing"
+        );
     }
     println!(
         "{:<12} {:<5} {:<13} {:<7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>10} {:>10} {:>10} {:>7} {:>7}",
-        "kernel", "index", "memory", "spectre", "size a", "size b", "size c", "a/c", "b/c",
-        "time a", "time b", "time c", "c/a", "c/b"
+        "kernel",
+        "index",
+        "memory",
+        "spectre",
+        "size a",
+        "size b",
+        "size c",
+        "a/c",
+        "b/c",
+        "time a",
+        "time b",
+        "time c",
+        "c/a",
+        "c/b"
     );
     let ratio = |x: f64, y: f64| if y > 0.0 { x / y } else { f64::NAN };
     let rows = bench::run(reps.max(1), &mut |r| {
@@ -617,17 +631,25 @@ fn bench_command(reps: usize) -> Result<ExitCode, String> {
     };
     println!();
     for (label, f) in [
-        ("all", &(|_: &bench::Row| true) as &dyn Fn(&bench::Row) -> bool),
+        (
+            "all",
+            &(|_: &bench::Row| true) as &dyn Fn(&bench::Row) -> bool,
+        ),
         ("memory64", &|r: &bench::Row| r.memory64),
         ("i32 index", &|r: &bench::Row| !r.memory64),
         ("spectre off (trapnz form)", &|r: &bench::Row| !r.spectre),
         ("spectre on", &|r: &bench::Row| r.spectre),
-        ("offset > u16 (far_offset)", &|r: &bench::Row| r.kernel == "far_offset"),
+        ("offset > u16 (far_offset)", &|r: &bench::Row| {
+            r.kernel == "far_offset"
+        }),
     ] {
         let (g, n, min) = geo(f);
         println!("speed-up of (a) over (c), {label}: geometric mean {g:.2}x over {n} rows, worst {min:.2}x");
     }
     let larger = rows.iter().filter(|r| r.size[0] > r.size[2]).count();
-    println!("rows where (a) has more bytecode than (c): {larger} of {}", rows.len());
+    println!(
+        "rows where (a) has more bytecode than (c): {larger} of {}",
+        rows.len()
+    );
     Ok(ExitCode::SUCCESS)
 }

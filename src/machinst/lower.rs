@@ -365,9 +365,21 @@ fn lower_block<B: Backend>(
 ) -> Result<(), CodegenError> {
     let func = ctx.func;
     let insts = func.layout.block_insts(b);
-    // Which loads may be deferred to their single user in this block.
+    // Which instructions may be deferred to their single user later in this block: pure
+    // ones, and `notrap` loads with no memory write or call in between.
     for (i, &inst) in insts.iter().enumerate() {
-        if func.dfg.opcode(inst) != Opcode::Load {
+        let op = func.dfg.opcode(inst);
+        let notrap_load = matches!(
+            &func.dfg.insts[inst],
+            InstructionData::Load { opcode: Opcode::Load, flags, .. } if flags.trap_code.is_none()
+        );
+        let pure = !op.can_load()
+            && !op.can_store()
+            && !op.can_trap()
+            && !op.other_side_effects()
+            && !op.is_call()
+            && !op.is_terminator();
+        if !notrap_load && !pure {
             continue;
         }
         let [v] = func.dfg.inst_results(inst) else {
@@ -381,9 +393,10 @@ fn lower_block<B: Backend>(
             .position(|&u| func.dfg.insts[u].arguments().contains(v));
         if let Some(pos) = user {
             let between = &insts[i + 1..i + 1 + pos];
-            if !between
-                .iter()
-                .any(|&u| may_write_memory(func.dfg.opcode(u)))
+            if pure
+                || !between
+                    .iter()
+                    .any(|&u| may_write_memory(func.dfg.opcode(u)))
             {
                 ctx.deferred[inst] = true;
             }

@@ -358,7 +358,10 @@ impl CraneliftPulleyEngine {
         let mut b = settings::builder();
         for (k, v) in [
             ("opt_level", "speed"),
-            ("enable_heap_access_spectre_mitigation", if spectre { "true" } else { "false" }),
+            (
+                "enable_heap_access_spectre_mitigation",
+                if spectre { "true" } else { "false" },
+            ),
         ] {
             b.set(k, v)
                 .map_err(|e| format!("Cranelift setting {k}={v}: {e}"))?;
@@ -409,7 +412,10 @@ impl Engine for CraneliftPulleyEngine {
                 .compile(&*self.isa, &mut Default::default())
                 .map_err(|e| format!("Cranelift could not compile: {:?}\n{text}", e.inner))?;
             if !code.buffer.relocs().is_empty() {
-                return Err(format!("{}: calls are not supported on this engine", f.name));
+                return Err(format!(
+                    "{}: calls are not supported on this engine",
+                    f.name
+                ));
             }
             let mut unit = crate::machinst::CompiledCode {
                 code: code.code_buffer().to_vec(),
@@ -454,10 +460,18 @@ impl Engine for CraneliftPulleyEngine {
             .map(|p| p.value_type)
             .collect();
         let mut no_host = |name: &str, _: &mut pulley_interpreter::interp::Vm| {
-            Err(format!("{name}: host calls are not supported on this engine"))
+            Err(format!(
+                "{name}: host calls are not supported on this engine"
+            ))
         };
         use crate::isa::pulley::run::Exit;
-        match image.call(&mut self.vm, &func_name(index), args, &returns, &mut no_host)? {
+        match image.call(
+            &mut self.vm,
+            &func_name(index),
+            args,
+            &returns,
+            &mut no_host,
+        )? {
             Exit::Returned(v) => Ok(Outcome::Returned(v)),
             Exit::Trapped(code) => Ok(Outcome::Trapped(Trap {
                 code,

@@ -6,12 +6,12 @@
 //! [`VmLayout`]: the runtime fills it in, and rewrites a memory's base and bound in every
 //! instance that uses the memory when it grows.
 
+#[cfg(all(unix, feature = "cranelift"))]
+pub mod bench;
 pub mod config;
 #[cfg(all(unix, feature = "cranelift"))]
 pub mod cranelift;
 pub mod module;
-#[cfg(all(unix, feature = "cranelift"))]
-pub mod bench;
 #[cfg(unix)]
 pub mod pulley;
 pub mod runtime;

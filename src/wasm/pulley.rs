@@ -42,7 +42,6 @@ impl PulleyEngine {
             ..PulleyEngine::new(settings.spectre)?
         })
     }
-
 }
 
 impl Engine for PulleyEngine {

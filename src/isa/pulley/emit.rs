@@ -5,7 +5,7 @@
 //! `pop_frame_restore`; spill slot `i` is at `sp + 8*i`, below the saved registers. A leaf
 //! function that needs none of that has no frame at all.
 
-use super::inst::{fr, xr, Amode, BrCond, MInst, MemOp, Role};
+use super::inst::{fr, xr, Amode, BrCond, ImmOp, MInst, MemOp, Role};
 use crate::ir::TrapCode;
 use crate::machinst::buffer::{CodeBuffer, Label};
 use crate::machinst::vcode::VCode;
@@ -13,6 +13,7 @@ use crate::machinst::{CodegenError, CompiledCode, MachBlock, PReg, PRegSet, RegC
 use pulley_interpreter::encode;
 use pulley_interpreter::regs::{AddrG32, AddrG32Bne, AddrO32, AddrZ, BinaryOperands, UpperRegSet};
 use pulley_interpreter::XReg;
+use pulley_interpreter::U6;
 use regalloc2::{Allocation, Edit, Function, InstOrEdit, MachineEnv, RegallocOptions};
 
 /// The registers regalloc2 may hand out on Pulley.
@@ -82,14 +83,50 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
         frame: frame.then_some((amt, regs)),
         next: None,
     };
-    e.block_labels = (0..vcode.num_blocks()).map(|_| e.buf.new_label()).collect();
+    // Blocks that only jump on (split edges that needed no moves, empty blocks) are not
+    // emitted: branches to them go straight to where they jump.
+    let n_blocks = vcode.num_blocks();
+    let mut forward: Vec<Option<usize>> = vec![None; n_blocks];
+    for (b, f) in forward.iter_mut().enumerate().skip(1) {
+        let items: Vec<_> = out
+            .block_insts_and_edits(vcode, MachBlock::new(b))
+            .collect();
+        if let [InstOrEdit::Inst(i)] = items[..] {
+            if let MInst::Jump { target } = vcode.insts[i.index()] {
+                *f = Some(target.index());
+            }
+        }
+    }
+    let resolve = |mut b: usize| {
+        // A chain of jump-only blocks is at most as long as the block count (a cycle of
+        // them is an infinite loop; it keeps its first jump).
+        for _ in 0..n_blocks {
+            match forward[b] {
+                Some(t) if t != b => b = t,
+                _ => break,
+            }
+        }
+        b
+    };
+    let final_block: Vec<usize> = (0..n_blocks)
+        .map(|b| {
+            if forward[b].is_some() && resolve(b) != b && forward[resolve(b)].is_none() {
+                resolve(b)
+            } else {
+                b
+            }
+        })
+        .collect();
+    let emitted: Vec<usize> = (0..n_blocks).filter(|&b| final_block[b] == b).collect();
+    let own: Vec<Label> = (0..n_blocks).map(|_| e.buf.new_label()).collect();
+    e.block_labels = (0..n_blocks).map(|b| own[final_block[b]]).collect();
     if let Some((amt, regs)) = e.frame {
         encode::push_frame_save(&mut e.buf.data, amt, regs);
     }
-    for b in 0..vcode.num_blocks() {
+    for (k, &b) in emitted.iter().enumerate() {
         let block = MachBlock::new(b);
-        e.buf.bind(e.block_labels[b]);
-        e.next = (b + 1 < vcode.num_blocks()).then(|| MachBlock::new(b + 1));
+        e.buf.bind(own[b]);
+        e.next = emitted.get(k + 1).map(|&n| own[n]);
         for item in out.block_insts_and_edits(vcode, block) {
             match item {
                 InstOrEdit::Edit(Edit::Move { from, to }) => e.emit_move(*from, *to)?,
@@ -120,9 +157,11 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
 
 struct Emitter {
     buf: CodeBuffer,
+    /// The label each block's branches go to (forwarded blocks share their target's).
     block_labels: Vec<Label>,
     frame: Option<(u16, UpperRegSet<XReg>)>,
-    next: Option<MachBlock>,
+    /// The label of the block emitted next, for fall-through.
+    next: Option<Label>,
 }
 
 fn n(v: VReg) -> u8 {
@@ -143,8 +182,12 @@ impl Emitter {
         self.buf.use_label(end - 4, start, label);
     }
 
+    fn falls_into(&self, target: MachBlock) -> bool {
+        self.next == Some(self.block_labels[target.index()])
+    }
+
     fn jump_to(&mut self, target: MachBlock) {
-        if self.next != Some(target) {
+        if !self.falls_into(target) {
             let l = self.block_labels[target.index()];
             self.branch(l, |s| encode::jump(s, 0));
         }
@@ -223,6 +266,13 @@ impl Emitter {
                 }
                 self.buf.add_trap(at, *code);
             }
+            MInst::BinImm {
+                op,
+                wide,
+                dst,
+                a,
+                imm,
+            } => encode_bin_imm(self.sink(), *op, *wide, xr(n(*dst)), xr(n(*a)), *imm),
             MInst::Un { op, dst, src } => {
                 let at = self.buf.offset();
                 op.encode(self.sink(), n(*dst), n(*src));
@@ -288,12 +338,31 @@ impl Emitter {
                 not_taken,
             } => {
                 let c = xr(n(*cond));
-                if self.next == Some(*taken) {
+                if self.falls_into(*taken) {
                     let l = self.block_labels[not_taken.index()];
                     self.branch(l, |s| encode::br_if_not32(s, c, 0));
                 } else {
                     let l = self.block_labels[taken.index()];
                     self.branch(l, |s| encode::br_if32(s, c, 0));
+                    self.jump_to(*not_taken);
+                }
+            }
+            MInst::BrCmp {
+                cond,
+                a,
+                b,
+                taken,
+                not_taken,
+            } => {
+                let (a, b) = (xr(n(*a)), xr(n(*b)));
+                if self.falls_into(*taken) {
+                    let (inv, swap) = cond.inverse();
+                    let (a, b) = if swap { (b, a) } else { (a, b) };
+                    let l = self.block_labels[not_taken.index()];
+                    self.branch(l, |s| encode_br_cond(s, inv, a, b));
+                } else {
+                    let l = self.block_labels[taken.index()];
+                    self.branch(l, |s| encode_br_cond(s, *cond, a, b));
                     self.jump_to(*not_taken);
                 }
             }
@@ -336,6 +405,46 @@ impl Emitter {
             }
         }
         Ok(())
+    }
+}
+
+fn encode_bin_imm(s: &mut Vec<u8>, op: ImmOp, wide: bool, d: XReg, a: XReg, imm: i64) {
+    use ImmOp::*;
+    let (u8_, s8) = (u8::try_from(imm).ok(), i8::try_from(imm).ok());
+    let (u32_, s32) = (imm as u32, imm as i32);
+    macro_rules! pick {
+        ($small:ident, $big:ident, $narrow:expr, $full:expr) => {
+            match $narrow {
+                Some(k) => encode::$small(s, d, a, k),
+                None => encode::$big(s, d, a, $full),
+            }
+        };
+    }
+    match (op, wide) {
+        (Add, false) => pick!(xadd32_u8, xadd32_u32, u8_, u32_),
+        (Add, true) => pick!(xadd64_u8, xadd64_u32, u8_, u32_),
+        (Sub, false) => pick!(xsub32_u8, xsub32_u32, u8_, u32_),
+        (Sub, true) => pick!(xsub64_u8, xsub64_u32, u8_, u32_),
+        (Mul, false) => pick!(xmul32_s8, xmul32_s32, s8, s32),
+        (Mul, true) => pick!(xmul64_s8, xmul64_s32, s8, s32),
+        (And, false) => pick!(xband32_s8, xband32_s32, s8, s32),
+        (And, true) => pick!(xband64_s8, xband64_s32, s8, s32),
+        (Or, false) => pick!(xbor32_s8, xbor32_s32, s8, s32),
+        (Or, true) => pick!(xbor64_s8, xbor64_s32, s8, s32),
+        (Xor, false) => pick!(xbxor32_s8, xbxor32_s32, s8, s32),
+        (Xor, true) => pick!(xbxor64_s8, xbxor64_s32, s8, s32),
+        (Shl | ShrU | ShrS, _) => {
+            let k = U6::new(imm as u8).expect("lowering masks shift amounts to 0..64");
+            let ops = BinaryOperands::new(d, a, k);
+            match (op, wide) {
+                (Shl, false) => encode::xshl32_u6(s, ops),
+                (Shl, true) => encode::xshl64_u6(s, ops),
+                (ShrU, false) => encode::xshr32_u_u6(s, ops),
+                (ShrU, true) => encode::xshr64_u_u6(s, ops),
+                (_, false) => encode::xshr32_s_u6(s, ops),
+                (_, true) => encode::xshr64_s_u6(s, ops),
+            }
+        }
     }
 }
 

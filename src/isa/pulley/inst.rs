@@ -183,6 +183,21 @@ un_ops! {
     }
 }
 
+/// Operations with an immediate second operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum ImmOp {
+    Add,
+    Sub,
+    Mul,
+    And,
+    Or,
+    Xor,
+    Shl,
+    ShrU,
+    ShrS,
+}
+
 /// What a memory operation reads or writes: width, extension, byte order and register class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(missing_docs)]
@@ -308,6 +323,28 @@ pub enum BrCond {
     Ulteq64,
 }
 
+impl BrCond {
+    /// The condition that holds exactly when `self(a, b)` does not, as `(condition, swap)`:
+    /// `!(a < b)` is `b <= a`.
+    pub fn inverse(self) -> (BrCond, bool) {
+        use BrCond::*;
+        match self {
+            Eq32 => (Neq32, false),
+            Neq32 => (Eq32, false),
+            Eq64 => (Neq64, false),
+            Neq64 => (Eq64, false),
+            Slt32 => (Slteq32, true),
+            Slteq32 => (Slt32, true),
+            Ult32 => (Ulteq32, true),
+            Ulteq32 => (Ult32, true),
+            Slt64 => (Slteq64, true),
+            Slteq64 => (Slt64, true),
+            Ult64 => (Ulteq64, true),
+            Ulteq64 => (Ult64, true),
+        }
+    }
+}
+
 /// A Pulley machine instruction.
 #[derive(Clone, Debug)]
 pub enum MInst {
@@ -331,6 +368,21 @@ pub enum MInst {
         a: VReg,
         /// Second source.
         b: VReg,
+    },
+    /// `dst = op(a, imm)`, in the narrowest encoding the immediate fits (chosen at emission;
+    /// lowering guarantees one exists).
+    BinImm {
+        /// Which.
+        op: ImmOp,
+        /// 64-bit rather than 32-bit.
+        wide: bool,
+        /// Result.
+        dst: VReg,
+        /// Register operand.
+        a: VReg,
+        /// The immediate: unsigned for add/sub (u32), signed for the others (i32), the shift
+        /// amount for shifts.
+        imm: i64,
     },
     /// `dst = a + b`, trapping with `code` when the unsigned sum overflows.
     AddTrap {
@@ -415,6 +467,19 @@ pub enum MInst {
         /// When non-zero.
         taken: MachBlock,
         /// When zero.
+        not_taken: MachBlock,
+    },
+    /// `if cond(a, b) goto taken else goto not_taken`.
+    BrCmp {
+        /// Comparison.
+        cond: BrCond,
+        /// Left operand.
+        a: VReg,
+        /// Right operand.
+        b: VReg,
+        /// When the comparison holds.
+        taken: MachBlock,
+        /// Otherwise.
         not_taken: MachBlock,
     },
     /// Jump table: `targets[min(idx, len)]`, with `default` last.
@@ -507,7 +572,7 @@ impl MInst {
                 f(b, Use);
                 f(dst, Def);
             }
-            MInst::Un { dst, src, .. } => {
+            MInst::Un { dst, src, .. } | MInst::BinImm { dst, a: src, .. } => {
                 f(src, Use);
                 f(dst, Def);
             }
@@ -527,7 +592,7 @@ impl MInst {
             MInst::Jump { .. } | MInst::Trap { .. } => {}
             MInst::BrIf { cond, .. } => f(cond, Use),
             MInst::BrTable { idx, .. } => f(idx, Use),
-            MInst::TrapIf { a, b, .. } => {
+            MInst::TrapIf { a, b, .. } | MInst::BrCmp { a, b, .. } => {
                 f(a, Use);
                 f(b, Use);
             }
@@ -571,6 +636,9 @@ impl MachInst for MInst {
         match self {
             MInst::Jump { target } => vec![*target],
             MInst::BrIf {
+                taken, not_taken, ..
+            }
+            | MInst::BrCmp {
                 taken, not_taken, ..
             } => vec![*taken, *not_taken],
             MInst::BrTable {

@@ -2,7 +2,7 @@
 //! constructors that build Pulley instructions, including the choice of addressing mode for
 //! the bounds-checked accesses.
 
-use super::inst::{caller_saved, Amode, BinOp, BrCond, MInst, MemOp, UnOp};
+use super::inst::{caller_saved, Amode, BinOp, BrCond, ImmOp, MInst, MemOp, UnOp};
 use crate::ir::{
     types, AccessKind, Endianness, FuncRef, Ieee32, Ieee64, Imm64, Inst, InstructionData,
     InstructionDataView, MemFlags, Memory, Offset32, Opcode, TrapCode, Type, Value, ValueListRef,
@@ -411,6 +411,39 @@ impl generated::Context for IsleContext<'_, '_> {
         )));
         UnOp::Xmov
     }
+    fn imm_of(&mut self, ty: Type, op: &ImmOp, v: Value) -> Option<i64> {
+        let k = self.lower.iconst(v)?;
+        let wide = if ty == I64 {
+            true
+        } else if ty == I32 {
+            false
+        } else {
+            return None;
+        };
+        // The constant as the operation sees it: the low 32 bits for 32-bit operations.
+        let k = if wide { k } else { k & 0xffff_ffff };
+        match op {
+            ImmOp::Add | ImmOp::Sub => u32::try_from(k).ok().map(i64::from),
+            ImmOp::Shl | ImmOp::ShrU | ImmOp::ShrS => Some((k & if wide { 63 } else { 31 }) as i64),
+            // Sign-extended 32-bit immediates: any 32-bit constant, or a 64-bit one in range.
+            _ if !wide => Some(i64::from(k as u32 as i32)),
+            _ => i32::try_from(k as i64).ok().map(i64::from),
+        }
+    }
+    fn bin_imm(&mut self, ty: Type, op: &ImmOp, a: VReg, imm: i64) -> VReg {
+        let dst = self.vreg(RegClass::Int);
+        self.emit(MInst::BinImm {
+            op: *op,
+            wide: ty == I64,
+            dst,
+            a,
+            imm,
+        });
+        dst
+    }
+    fn put_cmp(&mut self, cc: &IntCC, v: Value) -> VReg {
+        self.put_compared(*cc, v)
+    }
     fn icmp_swapped(&mut self, cc: &IntCC) -> Option<IntCC> {
         use IntCC::*;
         match cc {
@@ -714,6 +747,16 @@ impl generated::Context for IsleContext<'_, '_> {
         match *self.data(inst) {
             InstructionData::Jump { .. } => self.emit(MInst::Jump { target: targets[0] }),
             InstructionData::Brif { arg, .. } => {
+                if let Some((cond, a, b)) = self.fused_compare(arg) {
+                    self.emit(MInst::BrCmp {
+                        cond,
+                        a,
+                        b,
+                        taken: targets[0],
+                        not_taken: targets[1],
+                    });
+                    return;
+                }
                 let cond = self.put_cond(arg);
                 self.emit(MInst::BrIf {
                     cond,
@@ -869,6 +912,74 @@ impl IsleContext<'_, '_> {
             });
             self.amode(addr, a.offset, false)
         }
+    }
+
+    /// `v` as an operand of a comparison under `cc` (see `put_cmp` in lower.isle).
+    fn put_compared(&mut self, cc: IntCC, v: Value) -> VReg {
+        let r = self.put_value(v);
+        let signed = matches!(
+            cc,
+            IntCC::SignedLessThan
+                | IntCC::SignedLessThanOrEqual
+                | IntCC::SignedGreaterThan
+                | IntCC::SignedGreaterThanOrEqual
+        );
+        match self.ty(v) {
+            t if t == I8 => self.un_reg(if signed { UnOp::Sext8 } else { UnOp::Zext8 }, r),
+            t if t == I16 => self.un_reg(if signed { UnOp::Sext16 } else { UnOp::Zext16 }, r),
+            _ => r,
+        }
+    }
+
+    /// When a branch condition is an `icmp` (possibly widened by `uextend`) lowered only for
+    /// this branch, folds it into a compare-and-branch: `(condition, a, b)` with the branch
+    /// taken when `condition(a, b)` holds.
+    fn fused_compare(&mut self, cond: Value) -> Option<(BrCond, VReg, VReg)> {
+        let dfg = &self.lower.func.dfg;
+        let mut inner = cond;
+        let mut sunk = Vec::new();
+        if let Some(d) = self.lower.def_inst(inner) {
+            if self.lower.is_deferred(d) && dfg.opcode(d) == Opcode::Uextend {
+                sunk.push(d);
+                inner = dfg.insts[d].arguments()[0];
+            }
+        }
+        let d = self.lower.def_inst(inner)?;
+        if !self.lower.is_deferred(d) {
+            return None;
+        }
+        let InstructionData::IntCompare {
+            opcode: Opcode::Icmp,
+            cond: cc,
+            args: [x, y],
+        } = dfg.insts[d]
+        else {
+            return None;
+        };
+        let wide = dfg.value_type(x) == I64;
+        use BrCond::*;
+        use IntCC::*;
+        // (condition, swap operands)
+        let (c32, c64, swap) = match cc {
+            Equal => (Eq32, Eq64, false),
+            NotEqual => (Neq32, Neq64, false),
+            SignedLessThan => (Slt32, Slt64, false),
+            SignedLessThanOrEqual => (Slteq32, Slteq64, false),
+            SignedGreaterThan => (Slt32, Slt64, true),
+            SignedGreaterThanOrEqual => (Slteq32, Slteq64, true),
+            UnsignedLessThan => (Ult32, Ult64, false),
+            UnsignedLessThanOrEqual => (Ulteq32, Ulteq64, false),
+            UnsignedGreaterThan => (Ult32, Ult64, true),
+            UnsignedGreaterThanOrEqual => (Ulteq32, Ulteq64, true),
+        };
+        for s in sunk {
+            self.lower.sink(s);
+        }
+        self.lower.sink(d);
+        let a = self.put_compared(cc, x);
+        let b = self.put_compared(cc, y);
+        let (a, b) = if swap { (b, a) } else { (a, b) };
+        Some((if wide { c64 } else { c32 }, a, b))
     }
 
     fn select_reg_raw(&mut self, cond: VReg, a: VReg, b: VReg) -> VReg {
