@@ -238,11 +238,29 @@ impl IsleContext<'_, '_> {
     }
     /// `base + k` as a register, or `base` itself when `k` is 0.
     fn add_const(&mut self, base: VReg, k: u64) -> VReg {
+        self.op_const(ImmOp::Add, BinOp::Xadd64, base, k)
+    }
+    /// `x - k` (64-bit).
+    fn sub_const(&mut self, x: VReg, k: u64) -> VReg {
+        self.op_const(ImmOp::Sub, BinOp::Xsub64, x, k)
+    }
+    fn op_const(&mut self, imm: ImmOp, op: BinOp, x: VReg, k: u64) -> VReg {
         if k == 0 {
-            return base;
+            return x;
+        }
+        if let Ok(k) = u32::try_from(k) {
+            let dst = self.vreg(RegClass::Int);
+            self.emit(MInst::BinImm {
+                op: imm,
+                wide: true,
+                dst,
+                a: x,
+                imm: i64::from(k),
+            });
+            return dst;
         }
         let kr = self.const_reg(k);
-        self.bin_reg(BinOp::Xadd64, base, kr)
+        self.bin_reg(op, x, kr)
     }
     /// An address mode for `base + k`: the offset folded when it fits `i32`.
     fn amode(&mut self, base: VReg, k: u64, may_trap: bool) -> Amode {
@@ -874,11 +892,9 @@ impl IsleContext<'_, '_> {
         self.lower.set_fact(bound, Fact::MemoryBound(a.memory));
         // (smaller, larger): out of bounds when smaller < larger.
         let (lhs, rhs) = if self.bound_at_least(a, a.end) {
-            let k = self.const_reg(a.end);
-            (self.bin_reg(BinOp::Xsub64, bound, k), index)
+            (self.sub_const(bound, a.end), index)
         } else if a.index_ty == I32 && a.end < 1 << 32 {
-            let k = self.const_reg(a.end);
-            (bound, self.bin_reg(BinOp::Xadd64, index, k))
+            (bound, self.add_const(index, a.end))
         } else {
             let k = self.const_reg(a.end);
             let end = self.vreg(RegClass::Int);

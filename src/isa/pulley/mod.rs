@@ -9,9 +9,11 @@ use crate::ir::Function;
 use crate::machinst::{CodegenError, CompiledCode};
 pub use lower::PulleyBackend;
 
-/// Compiles one function to Pulley bytecode.
+/// Compiles one function to Pulley bytecode (after block-local value numbering).
 pub fn compile(func: &Function, backend: &PulleyBackend) -> Result<CompiledCode, CodegenError> {
-    let vcode = crate::machinst::lower::lower(func, backend)?;
+    let mut func = func.clone();
+    crate::machinst::gvn::run(&mut func);
+    let vcode = crate::machinst::lower::lower(&func, backend)?;
     emit::emit(&vcode)
 }
 
