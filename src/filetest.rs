@@ -489,6 +489,27 @@ impl HostMemories for Interpreter<'_> {
     }
 }
 
+/// The largest host memory `test run` backs with real, pattern-filled memory.
+#[cfg(unix)]
+const MAX_REAL_MEMORY: u64 = 1 << 28;
+
+/// The `; host-memory:` declarations of a file that parse, with their sizes.
+#[cfg(unix)]
+fn host_memory_sizes(file: &ParsedFile) -> Vec<(String, u64)> {
+    file.comments
+        .iter()
+        .filter_map(|c| c.text.strip_prefix("host-memory:"))
+        .filter_map(|d| {
+            let w: Vec<&str> = d.split_whitespace().collect();
+            let [mem, size] = w[..] else { return None };
+            Some((
+                mem.to_string(),
+                crate::ir::immediates::parse_u64(size).ok()?,
+            ))
+        })
+        .collect()
+}
+
 /// Real mappings standing in for a file's host memories, for code that dereferences
 /// addresses (Pulley). Each memory is followed by at least 64 KiB of inaccessible pages.
 #[cfg(unix)]
@@ -716,7 +737,18 @@ fn run(
     #[cfg(unix)]
     let mut pulley_runs = Vec::new();
     #[cfg(unix)]
-    if on_backends {
+    let huge = host_memory_sizes(file)
+        .into_iter()
+        .find(|(_, size)| *size > MAX_REAL_MEMORY);
+    #[cfg(unix)]
+    if let (true, Some((mem, size))) = (on_backends, &huge) {
+        // Said every time: these run lines are checked on the interpreter only.
+        eprintln!(
+            "note: {name}: pulley64 not run: host memory `{mem}` has {size:#x} bytes; real memory for it would have to be committed and filled with the test pattern (limit {MAX_REAL_MEMORY:#x})"
+        );
+    }
+    #[cfg(unix)]
+    if on_backends && huge.is_none() {
         for (label, spectre) in [
             ("pulley64", false),
             ("pulley64 with Spectre mitigation", true),

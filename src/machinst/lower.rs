@@ -48,9 +48,22 @@ pub struct Lower<'f, I: MachInst> {
     /// arguments (IR target, its args) in the same order.
     cur_targets: Vec<MachBlock>,
     cur_args: Vec<Vec<VReg>>,
+    memo: std::collections::HashMap<(u32, u64, u64), VReg>,
 }
 
 impl<'f, I: MachInst> Lower<'f, I> {
+    /// A register computed earlier in the current block for `key` (a backend-chosen tag and
+    /// operands), so repeated machine-level values (constants, addresses) are made once.
+    /// Valid within one block only: the table is emptied at each block start.
+    pub fn memoized(&self, key: (u32, u64, u64)) -> Option<VReg> {
+        self.memo.get(&key).copied()
+    }
+
+    /// Records `reg` as the value of `key` for the rest of the block.
+    pub fn memoize(&mut self, key: (u32, u64, u64), reg: VReg) {
+        self.memo.insert(key, reg);
+    }
+
     /// A fresh virtual register of `class`.
     pub fn alloc_vreg(&mut self, class: RegClass) -> VReg {
         let v = VReg::new(self.next_vreg, class);
@@ -278,6 +291,7 @@ pub fn lower<B: Backend>(func: &Function, backend: &B) -> Result<VCode<B::MInst>
         block_map,
         cur_targets: Vec::new(),
         cur_args: Vec::new(),
+        memo: Default::default(),
     };
 
     // Block parameters get their registers up front: branches to them may be lowered first.
@@ -365,6 +379,7 @@ fn lower_block<B: Backend>(
 ) -> Result<(), CodegenError> {
     let func = ctx.func;
     let insts = func.layout.block_insts(b);
+    ctx.memo.clear();
     // Which instructions may be deferred to their single user later in this block: pure
     // ones, and `notrap` loads with no memory write or call in between.
     for (i, &inst) in insts.iter().enumerate() {

@@ -229,12 +229,26 @@ impl IsleContext<'_, '_> {
         dst
     }
     fn const_reg(&mut self, imm: u64) -> VReg {
+        if let Some(r) = self.lower.memoized((0, imm, 0)) {
+            return r;
+        }
         let dst = self.vreg(RegClass::Int);
         self.emit(MInst::XConst {
             dst,
             imm: imm as i64,
         });
+        self.lower.memoize((0, imm, 0), dst);
         dst
+    }
+    /// `a + b` (64-bit), made once per block for the same registers.
+    fn add_regs(&mut self, a: VReg, b: VReg) -> VReg {
+        let key = (1, a.bits() as u64, b.bits() as u64);
+        if let Some(r) = self.lower.memoized(key) {
+            return r;
+        }
+        let r = self.bin_reg(BinOp::Xadd64, a, b);
+        self.lower.memoize(key, r);
+        r
     }
     /// `base + k` as a register, or `base` itself when `k` is 0.
     fn add_const(&mut self, base: VReg, k: u64) -> VReg {
@@ -884,7 +898,15 @@ impl IsleContext<'_, '_> {
     fn explicit_check(&mut self, a: &Access, base: VReg) -> Amode {
         let index = self.put_value(a.index);
         let index = if a.index_ty == I32 {
-            self.un_reg(UnOp::Zext32, index)
+            let key = (2, index.bits() as u64, 0);
+            match self.lower.memoized(key) {
+                Some(r) => r,
+                None => {
+                    let r = self.un_reg(UnOp::Zext32, index);
+                    self.lower.memoize(key, r);
+                    r
+                }
+            }
         } else {
             index
         };
@@ -907,7 +929,7 @@ impl IsleContext<'_, '_> {
             });
             (bound, end)
         };
-        let addr = self.bin_reg(BinOp::Xadd64, base, index);
+        let addr = self.add_regs(base, index);
         if self.backend.spectre && !a.op.big_endian() {
             let oob = self.bin_reg(BinOp::Xult64, lhs, rhs);
             let zero = self.const_reg(0);
