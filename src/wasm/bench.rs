@@ -208,7 +208,7 @@ pub fn run(reps: usize, report: &mut dyn FnMut(&Row)) -> Result<Vec<Row>, String
                     let mut time = [Duration::ZERO; 3];
                     let mut results = Vec::new();
                     for (i, engine) in engines(spectre)?.into_iter().enumerate() {
-                        let mut store = Store::new(config.clone(), engine);
+                        let mut store = Store::new(config, engine);
                         let inst = store
                             .instantiate(&wasm, &|_, _| None)
                             .map_err(|e| format!("{}: {e:?}", kernel.name))?;
