@@ -200,7 +200,7 @@ fn compile_precise(name: &str, src: &str, file: &ParsedFile) -> Result<(), Failu
     let bless = std::env::var_os("CLIF_BOUNDS_TEST_BLESS").is_some_and(|v| v == "1");
     let mut blessed = src.to_string();
     let mut mismatch = None;
-    for (i, pf) in file.functions.iter().enumerate().rev() {
+    for pf in file.functions.iter().rev() {
         verify_function(&pf.func, types::I64)
             .map_err(|e| crate::diagnostics::render_all(&e, name, src))?;
         let code = crate::isa::pulley::compile(&pf.func, &backend)
@@ -226,7 +226,6 @@ fn compile_precise(name: &str, src: &str, file: &ParsedFile) -> Result<(), Failu
             want.push(text.trim().to_string());
             end += line.len();
         }
-        let _ = i;
         if got != want {
             if bless {
                 let text: String = got.iter().map(|l| format!("; {l}\n")).collect();

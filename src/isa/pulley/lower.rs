@@ -2,9 +2,9 @@
 //! constructors that build Pulley instructions, including the choice of addressing mode for
 //! the bounds-checked accesses.
 
-use super::inst::{caller_saved, Amode, BinOp, BrCond, ImmOp, MInst, MemOp, UnOp};
+use super::inst::{Amode, BinOp, BrCond, ImmOp, MInst, MemOp, UnOp};
 use crate::ir::{
-    types, AccessKind, Endianness, FuncRef, Ieee32, Ieee64, Imm64, Inst, InstructionData,
+    types, AccessKind, Endianness, Ieee32, Ieee64, Imm64, Inst, InstructionData,
     InstructionDataView, MemFlags, Memory, Offset32, Opcode, TrapCode, Type, Value, ValueListRef,
 };
 use crate::machinst::lower::{Backend, Lower};
@@ -637,7 +637,8 @@ impl generated::Context for IsleContext<'_, '_> {
         if a.index_ty != I32 || a.op.big_endian() || a.op.class() != RegClass::Int {
             return None;
         }
-        let offset = u8::try_from(a.offset).ok()?;
+        // g32bne holds the static offset in a u8.
+        u8::try_from(a.offset).ok()?;
         // The bound must be proven >= offset + size without looking at its value.
         if self.memory_min(a.memory) < a.end {
             return None;
@@ -658,10 +659,7 @@ impl generated::Context for IsleContext<'_, '_> {
                     addr: arg,
                     offset: u8::try_from(k).ok()?,
                 },
-                ..Access {
-                    offset: u64::from(offset),
-                    ..a
-                }
+                ..a
             }),
             _ => None,
         }
@@ -852,14 +850,12 @@ impl generated::Context for IsleContext<'_, '_> {
             .into_iter()
             .map(|p| (self.vreg(p.class()), p))
             .collect();
-        let _ = caller_saved;
         let out = rets.iter().map(|r| r.0).collect();
         self.emit(MInst::Call {
             callee: ext.name.clone(),
             args,
             rets,
         });
-        let _: FuncRef = func_ref;
         out
     }
 }
