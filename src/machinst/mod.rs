@@ -9,6 +9,7 @@
 
 pub mod buffer;
 pub mod gvn;
+pub mod licm;
 pub mod lower;
 pub mod vcode;
 

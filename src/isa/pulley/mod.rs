@@ -9,10 +9,12 @@ use crate::ir::Function;
 use crate::machinst::{CodegenError, CompiledCode};
 pub use lower::PulleyBackend;
 
-/// Compiles one function to Pulley bytecode (after block-local value numbering).
+/// Compiles one function to Pulley bytecode (after block-local value numbering and
+/// loop-invariant code motion).
 pub fn compile(func: &Function, backend: &PulleyBackend) -> Result<CompiledCode, CodegenError> {
     let mut func = func.clone();
     crate::machinst::gvn::run(&mut func);
+    crate::machinst::licm::run(&mut func);
     let vcode = crate::machinst::lower::lower(&func, backend)?;
     emit::emit(&vcode)
 }

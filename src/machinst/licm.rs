@@ -1,0 +1,211 @@
+//! Loop-invariant code motion before lowering: a pure instruction, or a `notrap readonly`
+//! load, whose operands are all defined outside a loop moves to the loop's preheader (the one
+//! predecessor outside the loop, when it ends in a plain `jump` to the header).
+//!
+//! Pure instructions cannot trap, and `notrap readonly` loads read memory that does not
+//! change during the function and cannot fault, so executing them once before the loop, even
+//! when the loop body would not have run, changes nothing observable. Trapping instructions,
+//! bounds-checked accesses included, never move.
+
+use super::lower::branch_destinations;
+use crate::ir::{Block, Function, InstructionData, Opcode, ValueDef};
+use cranelift_entity::SecondaryMap;
+
+fn hoistable(data: &InstructionData) -> bool {
+    let op = data.opcode();
+    let pure = !op.can_load()
+        && !op.can_store()
+        && !op.can_trap()
+        && !op.other_side_effects()
+        && !op.is_call()
+        && !op.is_terminator();
+    let stable_load = matches!(
+        data,
+        InstructionData::Load { opcode: Opcode::Load, flags, .. }
+            if flags.trap_code.is_none() && flags.readonly
+    );
+    pure || stable_load
+}
+
+/// Rewrites `func` in place; returns how many instructions moved.
+pub fn run(func: &mut Function) -> usize {
+    let Some(entry) = func.layout.entry_block() else {
+        return 0;
+    };
+    let succs = |func: &Function, b: Block| -> Vec<Block> {
+        func.layout
+            .block_insts(b)
+            .last()
+            .map(|&t| {
+                branch_destinations(&func.dfg.insts[t])
+                    .into_iter()
+                    .map(|d| d.0)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Reverse postorder and predecessors of the reachable blocks.
+    let mut order = Vec::new();
+    let mut seen: SecondaryMap<Block, bool> = SecondaryMap::new();
+    let mut stack = vec![(entry, 0usize)];
+    seen[entry] = true;
+    while let Some(&mut (b, ref mut i)) = stack.last_mut() {
+        let s = succs(func, b);
+        if let Some(&n) = s.get(*i) {
+            *i += 1;
+            if !seen[n] {
+                seen[n] = true;
+                stack.push((n, 0));
+            }
+        } else {
+            order.push(b);
+            stack.pop();
+        }
+    }
+    order.reverse();
+    let mut rpo: SecondaryMap<Block, usize> = SecondaryMap::with_default(usize::MAX);
+    for (i, &b) in order.iter().enumerate() {
+        rpo[b] = i;
+    }
+    let mut preds: SecondaryMap<Block, Vec<Block>> = SecondaryMap::new();
+    for &b in &order {
+        for s in succs(func, b) {
+            if !preds[s].contains(&b) {
+                preds[s].push(b);
+            }
+        }
+    }
+    // Immediate dominators (Cooper, Harvey and Kennedy), as RPO numbers.
+    let n = order.len();
+    let mut idom = vec![usize::MAX; n];
+    idom[0] = 0;
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for i in 1..n {
+            let mut new = usize::MAX;
+            for &p in &preds[order[i]] {
+                let p = rpo[p];
+                if idom[p] == usize::MAX {
+                    continue;
+                }
+                new = if new == usize::MAX {
+                    p
+                } else {
+                    let (mut a, mut b) = (new, p);
+                    while a != b {
+                        while a > b {
+                            a = idom[a];
+                        }
+                        while b > a {
+                            b = idom[b];
+                        }
+                    }
+                    a
+                };
+            }
+            if new != idom[i] {
+                idom[i] = new;
+                changed = true;
+            }
+        }
+    }
+    let dominates = |a: usize, mut b: usize| loop {
+        if a == b {
+            return true;
+        }
+        if b == 0 || idom[b] == usize::MAX {
+            return false;
+        }
+        b = idom[b];
+    };
+
+    // Natural loops: header -> member blocks, from back edges (latch -> header).
+    let mut loops: Vec<(Block, Vec<Block>)> = Vec::new();
+    for &latch in &order {
+        for h in succs(func, latch) {
+            if !dominates(rpo[h], rpo[latch]) {
+                continue;
+            }
+            let mut body = vec![h];
+            let mut work = vec![latch];
+            while let Some(b) = work.pop() {
+                if !body.contains(&b) {
+                    body.push(b);
+                    work.extend(preds[b].iter().copied());
+                }
+            }
+            match loops.iter_mut().find(|l| l.0 == h) {
+                Some(l) => {
+                    for b in body {
+                        if !l.1.contains(&b) {
+                            l.1.push(b);
+                        }
+                    }
+                }
+                None => loops.push((h, body)),
+            }
+        }
+    }
+    // Inner loops first, so what leaves an inner loop can leave the outer one too.
+    loops.sort_by_key(|l| l.1.len());
+
+    let mut moved = 0;
+    for (header, body) in loops {
+        let outside: Vec<Block> = preds[header]
+            .iter()
+            .copied()
+            .filter(|p| !body.contains(p))
+            .collect();
+        let [pre] = outside[..] else { continue };
+        let jumps_to_header = func.layout.block_insts(pre).last().is_some_and(|&t| {
+            matches!(&func.dfg.insts[t], InstructionData::Jump { destination, .. } if destination.block == header)
+        });
+        if !jumps_to_header {
+            continue;
+        }
+        let mut in_loop: SecondaryMap<Block, bool> = SecondaryMap::new();
+        for &b in &body {
+            in_loop[b] = true;
+        }
+        let mut members = body.clone();
+        members.sort_by_key(|&b| rpo[b]);
+        for b in members {
+            let insts = func.layout.block_insts(b).to_vec();
+            let mut keep = Vec::with_capacity(insts.len());
+            let mut hoisted = Vec::new();
+            for inst in insts {
+                let data = &func.dfg.insts[inst];
+                let invariant = hoistable(data)
+                    && data
+                        .arguments()
+                        .iter()
+                        .all(|&v| match func.dfg.value_def(v) {
+                            ValueDef::Result(d, _) => func
+                                .layout
+                                .inst_block(d)
+                                .is_none_or(|db| !in_loop[db] || hoisted.contains(&d)),
+                            ValueDef::Param(pb, _) => !in_loop[pb],
+                            _ => false,
+                        });
+                if invariant {
+                    hoisted.push(inst);
+                } else {
+                    keep.push(inst);
+                }
+            }
+            if hoisted.is_empty() {
+                continue;
+            }
+            moved += hoisted.len();
+            // Take them out of the loop block first: `set_block_insts` forgets the old list.
+            func.layout.set_block_insts(b, keep);
+            let mut pre_insts = func.layout.block_insts(pre).to_vec();
+            let term = pre_insts.pop().expect("the preheader ends in its jump");
+            pre_insts.extend(hoisted);
+            pre_insts.push(term);
+            func.layout.set_block_insts(pre, pre_insts);
+        }
+    }
+    moved
+}
