@@ -301,17 +301,7 @@ impl Engine for CraneliftEngine {
             .entries
             .get(&index)
             .ok_or_else(|| format!("function {index} was not compiled"))?;
-        let pos = translation
-            .indices
-            .iter()
-            .position(|&i| i == index)
-            .ok_or_else(|| format!("function {index} has no code"))?;
-        let returns: Vec<Type> = translation.functions[pos]
-            .signature
-            .returns
-            .iter()
-            .map(|p| p.value_type)
-            .collect();
+        let returns = translation.returns(index)?;
         let mut values: Vec<u64> = args[1..].iter().map(|a| a.bits).collect();
         values.resize(values.len().max(returns.len()).max(1), 0);
         MEMORIES.with(|m| *m.borrow_mut() = Some(Arc::clone(memories)));
@@ -448,17 +438,7 @@ impl Engine for CraneliftPulleyEngine {
             .images
             .get(&instance)
             .ok_or_else(|| format!("instance {instance} was not loaded"))?;
-        let pos = translation
-            .indices
-            .iter()
-            .position(|&i| i == index)
-            .ok_or_else(|| format!("function {index} has no code"))?;
-        let returns: Vec<Type> = translation.functions[pos]
-            .signature
-            .returns
-            .iter()
-            .map(|p| p.value_type)
-            .collect();
+        let returns = translation.returns(index)?;
         let mut no_host = |name: &str, _: &mut pulley_interpreter::interp::Vm| {
             Err(format!(
                 "{name}: host calls are not supported on this engine"

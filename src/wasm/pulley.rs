@@ -86,17 +86,7 @@ impl Engine for PulleyEngine {
             .images
             .get(&instance)
             .ok_or_else(|| format!("instance {instance} was not loaded"))?;
-        let pos = translation
-            .indices
-            .iter()
-            .position(|&i| i == index)
-            .ok_or_else(|| format!("function {index} has no code"))?;
-        let returns: Vec<_> = translation.functions[pos]
-            .signature
-            .returns
-            .iter()
-            .map(|p| p.value_type)
-            .collect();
+        let returns = translation.returns(index)?;
         let mut host = |name: &str, vm: &mut Vm| -> Result<(), String> {
             if name != MEMORY_GROW {
                 return Err(format!("no host function {name}"));

@@ -37,6 +37,23 @@ pub struct Translation {
     pub plans: Vec<MemoryPlan>,
 }
 
+impl Translation {
+    /// The return types of Wasm function `index`, or an error when it has no code here.
+    pub fn returns(&self, index: u32) -> Result<Vec<crate::ir::Type>, String> {
+        let pos = self
+            .indices
+            .iter()
+            .position(|&i| i == index)
+            .ok_or_else(|| format!("function {index} has no code"))?;
+        Ok(self.functions[pos]
+            .signature
+            .returns
+            .iter()
+            .map(|p| p.value_type)
+            .collect())
+    }
+}
+
 /// The CLIF name of Wasm function `index`, as Wasmtime names them.
 pub fn func_name(index: u32) -> String {
     format!("u0:{index}")
