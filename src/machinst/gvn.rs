@@ -7,18 +7,10 @@
 //! loops; this pass does not). It never changes which instruction traps: trapping
 //! instructions, bounds-checked accesses included, are left alone.
 
+use super::is_pure;
 use crate::ir::{Function, Inst, InstructionData, Opcode, Type, Value};
 use cranelift_entity::SecondaryMap;
 use std::collections::HashMap;
-
-fn is_pure(op: Opcode) -> bool {
-    !op.can_load()
-        && !op.can_store()
-        && !op.can_trap()
-        && !op.other_side_effects()
-        && !op.is_call()
-        && !op.is_terminator()
-}
 
 /// Rewrites `func` in place; returns how many instructions were removed.
 pub fn run(func: &mut Function) -> usize {

@@ -13,12 +13,7 @@ use cranelift_entity::SecondaryMap;
 
 fn hoistable(data: &InstructionData) -> bool {
     let op = data.opcode();
-    let pure = !op.can_load()
-        && !op.can_store()
-        && !op.can_trap()
-        && !op.other_side_effects()
-        && !op.is_call()
-        && !op.is_terminator();
+    let pure = super::is_pure(op);
     let stable_load = matches!(
         data,
         InstructionData::Load { opcode: Opcode::Load, flags, .. }
@@ -29,9 +24,9 @@ fn hoistable(data: &InstructionData) -> bool {
 
 /// Rewrites `func` in place; returns how many instructions moved.
 pub fn run(func: &mut Function) -> usize {
-    let Some(entry) = func.layout.entry_block() else {
+    if func.layout.entry_block().is_none() {
         return 0;
-    };
+    }
     let succs = |func: &Function, b: Block| -> Vec<Block> {
         func.layout
             .block_insts(b)
@@ -45,24 +40,7 @@ pub fn run(func: &mut Function) -> usize {
             .unwrap_or_default()
     };
     // Reverse postorder and predecessors of the reachable blocks.
-    let mut order = Vec::new();
-    let mut seen: SecondaryMap<Block, bool> = SecondaryMap::new();
-    let mut stack = vec![(entry, 0usize)];
-    seen[entry] = true;
-    while let Some(&mut (b, ref mut i)) = stack.last_mut() {
-        let s = succs(func, b);
-        if let Some(&n) = s.get(*i) {
-            *i += 1;
-            if !seen[n] {
-                seen[n] = true;
-                stack.push((n, 0));
-            }
-        } else {
-            order.push(b);
-            stack.pop();
-        }
-    }
-    order.reverse();
+    let order = super::lower::reverse_postorder(func);
     let mut rpo: SecondaryMap<Block, usize> = SecondaryMap::with_default(usize::MAX);
     for (i, &b) in order.iter().enumerate() {
         rpo[b] = i;

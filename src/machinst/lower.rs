@@ -195,7 +195,7 @@ fn may_write_memory(op: Opcode) -> bool {
 }
 
 /// Reverse postorder of the blocks reachable from the entry.
-fn reverse_postorder(func: &Function) -> Vec<Block> {
+pub(crate) fn reverse_postorder(func: &Function) -> Vec<Block> {
     let Some(entry) = func.layout.entry_block() else {
         return Vec::new();
     };
@@ -388,12 +388,7 @@ fn lower_block<B: Backend>(
             &func.dfg.insts[inst],
             InstructionData::Load { opcode: Opcode::Load, flags, .. } if flags.trap_code.is_none()
         );
-        let pure = !op.can_load()
-            && !op.can_store()
-            && !op.can_trap()
-            && !op.other_side_effects()
-            && !op.is_call()
-            && !op.is_terminator();
+        let pure = super::is_pure(op);
         if !notrap_load && !pure {
             continue;
         }
@@ -425,11 +420,8 @@ fn lower_block<B: Backend>(
         let data = &func.dfg.insts[inst];
         let op = data.opcode();
         let results = func.dfg.inst_results(inst);
-        let pure = !op.can_store()
-            && !op.can_trap()
-            && !op.other_side_effects()
-            && !op.is_call()
-            && !op.is_terminator();
+        // Unused results of instructions without effects are dropped (reads included).
+        let pure = super::is_pure(op) || (op.can_load() && !op.can_trap() && !op.can_store());
         if pure && !results.is_empty() && results.iter().all(|&v| ctx.uses[v] == 0) {
             continue;
         }
@@ -468,17 +460,7 @@ fn lower_block<B: Backend>(
             vb.succs = ctx.cur_targets.clone();
             vb.branch_args = ctx.cur_args.clone();
         }
-        let regs = backend.lower_inst(ctx, inst)?;
-        if regs.len() != results.len() {
-            return Err(CodegenError::new(format!(
-                "internal error: lowering {inst} gave {} registers for {} results",
-                regs.len(),
-                results.len()
-            )));
-        }
-        for (&v, r) in results.iter().zip(regs) {
-            ctx.value_regs[v] = Some(r);
-        }
+        ctx.lower_one(backend, inst)?;
     }
     Ok(())
 }

@@ -18,6 +18,17 @@ pub use regalloc2::{Allocation, Operand, PReg, PRegSet, RegClass, VReg};
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// Whether instructions of `op` only compute their results: no memory access, no trap, no
+/// other effect, no control flow. Such instructions may be moved, merged or dropped.
+pub fn is_pure(op: crate::ir::Opcode) -> bool {
+    !op.can_load()
+        && !op.can_store()
+        && !op.can_trap()
+        && !op.other_side_effects()
+        && !op.is_call()
+        && !op.is_terminator()
+}
+
 /// A block of machine code, as regalloc2 numbers it (emission order).
 pub type MachBlock = regalloc2::Block;
 

@@ -9,6 +9,7 @@ use crate::ir::{
 };
 use crate::machinst::lower::{Backend, Lower};
 use crate::machinst::{CodegenError, Fact, MachBlock, PReg, RegClass, VReg};
+use crate::semantics::Extension;
 
 // The names the generated code uses for the ISLE types.
 type Reg = VReg;
@@ -298,29 +299,25 @@ impl IsleContext<'_, '_> {
     }
 }
 
-/// The Pulley access for a value of `ty` moved as `kind`, in `endianness`.
+/// The Pulley access for a value of `ty` moved as `kind`, in `endianness`, and for loads into
+/// an i64 of fewer than 64 bits the extension to apply after the 32-bit load. Width and
+/// signedness come from the access kind's generated definition.
 fn mem_op(ty: Type, kind: AccessKind, big: bool) -> Option<(MemOp, Option<UnOp>)> {
-    use AccessKind as K;
     use MemOp::*;
-    let wide = ty == I64;
-    let (op, widen) = match kind {
-        K::Full if ty == I8 => (X8U, None),
-        K::Full if ty == I16 => (X16U, None),
-        K::Full if ty == I32 => (X32, None),
-        K::Full if ty == I64 => (X64, None),
-        K::Full if ty == types::F32 => (MemOp::F32, None),
-        K::Full if ty == types::F64 => (MemOp::F64, None),
-        K::U8 => (X8U, wide.then_some(UnOp::Zext32)),
-        K::S8 => (X8S, wide.then_some(UnOp::Sext32)),
-        K::U16 => (X16U, wide.then_some(UnOp::Zext32)),
-        K::S16 => (X16S, wide.then_some(UnOp::Sext32)),
-        K::U32 => (X32, wide.then_some(UnOp::Zext32)),
-        K::S32 => (X32, wide.then_some(UnOp::Sext32)),
-        K::I8 => (X8U, None),
-        K::I16 => (X16U, None),
-        K::I32 => (X32, None),
+    let size = kind.access_size(ty);
+    let signed = kind.extension() == Extension::Sign;
+    let op = match (ty.is_float(), size, signed) {
+        (true, 4, _) => F32,
+        (true, 8, _) => F64,
+        (false, 1, false) => X8U,
+        (false, 1, true) => X8S,
+        (false, 2, false) => X16U,
+        (false, 2, true) => X16S,
+        (false, 4, _) => X32,
+        (false, 8, _) => X64,
         _ => return None,
     };
+    let widen = (ty == I64 && size < 8).then_some(if signed { UnOp::Sext32 } else { UnOp::Zext32 });
     let op = if big {
         match op {
             X16U => X16UBe,
