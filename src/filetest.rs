@@ -699,6 +699,7 @@ fn run(
                 pointer,
                 spectre,
                 pulley,
+                faulting_ranges_trap: !pulley,
                 native_only: !pulley,
                 ..Default::default()
             };

@@ -40,6 +40,10 @@ pub struct Settings {
     pub spectre: bool,
     /// Use a plain `select` for the Spectre form (Pulley cannot lower `select_spectre_guard`).
     pub pulley: bool,
+    /// A fault in a declared faulting range (guard, reservation) is a trap on this target
+    /// ([`crate::target::Target::faulting_ranges_trap`]); without it, cases C and G, which
+    /// rely on such faults, are never chosen.
+    pub faulting_ranges_trap: bool,
     /// The target's byte order.
     pub native: Endianness,
     /// The target lowers only native-order accesses (x64, aarch64 and riscv64 in Cranelift
@@ -54,6 +58,7 @@ impl Default for Settings {
             pointer: types::I64,
             spectre: true,
             pulley: false,
+            faulting_ranges_trap: true,
             native: Endianness::Little,
             native_only: true,
         }
@@ -69,6 +74,7 @@ impl Settings {
             let t = crate::target::Target::lookup_or_err(name)?;
             s.pointer = t.pointer;
             s.pulley = t.pulley;
+            s.faulting_ranges_trap = t.faulting_ranges_trap();
             s.native = t.endianness;
             // Pulley has loads and stores of both byte orders.
             s.native_only = !t.pulley;
@@ -272,10 +278,14 @@ fn expand(
         u64::MAX.into()
     };
     let index_max = index_max.min((1u128 << pt.bits()) - 1);
-    let guard = u128::from(a.mem.guard);
     let min = u128::from(a.mem.min);
-    // The faulting range is shortest when the bound is at its minimum.
-    let min_faulting_end = a.mem.faulting_end(a.mem.min);
+    // Where faults are not traps (Pulley), nothing beyond the bound may be relied on.
+    let (guard, min_faulting_end) = if settings.faulting_ranges_trap {
+        // The faulting range is shortest when the bound is at its minimum.
+        (u128::from(a.mem.guard), a.mem.faulting_end(a.mem.min))
+    } else {
+        (0, min)
+    };
     let k128 = u128::from(k);
     let k_checked = match mutation {
         Some(Mutation::KMinusOne) => k - 1,

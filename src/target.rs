@@ -12,6 +12,11 @@ pub struct Target {
     /// Native byte order.
     pub endianness: Endianness,
     /// The Pulley interpreter: no `select_spectre_guard`, loads of both byte orders.
+    ///
+    /// Also: a fault in a declared faulting range (guard, reservation) is not a trap there.
+    /// The interpreter dereferences host pointers, so such a fault would be a fault of the
+    /// host process. Code for Pulley never relies on faulting ranges, only on its null
+    /// checks (see [`Target::faulting_ranges_trap`]).
     pub pulley: bool,
 }
 
@@ -40,6 +45,14 @@ impl Target {
     /// The target named `name`.
     pub fn lookup(name: &str) -> Option<&'static Target> {
         TARGETS.iter().find(|t| t.name == name)
+    }
+
+    /// Whether a fault in a memory's declared faulting ranges (the guard after the bound, the
+    /// reservation) reaches the program as a trap, so a lowering may omit checks they cover.
+    /// True for native code, which runs under a signal handler; false for Pulley, as
+    /// Wasmtime does on Pulley (no signals-based traps, so every check is explicit).
+    pub fn faulting_ranges_trap(&self) -> bool {
+        !self.pulley
     }
 
     /// The target named `name`, or an error listing the known ones.
