@@ -14,6 +14,11 @@
 //!
 //! A variable used where no definition reaches (on some path from the entry block) reads as
 //! zero of its type.
+//!
+//! The construction adds a parameter wherever a block has several predecessors, even when
+//! they all pass the same value (a local a loop never writes comes back around the back edge
+//! as the parameter itself). [`FunctionBuilder::finalize`] removes such trivial parameters
+//! (Braun et al., section 3.1), so the value stays visibly loop-invariant for GVN and LICM.
 
 use crate::ir::{
     types, Block, DataFlowGraph, Function, Inst, InstBuilderBase, InstructionData, Type, Value,
@@ -163,6 +168,7 @@ impl<'f> FunctionBuilder<'f> {
             }
         }
         if errors.is_empty() {
+            remove_trivial_params(self.func);
             Ok(())
         } else {
             Err(errors.join("; "))
@@ -254,6 +260,99 @@ impl<'f> FunctionBuilder<'f> {
         self.func.dfg.make_inst_results(inst, ctrl);
         self.func.layout.prepend_inst(inst, block);
         self.func.dfg.first_result(inst)
+    }
+}
+
+/// What the branches to a block pass for one parameter `p`, ignoring `p` itself.
+#[derive(Clone, Copy, PartialEq)]
+enum Incoming {
+    Nothing,
+    One(Value),
+    Several,
+}
+
+/// Removes every block parameter all of whose incoming values are one value `v` (or the
+/// parameter itself), replacing its uses by `v`, until none is left; returns how many went.
+/// `v` dominates every predecessor, hence the block: the replacement keeps SSA form. Entry
+/// parameters (the function's) always stay.
+fn remove_trivial_params(func: &mut Function) -> usize {
+    let mut alias: SecondaryMap<Value, Option<Value>> = SecondaryMap::new();
+    let resolve = |alias: &SecondaryMap<Value, Option<Value>>, mut v: Value| {
+        while let Some(a) = alias[v] {
+            v = a;
+        }
+        v
+    };
+    let entry = func.layout.entry_block();
+    let mut removed = 0;
+    loop {
+        // Resolve earlier replacements, then collect what each parameter receives.
+        let mut incoming: HashMap<Block, Vec<Incoming>> = HashMap::new();
+        let params: HashMap<Block, Vec<Value>> = func
+            .layout
+            .blocks()
+            .iter()
+            .map(|&b| (b, func.dfg.block_params(b).to_vec()))
+            .collect();
+        for &block in func.layout.blocks() {
+            for &inst in func.layout.block_insts(block) {
+                let data = &mut func.dfg.insts[inst];
+                for v in data.arguments_mut() {
+                    *v = resolve(&alias, *v);
+                }
+                for call in data.branch_destinations_mut() {
+                    let params = &params[&call.block];
+                    let seen = incoming
+                        .entry(call.block)
+                        .or_insert_with(|| vec![Incoming::Nothing; params.len()]);
+                    for (i, v) in call.args.iter_mut().enumerate() {
+                        *v = resolve(&alias, *v);
+                        seen[i] = match seen[i] {
+                            _ if Some(&*v) == params.get(i) => seen[i],
+                            Incoming::Nothing => Incoming::One(*v),
+                            Incoming::One(w) if w == *v => seen[i],
+                            _ => Incoming::Several,
+                        };
+                    }
+                }
+            }
+        }
+        let mut trivial: Vec<(Block, usize)> = Vec::new();
+        for (&block, seen) in &incoming {
+            if Some(block) == entry {
+                continue;
+            }
+            for (i, s) in seen.iter().enumerate() {
+                let p = func.dfg.block_params(block)[i];
+                // A cycle of parameters passing only each other (unreachable code) stays.
+                if let Incoming::One(v) = *s {
+                    if resolve(&alias, v) != p {
+                        alias[p] = Some(v);
+                        trivial.push((block, i));
+                    }
+                }
+            }
+        }
+        if trivial.is_empty() {
+            return removed;
+        }
+        removed += trivial.len();
+        // Highest index first, so the lower indices stay valid.
+        trivial.sort_by(|a, b| b.cmp(a));
+        for &(block, i) in &trivial {
+            func.dfg.remove_block_param(block, i);
+        }
+        for &b in func.layout.blocks() {
+            for &inst in func.layout.block_insts(b) {
+                for call in func.dfg.insts[inst].branch_destinations_mut() {
+                    for &(block, i) in &trivial {
+                        if call.block == block {
+                            call.args.remove(i);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

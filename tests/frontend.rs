@@ -267,3 +267,67 @@ fn misuse_is_reported_not_panicked() {
         "{err}"
     );
 }
+
+#[test]
+fn variables_a_loop_never_writes_get_no_parameters() {
+    // n = a; total = 0; for i in 0..n { for j in 0..n { total += 1 } } return total
+    // `n` is read in both loop headers and written nowhere in the loops; `i` is not written
+    // in the inner loop. Construction gives them parameters whose every incoming value is
+    // one value (or the parameter itself); finalize must remove them, nested ones included.
+    let mut func = Function::new("%square", signature(1, 1));
+    let mut b = FunctionBuilder::new(&mut func);
+    let [total, i, j, n] = [0, 1, 2, 3].map(Variable::new);
+    for v in [total, i, j, n] {
+        b.declare_var(v, types::I64);
+    }
+    let [entry, outer, outer_body, inner, inner_body, inner_exit, exit] =
+        [(); 7].map(|_| b.create_block());
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    let a = b.block_params(entry)[0];
+    b.def_var(n, a);
+    let zero = b.ins().iconst(types::I64, 0.into());
+    b.def_var(total, zero);
+    b.def_var(i, zero);
+    b.ins().jump(to(outer));
+
+    b.switch_to_block(outer);
+    let limit = b.use_var(n);
+    loop_test(&mut b, outer, i, limit, outer_body, exit);
+
+    b.switch_to_block(outer_body);
+    b.seal_block(outer_body);
+    let zero = b.ins().iconst(types::I64, 0.into());
+    b.def_var(j, zero);
+    b.ins().jump(to(inner));
+
+    b.switch_to_block(inner);
+    let limit = b.use_var(n);
+    loop_test(&mut b, inner, j, limit, inner_body, inner_exit);
+
+    b.switch_to_block(inner_body);
+    b.seal_block(inner_body);
+    increment(&mut b, total);
+    increment(&mut b, j);
+    b.ins().jump(to(inner));
+    b.seal_block(inner);
+
+    b.switch_to_block(inner_exit);
+    b.seal_block(inner_exit);
+    increment(&mut b, i);
+    b.ins().jump(to(outer));
+    b.seal_block(outer);
+
+    b.switch_to_block(exit);
+    b.seal_block(exit);
+    let t = b.use_var(total);
+    b.ins().return_(&[t]);
+    b.finalize().unwrap();
+    // outer: (total, i); inner: (total, j). Neither has one for `n`; inner none for `i`.
+    assert_eq!(func.dfg.block_params(outer).len(), 2, "{func}");
+    assert_eq!(func.dfg.block_params(inner).len(), 2, "{func}");
+    assert_eq!(run(&func, &[3]), 9);
+    assert_eq!(run(&func, &[0]), 0);
+    assert_eq!(run(&func, &[7]), 49);
+}

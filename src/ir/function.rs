@@ -355,6 +355,16 @@ impl DataFlowGraph {
         self.block_params[block].push(v);
     }
 
+    /// Removes parameter number `n` of `block`; the later ones move down by one. Branches to
+    /// `block` must drop their argument number `n` too.
+    pub fn remove_block_param(&mut self, block: Block, n: usize) {
+        let v = self.block_params[block].remove(n);
+        self.values[v].def = ValueDef::Unused;
+        for (i, &p) in self.block_params[block].iter().enumerate().skip(n) {
+            self.values[p].def = ValueDef::Param(block, i);
+        }
+    }
+
     /// The parameters of `block`.
     pub fn block_params(&self, block: Block) -> &[Value] {
         &self.block_params[block]

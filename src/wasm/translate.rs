@@ -880,13 +880,15 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             }
         };
         // A memory that never moves has a base that never changes: the load is readonly,
-        // so an optimiser may hoist it out of loops.
+        // so an optimiser may hoist it out of loops. One whose maximum is its minimum never
+        // grows, so it never moves and its bound never changes either.
+        let fixed_size = plan.max_bytes == Some(plan.min_bytes);
         let base = self.vmctx_load(
             types::I64,
             VmLayout::memory_base(index),
-            plan.reservation.is_some(),
+            plan.reservation.is_some() || fixed_size,
         );
-        let bound = self.vmctx_load(types::I64, VmLayout::memory_bound(index), false);
+        let bound = self.vmctx_load(types::I64, VmLayout::memory_bound(index), fixed_size);
         Ok((memory, base, bound))
     }
 
