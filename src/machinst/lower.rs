@@ -49,6 +49,20 @@ pub struct Lower<'f, I: MachInst> {
     cur_targets: Vec<MachBlock>,
     cur_args: Vec<Vec<VReg>>,
     memo: std::collections::HashMap<(u32, u64, u64), VReg>,
+    /// The IR block being lowered.
+    cur_block: Option<Block>,
+    /// Values computed where an IR value is defined (see [`Lower::hoist_to`]), by that value
+    /// and a backend-chosen key: valid in the whole function.
+    at_def: std::collections::HashMap<(Value, (u32, u64, u64)), VReg>,
+    /// Instructions to place at the end of an IR block, before its terminator.
+    appendix: SecondaryMap<Block, Vec<I>>,
+}
+
+/// Where [`Lower::hoist_to`] redirected emission, to be undone by [`Lower::end_hoist`].
+pub struct Hoist {
+    block: Block,
+    mark: usize,
+    memo: std::collections::HashMap<(u32, u64, u64), VReg>,
 }
 
 impl<'f, I: MachInst> Lower<'f, I> {
@@ -62,6 +76,45 @@ impl<'f, I: MachInst> Lower<'f, I> {
     /// Records `reg` as the value of `key` for the rest of the block.
     pub fn memoize(&mut self, key: (u32, u64, u64), reg: VReg) {
         self.memo.insert(key, reg);
+    }
+
+    /// The block where a value derived from `v` alone is best computed, when it is another
+    /// block than the current one: the block defining `v`, which dominates every use of `v`.
+    /// A value made there is computed once per execution of that block (before a loop, say)
+    /// instead of at every use. `None` when `v` is defined in the current block, or its
+    /// definition was deferred to its use here.
+    pub fn hoist_target(&self, v: Value) -> Option<Block> {
+        let block = match self.func.dfg.value_def(v) {
+            ValueDef::Result(inst, _) if !self.deferred[inst] => self.func.layout.inst_block(inst),
+            ValueDef::Param(b, _) => Some(b),
+            _ => None,
+        }?;
+        (Some(block) != self.cur_block).then_some(block)
+    }
+
+    /// The register made earlier by a hoisted computation on `v` for `key`.
+    pub fn hoisted(&self, v: Value, key: (u32, u64, u64)) -> Option<VReg> {
+        self.at_def.get(&(v, key)).copied()
+    }
+
+    /// From here on, emitted instructions go to the end of `block` (see
+    /// [`Lower::hoist_target`]), with an empty per-block memo: registers of the current
+    /// block are not available there.
+    pub fn hoist_to(&mut self, block: Block) -> Hoist {
+        Hoist {
+            block,
+            mark: self.insts.len(),
+            memo: std::mem::take(&mut self.memo),
+        }
+    }
+
+    /// Ends a [`Lower::hoist_to`]: moves what was emitted since to its block and records
+    /// `reg` as the value of `(v, key)` for the rest of the function.
+    pub fn end_hoist(&mut self, h: Hoist, v: Value, key: (u32, u64, u64), reg: VReg) {
+        let moved = self.insts.split_off(h.mark);
+        self.appendix[h.block].extend(moved);
+        self.memo = h.memo;
+        self.at_def.insert((v, key), reg);
     }
 
     /// A fresh virtual register of `class`.
@@ -292,6 +345,9 @@ pub fn lower<B: Backend>(func: &Function, backend: &B) -> Result<VCode<B::MInst>
         cur_targets: Vec::new(),
         cur_args: Vec::new(),
         memo: Default::default(),
+        cur_block: None,
+        at_def: Default::default(),
+        appendix: SecondaryMap::new(),
     };
 
     // Block parameters get their registers up front: branches to them may be lowered first.
@@ -363,7 +419,97 @@ pub fn lower<B: Backend>(func: &Function, backend: &B) -> Result<VCode<B::MInst>
     }
 
     let num_vregs = ctx.next_vreg;
-    Ok(VCode::new(ctx.insts, blocks, num_vregs, ctx.facts))
+    let insts = place_appendices(ctx.insts, &mut blocks, &layout, &mut ctx.appendix);
+    let insts = remove_dead(insts, &mut blocks);
+    Ok(VCode::new(insts, blocks, num_vregs, ctx.facts))
+}
+
+/// Puts the instructions hoisted into each IR block just before its terminator (the last
+/// instruction: a branch reads registers only, so what precedes it may define more).
+fn place_appendices<I: MachInst>(
+    insts: Vec<I>,
+    blocks: &mut [VBlock],
+    layout: &[Result<Block, (Block, usize, Block)>],
+    appendix: &mut SecondaryMap<Block, Vec<I>>,
+) -> Vec<I> {
+    if layout
+        .iter()
+        .all(|item| item.map_or(true, |b| appendix[b].is_empty()))
+    {
+        return insts;
+    }
+    let mut out = Vec::with_capacity(insts.len());
+    let mut insts = insts.into_iter();
+    for (vb, item) in blocks.iter_mut().zip(layout) {
+        let n = (vb.end - vb.start) as usize;
+        vb.start = out.len() as u32;
+        out.extend(insts.by_ref().take(n - 1));
+        if let Ok(b) = *item {
+            out.append(&mut appendix[b]);
+        }
+        out.extend(insts.by_ref().take(1));
+        vb.end = out.len() as u32;
+    }
+    out
+}
+
+/// Drops pure machine instructions none of whose results is used, until none is left.
+/// Lowering leaves such instructions behind when a value it materialised (a constant LICM
+/// hoisted, say) ends up folded into every user as an immediate.
+fn remove_dead<I: MachInst>(insts: Vec<I>, blocks: &mut [VBlock]) -> Vec<I> {
+    use regalloc2::OperandKind;
+    let operands: Vec<Vec<regalloc2::Operand>> = insts
+        .iter()
+        .map(|i| {
+            let mut ops = Vec::new();
+            i.operands(&mut ops);
+            ops
+        })
+        .collect();
+    let mut uses: std::collections::HashMap<VReg, u32> = Default::default();
+    let count = |v: VReg, uses: &mut std::collections::HashMap<VReg, u32>, d: i32| {
+        let n = uses.entry(v).or_default();
+        *n = n.wrapping_add_signed(d);
+    };
+    for ops in &operands {
+        for op in ops.iter().filter(|o| o.kind() == OperandKind::Use) {
+            count(op.vreg(), &mut uses, 1);
+        }
+    }
+    for b in blocks.iter() {
+        for &v in b.branch_args.iter().flatten() {
+            count(v, &mut uses, 1);
+        }
+    }
+    let mut dead = vec![false; insts.len()];
+    loop {
+        let mut changed = false;
+        for i in (0..insts.len()).rev() {
+            let defs = || operands[i].iter().filter(|o| o.kind() == OperandKind::Def);
+            if dead[i]
+                || !insts[i].is_pure()
+                || defs().any(|o| uses.get(&o.vreg()).copied().unwrap_or(0) > 0)
+            {
+                continue;
+            }
+            dead[i] = true;
+            changed = true;
+            for op in operands[i].iter().filter(|o| o.kind() == OperandKind::Use) {
+                count(op.vreg(), &mut uses, -1);
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut kept = Vec::with_capacity(insts.len());
+    for b in blocks.iter_mut() {
+        let (start, end) = (b.start as usize, b.end as usize);
+        b.start = kept.len() as u32;
+        kept.extend((start..end).filter(|&i| !dead[i]).map(|i| insts[i].clone()));
+        b.end = kept.len() as u32;
+    }
+    kept
 }
 
 fn unlowered(v: Value) -> CodegenError {
@@ -380,6 +526,7 @@ fn lower_block<B: Backend>(
     let func = ctx.func;
     let insts = func.layout.block_insts(b);
     ctx.memo.clear();
+    ctx.cur_block = Some(b);
     // Which instructions may be deferred to their single user later in this block: pure
     // ones, and `notrap` loads with no memory write or call in between.
     for (i, &inst) in insts.iter().enumerate() {

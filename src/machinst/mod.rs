@@ -60,6 +60,11 @@ pub trait MachInst: Clone + fmt::Debug {
     fn clobbers(&self) -> PRegSet {
         PRegSet::empty()
     }
+    /// Whether the instruction only writes its register results: no memory access, trap,
+    /// control flow or clobber. Lowering drops such an instruction when no result is used.
+    fn is_pure(&self) -> bool {
+        false
+    }
     /// Whether the instruction returns from the function.
     fn is_ret(&self) -> bool;
     /// The successor blocks when the instruction ends a block with a branch.

@@ -242,11 +242,7 @@ impl Emitter {
                 let at = self.buf.offset();
                 op.encode(self.sink(), n(*dst), n(*a), n(*b));
                 // Division traps report their kind; the table entry names the site.
-                use super::inst::BinOp::*;
-                if matches!(
-                    op,
-                    Xdiv32S | Xdiv64S | Xdiv32U | Xdiv64U | Xrem32S | Xrem64S | Xrem32U | Xrem64U
-                ) {
+                if op.can_trap() {
                     self.buf.add_trap(at, TrapCode::INTEGER_DIVISION_BY_ZERO);
                 }
             }
@@ -276,7 +272,7 @@ impl Emitter {
             MInst::Un { op, dst, src } => {
                 let at = self.buf.offset();
                 op.encode(self.sink(), n(*dst), n(*src));
-                if op.mnemonic().starts_with('x') && op.mnemonic().contains("_from_f") {
+                if op.can_trap() {
                     self.buf.add_trap(at, TrapCode::BAD_CONVERSION_TO_INTEGER);
                 }
             }

@@ -198,6 +198,25 @@ pub enum ImmOp {
     ShrS,
 }
 
+impl BinOp {
+    /// Division and remainder trap (by zero, or signed overflow).
+    pub fn can_trap(self) -> bool {
+        use BinOp::*;
+        matches!(
+            self,
+            Xdiv32S | Xdiv64S | Xdiv32U | Xdiv64U | Xrem32S | Xrem64S | Xrem32U | Xrem64U
+        )
+    }
+}
+
+impl UnOp {
+    /// Float-to-integer conversions trap on NaN and overflow, unless saturating.
+    pub fn can_trap(self) -> bool {
+        let m = self.mnemonic();
+        m.starts_with('x') && m.contains("_from_f") && !m.ends_with("_sat")
+    }
+}
+
 /// What a memory operation reads or writes: width, extension, byte order and register class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(missing_docs)]
@@ -627,6 +646,17 @@ impl MachInst for MInst {
                 s
             }
             _ => PRegSet::empty(),
+        }
+    }
+    fn is_pure(&self) -> bool {
+        match self {
+            MInst::Bin { op, .. } => !op.can_trap(),
+            MInst::Un { op, .. } => !op.can_trap(),
+            MInst::BinImm { .. }
+            | MInst::XConst { .. }
+            | MInst::FConst { .. }
+            | MInst::Select { .. } => true,
+            _ => false,
         }
     }
     fn is_ret(&self) -> bool {

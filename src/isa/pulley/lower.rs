@@ -93,6 +93,14 @@ pub struct PulleyBackend {
     pub spectre: bool,
 }
 
+/// Tags of memoized machine values (`Lower::memoized`, `Lower::hoisted`).
+const CONST_KEY: u32 = 0;
+const ADD_REGS_KEY: u32 = 1;
+const ZEXT_KEY: u32 = 2;
+/// `x - k`, `x + k` for a constant `k`.
+const SUB_KEY: u32 = 3;
+const ADD_KEY: u32 = 4;
+
 const INT_ARGS: usize = 15;
 const FLOAT_ARGS: usize = 16;
 
@@ -230,7 +238,7 @@ impl IsleContext<'_, '_> {
         dst
     }
     fn const_reg(&mut self, imm: u64) -> VReg {
-        if let Some(r) = self.lower.memoized((0, imm, 0)) {
+        if let Some(r) = self.lower.memoized((CONST_KEY, imm, 0)) {
             return r;
         }
         let dst = self.vreg(RegClass::Int);
@@ -238,12 +246,12 @@ impl IsleContext<'_, '_> {
             dst,
             imm: imm as i64,
         });
-        self.lower.memoize((0, imm, 0), dst);
+        self.lower.memoize((CONST_KEY, imm, 0), dst);
         dst
     }
     /// `a + b` (64-bit), made once per block for the same registers.
     fn add_regs(&mut self, a: VReg, b: VReg) -> VReg {
-        let key = (1, a.bits() as u64, b.bits() as u64);
+        let key = (ADD_REGS_KEY, a.bits() as u64, b.bits() as u64);
         if let Some(r) = self.lower.memoized(key) {
             return r;
         }
@@ -288,6 +296,26 @@ impl IsleContext<'_, '_> {
         } else {
             Amode::O32 { base, offset }
         }
+    }
+    /// `make()`, a value computed from IR value `v` alone, placed where `v` is defined when
+    /// that is another block (once before a loop instead of on every iteration), and made
+    /// once per function there; made here otherwise.
+    fn derived(
+        &mut self,
+        v: Value,
+        key: (u32, u64, u64),
+        make: impl FnOnce(&mut Self) -> VReg,
+    ) -> VReg {
+        let Some(block) = self.lower.hoist_target(v) else {
+            return make(self);
+        };
+        if let Some(r) = self.lower.hoisted(v, key) {
+            return r;
+        }
+        let h = self.lower.hoist_to(block);
+        let r = make(self);
+        self.lower.end_hoist(h, v, key, r);
+        r
     }
     fn memory_min(&self, m: Memory) -> u64 {
         self.lower.func.memories[m].min
@@ -663,10 +691,9 @@ impl generated::Context for IsleContext<'_, '_> {
     }
 
     fn access_g32(&mut self, a: Access) -> Option<Access> {
-        let ok = a.index_ty == I32
-            && !a.op.big_endian()
-            && u16::try_from(a.offset).is_ok()
-            && self.bound_at_least(&a, a.end);
+        // Offsets beyond u16 are rebased (see `emit_access`), which `bound >= end` also
+        // makes sound.
+        let ok = a.index_ty == I32 && !a.op.big_endian() && self.bound_at_least(&a, a.end);
         ok.then_some(Access {
             mode: Mode::G32,
             ..a
@@ -717,11 +744,25 @@ impl generated::Context for IsleContext<'_, '_> {
                 let bound = self.put_value(a.bound);
                 self.lower.set_fact(bound, Fact::MemoryBound(a.memory));
                 let index = self.put_value(a.index);
+                // g32 holds a u16 offset. For a larger one, `d = offset - offset % 2^16` moves
+                // into both base and bound: `base + d` and `bound - d` (which cannot wrap, as
+                // `bound >= end > d`) are loop-invariant, made once where base and bound are
+                // defined, and shared by accesses in the same 64 KiB window. The access then
+                // checks `index > (bound - d) - (offset - d) - size`, the same condition.
+                let d = a.offset & !0xffff;
+                let (base, bound) = if d == 0 {
+                    (base, bound)
+                } else {
+                    (
+                        self.derived(a.base, (ADD_KEY, d, 0), |cx| cx.add_const(base, d)),
+                        self.derived(a.bound, (SUB_KEY, d, 0), |cx| cx.sub_const(bound, d)),
+                    )
+                };
                 Amode::G32 {
                     base,
                     bound,
                     index,
-                    offset: a.offset as u16,
+                    offset: (a.offset - d) as u16,
                 }
             }
             Mode::G32Bne { load, addr, offset } => {
@@ -808,9 +849,31 @@ impl generated::Context for IsleContext<'_, '_> {
         let tys: Vec<Type> = values.iter().map(|&v| self.ty(v)).collect();
         match abi_regs(&tys, "return values") {
             Ok(regs) => {
+                // A value from another block (an accumulator returned after its loop) is
+                // copied, so that it is not pinned to its return register throughout the
+                // loop; the one move happens on the way out. Others go there directly.
+                let here = self.lower.func.layout.inst_block(inst);
                 let rets = values
                     .iter()
-                    .map(|&v| self.put_value(v))
+                    .map(|&v| {
+                        let r = self.put_value(v);
+                        let def_block = match self.lower.func.dfg.value_def(v) {
+                            crate::ir::ValueDef::Result(i, _) => {
+                                self.lower.func.layout.inst_block(i)
+                            }
+                            crate::ir::ValueDef::Param(b, _) => Some(b),
+                            crate::ir::ValueDef::Unused => None,
+                        };
+                        if def_block == here {
+                            return r;
+                        }
+                        let op = if r.class() == RegClass::Float {
+                            UnOp::Fmov
+                        } else {
+                            UnOp::Xmov
+                        };
+                        self.un_reg(op, r)
+                    })
                     .zip(regs)
                     .collect();
                 self.emit(MInst::Ret { rets });
@@ -891,7 +954,7 @@ impl IsleContext<'_, '_> {
     fn explicit_check(&mut self, a: &Access, base: VReg) -> Amode {
         let index = self.put_value(a.index);
         let index = if a.index_ty == I32 {
-            let key = (2, index.bits() as u64, 0);
+            let key = (ZEXT_KEY, index.bits() as u64, 0);
             match self.lower.memoized(key) {
                 Some(r) => r,
                 None => {
@@ -907,7 +970,10 @@ impl IsleContext<'_, '_> {
         self.lower.set_fact(bound, Fact::MemoryBound(a.memory));
         // (smaller, larger): out of bounds when smaller < larger.
         let (lhs, rhs) = if self.bound_at_least(a, a.end) {
-            (self.sub_const(bound, a.end), index)
+            let limit = self.derived(a.bound, (SUB_KEY, a.end, 0), |cx| {
+                cx.sub_const(bound, a.end)
+            });
+            (limit, index)
         } else if a.index_ty == I32 && a.end < 1 << 32 {
             (bound, self.add_const(index, a.end))
         } else {
