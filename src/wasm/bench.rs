@@ -205,8 +205,10 @@ pub fn run(reps: usize, report: &mut dyn FnMut(&Row)) -> Result<Vec<Row>, String
             for (memory, config) in MemoryConfig::PRESETS {
                 for spectre in [false, true] {
                     let mut size = [0; 3];
-                    let mut time = [Duration::ZERO; 3];
-                    let mut results = Vec::new();
+                    let ty = if memory64 { types::I64 } else { types::I32 };
+                    let arg = [DataValue::new(ty, kernel.n)];
+                    // Each engine in its own store, all initialised before any is timed.
+                    let mut runs = Vec::with_capacity(3);
                     for (i, engine) in engines(spectre)?.into_iter().enumerate() {
                         let mut store = Store::new(config, engine);
                         let inst = store
@@ -219,16 +221,24 @@ pub fn run(reps: usize, report: &mut dyn FnMut(&Row)) -> Result<Vec<Row>, String
                         };
                         let (init, run) = (func("init")?, func("run")?);
                         store.call(inst, init, &[])?;
-                        let ty = if memory64 { types::I64 } else { types::I32 };
-                        let arg = [DataValue::new(ty, kernel.n)];
-                        let mut samples = Vec::with_capacity(reps);
-                        let mut outcome = None;
-                        for _ in 0..reps {
+                        runs.push((store, inst, run));
+                    }
+                    // Calls alternate between the engines, so that a slow spell of the
+                    // (shared, virtual) machine hits all three alike instead of one.
+                    let mut samples = vec![Vec::with_capacity(reps); 3];
+                    let mut outcomes = vec![None; 3];
+                    for _ in 0..reps {
+                        for (i, (store, inst, run)) in runs.iter_mut().enumerate() {
                             let t = Instant::now();
-                            let o = store.call(inst, run, &arg)?;
-                            samples.push(t.elapsed());
-                            outcome = Some(o);
+                            let o = store.call(*inst, *run, &arg)?;
+                            samples[i].push(t.elapsed());
+                            outcomes[i] = Some(o);
                         }
+                    }
+                    let mut time = [Duration::ZERO; 3];
+                    let mut results = Vec::new();
+                    for (i, (mut samples, outcome)) in samples.into_iter().zip(outcomes).enumerate()
+                    {
                         samples.sort();
                         time[i] = samples[samples.len() / 2];
                         match outcome {

@@ -487,6 +487,15 @@ impl generated::Context for IsleContext<'_, '_> {
             _ => i32::try_from(k as i64).ok().map(i64::from),
         }
     }
+    fn pow2_of(&mut self, ty: Type, v: Value) -> Option<i64> {
+        let k = self.lower.iconst(v)?;
+        let k = match ty {
+            t if t == I64 => k,
+            t if t == I32 => k & 0xffff_ffff,
+            _ => return None,
+        };
+        k.is_power_of_two().then(|| i64::from(k.trailing_zeros()))
+    }
     fn bin_imm(&mut self, ty: Type, op: &ImmOp, a: VReg, imm: i64) -> VReg {
         let dst = self.vreg(RegClass::Int);
         self.emit(MInst::BinImm {
