@@ -225,7 +225,8 @@ pub fn run(reps: usize, report: &mut dyn FnMut(&Row)) -> Result<Vec<Row>, String
                     }
                     // Calls alternate between the engines, so that a slow spell of the
                     // (shared, virtual) machine hits all three alike instead of one.
-                    let mut samples = vec![Vec::with_capacity(reps); 3];
+                    let mut samples: [Vec<Duration>; 3] =
+                        std::array::from_fn(|_| Vec::with_capacity(reps));
                     let mut outcomes = vec![None; 3];
                     for _ in 0..reps {
                         for (i, (store, inst, run)) in runs.iter_mut().enumerate() {
