@@ -582,9 +582,10 @@ fn bench_command(reps: usize) -> Result<ExitCode, String> {
         );
     }
     println!(
-        "{:<12} {:<5} {:<13} {:<7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>10} {:>10} {:>10} {:>7} {:>7}",
+        "{:<12} {:<5} {:<5} {:<13} {:<7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>10} {:>10} {:>10} {:>7} {:>7}",
         "kernel",
         "index",
+        "bound",
         "memory",
         "spectre",
         "size a",
@@ -602,9 +603,10 @@ fn bench_command(reps: usize) -> Result<ExitCode, String> {
     let rows = bench::run(reps.max(1), &mut |r| {
         let t = |d: std::time::Duration| d.as_secs_f64() * 1e6;
         println!(
-            "{:<12} {:<5} {:<13} {:<7} {:>8} {:>8} {:>8} {:>7.2} {:>7.2} {:>8.0}us {:>8.0}us {:>8.0}us {:>7.2} {:>7.2}",
+            "{:<12} {:<5} {:<5} {:<13} {:<7} {:>8} {:>8} {:>8} {:>7.2} {:>7.2} {:>8.0}us {:>8.0}us {:>8.0}us {:>7.2} {:>7.2}",
             r.kernel,
             if r.memory64 { "i64" } else { "i32" },
+            if r.fixed { "const" } else { "load" },
             r.memory,
             if r.spectre { "on" } else { "off" },
             r.size[0],
@@ -642,6 +644,14 @@ fn bench_command(reps: usize) -> Result<ExitCode, String> {
         ("offset > u16 (far_offset)", &|r: &bench::Row| {
             r.kernel == "far_offset"
         }),
+        ("constant bound (fixed size)", &|r: &bench::Row| r.fixed),
+        ("bound loaded (growable)", &|r: &bench::Row| !r.fixed),
+        (
+            "where upstream's matcher misses (any of memory64, trapnz, offset > u16, constant bound)",
+            &|r: &bench::Row| {
+                r.memory64 || !r.spectre || r.kernel == "far_offset" || r.fixed
+            },
+        ),
     ] {
         let (g, n, min) = geo(f);
         println!("speed-up of (a) over (c), {label}: geometric mean {g:.2}x over {n} rows, worst {min:.2}x");

@@ -147,8 +147,10 @@ pub const KERNELS: &[Kernel] = &[
 ];
 
 impl Kernel {
-    /// The module text for `memory64` or not: 3 pages (192 KiB), fixed size.
-    pub fn module(&self, memory64: bool) -> String {
+    /// The module text for `memory64` or not: 3 pages (192 KiB), of fixed size (maximum 3
+    /// pages: the translator makes the bound a constant) or growable (maximum 6: the bound
+    /// is loaded from the vmctx).
+    pub fn module(&self, memory64: bool, fixed: bool) -> String {
         let (idx, to32, from32) = if memory64 {
             ("i64", "i32.wrap_i64", "i64.extend_i32_u")
         } else {
@@ -159,7 +161,8 @@ impl Kernel {
             .replace("IDX_TO_I32", to32)
             .replace("IDX_FROM_I32", from32)
             .replace("IDX", idx);
-        format!("(module (memory {idx} 3 3){body})")
+        let max = if fixed { 3 } else { 6 };
+        format!("(module (memory {idx} 3 {max}){body})")
     }
 }
 
@@ -169,6 +172,8 @@ pub struct Row {
     pub kernel: &'static str,
     /// memory64.
     pub memory64: bool,
+    /// A memory of fixed size, whose bound is a constant.
+    pub fixed: bool,
     /// Memory preset name.
     pub memory: &'static str,
     /// Spectre mitigation.
@@ -194,13 +199,13 @@ fn engines(spectre: bool) -> Result<[Box<dyn Engine>; 3], String> {
     ])
 }
 
-/// Measures every kernel, on i32 and i64 memories, under each preset and both Spectre
-/// settings; `reps` calls per point, the median kept. `report` gets each row as it is done.
+/// Measures every kernel, on i32 and i64 memories of fixed and growable size, under each
+/// preset and both Spectre settings; `reps` calls per point, the median kept. `report` gets each row as it is done.
 pub fn run(reps: usize, report: &mut dyn FnMut(&Row)) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
     for kernel in KERNELS {
-        for memory64 in [false, true] {
-            let wasm = wat::parse_str(kernel.module(memory64))
+        for (memory64, fixed) in [(false, false), (false, true), (true, false), (true, true)] {
+            let wasm = wat::parse_str(kernel.module(memory64, fixed))
                 .map_err(|e| format!("{}: {e}", kernel.name))?;
             for (memory, config) in MemoryConfig::PRESETS {
                 for spectre in [false, true] {
@@ -261,6 +266,7 @@ pub fn run(reps: usize, report: &mut dyn FnMut(&Row)) -> Result<Vec<Row>, String
                     let row = Row {
                         kernel: kernel.name,
                         memory64,
+                        fixed,
                         memory,
                         spectre,
                         size,

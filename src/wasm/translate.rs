@@ -881,14 +881,20 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         };
         // A memory that never moves has a base that never changes: the load is readonly,
         // so an optimiser may hoist it out of loops. One whose maximum is its minimum never
-        // grows, so it never moves and its bound never changes either.
+        // grows, so it never moves, and its bound is that size: a constant.
         let fixed_size = plan.max_bytes == Some(plan.min_bytes);
         let base = self.vmctx_load(
             types::I64,
             VmLayout::memory_base(index),
             plan.reservation.is_some() || fixed_size,
         );
-        let bound = self.vmctx_load(types::I64, VmLayout::memory_bound(index), fixed_size);
+        let bound = if fixed_size {
+            self.b
+                .ins()
+                .iconst(types::I64, (plan.min_bytes as i64).into())
+        } else {
+            self.vmctx_load(types::I64, VmLayout::memory_bound(index), false)
+        };
         Ok((memory, base, bound))
     }
 
