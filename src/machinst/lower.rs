@@ -56,6 +56,11 @@ pub struct Lower<'f, I: MachInst> {
     at_def: std::collections::HashMap<(Value, (u32, u64, u64)), VReg>,
     /// Instructions to place at the end of an IR block, before its terminator.
     appendix: SecondaryMap<Block, Vec<I>>,
+    /// The current block's runs of accesses that may share one check.
+    shared: std::collections::HashMap<Inst, super::share::Shared>,
+    /// Addresses `base + index` that a run's leader checked for the whole run, and whether
+    /// the check may have replaced them by null (Spectre form), by leader; current block.
+    checked: std::collections::HashMap<Inst, (VReg, bool)>,
 }
 
 /// Where [`Lower::hoist_to`] redirected emission, to be undone by [`Lower::end_hoist`].
@@ -115,6 +120,30 @@ impl<'f, I: MachInst> Lower<'f, I> {
         self.appendix[h.block].extend(moved);
         self.memo = h.memo;
         self.at_def.insert((v, key), reg);
+    }
+
+    /// For the first access of a run that may share one check (see [`super::share`]), the
+    /// largest `offset + size` of the run: checking it covers every access of the run.
+    pub fn run_end(&self, access: Inst) -> Option<u64> {
+        match self.shared.get(&access)? {
+            super::share::Shared::Leader { end } => Some(*end),
+            super::share::Shared::Covered { .. } => None,
+        }
+    }
+
+    /// Records that `leader` checked its run's largest end on the address `base + index`
+    /// held in `addr` (`nullable`: replaced by null when out of bounds).
+    pub fn record_checked(&mut self, leader: Inst, addr: VReg, nullable: bool) {
+        self.checked.insert(leader, (addr, nullable));
+    }
+
+    /// For a later access of a run whose leader checked the whole run: the checked address
+    /// `base + index` and whether it may be null.
+    pub fn checked_by_leader(&self, access: Inst) -> Option<(VReg, bool)> {
+        match self.shared.get(&access)? {
+            super::share::Shared::Covered { leader } => self.checked.get(leader).copied(),
+            super::share::Shared::Leader { .. } => None,
+        }
     }
 
     /// A fresh virtual register of `class`.
@@ -348,6 +377,8 @@ pub fn lower<B: Backend>(func: &Function, backend: &B) -> Result<VCode<B::MInst>
         cur_block: None,
         at_def: Default::default(),
         appendix: SecondaryMap::new(),
+        shared: Default::default(),
+        checked: Default::default(),
     };
 
     // Block parameters get their registers up front: branches to them may be lowered first.
@@ -527,6 +558,8 @@ fn lower_block<B: Backend>(
     let insts = func.layout.block_insts(b);
     ctx.memo.clear();
     ctx.cur_block = Some(b);
+    ctx.shared = super::share::runs(func, b);
+    ctx.checked.clear();
     // Which instructions may be deferred to their single user later in this block: pure
     // ones, and `notrap` loads with no memory write or call in between.
     for (i, &inst) in insts.iter().enumerate() {

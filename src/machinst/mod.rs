@@ -11,6 +11,7 @@ pub mod buffer;
 pub mod gvn;
 pub mod licm;
 pub mod lower;
+pub mod share;
 pub mod vcode;
 
 use crate::ir::{Memory, TrapCode};

@@ -5,7 +5,7 @@
 //! `pop_frame_restore`; spill slot `i` is at `sp + 8*i`, below the saved registers. A leaf
 //! function that needs none of that has no frame at all.
 
-use super::inst::{fr, xr, Amode, BrCond, ImmOp, MInst, MemOp, Role};
+use super::inst::{fr, xr, Amode, BrCond, ImmOp, MInst, MemOp, Role, UnOp};
 use crate::ir::TrapCode;
 use crate::machinst::buffer::{CodeBuffer, Label};
 use crate::machinst::vcode::VCode;
@@ -269,6 +269,12 @@ impl Emitter {
                 a,
                 imm,
             } => encode_bin_imm(self.sink(), *op, *wide, xr(n(*dst)), xr(n(*a)), *imm),
+            // A copy the allocator placed in one register already.
+            MInst::Un {
+                op: UnOp::Xmov | UnOp::Fmov,
+                dst,
+                src,
+            } if n(*dst) == n(*src) => {}
             MInst::Un { op, dst, src } => {
                 let at = self.buf.offset();
                 op.encode(self.sink(), n(*dst), n(*src));

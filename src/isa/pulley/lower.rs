@@ -62,6 +62,15 @@ pub enum Mode {
     },
     /// Compare and branch (or select a null address) before a plain access.
     Explicit,
+    /// Covered by the explicit check of an earlier access of its run
+    /// (`machinst::share`): a plain access at `addr + offset`, where `addr` is the checked
+    /// `base + index`, null-trapping when the check may have made it null.
+    Covered {
+        /// The checked `base + index`.
+        addr: VReg,
+        /// The Spectre form: `addr` is null when the run is out of bounds.
+        nullable: bool,
+    },
 }
 
 /// A bounds-checked access, as the selection rules see it.
@@ -307,7 +316,13 @@ impl IsleContext<'_, '_> {
         make: impl FnOnce(&mut Self) -> VReg,
     ) -> VReg {
         let Some(block) = self.lower.hoist_target(v) else {
-            return make(self);
+            let memo = (key.0 | 0x8000_0000, key.1, v.as_u32().into());
+            if let Some(r) = self.lower.memoized(memo) {
+                return r;
+            }
+            let r = make(self);
+            self.lower.memoize(memo, r);
+            return r;
         };
         if let Some(r) = self.lower.hoisted(v, key) {
             return r;
@@ -667,6 +682,19 @@ impl generated::Context for IsleContext<'_, '_> {
         })
     }
 
+    fn access_covered(&mut self, a: Access) -> Option<Access> {
+        let (addr, nullable) = self.lower.checked_by_leader(a.inst)?;
+        // Big-endian accesses have no null-trapping mode.
+        if nullable && a.op.big_endian() {
+            return None;
+        }
+        i32::try_from(a.offset).ok()?;
+        Some(Access {
+            mode: Mode::Covered { addr, nullable },
+            ..a
+        })
+    }
+
     fn access_g32bne(&mut self, a: Access) -> Option<Access> {
         if a.index_ty != I32 || a.op.big_endian() || a.op.class() != RegClass::Int {
             return None;
@@ -784,6 +812,14 @@ impl generated::Context for IsleContext<'_, '_> {
                     bound_offset: offset,
                     index,
                     offset: a.offset as u8,
+                }
+            }
+            Mode::Covered { addr, nullable } => {
+                let offset = a.offset as i32;
+                if nullable {
+                    Amode::Z { base: addr, offset }
+                } else {
+                    Amode::O32 { base: addr, offset }
                 }
             }
             Mode::Explicit | Mode::Undecided => self.explicit_check(&a, base),
@@ -977,16 +1013,20 @@ impl IsleContext<'_, '_> {
         };
         let bound = self.put_value(a.bound);
         self.lower.set_fact(bound, Fact::MemoryBound(a.memory));
-        // (smaller, larger): out of bounds when smaller < larger.
-        let (lhs, rhs) = if self.bound_at_least(a, a.end) {
-            let limit = self.derived(a.bound, (SUB_KEY, a.end, 0), |cx| {
-                cx.sub_const(bound, a.end)
-            });
+        // The first access of a run checks the run's largest end (`machinst::share`).
+        let end = self.lower.run_end(a.inst).unwrap_or(a.end);
+        // Out of bounds when `lhs < rhs` (`lhs <= rhs` for a one-byte end).
+        let mut or_equal = false;
+        let (lhs, rhs) = if end == 1 {
+            or_equal = true;
+            (bound, index)
+        } else if self.bound_at_least(a, end) {
+            let limit = self.derived(a.bound, (SUB_KEY, end, 0), |cx| cx.sub_const(bound, end));
             (limit, index)
-        } else if a.index_ty == I32 && a.end < 1 << 32 {
-            (bound, self.add_const(index, a.end))
+        } else if a.index_ty == I32 && end < 1 << 32 {
+            (bound, self.add_const(index, end))
         } else {
-            let k = self.const_reg(a.end);
+            let k = self.const_reg(end);
             let end = self.vreg(RegClass::Int);
             self.emit(MInst::AddTrap {
                 wide: true,
@@ -999,7 +1039,12 @@ impl IsleContext<'_, '_> {
         };
         let addr = self.add_regs(base, index);
         if self.backend.spectre && !a.op.big_endian() {
-            let oob = self.bin_reg(BinOp::Xult64, lhs, rhs);
+            let cmp = if or_equal {
+                BinOp::Xulteq64
+            } else {
+                BinOp::Xult64
+            };
+            let oob = self.bin_reg(cmp, lhs, rhs);
             let zero = self.const_reg(0);
             // Offsets beyond i32 are added before the select so the null address stays null.
             let addr = match i32::try_from(a.offset) {
@@ -1007,15 +1052,26 @@ impl IsleContext<'_, '_> {
                 Err(_) => self.add_const(addr, a.offset),
             };
             let safe = self.select_reg_raw(oob, zero, addr);
-            let offset = i32::try_from(a.offset).unwrap_or(0);
+            let offset = match i32::try_from(a.offset) {
+                Ok(o) => {
+                    self.lower.record_checked(a.inst, safe, true);
+                    o
+                }
+                Err(_) => 0,
+            };
             Amode::Z { base: safe, offset }
         } else {
             self.emit(MInst::TrapIf {
-                cond: BrCond::Ult64,
+                cond: if or_equal {
+                    BrCond::Ulteq64
+                } else {
+                    BrCond::Ult64
+                },
                 a: lhs,
                 b: rhs,
                 code: a.trap,
             });
+            self.lower.record_checked(a.inst, addr, false);
             self.amode(addr, a.offset, false)
         }
     }
