@@ -110,9 +110,16 @@ enum Command {
     /// form; sizes and median times as ratios against (c). Build with `--release`.
     #[cfg(all(unix, feature = "cranelift"))]
     Bench {
-        /// Calls per measurement; the median is kept.
-        #[arg(long, default_value_t = 11)]
+        /// Calls per measurement (alternating between the three engines); the median is kept.
+        #[arg(long, default_value_t = 21)]
         reps: usize,
+        /// Processes, one after another, each measuring everything; per row, the median of
+        /// their medians is reported (a process's address-space layout biases its times).
+        #[arg(long, default_value_t = 5)]
+        processes: usize,
+        /// Print raw rows for a parent `bench` (internal).
+        #[arg(long, hide = true)]
+        raw: bool,
     },
     /// Compile the functions of a CLIF or Wasm file and print, per function, the machine code
     /// disassembly and its size.
@@ -266,7 +273,11 @@ fn run(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(all(unix, feature = "cranelift"))]
-        Command::Bench { reps } => bench_command(reps),
+        Command::Bench {
+            reps,
+            processes,
+            raw,
+        } => bench_command(reps, processes, raw),
         Command::Compile {
             file,
             target,
@@ -574,13 +585,40 @@ fn compile_command(
 }
 
 #[cfg(all(unix, feature = "cranelift"))]
-fn bench_command(reps: usize) -> Result<ExitCode, String> {
+fn bench_command(reps: usize, processes: usize, raw: bool) -> Result<ExitCode, String> {
     use clif_bounds::wasm::bench;
+    if raw {
+        bench::run(reps.max(1), &mut |r| println!("{}", r.to_line()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if cfg!(debug_assertions) {
         eprintln!(
             "note: a debug build; run `cargo run --release -- bench` for numbers worth citing"
         );
     }
+    let exe = std::env::current_exe().map_err(|e| format!("error: this program's path: {e}"))?;
+    let mut runs = Vec::new();
+    for p in 1..=processes.max(1) {
+        eprintln!("bench: process {p} of {}", processes.max(1));
+        let out = std::process::Command::new(&exe)
+            .args(["bench", "--raw", "--reps", &reps.max(1).to_string()])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| format!("error: starting {}: {e}", exe.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "error: benchmark process {p} failed ({})",
+                out.status
+            ));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        runs.push(
+            text.lines()
+                .map(bench::Row::parse_line)
+                .collect::<Result<Vec<_>, _>>()?,
+        );
+    }
+    let rows = bench::median_over(runs)?;
     println!(
         "{:<12} {:<5} {:<5} {:<13} {:<7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>10} {:>10} {:>10} {:>7} {:>7}",
         "kernel",
@@ -600,7 +638,7 @@ fn bench_command(reps: usize) -> Result<ExitCode, String> {
         "c/b"
     );
     let ratio = |x: f64, y: f64| if y > 0.0 { x / y } else { f64::NAN };
-    let rows = bench::run(reps.max(1), &mut |r| {
+    for r in &rows {
         let t = |d: std::time::Duration| d.as_secs_f64() * 1e6;
         println!(
             "{:<12} {:<5} {:<5} {:<13} {:<7} {:>8} {:>8} {:>8} {:>7.2} {:>7.2} {:>8.0}us {:>8.0}us {:>8.0}us {:>7.2} {:>7.2}",
@@ -620,7 +658,7 @@ fn bench_command(reps: usize) -> Result<ExitCode, String> {
             ratio(t(r.time[2]), t(r.time[0])),
             ratio(t(r.time[2]), t(r.time[1])),
         );
-    })?;
+    }
     // Geometric means of the speed-up of (a) over (c), overall and per group.
     let geo = |f: &dyn Fn(&bench::Row) -> bool| {
         let v: Vec<f64> = rows

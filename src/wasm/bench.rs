@@ -280,3 +280,95 @@ pub fn run(reps: usize, report: &mut dyn FnMut(&Row)) -> Result<Vec<Row>, String
     }
     Ok(rows)
 }
+
+impl Row {
+    /// The row as one line of tab-separated fields, for a parent process to collect:
+    /// kernel, memory64, fixed, memory, spectre, three sizes, three times in nanoseconds.
+    pub fn to_line(&self) -> String {
+        let [s0, s1, s2] = self.size;
+        let [t0, t1, t2] = self.time.map(|t| t.as_nanos());
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{s0}\t{s1}\t{s2}\t{t0}\t{t1}\t{t2}",
+            self.kernel, self.memory64, self.fixed, self.memory, self.spectre
+        )
+    }
+
+    /// Reads a line written by [`Row::to_line`].
+    pub fn parse_line(line: &str) -> Result<Row, String> {
+        let bad = || format!("not a benchmark row: `{line}`");
+        let f: Vec<&str> = line.split('\t').collect();
+        let [kernel, memory64, fixed, memory, spectre, s0, s1, s2, t0, t1, t2] = f[..] else {
+            return Err(bad());
+        };
+        let kernel = KERNELS
+            .iter()
+            .find(|k| k.name == kernel)
+            .ok_or_else(bad)?
+            .name;
+        let memory = MemoryConfig::PRESETS
+            .iter()
+            .find(|(n, _)| *n == memory)
+            .ok_or_else(bad)?
+            .0;
+        let flag = |s: &str| s.parse::<bool>().map_err(|_| bad());
+        let num = |s: &str| s.parse::<u64>().map_err(|_| bad());
+        Ok(Row {
+            kernel,
+            memory64: flag(memory64)?,
+            fixed: flag(fixed)?,
+            memory,
+            spectre: flag(spectre)?,
+            size: [num(s0)? as usize, num(s1)? as usize, num(s2)? as usize],
+            time: [
+                Duration::from_nanos(num(t0)?),
+                Duration::from_nanos(num(t1)?),
+                Duration::from_nanos(num(t2)?),
+            ],
+        })
+    }
+}
+
+/// Combines the rows of several runs (each in its own process, so with its own address-space
+/// layout): per row and engine, the median of the runs' times. A layout can favour one
+/// engine's code or data placement by 20% or more for a whole process, which alternating
+/// calls within one process cannot even out. The runs must agree on rows and sizes.
+pub fn median_over(runs: Vec<Vec<Row>>) -> Result<Vec<Row>, String> {
+    let mut runs = runs.into_iter();
+    let mut rows = runs.next().ok_or("no benchmark runs")?;
+    let mut times: Vec<[Vec<Duration>; 3]> = rows.iter().map(|r| r.time.map(|t| vec![t])).collect();
+    for run in runs {
+        if run.len() != rows.len() {
+            return Err("benchmark runs differ in their rows".into());
+        }
+        for ((row, other), t) in rows.iter().zip(&run).zip(&mut times) {
+            let same = (
+                row.kernel,
+                row.memory64,
+                row.fixed,
+                row.memory,
+                row.spectre,
+                row.size,
+            ) == (
+                other.kernel,
+                other.memory64,
+                other.fixed,
+                other.memory,
+                other.spectre,
+                other.size,
+            );
+            if !same {
+                return Err(format!("benchmark runs differ at {}", row.to_line()));
+            }
+            for (samples, &x) in t.iter_mut().zip(&other.time) {
+                samples.push(x);
+            }
+        }
+    }
+    for (row, t) in rows.iter_mut().zip(&mut times) {
+        for (time, samples) in row.time.iter_mut().zip(t.iter_mut()) {
+            samples.sort();
+            *time = samples[samples.len() / 2];
+        }
+    }
+    Ok(rows)
+}
