@@ -427,7 +427,9 @@ pub struct MemFlags {
     pub can_move: bool,
     /// Explicit byte order; `None` is the target's.
     pub endianness: Option<Endianness>,
-    /// The alias region.
+    /// The alias region, as upstream: two accesses in different regions never touch the same
+    /// bytes, so an optimiser may move a load across a store of another region. No region:
+    /// may alias anything.
     pub region: Option<AliasRegion>,
 }
 

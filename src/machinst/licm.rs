@@ -4,22 +4,58 @@
 //!
 //! Pure instructions cannot trap, and `notrap readonly` loads read memory that does not
 //! change during the function and cannot fault, so executing them once before the loop, even
-//! when the loop body would not have run, changes nothing observable. Trapping instructions,
-//! bounds-checked accesses included, never move.
+//! when the loop body would not have run, changes nothing observable. A `notrap` load that is
+//! not `readonly` moves too when the loop calls nothing and every store in it names another
+//! alias region than the load's: nothing in the loop can change what it reads (a Wasm bound
+//! in a loop that writes only linear memory). Trapping instructions, bounds-checked accesses
+//! included, never move.
 
 use super::lower::branch_destinations;
-use crate::ir::{Block, Function, InstructionData, Opcode, ValueDef};
+use crate::ir::{AliasRegion, Block, Function, InstructionData, Opcode, ValueDef};
 use cranelift_entity::SecondaryMap;
 
-fn hoistable(data: &InstructionData) -> bool {
+/// What a loop may write: `None` when anything (a call, a store without a region), else the
+/// alias regions its stores name.
+fn written_regions(func: &Function, body: &[Block]) -> Option<Vec<AliasRegion>> {
+    let mut regions = Vec::new();
+    for &b in body {
+        for &inst in func.layout.block_insts(b) {
+            let data = &func.dfg.insts[inst];
+            let op = data.opcode();
+            if op.is_call() || op.other_side_effects() {
+                return None;
+            }
+            if !op.can_store() {
+                continue;
+            }
+            match data {
+                InstructionData::Store { flags, .. }
+                | InstructionData::BoundsCheckedStore { flags, .. } => {
+                    regions.push(flags.region?);
+                }
+                _ => return None,
+            }
+        }
+    }
+    Some(regions)
+}
+
+fn hoistable(data: &InstructionData, written: Option<&[AliasRegion]>) -> bool {
     let op = data.opcode();
-    let pure = super::is_pure(op);
-    let stable_load = matches!(
-        data,
-        InstructionData::Load { opcode: Opcode::Load, flags, .. }
-            if flags.trap_code.is_none() && flags.readonly
-    );
-    pure || stable_load
+    let unchanged_load = match data {
+        InstructionData::Load {
+            opcode: Opcode::Load,
+            flags,
+            ..
+        } if flags.trap_code.is_none() => {
+            flags.readonly
+                || flags
+                    .region
+                    .is_some_and(|r| written.is_some_and(|w| !w.contains(&r)))
+        }
+        _ => false,
+    };
+    super::is_pure(op) || unchanged_load
 }
 
 /// Rewrites `func` in place; returns how many instructions moved.
@@ -146,6 +182,7 @@ pub fn run(func: &mut Function) -> usize {
         for &b in &body {
             in_loop[b] = true;
         }
+        let written = written_regions(func, &body);
         let mut members = body.clone();
         members.sort_by_key(|&b| rpo[b]);
         for b in members {
@@ -154,7 +191,7 @@ pub fn run(func: &mut Function) -> usize {
             let mut hoisted = Vec::new();
             for inst in insts {
                 let data = &func.dfg.insts[inst];
-                let invariant = hoistable(data)
+                let invariant = hoistable(data, written.as_deref())
                     && data
                         .arguments()
                         .iter()

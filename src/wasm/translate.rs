@@ -12,9 +12,9 @@ use super::module::{clif_type, Module};
 use super::{traps, VmLayout, WasmError};
 use crate::frontend::{FunctionBuilder, Variable};
 use crate::ir::{
-    types, AbiParam, AccessKind, Block, BlockCall, Endianness, ExtFuncData, FloatCC, FuncRef,
-    Function, Ieee32, Ieee64, InstBuilder, IntCC, JumpTable, MemFlags, Memory, Offset32, Offset64,
-    Signature, TrapCode, Type, Value,
+    types, AbiParam, AccessKind, AliasRegion, AliasRegionData, Block, BlockCall, Endianness,
+    ExtFuncData, FloatCC, FuncRef, Function, Ieee32, Ieee64, InstBuilder, IntCC, JumpTable,
+    MemFlags, Memory, Offset32, Offset64, Signature, TrapCode, Type, Value,
 };
 use cranelift_entity::EntityRef;
 use std::collections::{BTreeSet, HashMap};
@@ -190,6 +190,8 @@ struct FuncTranslator<'m, 'f> {
     frames: Vec<Frame>,
     reachable: bool,
     memories: HashMap<u32, Memory>,
+    /// The alias regions `vmctx` and `heap`, declared on first use.
+    regions: Option<(AliasRegion, AliasRegion)>,
     callees: HashMap<u32, FuncRef>,
     grow: Option<FuncRef>,
     results: Vec<Type>,
@@ -224,6 +226,7 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             frames: Vec::new(),
             reachable: true,
             memories: HashMap::new(),
+            regions: None,
             callees: HashMap::new(),
             grow: None,
             results,
@@ -585,9 +588,10 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             O::GlobalSet { global_index } => {
                 let v = self.pop();
                 let off = self.layout.global(global_index);
+                let flags = self.vmctx_flags();
                 self.b
                     .ins()
-                    .store(MemFlags::trusted(), v, self.vmctx, Offset32(off as i32));
+                    .store(flags, v, self.vmctx, Offset32(off as i32));
             }
 
             // Constants.
@@ -852,10 +856,37 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         self.push(v);
     }
 
+    /// The alias regions of the vmctx and of linear memories. Nothing in one is ever
+    /// reachable through the other (the runtime maps them apart), so a loop that writes
+    /// only linear memory cannot change a vmctx field it reads, which lets an optimiser
+    /// hoist the load of a bound out of a loop without calls.
+    fn regions(&mut self) -> (AliasRegion, AliasRegion) {
+        if let Some(r) = self.regions {
+            return r;
+        }
+        let regions = &mut self.b.func.alias_regions;
+        let mut declare = |user_id, description: &str| {
+            regions.push(AliasRegionData {
+                user_id,
+                description: description.into(),
+            })
+        };
+        let r = (declare(0, "vmctx"), declare(1, "heap"));
+        self.regions = Some(r);
+        r
+    }
+
+    fn vmctx_flags(&mut self) -> MemFlags {
+        MemFlags {
+            region: Some(self.regions().0),
+            ..MemFlags::trusted()
+        }
+    }
+
     fn vmctx_load(&mut self, ty: Type, offset: u32, readonly: bool) -> Value {
         let flags = MemFlags {
             readonly,
-            ..MemFlags::trusted()
+            ..self.vmctx_flags()
         };
         self.b
             .ins()
@@ -898,9 +929,10 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         Ok((memory, base, bound))
     }
 
-    fn heap_flags() -> MemFlags {
+    fn heap_flags(&mut self) -> MemFlags {
         MemFlags {
             endianness: Some(Endianness::Little),
+            region: Some(self.regions().1),
             ..MemFlags::default()
         }
     }
@@ -923,10 +955,11 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         }
         let index = self.pop();
         let (memory, base, bound) = self.heap(&memarg)?;
+        let flags = self.heap_flags();
         let v = self.b.ins().bounds_checked_load(
             ty,
             access,
-            Self::heap_flags(),
+            flags,
             memory,
             base,
             bound,
@@ -944,9 +977,10 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             return Ok(());
         }
         let (memory, base, bound) = self.heap(&memarg)?;
+        let flags = self.heap_flags();
         self.b.ins().bounds_checked_store(
             access,
-            Self::heap_flags(),
+            flags,
             memory,
             x,
             base,
