@@ -5,7 +5,7 @@
 //! `pop_frame_restore`; spill slot `i` is at `sp + 8*i`, below the saved registers. A leaf
 //! function that needs none of that has no frame at all.
 
-use super::inst::{fr, xr, Amode, BrCond, ImmOp, MInst, MemOp, Role, UnOp};
+use super::inst::{fr, xr, Amode, BrCond, ImmCond, ImmOp, MInst, MemOp, Role, UnOp};
 use crate::ir::TrapCode;
 use crate::machinst::buffer::{CodeBuffer, Label};
 use crate::machinst::vcode::VCode;
@@ -368,6 +368,24 @@ impl Emitter {
                     self.jump_to(*not_taken);
                 }
             }
+            MInst::BrCmpImm {
+                cond,
+                wide,
+                a,
+                imm,
+                taken,
+                not_taken,
+            } => {
+                let a = xr(n(*a));
+                if self.falls_into(*taken) {
+                    let l = self.block_labels[not_taken.index()];
+                    self.branch(l, |s| encode_br_imm(s, cond.inverse(), *wide, a, *imm));
+                } else {
+                    let l = self.block_labels[taken.index()];
+                    self.branch(l, |s| encode_br_imm(s, *cond, *wide, a, *imm));
+                    self.jump_to(*not_taken);
+                }
+            }
             MInst::BrTable {
                 idx,
                 default,
@@ -385,6 +403,17 @@ impl Emitter {
                 let l = self.buf.trap_island(*code);
                 let (a, b) = (xr(n(*a)), xr(n(*b)));
                 self.branch(l, |s| encode_br_cond(s, *cond, a, b));
+            }
+            MInst::TrapIfImm {
+                cond,
+                wide,
+                a,
+                imm,
+                code,
+            } => {
+                let l = self.buf.trap_island(*code);
+                let a = xr(n(*a));
+                self.branch(l, |s| encode_br_imm(s, *cond, *wide, a, *imm));
             }
             MInst::TrapIfNonzero { x, zero, code } => {
                 let l = self.buf.trap_island(*code);
@@ -465,6 +494,93 @@ fn encode_br_cond(s: &mut Vec<u8>, cond: BrCond, a: XReg, b: XReg) {
         Slteq64 => encode::br_if_xslteq64(s, a, b, 0),
         Ult64 => encode::br_if_xult64(s, a, b, 0),
         Ulteq64 => encode::br_if_xulteq64(s, a, b, 0),
+    }
+}
+
+/// `br_if_x<cond><32|64>_<imm>`, in the one-byte immediate form when `imm` fits it.
+fn encode_br_imm(s: &mut Vec<u8>, cond: ImmCond, wide: bool, a: XReg, imm: i64) {
+    use ImmCond::*;
+    macro_rules! signed {
+        ($i8_32:ident, $i32_32:ident, $i8_64:ident, $i32_64:ident) => {
+            match (wide, i8::try_from(imm)) {
+                (false, Ok(k)) => encode::$i8_32(s, a, k, 0),
+                (false, Err(_)) => encode::$i32_32(s, a, imm as i32, 0),
+                (true, Ok(k)) => encode::$i8_64(s, a, k, 0),
+                (true, Err(_)) => encode::$i32_64(s, a, imm as i32, 0),
+            }
+        };
+    }
+    macro_rules! unsigned {
+        ($u8_32:ident, $u32_32:ident, $u8_64:ident, $u32_64:ident) => {
+            match (wide, u8::try_from(imm)) {
+                (false, Ok(k)) => encode::$u8_32(s, a, k, 0),
+                (false, Err(_)) => encode::$u32_32(s, a, imm as u32, 0),
+                (true, Ok(k)) => encode::$u8_64(s, a, k, 0),
+                (true, Err(_)) => encode::$u32_64(s, a, imm as u32, 0),
+            }
+        };
+    }
+    match cond {
+        Eq => signed!(
+            br_if_xeq32_i8,
+            br_if_xeq32_i32,
+            br_if_xeq64_i8,
+            br_if_xeq64_i32
+        ),
+        Neq => signed!(
+            br_if_xneq32_i8,
+            br_if_xneq32_i32,
+            br_if_xneq64_i8,
+            br_if_xneq64_i32
+        ),
+        Slt => signed!(
+            br_if_xslt32_i8,
+            br_if_xslt32_i32,
+            br_if_xslt64_i8,
+            br_if_xslt64_i32
+        ),
+        Sgt => signed!(
+            br_if_xsgt32_i8,
+            br_if_xsgt32_i32,
+            br_if_xsgt64_i8,
+            br_if_xsgt64_i32
+        ),
+        Slteq => signed!(
+            br_if_xslteq32_i8,
+            br_if_xslteq32_i32,
+            br_if_xslteq64_i8,
+            br_if_xslteq64_i32
+        ),
+        Sgteq => signed!(
+            br_if_xsgteq32_i8,
+            br_if_xsgteq32_i32,
+            br_if_xsgteq64_i8,
+            br_if_xsgteq64_i32
+        ),
+        Ult => unsigned!(
+            br_if_xult32_u8,
+            br_if_xult32_u32,
+            br_if_xult64_u8,
+            br_if_xult64_u32
+        ),
+        Ugt => unsigned!(
+            br_if_xugt32_u8,
+            br_if_xugt32_u32,
+            br_if_xugt64_u8,
+            br_if_xugt64_u32
+        ),
+        Ulteq => unsigned!(
+            br_if_xulteq32_u8,
+            br_if_xulteq32_u32,
+            br_if_xulteq64_u8,
+            br_if_xulteq64_u32
+        ),
+        Ugteq => unsigned!(
+            br_if_xugteq32_u8,
+            br_if_xugteq32_u32,
+            br_if_xugteq64_u8,
+            br_if_xugteq64_u32
+        ),
     }
 }
 

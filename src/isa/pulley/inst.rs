@@ -364,6 +364,72 @@ impl BrCond {
     }
 }
 
+/// Conditions of the compare-with-immediate branches (`br_if_x*_{i8,i32,u8,u32}`):
+/// taken when `a cond imm`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum ImmCond {
+    Eq,
+    Neq,
+    Slt,
+    Sgt,
+    Slteq,
+    Sgteq,
+    Ult,
+    Ugt,
+    Ulteq,
+    Ugteq,
+}
+
+impl ImmCond {
+    /// The condition that holds exactly when `self` does not.
+    pub fn inverse(self) -> ImmCond {
+        use ImmCond::*;
+        match self {
+            Eq => Neq,
+            Neq => Eq,
+            Slt => Sgteq,
+            Sgteq => Slt,
+            Sgt => Slteq,
+            Slteq => Sgt,
+            Ult => Ugteq,
+            Ugteq => Ult,
+            Ugt => Ulteq,
+            Ulteq => Ugt,
+        }
+    }
+
+    /// The condition with its operands swapped: `k < a` is `a > k`.
+    pub fn mirror(self) -> ImmCond {
+        use ImmCond::*;
+        match self {
+            Eq | Neq => self,
+            Slt => Sgt,
+            Sgt => Slt,
+            Slteq => Sgteq,
+            Sgteq => Slteq,
+            Ult => Ugt,
+            Ugt => Ult,
+            Ulteq => Ugteq,
+            Ugteq => Ulteq,
+        }
+    }
+
+    /// The immediate for comparing with the constant `k` (its low 32 bits when not `wide`),
+    /// if an encoding holds it: signed conditions and equality take a sign-extended `i32`,
+    /// unsigned ones a zero-extended `u32`.
+    pub fn immediate(self, wide: bool, k: u64) -> Option<i64> {
+        use ImmCond::*;
+        let unsigned = matches!(self, Ult | Ugt | Ulteq | Ugteq);
+        match (wide, unsigned) {
+            (false, false) => Some(i64::from(k as u32 as i32)),
+            (false, true) => Some(i64::from(k as u32)),
+            (true, false) => i32::try_from(k as i64).ok().map(i64::from),
+            (true, true) => u32::try_from(k).ok().map(i64::from),
+        }
+    }
+}
+
 /// A Pulley machine instruction.
 #[derive(Clone, Debug)]
 pub enum MInst {
@@ -501,6 +567,21 @@ pub enum MInst {
         /// Otherwise.
         not_taken: MachBlock,
     },
+    /// `if cond(a, imm) goto taken else goto not_taken`.
+    BrCmpImm {
+        /// Comparison.
+        cond: ImmCond,
+        /// 64-bit rather than 32-bit.
+        wide: bool,
+        /// Register operand.
+        a: VReg,
+        /// The immediate, from [`ImmCond::immediate`].
+        imm: i64,
+        /// When the comparison holds.
+        taken: MachBlock,
+        /// Otherwise.
+        not_taken: MachBlock,
+    },
     /// Jump table: `targets[min(idx, len)]`, with `default` last.
     BrTable {
         /// 32-bit index.
@@ -518,6 +599,19 @@ pub enum MInst {
         a: VReg,
         /// Right operand.
         b: VReg,
+        /// Trap code.
+        code: TrapCode,
+    },
+    /// `if cond(a, imm) trap code` (branch to an out-of-line trap island).
+    TrapIfImm {
+        /// Comparison.
+        cond: ImmCond,
+        /// 64-bit rather than 32-bit.
+        wide: bool,
+        /// Register operand.
+        a: VReg,
+        /// The immediate, from [`ImmCond::immediate`].
+        imm: i64,
         /// Trap code.
         code: TrapCode,
     },
@@ -615,6 +709,7 @@ impl MInst {
                 f(a, Use);
                 f(b, Use);
             }
+            MInst::TrapIfImm { a, .. } | MInst::BrCmpImm { a, .. } => f(a, Use),
             MInst::TrapIfNonzero { x, .. } => f(x, Use),
             MInst::Call { args, rets, .. } => {
                 args.iter_mut().for_each(|(v, p)| f(v, FixedUse(*p)));
@@ -669,6 +764,9 @@ impl MachInst for MInst {
                 taken, not_taken, ..
             }
             | MInst::BrCmp {
+                taken, not_taken, ..
+            }
+            | MInst::BrCmpImm {
                 taken, not_taken, ..
             } => vec![*taken, *not_taken],
             MInst::BrTable {

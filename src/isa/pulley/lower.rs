@@ -2,7 +2,7 @@
 //! constructors that build Pulley instructions, including the choice of addressing mode for
 //! the bounds-checked accesses.
 
-use super::inst::{Amode, BinOp, BrCond, ImmOp, MInst, MemOp, UnOp};
+use super::inst::{Amode, BinOp, BrCond, ImmCond, ImmOp, MInst, MemOp, UnOp};
 use crate::ir::{
     types, AccessKind, Endianness, Ieee32, Ieee64, Imm64, Inst, InstructionData,
     InstructionDataView, MemFlags, Memory, Offset32, Opcode, TrapCode, Type, Value, ValueListRef,
@@ -92,6 +92,14 @@ pub struct Access {
     end: u64,
     trap: TrapCode,
     mode: Mode,
+}
+
+/// A comparison folded into a branch (see `fused_compare`).
+enum Fused {
+    /// `cond(a, b)`.
+    Regs(BrCond, VReg, VReg),
+    /// `cond(a, imm)`, 64-bit when the flag is set.
+    Imm(ImmCond, bool, VReg, i64),
 }
 
 /// The Pulley backend's lowering settings.
@@ -860,15 +868,29 @@ impl generated::Context for IsleContext<'_, '_> {
         match *self.data(inst) {
             InstructionData::Jump { .. } => self.emit(MInst::Jump { target: targets[0] }),
             InstructionData::Brif { arg, .. } => {
-                if let Some((cond, a, b)) = self.fused_compare(arg) {
-                    self.emit(MInst::BrCmp {
-                        cond,
-                        a,
-                        b,
-                        taken: targets[0],
-                        not_taken: targets[1],
-                    });
-                    return;
+                match self.fused_compare(arg) {
+                    Some(Fused::Regs(cond, a, b)) => {
+                        self.emit(MInst::BrCmp {
+                            cond,
+                            a,
+                            b,
+                            taken: targets[0],
+                            not_taken: targets[1],
+                        });
+                        return;
+                    }
+                    Some(Fused::Imm(cond, wide, a, imm)) => {
+                        self.emit(MInst::BrCmpImm {
+                            cond,
+                            wide,
+                            a,
+                            imm,
+                            taken: targets[0],
+                            not_taken: targets[1],
+                        });
+                        return;
+                    }
+                    None => {}
                 }
                 let cond = self.put_cond(arg);
                 self.emit(MInst::BrIf {
@@ -1011,10 +1033,31 @@ impl IsleContext<'_, '_> {
         } else {
             index
         };
-        let bound = self.put_value(a.bound);
-        self.lower.set_fact(bound, Fact::MemoryBound(a.memory));
         // The first access of a run checks the run's largest end (`machinst::share`).
         let end = self.lower.run_end(a.inst).unwrap_or(a.end);
+        let branch_form = !self.backend.spectre || a.op.big_endian();
+        if let (true, Some(b)) = (branch_form, self.lower.iconst(a.bound)) {
+            // A constant bound: compare the index with an immediate.
+            let (cond, limit) = if end == 1 {
+                (ImmCond::Ugteq, Some(b))
+            } else {
+                (ImmCond::Ugt, b.checked_sub(end))
+            };
+            if let Some(imm) = limit.and_then(|k| cond.immediate(true, k)) {
+                self.emit(MInst::TrapIfImm {
+                    cond,
+                    wide: true,
+                    a: index,
+                    imm,
+                    code: a.trap,
+                });
+                let addr = self.add_regs(base, index);
+                self.lower.record_checked(a.inst, addr, false);
+                return self.amode(addr, a.offset, false);
+            }
+        }
+        let bound = self.put_value(a.bound);
+        self.lower.set_fact(bound, Fact::MemoryBound(a.memory));
         // Out of bounds when `lhs < rhs` (`lhs <= rhs` for a one-byte end).
         let mut or_equal = false;
         let (lhs, rhs) = if end == 1 {
@@ -1038,7 +1081,7 @@ impl IsleContext<'_, '_> {
             (bound, end)
         };
         let addr = self.add_regs(base, index);
-        if self.backend.spectre && !a.op.big_endian() {
+        if !branch_form {
             let cmp = if or_equal {
                 BinOp::Xulteq64
             } else {
@@ -1094,9 +1137,10 @@ impl IsleContext<'_, '_> {
     }
 
     /// When a branch condition is an `icmp` (possibly widened by `uextend`) lowered only for
-    /// this branch, folds it into a compare-and-branch: `(condition, a, b)` with the branch
-    /// taken when `condition(a, b)` holds.
-    fn fused_compare(&mut self, cond: Value) -> Option<(BrCond, VReg, VReg)> {
+    /// this branch, folds it into a compare-and-branch, taken when the comparison holds:
+    /// against an immediate when one operand is a constant an encoding holds (`i32`/`i64`
+    /// operands only: narrower ones would need the constant extended like the register).
+    fn fused_compare(&mut self, cond: Value) -> Option<Fused> {
         let dfg = &self.lower.func.dfg;
         let mut inner = cond;
         let mut sunk = Vec::new();
@@ -1118,9 +1162,41 @@ impl IsleContext<'_, '_> {
         else {
             return None;
         };
-        let wide = dfg.value_type(x) == I64;
-        use BrCond::*;
+        let ty = dfg.value_type(x);
+        let wide = ty == I64;
         use IntCC::*;
+        if ty == I32 || ty == I64 {
+            let c = match cc {
+                Equal => ImmCond::Eq,
+                NotEqual => ImmCond::Neq,
+                SignedLessThan => ImmCond::Slt,
+                SignedLessThanOrEqual => ImmCond::Slteq,
+                SignedGreaterThan => ImmCond::Sgt,
+                SignedGreaterThanOrEqual => ImmCond::Sgteq,
+                UnsignedLessThan => ImmCond::Ult,
+                UnsignedLessThanOrEqual => ImmCond::Ulteq,
+                UnsignedGreaterThan => ImmCond::Ugt,
+                UnsignedGreaterThanOrEqual => ImmCond::Ugteq,
+            };
+            let imm = |v: Value, c: ImmCond| {
+                let k = self.lower.iconst(v)?;
+                c.immediate(wide, k).map(|imm| (c, imm))
+            };
+            let with_imm = match (imm(y, c), imm(x, c.mirror())) {
+                (Some((c, k)), _) => Some((c, x, k)),
+                (None, Some((c, k))) => Some((c, y, k)),
+                (None, None) => None,
+            };
+            if let Some((c, reg, k)) = with_imm {
+                for s in sunk {
+                    self.lower.sink(s);
+                }
+                self.lower.sink(d);
+                let a = self.put_value(reg);
+                return Some(Fused::Imm(c, wide, a, k));
+            }
+        }
+        use BrCond::*;
         // (condition, swap operands)
         let (c32, c64, swap) = match cc {
             Equal => (Eq32, Eq64, false),
@@ -1141,7 +1217,7 @@ impl IsleContext<'_, '_> {
         let a = self.put_compared(cc, x);
         let b = self.put_compared(cc, y);
         let (a, b) = if swap { (b, a) } else { (a, b) };
-        Some((if wide { c64 } else { c32 }, a, b))
+        Some(Fused::Regs(if wide { c64 } else { c32 }, a, b))
     }
 
     fn select_reg_raw(&mut self, cond: VReg, a: VReg, b: VReg) -> VReg {
