@@ -246,6 +246,14 @@ impl Emitter {
                     self.buf.add_trap(at, TrapCode::INTEGER_DIVISION_BY_ZERO);
                 }
             }
+            MInst::MulAdd { wide, dst, a, b, c } => {
+                let (d, a, b, c) = (xr(n(*dst)), xr(n(*a)), xr(n(*b)), xr(n(*c)));
+                if *wide {
+                    encode::xmadd64(self.sink(), d, a, b, c)
+                } else {
+                    encode::xmadd32(self.sink(), d, a, b, c)
+                }
+            }
             MInst::AddTrap {
                 wide,
                 dst,

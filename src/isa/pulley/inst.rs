@@ -454,6 +454,19 @@ pub enum MInst {
         /// Second source.
         b: VReg,
     },
+    /// `dst = a * b + c` (wrapping).
+    MulAdd {
+        /// 64-bit rather than 32-bit.
+        wide: bool,
+        /// Result.
+        dst: VReg,
+        /// Factor.
+        a: VReg,
+        /// Factor.
+        b: VReg,
+        /// Addend.
+        c: VReg,
+    },
     /// `dst = op(a, imm)`, in the narrowest encoding the immediate fits (chosen at emission;
     /// lowering guarantees one exists).
     BinImm {
@@ -679,6 +692,12 @@ impl MInst {
                 f(b, Use);
                 f(dst, Def);
             }
+            MInst::MulAdd { dst, a, b, c, .. } => {
+                f(a, Use);
+                f(b, Use);
+                f(c, Use);
+                f(dst, Def);
+            }
             MInst::Select { dst, cond, a, b } => {
                 f(cond, Use);
                 f(a, Use);
@@ -748,6 +767,7 @@ impl MachInst for MInst {
             MInst::Bin { op, .. } => !op.can_trap(),
             MInst::Un { op, .. } => !op.can_trap(),
             MInst::BinImm { .. }
+            | MInst::MulAdd { .. }
             | MInst::XConst { .. }
             | MInst::FConst { .. }
             | MInst::Select { .. } => true,

@@ -510,6 +510,33 @@ impl generated::Context for IsleContext<'_, '_> {
             _ => i32::try_from(k as i64).ok().map(i64::from),
         }
     }
+    fn mul_add(&mut self, ty: Type, product: Value, addend: Value) -> Option<VReg> {
+        if ty != I32 && ty != I64 {
+            return None;
+        }
+        let m = self.lower.def_inst(product)?;
+        if !self.lower.is_deferred(m) || self.lower.func.dfg.opcode(m) != Opcode::Imul {
+            return None;
+        }
+        let [a, b] = self.lower.func.dfg.insts[m].arguments()[..] else {
+            return None;
+        };
+        // A product by a power of two is a shift, and the shift plus the add are no slower.
+        if self.pow2_of(ty, a).is_some() || self.pow2_of(ty, b).is_some() {
+            return None;
+        }
+        self.lower.sink(m);
+        let (a, b, c) = (self.put_value(a), self.put_value(b), self.put_value(addend));
+        let dst = self.vreg(RegClass::Int);
+        self.emit(MInst::MulAdd {
+            wide: ty == I64,
+            dst,
+            a,
+            b,
+            c,
+        });
+        Some(dst)
+    }
     fn pow2_of(&mut self, ty: Type, v: Value) -> Option<i64> {
         let k = self.lower.iconst(v)?;
         let k = match ty {

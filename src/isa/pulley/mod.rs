@@ -10,11 +10,14 @@ use crate::machinst::{CodegenError, CompiledCode};
 pub use lower::PulleyBackend;
 
 /// Compiles one function to Pulley bytecode (after block-local value numbering and
-/// loop-invariant code motion).
+/// loop-invariant code motion; numbering again merges what LICM brought into one preheader
+/// from several blocks).
 pub fn compile(func: &Function, backend: &PulleyBackend) -> Result<CompiledCode, CodegenError> {
     let mut func = func.clone();
     crate::machinst::gvn::run(&mut func);
-    crate::machinst::licm::run(&mut func);
+    if crate::machinst::licm::run(&mut func) > 0 {
+        crate::machinst::gvn::run(&mut func);
+    }
     let vcode = crate::machinst::lower::lower(&func, backend)?;
     emit::emit(&vcode)
 }
