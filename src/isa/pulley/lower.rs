@@ -521,8 +521,9 @@ impl generated::Context for IsleContext<'_, '_> {
         let [a, b] = self.lower.func.dfg.insts[m].arguments()[..] else {
             return None;
         };
-        // A product by a power of two is a shift, and the shift plus the add are no slower.
-        if self.pow2_of(ty, a).is_some() || self.pow2_of(ty, b).is_some() {
+        // With a constant operand, the immediate forms of multiply (or shift) and add are
+        // smaller than materialising the constant for the multiply-add.
+        if [a, b, addend].iter().any(|&v| self.lower.iconst(v).is_some()) {
             return None;
         }
         self.lower.sink(m);
@@ -1091,7 +1092,11 @@ impl IsleContext<'_, '_> {
             or_equal = true;
             (bound, index)
         } else if self.bound_at_least(a, end) {
-            let limit = self.derived(a.bound, (SUB_KEY, end, 0), |cx| cx.sub_const(bound, end));
+            let limit = match self.lower.iconst(a.bound) {
+                // A constant bound: the constant `bound - end`.
+                Some(b) => self.derived(a.bound, (SUB_KEY, end, 0), |cx| cx.const_reg(b - end)),
+                None => self.derived(a.bound, (SUB_KEY, end, 0), |cx| cx.sub_const(bound, end)),
+            };
             (limit, index)
         } else if a.index_ty == I32 && end < 1 << 32 {
             (bound, self.add_const(index, end))
@@ -1115,7 +1120,8 @@ impl IsleContext<'_, '_> {
                 BinOp::Xult64
             };
             let oob = self.bin_reg(cmp, lhs, rhs);
-            let zero = self.const_reg(0);
+            // The null address, made where the bound is (before a loop, say).
+            let zero = self.derived(a.bound, (CONST_KEY, 0, 0), |cx| cx.const_reg(0));
             // Offsets beyond i32 are added before the select so the null address stays null.
             let addr = match i32::try_from(a.offset) {
                 Ok(_) => addr,
