@@ -592,9 +592,7 @@ fn bench_command(reps: usize, processes: usize, raw: bool) -> Result<ExitCode, S
         return Ok(ExitCode::SUCCESS);
     }
     if cfg!(debug_assertions) {
-        eprintln!(
-            "note: a debug build; run `cargo run --release -- bench` for numbers worth citing"
-        );
+        eprintln!("note: a debug build; run `./dev bench` for numbers worth citing");
     }
     let exe = std::env::current_exe().map_err(|e| format!("error: this program's path: {e}"))?;
     let mut runs = Vec::new();

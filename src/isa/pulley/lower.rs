@@ -523,7 +523,10 @@ impl generated::Context for IsleContext<'_, '_> {
         };
         // With a constant operand, the immediate forms of multiply (or shift) and add are
         // smaller than materialising the constant for the multiply-add.
-        if [a, b, addend].iter().any(|&v| self.lower.iconst(v).is_some()) {
+        if [a, b, addend]
+            .iter()
+            .any(|&v| self.lower.iconst(v).is_some())
+        {
             return None;
         }
         self.lower.sink(m);
