@@ -10,7 +10,6 @@
 //! in a loop that writes only linear memory). Trapping instructions, bounds-checked accesses
 //! included, never move.
 
-use super::lower::branch_destinations;
 use crate::ir::{AliasRegion, Block, Function, InstructionData, Opcode, ValueDef};
 use cranelift_entity::SecondaryMap;
 
@@ -63,80 +62,14 @@ pub fn run(func: &mut Function) -> usize {
     if func.layout.entry_block().is_none() {
         return 0;
     }
-    let succs = |func: &Function, b: Block| -> Vec<Block> {
-        func.layout
-            .block_insts(b)
-            .last()
-            .map(|&t| {
-                branch_destinations(&func.dfg.insts[t])
-                    .into_iter()
-                    .map(|d| d.0)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    // Reverse postorder and predecessors of the reachable blocks.
-    let order = super::lower::reverse_postorder(func);
-    let mut rpo: SecondaryMap<Block, usize> = SecondaryMap::with_default(usize::MAX);
-    for (i, &b) in order.iter().enumerate() {
-        rpo[b] = i;
-    }
-    let mut preds: SecondaryMap<Block, Vec<Block>> = SecondaryMap::new();
-    for &b in &order {
-        for s in succs(func, b) {
-            if !preds[s].contains(&b) {
-                preds[s].push(b);
-            }
-        }
-    }
-    // Immediate dominators (Cooper, Harvey and Kennedy), as RPO numbers.
-    let n = order.len();
-    let mut idom = vec![usize::MAX; n];
-    idom[0] = 0;
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for i in 1..n {
-            let mut new = usize::MAX;
-            for &p in &preds[order[i]] {
-                let p = rpo[p];
-                if idom[p] == usize::MAX {
-                    continue;
-                }
-                new = if new == usize::MAX {
-                    p
-                } else {
-                    let (mut a, mut b) = (new, p);
-                    while a != b {
-                        while a > b {
-                            a = idom[a];
-                        }
-                        while b > a {
-                            b = idom[b];
-                        }
-                    }
-                    a
-                };
-            }
-            if new != idom[i] {
-                idom[i] = new;
-                changed = true;
-            }
-        }
-    }
-    let dominates = |a: usize, mut b: usize| loop {
-        if a == b {
-            return true;
-        }
-        if b == 0 || idom[b] == usize::MAX {
-            return false;
-        }
-        b = idom[b];
-    };
+    let tree = super::dom::DomTree::new(func);
+    let (order, rpo, preds) = (&tree.order, &tree.rpo, &tree.preds);
+    let dominates = |a: usize, b: usize| tree.dominates(a, b);
+    let succs = super::dom::succs;
 
     // Natural loops: header -> member blocks, from back edges (latch -> header).
     let mut loops: Vec<(Block, Vec<Block>)> = Vec::new();
-    for &latch in &order {
+    for &latch in order {
         for h in succs(func, latch) {
             if !dominates(rpo[h], rpo[latch]) {
                 continue;

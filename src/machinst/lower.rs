@@ -30,6 +30,12 @@ pub trait Backend {
     fn gen_args(&self, params: &[(VReg, Type)]) -> Result<Self::MInst, CodegenError>;
     /// An unconditional branch to `target`, used in split edges.
     fn gen_jump(&self, target: MachBlock) -> Self::MInst;
+    /// A fresh register holding `v` made right here, when that is no dearer than a copy (a
+    /// small constant): a branch argument then needs no copy of a register that lives across
+    /// the whole loop.
+    fn remat(&self, _ctx: &mut Lower<'_, Self::MInst>, _v: Value) -> Option<VReg> {
+        None
+    }
 }
 
 /// The state of lowering one function.
@@ -618,7 +624,10 @@ fn lower_block<B: Backend>(
                     None => {
                         let regs = args
                             .iter()
-                            .map(|&v| ctx.value_regs[v].ok_or_else(|| unlowered(v)))
+                            .map(|&v| match backend.remat(ctx, v) {
+                                Some(r) => Ok(r),
+                                None => ctx.value_regs[v].ok_or_else(|| unlowered(v)),
+                            })
                             .collect::<Result<Vec<_>, _>>();
                         // Arguments may come from deferred loads; materialise them.
                         let regs = match regs {

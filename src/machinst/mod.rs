@@ -8,6 +8,7 @@
 //! checker can later validate each machine instruction against the facts of its operands.
 
 pub mod buffer;
+pub mod dom;
 pub mod gvn;
 pub mod licm;
 pub mod lower;

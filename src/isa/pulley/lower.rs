@@ -197,6 +197,21 @@ impl Backend for PulleyBackend {
     fn gen_jump(&self, target: MachBlock) -> MInst {
         MInst::Jump { target }
     }
+
+    fn remat(&self, ctx: &mut Lower<'_, MInst>, v: Value) -> Option<VReg> {
+        // `xzero`/`xconst8` are no longer than the `xmov` they replace.
+        let k = ctx.iconst(v)?;
+        let ty = ctx.func.dfg.value_type(v);
+        let k = if ty == I64 {
+            k as i64
+        } else {
+            k as u32 as i32 as i64
+        };
+        i8::try_from(k).ok()?;
+        let dst = ctx.alloc_vreg(RegClass::Int);
+        ctx.emit(MInst::XConst { dst, imm: k });
+        Some(dst)
+    }
 }
 
 struct IsleContext<'a, 'f> {
