@@ -197,12 +197,17 @@ fn increment(b: &mut FunctionBuilder, var: Variable) {
     b.def_var(var, next);
 }
 
-#[test]
-fn nested_loops() {
-    // total = 0; for i in 0..a { for j in 0..b { total += 1 } } return total
-    let mut func = Function::new("%nested", signature(2, 1));
+/// `total = 0; for i in 0..L0 { for j in 0..L1 { total += 1 } } return total`. `define`
+/// runs in the entry block with its parameters; `limit(b, params, k)` gives loop `k`'s limit
+/// (0: outer, 1: inner) in that loop's header. Returns the function and the two headers.
+fn nested(
+    params: usize,
+    define: impl FnOnce(&mut FunctionBuilder, &[Value]),
+    limit: impl Fn(&mut FunctionBuilder, &[Value], usize) -> Value,
+) -> (Function, Block, Block) {
+    let mut func = Function::new("%nested", signature(params, 1));
     let mut b = FunctionBuilder::new(&mut func);
-    let (total, i, j) = (Variable::new(0), Variable::new(1), Variable::new(2));
+    let [total, i, j] = [0, 1, 2].map(Variable::new);
     for v in [total, i, j] {
         b.declare_var(v, types::I64);
     }
@@ -211,13 +216,16 @@ fn nested_loops() {
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     b.seal_block(entry);
-    let (pa, pb) = (b.block_params(entry)[0], b.block_params(entry)[1]);
+    let args = b.block_params(entry).to_vec();
+    define(&mut b, &args);
     let zero = b.ins().iconst(types::I64, 0.into());
     b.def_var(total, zero);
     b.def_var(i, zero);
     b.ins().jump(to(outer));
 
-    loop_test(&mut b, outer, i, pa, outer_body, exit);
+    b.switch_to_block(outer);
+    let l = limit(&mut b, &args, 0);
+    loop_test(&mut b, outer, i, l, outer_body, exit);
 
     b.switch_to_block(outer_body);
     b.seal_block(outer_body);
@@ -225,7 +233,9 @@ fn nested_loops() {
     b.def_var(j, zero);
     b.ins().jump(to(inner));
 
-    loop_test(&mut b, inner, j, pb, inner_body, inner_exit);
+    b.switch_to_block(inner);
+    let l = limit(&mut b, &args, 1);
+    loop_test(&mut b, inner, j, l, inner_body, inner_exit);
 
     b.switch_to_block(inner_body);
     b.seal_block(inner_body);
@@ -245,6 +255,12 @@ fn nested_loops() {
     let t = b.use_var(total);
     b.ins().return_(&[t]);
     b.finalize().unwrap();
+    (func, outer, inner)
+}
+
+#[test]
+fn nested_loops() {
+    let (func, _, _) = nested(2, |_, _| {}, |_, params, k| params[k]);
     assert_eq!(run(&func, &[3, 4]), 12);
     assert_eq!(run(&func, &[0, 4]), 0);
     assert_eq!(run(&func, &[5, 0]), 0);
@@ -270,60 +286,19 @@ fn misuse_is_reported_not_panicked() {
 
 #[test]
 fn variables_a_loop_never_writes_get_no_parameters() {
-    // n = a; total = 0; for i in 0..n { for j in 0..n { total += 1 } } return total
-    // `n` is read in both loop headers and written nowhere in the loops; `i` is not written
-    // in the inner loop. Construction gives them parameters whose every incoming value is
-    // one value (or the parameter itself); finalize must remove them, nested ones included.
-    let mut func = Function::new("%square", signature(1, 1));
-    let mut b = FunctionBuilder::new(&mut func);
-    let [total, i, j, n] = [0, 1, 2, 3].map(Variable::new);
-    for v in [total, i, j, n] {
-        b.declare_var(v, types::I64);
-    }
-    let [entry, outer, outer_body, inner, inner_body, inner_exit, exit] =
-        [(); 7].map(|_| b.create_block());
-    b.append_block_params_for_function_params(entry);
-    b.switch_to_block(entry);
-    b.seal_block(entry);
-    let a = b.block_params(entry)[0];
-    b.def_var(n, a);
-    let zero = b.ins().iconst(types::I64, 0.into());
-    b.def_var(total, zero);
-    b.def_var(i, zero);
-    b.ins().jump(to(outer));
-
-    b.switch_to_block(outer);
-    let limit = b.use_var(n);
-    loop_test(&mut b, outer, i, limit, outer_body, exit);
-
-    b.switch_to_block(outer_body);
-    b.seal_block(outer_body);
-    let zero = b.ins().iconst(types::I64, 0.into());
-    b.def_var(j, zero);
-    b.ins().jump(to(inner));
-
-    b.switch_to_block(inner);
-    let limit = b.use_var(n);
-    loop_test(&mut b, inner, j, limit, inner_body, inner_exit);
-
-    b.switch_to_block(inner_body);
-    b.seal_block(inner_body);
-    increment(&mut b, total);
-    increment(&mut b, j);
-    b.ins().jump(to(inner));
-    b.seal_block(inner);
-
-    b.switch_to_block(inner_exit);
-    b.seal_block(inner_exit);
-    increment(&mut b, i);
-    b.ins().jump(to(outer));
-    b.seal_block(outer);
-
-    b.switch_to_block(exit);
-    b.seal_block(exit);
-    let t = b.use_var(total);
-    b.ins().return_(&[t]);
-    b.finalize().unwrap();
+    // Both limits are a variable `n` set once in the entry block and read in both loop
+    // headers. Construction gives it parameters whose every incoming value is one value (or
+    // the parameter itself), as it does `i` in the inner loop; finalize must remove them,
+    // nested ones included.
+    let n = Variable::new(3);
+    let (func, outer, inner) = nested(
+        1,
+        |b, params| {
+            b.declare_var(n, types::I64);
+            b.def_var(n, params[0]);
+        },
+        |b, _, _| b.use_var(n),
+    );
     // outer: (total, i); inner: (total, j). Neither has one for `n`; inner none for `i`.
     assert_eq!(func.dfg.block_params(outer).len(), 2, "{func}");
     assert_eq!(func.dfg.block_params(inner).len(), 2, "{func}");
