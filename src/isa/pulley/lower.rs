@@ -117,6 +117,8 @@ const ZEXT_KEY: u32 = 2;
 /// `x - k`, `x + k` for a constant `k`.
 const SUB_KEY: u32 = 3;
 const ADD_KEY: u32 = 4;
+/// Set in a tag whose memo key names an IR value rather than a machine register.
+const IR_VALUE_KEY: u32 = 1 << 31;
 
 const INT_ARGS: usize = 15;
 const FLOAT_ARGS: usize = 16;
@@ -329,17 +331,19 @@ impl IsleContext<'_, '_> {
             Amode::O32 { base, offset }
         }
     }
-    /// `make()`, a value computed from IR value `v` alone, placed where `v` is defined when
-    /// that is another block (once before a loop instead of on every iteration), and made
-    /// once per function there; made here otherwise.
+    /// `make()`, a value computed from IR value `v` alone (`tag` and `k` say which: `bound -
+    /// k` is `(SUB_KEY, k)`), placed where `v` is defined when that is another block (once
+    /// before a loop instead of on every iteration) and made once per function there; made
+    /// once per block here otherwise.
     fn derived(
         &mut self,
         v: Value,
-        key: (u32, u64, u64),
+        (tag, k): (u32, u64),
         make: impl FnOnce(&mut Self) -> VReg,
     ) -> VReg {
         let Some(block) = self.lower.hoist_target(v) else {
-            let memo = (key.0 | 0x8000_0000, key.1, v.as_u32().into());
+            // The per-block memo is keyed by machine values; this one names an IR value.
+            let memo = (tag | IR_VALUE_KEY, k, v.as_u32().into());
             if let Some(r) = self.lower.memoized(memo) {
                 return r;
             }
@@ -347,12 +351,12 @@ impl IsleContext<'_, '_> {
             self.lower.memoize(memo, r);
             return r;
         };
-        if let Some(r) = self.lower.hoisted(v, key) {
+        if let Some(r) = self.lower.hoisted(v, (tag, k, 0)) {
             return r;
         }
         let h = self.lower.hoist_to(block);
         let r = make(self);
-        self.lower.end_hoist(h, v, key, r);
+        self.lower.end_hoist(h, v, (tag, k, 0), r);
         r
     }
     fn memory_min(&self, m: Memory) -> u64 {
@@ -845,8 +849,8 @@ impl generated::Context for IsleContext<'_, '_> {
                     (base, bound)
                 } else {
                     (
-                        self.derived(a.base, (ADD_KEY, d, 0), |cx| cx.add_const(base, d)),
-                        self.derived(a.bound, (SUB_KEY, d, 0), |cx| cx.sub_const(bound, d)),
+                        self.derived(a.base, (ADD_KEY, d), |cx| cx.add_const(base, d)),
+                        self.derived(a.bound, (SUB_KEY, d), |cx| cx.sub_const(bound, d)),
                     )
                 };
                 Amode::G32 {
@@ -1110,10 +1114,10 @@ impl IsleContext<'_, '_> {
             or_equal = true;
             (bound, index)
         } else if self.bound_at_least(a, end) {
-            let limit = match self.lower.iconst(a.bound) {
+            let limit = match self.lower.iconst(a.bound).and_then(|b| b.checked_sub(end)) {
                 // A constant bound: the constant `bound - end`.
-                Some(b) => self.derived(a.bound, (SUB_KEY, end, 0), |cx| cx.const_reg(b - end)),
-                None => self.derived(a.bound, (SUB_KEY, end, 0), |cx| cx.sub_const(bound, end)),
+                Some(l) => self.derived(a.bound, (SUB_KEY, end), |cx| cx.const_reg(l)),
+                None => self.derived(a.bound, (SUB_KEY, end), |cx| cx.sub_const(bound, end)),
             };
             (limit, index)
         } else if a.index_ty == I32 && end < 1 << 32 {
@@ -1139,7 +1143,7 @@ impl IsleContext<'_, '_> {
             };
             let oob = self.bin_reg(cmp, lhs, rhs);
             // The null address, made where the bound is (before a loop, say).
-            let zero = self.derived(a.bound, (CONST_KEY, 0, 0), |cx| cx.const_reg(0));
+            let zero = self.derived(a.bound, (CONST_KEY, 0), |cx| cx.const_reg(0));
             // Offsets beyond i32 are added before the select so the null address stays null.
             let addr = match i32::try_from(a.offset) {
                 Ok(_) => addr,
