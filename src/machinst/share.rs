@@ -52,6 +52,11 @@ pub fn runs(func: &Function, block: Block) -> HashMap<Inst, Shared> {
             continue;
         };
         let Some(code) = a.flags.trap_code else {
+            // The verifier rejects `notrap` here; should one appear, it is in no run, and a
+            // store is still a visible write.
+            if a.value.is_some() {
+                open.clear();
+            }
             continue;
         };
         let ty = match a.value {
