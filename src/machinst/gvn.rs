@@ -1,7 +1,8 @@
 //! Value numbering before lowering. A pure instruction identical to one in a dominating
-//! position (same opcode, operands, immediates and type), or a `notrap readonly` load of the
-//! same address, is replaced by the earlier result; a `notrap` load that is not `readonly`
-//! only by one earlier in its own block with no memory write or call in between.
+//! position (same opcode, operands, immediates and type), or a `notrap` load of the same
+//! address that nothing in the function can change (`readonly`, or an alias region the
+//! function never writes and no call), is replaced by the earlier result; another `notrap`
+//! load only by one earlier in its own block with no memory write or call in between.
 //!
 //! This is what a frontend that emits base and bound loads next to every access needs to
 //! produce code like Cranelift's mid-end does for the same input. It never changes which
@@ -19,6 +20,7 @@ type Key = (InstructionData, Type);
 /// Rewrites `func` in place; returns how many instructions were removed.
 pub fn run(func: &mut Function) -> usize {
     let tree = DomTree::new(func);
+    let written = super::licm::written_regions(func, &tree.order);
     let n = tree.order.len();
     let mut children = vec![Vec::new(); n];
     for i in 1..n {
@@ -80,7 +82,13 @@ pub fn run(func: &mut Function) -> usize {
                     opcode: Opcode::Load,
                     flags,
                     ..
-                } if flags.trap_code.is_none() => (true, flags.readonly),
+                } if flags.trap_code.is_none() => (
+                    true,
+                    flags.readonly
+                        || flags
+                            .region
+                            .is_some_and(|r| written.as_ref().is_some_and(|w| !w.contains(&r))),
+                ),
                 _ => (false, false),
             };
             let dominating = (is_pure(op) && results.len() == 1) || readonly;

@@ -13,11 +13,11 @@
 use crate::ir::{AliasRegion, Block, Function, InstructionData, Opcode, ValueDef};
 use cranelift_entity::SecondaryMap;
 
-/// What a loop may write: `None` when anything (a call, a store without a region), else the
-/// alias regions its stores name.
-fn written_regions(func: &Function, body: &[Block]) -> Option<Vec<AliasRegion>> {
+/// What `blocks` (a loop, or the whole function) may write: `None` when anything (a call, a
+/// store without a region), else the alias regions their stores name.
+pub(crate) fn written_regions(func: &Function, blocks: &[Block]) -> Option<Vec<AliasRegion>> {
     let mut regions = Vec::new();
-    for &b in body {
+    for &b in blocks {
         for &inst in func.layout.block_insts(b) {
             let data = &func.dfg.insts[inst];
             let op = data.opcode();
