@@ -1060,14 +1060,17 @@ impl IsleContext<'_, '_> {
 
     /// The explicit form: the check, then the address of a plain access.
     ///
-    /// With `k = offset + size`, out of bounds means `index + k > bound`, computed without
-    /// wrapping:
-    /// - when `bound >= k` is proven: `index > bound - k`;
+    /// With `k = offset + size` (the largest of the access's run, when it leads one), out of
+    /// bounds means `index + k > bound`, computed without wrapping:
+    /// - `k = 1`: `index >= bound`;
+    /// - when `bound >= k` is proven: `index > bound - k` (against an immediate for a
+    ///   constant bound);
     /// - when `index + k` cannot wrap (i32 index, `k < 2^32`): `index + k > bound`;
     /// - otherwise `index + k` with an overflow trap, then `> bound`.
     ///
     /// Without Spectre mitigation the condition branches to a trap island; with it, the
     /// address is replaced by null and the access uses the `z` mode, which traps on null.
+    /// The checked address is recorded for the rest of the run.
     fn explicit_check(&mut self, a: &Access, base: VReg) -> Amode {
         let index = self.put_value(a.index);
         let index = if a.index_ty == I32 {
