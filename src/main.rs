@@ -114,7 +114,7 @@ enum Command {
         #[arg(long, default_value_t = 21)]
         reps: usize,
         /// Processes, one after another, each measuring everything; per row, the median of
-        /// their medians is reported (a process's address-space layout biases its times).
+        /// their medians is reported (a slow spell of the machine can spoil one run's row).
         #[arg(long, default_value_t = 5)]
         processes: usize,
         /// Print raw rows for a parent `bench` (internal).

@@ -328,10 +328,11 @@ impl Row {
     }
 }
 
-/// Combines the rows of several runs (each in its own process, so with its own address-space
-/// layout): per row and engine, the median of the runs' times. A layout can favour one
-/// engine's code or data placement by 20% or more for a whole process, which alternating
-/// calls within one process cannot even out. The runs must agree on rows and sizes.
+/// Combines the rows of several runs, made one after another in processes of their own: per
+/// row and engine, the median of the runs' times. On a shared machine a slow spell can
+/// outlast a row's whole measurement and hit one engine's calls more than the others' (of
+/// three runs, one measured a row's (a) at 2.9x its time in the other two); the median over
+/// runs discards such a run. The runs must agree on rows and sizes.
 pub fn median_over(runs: Vec<Vec<Row>>) -> Result<Vec<Row>, String> {
     let mut runs = runs.into_iter();
     let mut rows = runs.next().ok_or("no benchmark runs")?;
