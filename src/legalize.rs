@@ -1,9 +1,10 @@
 //! Expands `bounds_checked_load`/`bounds_checked_store` into ordinary CLIF that real Cranelift
 //! compiles: the fallback for targets without a fused lowering.
 //!
-//! This is the only code that knows the exploded forms. For each access it picks the cheapest
-//! form that is correct for every execution the memory declaration allows, following the
-//! cases Wasmtime's translator distinguishes (RFC.md, "Legalization"):
+//! This is the only code that writes the exploded forms as CLIF. Which form an access gets,
+//! the cheapest that is correct for every execution the memory declaration allows, is
+//! [`crate::check::CheckFacts::plan`]'s choice, shared with the backends; the cases follow
+//! what Wasmtime's translator distinguishes (RFC.md, "Legalization"):
 //!
 //! | case | when | check |
 //! |---|---|---|
@@ -23,6 +24,7 @@
 //! then faults on the null page with its own trap code. The trap condition itself comes from
 //! the instruction's definition; this module decides only how much of it the hardware checks.
 
+use crate::check::Check;
 use crate::ir::{
     types, BoundsCheckedAccess, DataFlowGraph, Endianness, Function, Inst, InstBuilder,
     InstBuilderBase, InstructionData, MemFlags, MemoryData, Opcode, TrapCode, Type, Value,
@@ -234,19 +236,22 @@ fn expand(
     let index_ty = func.dfg.value_type(a.index);
     let const_index = func.dfg.iconst_value(a.index);
     let const_bound = func.dfg.iconst_value(a.bound);
-    let max_bound = a.mem.max_bound(pt);
+    let check = crate::check::CheckFacts {
+        mem: a.mem,
+        index_ty,
+        pointer: pt,
+        const_index,
+        const_bound,
+        end: k,
+        faulting_ranges_trap: settings.faulting_ranges_trap,
+    }
+    .plan();
     let mut e = Emit {
         dfg: &mut func.dfg,
         out,
     };
 
-    // A and B: no execution can be in bounds.
-    let always_traps = u128::from(k) > max_bound
-        || const_index.is_some_and(|i| u128::from(i) + u128::from(k) > max_bound)
-        || const_bound.is_some_and(|b| k > b)
-        || matches!((const_index, const_bound), (Some(i), Some(b))
-            if crate::semantics::out_of_bounds(i, a.offset, size, b));
-    if always_traps {
+    if check == Check::AlwaysTraps {
         let one = (&mut e).iconst(types::I8, 1.into());
         (&mut e).trapnz(one, code);
         if let Some(r) = result {
@@ -272,46 +277,39 @@ fn expand(
         }
         _ => a.index,
     };
-    let index_max: u128 = if index_ty == types::I32 {
-        u32::MAX.into()
-    } else {
-        u64::MAX.into()
-    };
-    let index_max = index_max.min((1u128 << pt.bits()) - 1);
-    let min = u128::from(a.mem.min);
-    // Where faults are not traps (Pulley), nothing beyond the bound may be relied on.
-    let (guard, min_faulting_end) = if settings.faulting_ranges_trap {
-        // The faulting range is shortest when the bound is at its minimum.
-        (u128::from(a.mem.guard), a.mem.faulting_end(a.mem.min))
-    } else {
-        (0, min)
-    };
-    let k128 = u128::from(k);
     let k_checked = match mutation {
         Some(Mutation::KMinusOne) => k - 1,
         _ => k,
     };
+    let check = match (check, mutation) {
+        (Check::EndAboveBound { .. }, Some(Mutation::IsubWithoutProof)) => Check::BoundMinusEnd,
+        _ => check,
+    };
 
     use crate::ir::IntCC::{UnsignedGreaterThan as Ugt, UnsignedGreaterThanOrEqual as Uge};
-    let (case, oob) = if const_index.is_some_and(|i| u128::from(i) + k128 <= min) {
-        (Case::D, None)
-    } else if index_max + k128 <= min_faulting_end {
-        (Case::C, None)
-    } else if let Some(b) = const_bound {
-        let limit = (&mut e).iconst(pt, ((b - k_checked) as i64).into());
-        (Case::E, Some((&mut e).icmp(Ugt, index, limit)))
-    } else if k == 1 {
-        (Case::F, Some((&mut e).icmp(Uge, index, a.bound)))
-    } else if k128 <= guard {
-        (Case::G, Some((&mut e).icmp(Ugt, index, a.bound)))
-    } else if k128 <= min || mutation == Some(Mutation::IsubWithoutProof) {
-        let kv = (&mut e).iconst(pt, (k_checked as i64).into());
-        let limit = (&mut e).isub(a.bound, kv);
-        (Case::H, Some((&mut e).icmp(Ugt, index, limit)))
-    } else {
-        let kv = (&mut e).iconst(pt, (k_checked as i64).into());
-        let end = (&mut e).uadd_overflow_trap(index, kv, code);
-        (Case::I, Some((&mut e).icmp(Ugt, end, a.bound)))
+    let (case, oob) = match check {
+        Check::AlwaysTraps => unreachable!("handled above"),
+        Check::InBounds => (Case::D, None),
+        Check::Faults => (Case::C, None),
+        Check::ConstantBound { limit } => {
+            let limit = limit + (k - k_checked);
+            let limit = (&mut e).iconst(pt, (limit as i64).into());
+            (Case::E, Some((&mut e).icmp(Ugt, index, limit)))
+        }
+        Check::OneByte => (Case::F, Some((&mut e).icmp(Uge, index, a.bound))),
+        Check::Guard => (Case::G, Some((&mut e).icmp(Ugt, index, a.bound))),
+        Check::BoundMinusEnd => {
+            let kv = (&mut e).iconst(pt, (k_checked as i64).into());
+            let limit = (&mut e).isub(a.bound, kv);
+            (Case::H, Some((&mut e).icmp(Ugt, index, limit)))
+        }
+        // Even where the sum cannot wrap, the legalizer keeps the overflow-checked add that
+        // its baseline (RFC.md) measures real Cranelift on.
+        Check::EndAboveBound { .. } => {
+            let kv = (&mut e).iconst(pt, (k_checked as i64).into());
+            let end = (&mut e).uadd_overflow_trap(index, kv, code);
+            (Case::I, Some((&mut e).icmp(Ugt, end, a.bound)))
+        }
     };
 
     // The address, and how the condition is consumed.

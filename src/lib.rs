@@ -6,6 +6,7 @@
 
 #![deny(missing_docs)]
 
+pub mod check;
 pub mod diagnostics;
 pub mod filetest;
 pub mod frontend;

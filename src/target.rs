@@ -36,12 +36,15 @@ pub const TARGETS: &[Target] = &[
     target("riscv64", types::I64, Endianness::Little, false),
     target("s390x", types::I64, Endianness::Big, false),
     target("pulley32", types::I32, Endianness::Little, true),
-    target("pulley64", types::I64, Endianness::Little, true),
+    Target::PULLEY64,
     target("pulley32be", types::I32, Endianness::Big, true),
     target("pulley64be", types::I64, Endianness::Big, true),
 ];
 
 impl Target {
+    /// 64-bit little-endian Pulley, the target of `isa::pulley`.
+    pub const PULLEY64: Target = target("pulley64", types::I64, Endianness::Little, true);
+
     /// The target named `name`.
     pub fn lookup(name: &str) -> Option<&'static Target> {
         TARGETS.iter().find(|t| t.name == name)

@@ -3,6 +3,7 @@
 //! the bounds-checked accesses.
 
 use super::inst::{Amode, BinOp, BrCond, ImmCond, ImmOp, MInst, MemOp, UnOp};
+use crate::check::{Check, CheckFacts};
 use crate::ir::{
     types, AccessKind, Endianness, Ieee32, Ieee64, Imm64, Inst, InstructionData,
     InstructionDataView, MemFlags, Memory, Offset32, Opcode, TrapCode, Type, Value, ValueListRef,
@@ -119,6 +120,9 @@ const SUB_KEY: u32 = 3;
 const ADD_KEY: u32 = 4;
 /// Set in a tag whose memo key names an IR value rather than a machine register.
 const IR_VALUE_KEY: u32 = 1 << 31;
+
+/// The target this backend compiles for.
+const PULLEY64: crate::target::Target = crate::target::Target::PULLEY64;
 
 const INT_ARGS: usize = 15;
 const FLOAT_ARGS: usize = 16;
@@ -361,6 +365,18 @@ impl IsleContext<'_, '_> {
     }
     fn memory_min(&self, m: Memory) -> u64 {
         self.lower.func.memories[m].min
+    }
+    /// What the shared check planner (`crate::check`) needs to know about `a`, checking `end`.
+    fn check_facts(&self, a: &Access, end: u64) -> CheckFacts {
+        CheckFacts {
+            mem: self.lower.func.memories[a.memory],
+            index_ty: a.index_ty,
+            pointer: I64,
+            const_index: self.lower.iconst(a.index),
+            const_bound: self.lower.iconst(a.bound),
+            end,
+            faulting_ranges_trap: PULLEY64.faulting_ranges_trap(),
+        }
     }
     /// Whether `bound >= k` holds in every execution: from the memory's minimum size or a
     /// constant bound.
@@ -727,14 +743,7 @@ impl generated::Context for IsleContext<'_, '_> {
 
     fn access_in_bounds(&mut self, a: Access) -> Option<Access> {
         // A constant index whose whole access lies below the memory's minimum size.
-        let index = self.lower.iconst(a.index)?;
-        let index = if a.index_ty == I32 {
-            index & 0xffff_ffff
-        } else {
-            index
-        };
-        let last = index.checked_add(a.end)?;
-        (last <= self.memory_min(a.memory)).then_some(Access {
+        (self.check_facts(&a, a.end).plan() == Check::InBounds).then_some(Access {
             mode: Mode::Unchecked,
             ..a
         })
@@ -1089,16 +1098,12 @@ impl IsleContext<'_, '_> {
         // The first access of a run checks the run's largest end (`machinst::share`).
         let end = self.lower.run_end(a.inst).unwrap_or(a.end);
         let branch_form = !self.backend.spectre || a.op.big_endian();
-        if let (true, Some(b)) = (branch_form, self.lower.iconst(a.bound)) {
-            // A constant bound: compare the index with an immediate.
-            let (cond, limit) = if end == 1 {
-                (ImmCond::Ugteq, Some(b))
-            } else {
-                (ImmCond::Ugt, b.checked_sub(end))
-            };
-            if let Some(imm) = limit.and_then(|k| cond.immediate(true, k)) {
+        let check = self.check_facts(a, end).plan();
+        if let (true, Check::ConstantBound { limit }) = (branch_form, check) {
+            // Compare the index with an immediate.
+            if let Some(imm) = ImmCond::Ugt.immediate(true, limit) {
                 self.emit(MInst::TrapIfImm {
-                    cond,
+                    cond: ImmCond::Ugt,
                     wide: true,
                     a: index,
                     imm,
@@ -1113,29 +1118,40 @@ impl IsleContext<'_, '_> {
         self.lower.set_fact(bound, Fact::MemoryBound(a.memory));
         // Out of bounds when `lhs < rhs` (`lhs <= rhs` for a one-byte end).
         let mut or_equal = false;
-        let (lhs, rhs) = if end == 1 {
-            or_equal = true;
-            (bound, index)
-        } else if self.bound_at_least(a, end) {
-            let limit = match self.lower.iconst(a.bound).and_then(|b| b.checked_sub(end)) {
-                // A constant bound: the constant `bound - end`.
-                Some(l) => self.derived(a.bound, (SUB_KEY, end), |cx| cx.const_reg(l)),
-                None => self.derived(a.bound, (SUB_KEY, end), |cx| cx.sub_const(bound, end)),
-            };
-            (limit, index)
-        } else if a.index_ty == I32 && end < 1 << 32 {
-            (bound, self.add_const(index, end))
-        } else {
-            let k = self.const_reg(end);
-            let end = self.vreg(RegClass::Int);
-            self.emit(MInst::AddTrap {
-                wide: true,
-                dst: end,
-                a: index,
-                b: k,
-                code: a.trap,
-            });
-            (bound, end)
+        let (lhs, rhs) = match check {
+            Check::ConstantBound { limit } => (
+                self.derived(a.bound, (SUB_KEY, end), |cx| cx.const_reg(limit)),
+                index,
+            ),
+            Check::OneByte => {
+                or_equal = true;
+                (bound, index)
+            }
+            Check::BoundMinusEnd => (
+                self.derived(a.bound, (SUB_KEY, end), |cx| cx.sub_const(bound, end)),
+                index,
+            ),
+            Check::EndAboveBound { may_wrap: false } => (bound, self.add_const(index, end)),
+            // With an overflow-checked sum: `EndAboveBound { may_wrap: true }`, and what
+            // needs no dynamic check at all but reached here anyway (a constant index in
+            // bounds is lowered without a check by an earlier rule; an access that always
+            // traps still traps this way; faulting ranges are never relied on on Pulley).
+            Check::EndAboveBound { may_wrap: true }
+            | Check::AlwaysTraps
+            | Check::InBounds
+            | Check::Faults
+            | Check::Guard => {
+                let k = self.const_reg(end);
+                let end = self.vreg(RegClass::Int);
+                self.emit(MInst::AddTrap {
+                    wide: true,
+                    dst: end,
+                    a: index,
+                    b: k,
+                    code: a.trap,
+                });
+                (bound, end)
+            }
         };
         let addr = self.add_regs(base, index);
         if !branch_form {
