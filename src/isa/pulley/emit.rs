@@ -598,97 +598,104 @@ fn no_mode(op: MemOp, amode: &Amode) -> CodegenError {
     ))
 }
 
-fn encode_load(s: &mut Vec<u8>, op: MemOp, dst: u8, amode: &Amode) -> Result<(), CodegenError> {
-    use MemOp::*;
-    let (d, f) = (xr(dst), fr(dst));
-    match *amode {
-        Amode::O32 { base, offset } => {
-            let a = AddrO32 {
+/// An addressing mode with allocated registers, as `pulley-interpreter`'s encoders take it.
+enum Addr {
+    O32(AddrO32),
+    Z(AddrZ),
+    G32(AddrG32),
+    G32Bne(AddrG32Bne),
+}
+
+impl Addr {
+    fn of(amode: &Amode) -> Addr {
+        match *amode {
+            Amode::O32 { base, offset } => Addr::O32(AddrO32 {
                 addr: xr(n(base)),
                 offset,
-            };
-            match op {
-                X8U => encode::xload8_u32_o32(s, d, a),
-                X8S => encode::xload8_s32_o32(s, d, a),
-                X16U => encode::xload16le_u32_o32(s, d, a),
-                X16S => encode::xload16le_s32_o32(s, d, a),
-                X32 => encode::xload32le_o32(s, d, a),
-                X64 => encode::xload64le_o32(s, d, a),
-                X16UBe => encode::xload16be_u32_o32(s, d, a),
-                X16SBe => encode::xload16be_s32_o32(s, d, a),
-                X32Be => encode::xload32be_o32(s, d, a),
-                X64Be => encode::xload64be_o32(s, d, a),
-                F32 => encode::fload32le_o32(s, f, a),
-                F64 => encode::fload64le_o32(s, f, a),
-                F32Be => encode::fload32be_o32(s, f, a),
-                F64Be => encode::fload64be_o32(s, f, a),
-            }
-        }
-        Amode::Z { base, offset } => {
-            let a = AddrZ {
+            }),
+            Amode::Z { base, offset } => Addr::Z(AddrZ {
                 addr: xr(n(base)),
                 offset,
-            };
-            match op {
-                X8U => encode::xload8_u32_z(s, d, a),
-                X8S => encode::xload8_s32_z(s, d, a),
-                X16U => encode::xload16le_u32_z(s, d, a),
-                X16S => encode::xload16le_s32_z(s, d, a),
-                X32 => encode::xload32le_z(s, d, a),
-                X64 => encode::xload64le_z(s, d, a),
-                F32 => encode::fload32le_z(s, f, a),
-                F64 => encode::fload64le_z(s, f, a),
-                _ => return Err(no_mode(op, amode)),
-            }
-        }
-        Amode::G32 {
-            base,
-            bound,
-            index,
-            offset,
-        } => {
-            let a = AddrG32 {
+            }),
+            Amode::G32 {
+                base,
+                bound,
+                index,
+                offset,
+            } => Addr::G32(AddrG32 {
                 host_heap_base: xr(n(base)),
                 host_heap_bound: xr(n(bound)),
                 wasm_addr: xr(n(index)),
                 offset,
-            };
-            match op {
-                X8U => encode::xload8_u32_g32(s, d, a),
-                X8S => encode::xload8_s32_g32(s, d, a),
-                X16U => encode::xload16le_u32_g32(s, d, a),
-                X16S => encode::xload16le_s32_g32(s, d, a),
-                X32 => encode::xload32le_g32(s, d, a),
-                X64 => encode::xload64le_g32(s, d, a),
-                F32 => encode::fload32le_g32(s, f, a),
-                F64 => encode::fload64le_g32(s, f, a),
-                _ => return Err(no_mode(op, amode)),
-            }
-        }
-        Amode::G32Bne {
-            base,
-            bound_addr,
-            bound_offset,
-            index,
-            offset,
-        } => {
-            let a = AddrG32Bne {
+            }),
+            Amode::G32Bne {
+                base,
+                bound_addr,
+                bound_offset,
+                index,
+                offset,
+            } => Addr::G32Bne(AddrG32Bne {
                 host_heap_base: xr(n(base)),
                 host_heap_bound_addr: xr(n(bound_addr)),
                 host_heap_bound_offset: bound_offset,
                 wasm_addr: xr(n(index)),
                 offset,
-            };
-            match op {
-                X8U => encode::xload8_u32_g32bne(s, d, a),
-                X8S => encode::xload8_s32_g32bne(s, d, a),
-                X16U => encode::xload16le_u32_g32bne(s, d, a),
-                X16S => encode::xload16le_s32_g32bne(s, d, a),
-                X32 => encode::xload32le_g32bne(s, d, a),
-                X64 => encode::xload64le_g32bne(s, d, a),
-                _ => return Err(no_mode(op, amode)),
-            }
+            }),
         }
+    }
+}
+
+fn encode_load(s: &mut Vec<u8>, op: MemOp, dst: u8, amode: &Amode) -> Result<(), CodegenError> {
+    use MemOp::*;
+    let (d, f) = (xr(dst), fr(dst));
+    match Addr::of(amode) {
+        Addr::O32(a) => match op {
+            X8U => encode::xload8_u32_o32(s, d, a),
+            X8S => encode::xload8_s32_o32(s, d, a),
+            X16U => encode::xload16le_u32_o32(s, d, a),
+            X16S => encode::xload16le_s32_o32(s, d, a),
+            X32 => encode::xload32le_o32(s, d, a),
+            X64 => encode::xload64le_o32(s, d, a),
+            X16UBe => encode::xload16be_u32_o32(s, d, a),
+            X16SBe => encode::xload16be_s32_o32(s, d, a),
+            X32Be => encode::xload32be_o32(s, d, a),
+            X64Be => encode::xload64be_o32(s, d, a),
+            F32 => encode::fload32le_o32(s, f, a),
+            F64 => encode::fload64le_o32(s, f, a),
+            F32Be => encode::fload32be_o32(s, f, a),
+            F64Be => encode::fload64be_o32(s, f, a),
+        },
+        Addr::Z(a) => match op {
+            X8U => encode::xload8_u32_z(s, d, a),
+            X8S => encode::xload8_s32_z(s, d, a),
+            X16U => encode::xload16le_u32_z(s, d, a),
+            X16S => encode::xload16le_s32_z(s, d, a),
+            X32 => encode::xload32le_z(s, d, a),
+            X64 => encode::xload64le_z(s, d, a),
+            F32 => encode::fload32le_z(s, f, a),
+            F64 => encode::fload64le_z(s, f, a),
+            _ => return Err(no_mode(op, amode)),
+        },
+        Addr::G32(a) => match op {
+            X8U => encode::xload8_u32_g32(s, d, a),
+            X8S => encode::xload8_s32_g32(s, d, a),
+            X16U => encode::xload16le_u32_g32(s, d, a),
+            X16S => encode::xload16le_s32_g32(s, d, a),
+            X32 => encode::xload32le_g32(s, d, a),
+            X64 => encode::xload64le_g32(s, d, a),
+            F32 => encode::fload32le_g32(s, f, a),
+            F64 => encode::fload64le_g32(s, f, a),
+            _ => return Err(no_mode(op, amode)),
+        },
+        Addr::G32Bne(a) => match op {
+            X8U => encode::xload8_u32_g32bne(s, d, a),
+            X8S => encode::xload8_s32_g32bne(s, d, a),
+            X16U => encode::xload16le_u32_g32bne(s, d, a),
+            X16S => encode::xload16le_s32_g32bne(s, d, a),
+            X32 => encode::xload32le_g32bne(s, d, a),
+            X64 => encode::xload64le_g32bne(s, d, a),
+            _ => return Err(no_mode(op, amode)),
+        },
     }
     Ok(())
 }
@@ -696,85 +703,45 @@ fn encode_load(s: &mut Vec<u8>, op: MemOp, dst: u8, amode: &Amode) -> Result<(),
 fn encode_store(s: &mut Vec<u8>, op: MemOp, src: u8, amode: &Amode) -> Result<(), CodegenError> {
     use MemOp::*;
     let (x, f) = (xr(src), fr(src));
-    match *amode {
-        Amode::O32 { base, offset } => {
-            let a = AddrO32 {
-                addr: xr(n(base)),
-                offset,
-            };
-            match op {
-                X8U | X8S => encode::xstore8_o32(s, a, x),
-                X16U | X16S => encode::xstore16le_o32(s, a, x),
-                X32 => encode::xstore32le_o32(s, a, x),
-                X64 => encode::xstore64le_o32(s, a, x),
-                X16UBe | X16SBe => encode::xstore16be_o32(s, a, x),
-                X32Be => encode::xstore32be_o32(s, a, x),
-                X64Be => encode::xstore64be_o32(s, a, x),
-                F32 => encode::fstore32le_o32(s, a, f),
-                F64 => encode::fstore64le_o32(s, a, f),
-                F32Be => encode::fstore32be_o32(s, a, f),
-                F64Be => encode::fstore64be_o32(s, a, f),
-            }
-        }
-        Amode::Z { base, offset } => {
-            let a = AddrZ {
-                addr: xr(n(base)),
-                offset,
-            };
-            match op {
-                X8U | X8S => encode::xstore8_z(s, a, x),
-                X16U | X16S => encode::xstore16le_z(s, a, x),
-                X32 => encode::xstore32le_z(s, a, x),
-                X64 => encode::xstore64le_z(s, a, x),
-                F32 => encode::fstore32le_z(s, a, f),
-                F64 => encode::fstore64le_z(s, a, f),
-                _ => return Err(no_mode(op, amode)),
-            }
-        }
-        Amode::G32 {
-            base,
-            bound,
-            index,
-            offset,
-        } => {
-            let a = AddrG32 {
-                host_heap_base: xr(n(base)),
-                host_heap_bound: xr(n(bound)),
-                wasm_addr: xr(n(index)),
-                offset,
-            };
-            match op {
-                X8U | X8S => encode::xstore8_g32(s, a, x),
-                X16U | X16S => encode::xstore16le_g32(s, a, x),
-                X32 => encode::xstore32le_g32(s, a, x),
-                X64 => encode::xstore64le_g32(s, a, x),
-                F32 => encode::fstore32le_g32(s, a, f),
-                F64 => encode::fstore64le_g32(s, a, f),
-                _ => return Err(no_mode(op, amode)),
-            }
-        }
-        Amode::G32Bne {
-            base,
-            bound_addr,
-            bound_offset,
-            index,
-            offset,
-        } => {
-            let a = AddrG32Bne {
-                host_heap_base: xr(n(base)),
-                host_heap_bound_addr: xr(n(bound_addr)),
-                host_heap_bound_offset: bound_offset,
-                wasm_addr: xr(n(index)),
-                offset,
-            };
-            match op {
-                X8U | X8S => encode::xstore8_g32bne(s, a, x),
-                X16U | X16S => encode::xstore16le_g32bne(s, a, x),
-                X32 => encode::xstore32le_g32bne(s, a, x),
-                X64 => encode::xstore64le_g32bne(s, a, x),
-                _ => return Err(no_mode(op, amode)),
-            }
-        }
+    match Addr::of(amode) {
+        Addr::O32(a) => match op {
+            X8U | X8S => encode::xstore8_o32(s, a, x),
+            X16U | X16S => encode::xstore16le_o32(s, a, x),
+            X32 => encode::xstore32le_o32(s, a, x),
+            X64 => encode::xstore64le_o32(s, a, x),
+            X16UBe | X16SBe => encode::xstore16be_o32(s, a, x),
+            X32Be => encode::xstore32be_o32(s, a, x),
+            X64Be => encode::xstore64be_o32(s, a, x),
+            F32 => encode::fstore32le_o32(s, a, f),
+            F64 => encode::fstore64le_o32(s, a, f),
+            F32Be => encode::fstore32be_o32(s, a, f),
+            F64Be => encode::fstore64be_o32(s, a, f),
+        },
+        Addr::Z(a) => match op {
+            X8U | X8S => encode::xstore8_z(s, a, x),
+            X16U | X16S => encode::xstore16le_z(s, a, x),
+            X32 => encode::xstore32le_z(s, a, x),
+            X64 => encode::xstore64le_z(s, a, x),
+            F32 => encode::fstore32le_z(s, a, f),
+            F64 => encode::fstore64le_z(s, a, f),
+            _ => return Err(no_mode(op, amode)),
+        },
+        Addr::G32(a) => match op {
+            X8U | X8S => encode::xstore8_g32(s, a, x),
+            X16U | X16S => encode::xstore16le_g32(s, a, x),
+            X32 => encode::xstore32le_g32(s, a, x),
+            X64 => encode::xstore64le_g32(s, a, x),
+            F32 => encode::fstore32le_g32(s, a, f),
+            F64 => encode::fstore64le_g32(s, a, f),
+            _ => return Err(no_mode(op, amode)),
+        },
+        Addr::G32Bne(a) => match op {
+            X8U | X8S => encode::xstore8_g32bne(s, a, x),
+            X16U | X16S => encode::xstore16le_g32bne(s, a, x),
+            X32 => encode::xstore32le_g32bne(s, a, x),
+            X64 => encode::xstore64le_g32bne(s, a, x),
+            _ => return Err(no_mode(op, amode)),
+        },
     }
     Ok(())
 }
