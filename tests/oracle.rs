@@ -16,8 +16,11 @@
 //! accessible byte), or a trap with the same code and the memory unchanged. Native and Pulley
 //! runs happen in a forked child: a fault or `ud2` there is caught by a signal handler that
 //! reports the faulting pc, mapped to a trap code through the code's trap table. A host fault
-//! during Pulley execution (a guard-page access) is reported as a memory fault and carries
-//! the access's trap code. Upstream's CLIF fuzzer skips trapping inputs; this compares them.
+//! during Pulley execution is a crash: Pulley code must never rely on faulting ranges.
+//! Upstream's CLIF fuzzer skips trapping inputs; this compares them.
+//!
+//! A second phase runs random functions with several accesses through one index (runs that
+//! share one check in our Pulley backend) against the interpreter.
 //!
 //! Everything runs in one test function: the children of `fork` must not allocate, and no
 //! other test thread of this binary may hold the allocator's lock when they are created.
@@ -826,6 +829,130 @@ fn run(mutation: Option<Mutation>, random: usize, stop_at_first: bool) -> Run {
     r
 }
 
+// ---------------------------------------------------------------------------------------------
+// Runs of accesses that may share one check (src/machinst/share.rs)
+
+/// A random function making 2 to 4 accesses through one index with different offsets and
+/// widths, sometimes with a division by `value` (which traps on 0) or a second trap code in
+/// between, and sometimes ending in a store of `value`; it returns the loaded values xor-ed.
+fn run_function(rng: &mut Rng) -> (String, Vec<u64>, bool) {
+    let index64 = rng.next() % 2 == 0;
+    let it = if index64 { "i64" } else { "i32" };
+    let min = if rng.next() % 2 == 0 { BOUND } else { 0 };
+    let constant_bound = rng.next() % 3 == 0;
+    let mut body = String::new();
+    let index = if index64 {
+        "v2"
+    } else {
+        body += "    v10 = ireduce.i32 v2\n";
+        "v10"
+    };
+    let bound = if constant_bound {
+        body += &format!("    v11 = iconst.i64 {BOUND:#x}\n");
+        "v11"
+    } else {
+        "v1"
+    };
+    let offsets = [0u64, 1, 8, 0x10, 0x100, 0xfff8, 0x1_0000, 0x1_2345];
+    let loads = [
+        ("i64", "", 8u64),
+        ("i32", "", 4),
+        ("i32", " u8", 1),
+        ("i64", " s16", 2),
+    ];
+    let n = 2 + rng.next() % 3;
+    let mut ends = Vec::new();
+    let mut acc = "v3".to_string();
+    for i in 0..n {
+        let offset = offsets[(rng.next() % offsets.len() as u64) as usize];
+        let off = if offset == 0 {
+            String::new()
+        } else {
+            format!("+{offset:#x}")
+        };
+        let last = i + 1 == n;
+        if last && rng.next() % 3 == 0 {
+            body +=
+                &format!("    bounds_checked_store little mem0 v3, v0, {bound}, {index}{off}\n");
+            ends.push(offset + 8);
+            break;
+        }
+        let (ty, kind, bytes) = loads[(rng.next() % loads.len() as u64) as usize];
+        let code = if rng.next() % 8 == 0 { " user1" } else { "" };
+        let v = 100 + 10 * i;
+        body += &format!(
+            "    v{v} = bounds_checked_load.{ty}{kind}{code} little mem0 v0, {bound}, {index}{off}\n"
+        );
+        let wide = if ty == "i64" {
+            format!("v{v}")
+        } else {
+            body += &format!("    v{} = uextend.i64 v{v}\n", v + 1);
+            format!("v{}", v + 1)
+        };
+        body += &format!("    v{} = bxor {acc}, {wide}\n", v + 2);
+        acc = format!("v{}", v + 2);
+        ends.push(offset + bytes);
+        if !last && rng.next() % 5 == 0 {
+            body += &format!("    v{} = udiv {acc}, v3\n", v + 3);
+            acc = format!("v{}", v + 3);
+        }
+    }
+    body += &format!("    return {acc}\n");
+    let text = format!(
+        "function %t(i64, i64, i64, i64) -> i64 system_v {{\n    mem0 = memory index {it}, min {min:#x}, max {:#x}, guard 0\n\nblock0(v0: i64, v1: i64, v2: i64, v3: i64):\n{body}}}\n",
+        if index64 { 1u64 << 48 } else { 1 << 32 }
+    );
+    (text, ends, index64)
+}
+
+/// Our pulley64 backend against the interpreter on random runs, each at indices around
+/// every end the run checks; returns (points, disagreements).
+fn shared_check_runs(rng: &mut Rng, functions: usize) -> (usize, Vec<String>) {
+    let memory = NativeMemory::new(BOUND);
+    let mut points = 0;
+    let mut disagreements = Vec::new();
+    for _ in 0..functions {
+        let (text, ends, index64) = run_function(rng);
+        let fused = clif_bounds::parser::parse_function(&text)
+            .unwrap_or_else(|d| panic!("{}\n{text}", d.message));
+        clif_bounds::verifier::verify_function(&fused, types::I64)
+            .unwrap_or_else(|e| panic!("{}\n{text}", e[0].message));
+        let mask = if index64 {
+            u64::MAX
+        } else {
+            u64::from(u32::MAX)
+        };
+        let mut indices = vec![0, mask, rng.next() & mask];
+        for &e in &ends {
+            for d in [0, 1, 2] {
+                indices.push((BOUND - e.min(BOUND) + d).wrapping_sub(1) & mask);
+            }
+        }
+        for spectre in [false, true] {
+            let backend = clif_bounds::isa::pulley::PulleyBackend { spectre };
+            let c = clif_bounds::isa::pulley::compile(&fused, &backend)
+                .unwrap_or_else(|e| panic!("our pulley64 backend: {e}\n{text}"));
+            let ours = Compiled {
+                code: c.code,
+                traps: c.traps.iter().map(|(&o, s)| (o, s.code)).collect(),
+            };
+            for &index in &indices {
+                for value in [0, rng.next() | 1] {
+                    points += 1;
+                    let expected = interpret(&fused, BOUND, index, value);
+                    let got = pulley(&ours, &memory, index, value);
+                    if got != expected {
+                        disagreements.push(format!(
+                            "spectre {spectre}, index {index:#x}, value {value:#x}: interpreter {expected:?}, our pulley64 {got:?}\n{text}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    (points, disagreements)
+}
+
 #[test]
 fn legalization_oracle() {
     let random = std::env::var("CLIF_BOUNDS_ORACLE_RANDOM")
@@ -876,6 +1003,21 @@ fn legalization_oracle() {
         "{} disagreements; first:\n{}",
         r.disagreements.len(),
         r.disagreements[0]
+    );
+
+    // Shared checks: one check for several accesses must trap exactly where the accesses
+    // one by one would, with the same code and the same memory.
+    let mut rng = Rng(0x5eed_5eed_5eed_5eed);
+    let (points, bad) = shared_check_runs(&mut rng, 200);
+    println!(
+        "shared-check runs: 200 functions, {points} points, {} disagreements",
+        bad.len()
+    );
+    assert!(
+        bad.is_empty(),
+        "{} disagreements; first:\n{}",
+        bad.len(),
+        bad[0]
     );
 
     // A wrong legalizer must be caught.
