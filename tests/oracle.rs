@@ -836,10 +836,10 @@ fn run(mutation: Option<Mutation>, random: usize, stop_at_first: bool) -> Run {
 /// widths, sometimes with a division by `value` (which traps on 0) or a second trap code in
 /// between, and sometimes ending in a store of `value`; it returns the loaded values xor-ed.
 fn run_function(rng: &mut Rng) -> (String, Vec<u64>, bool) {
-    let index64 = rng.next() % 2 == 0;
+    let index64 = rng.next().is_multiple_of(2);
     let it = if index64 { "i64" } else { "i32" };
-    let min = if rng.next() % 2 == 0 { BOUND } else { 0 };
-    let constant_bound = rng.next() % 3 == 0;
+    let min = if rng.next().is_multiple_of(2) { BOUND } else { 0 };
+    let constant_bound = rng.next().is_multiple_of(3);
     let mut body = String::new();
     let index = if index64 {
         "v2"
@@ -871,14 +871,14 @@ fn run_function(rng: &mut Rng) -> (String, Vec<u64>, bool) {
             format!("+{offset:#x}")
         };
         let last = i + 1 == n;
-        if last && rng.next() % 3 == 0 {
+        if last && rng.next().is_multiple_of(3) {
             body +=
                 &format!("    bounds_checked_store little mem0 v3, v0, {bound}, {index}{off}\n");
             ends.push(offset + 8);
             break;
         }
         let (ty, kind, bytes) = loads[(rng.next() % loads.len() as u64) as usize];
-        let code = if rng.next() % 8 == 0 { " user1" } else { "" };
+        let code = if rng.next().is_multiple_of(8) { " user1" } else { "" };
         let v = 100 + 10 * i;
         body += &format!(
             "    v{v} = bounds_checked_load.{ty}{kind}{code} little mem0 v0, {bound}, {index}{off}\n"
@@ -892,7 +892,7 @@ fn run_function(rng: &mut Rng) -> (String, Vec<u64>, bool) {
         body += &format!("    v{} = bxor {acc}, {wide}\n", v + 2);
         acc = format!("v{}", v + 2);
         ends.push(offset + bytes);
-        if !last && rng.next() % 5 == 0 {
+        if !last && rng.next().is_multiple_of(5) {
             body += &format!("    v{} = udiv {acc}, v3\n", v + 3);
             acc = format!("v{}", v + 3);
         }
