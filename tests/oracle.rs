@@ -838,7 +838,11 @@ fn run(mutation: Option<Mutation>, random: usize, stop_at_first: bool) -> Run {
 fn run_function(rng: &mut Rng) -> (String, Vec<u64>, bool) {
     let index64 = rng.next().is_multiple_of(2);
     let it = if index64 { "i64" } else { "i32" };
-    let min = if rng.next().is_multiple_of(2) { BOUND } else { 0 };
+    let min = if rng.next().is_multiple_of(2) {
+        BOUND
+    } else {
+        0
+    };
     let constant_bound = rng.next().is_multiple_of(3);
     let mut body = String::new();
     let index = if index64 {
@@ -878,7 +882,11 @@ fn run_function(rng: &mut Rng) -> (String, Vec<u64>, bool) {
             break;
         }
         let (ty, kind, bytes) = loads[(rng.next() % loads.len() as u64) as usize];
-        let code = if rng.next().is_multiple_of(8) { " user1" } else { "" };
+        let code = if rng.next().is_multiple_of(8) {
+            " user1"
+        } else {
+            ""
+        };
         let v = 100 + 10 * i;
         body += &format!(
             "    v{v} = bounds_checked_load.{ty}{kind}{code} little mem0 v0, {bound}, {index}{off}\n"
