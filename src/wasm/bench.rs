@@ -199,6 +199,19 @@ fn engines(spectre: bool) -> Result<[Box<dyn Engine>; 3], String> {
     ])
 }
 
+/// One measured call of a kernel. Its own function, never inlined, so that an instruction
+/// counter can collect exactly its calls (`clif-bounds bench --instructions` runs the
+/// benchmark under callgrind, collecting and dumping per call of this function).
+#[inline(never)]
+pub fn measured_call(
+    store: &mut Store,
+    inst: usize,
+    func: u32,
+    args: &[DataValue],
+) -> Result<Outcome, String> {
+    store.call(inst, func, args)
+}
+
 /// Measures every kernel, on i32 and i64 memories of fixed and growable size, under each
 /// preset and both Spectre settings; `reps` calls per point, the median kept. `report` gets each row as it is done.
 pub fn run(reps: usize, report: &mut dyn FnMut(&Row)) -> Result<Vec<Row>, String> {
@@ -236,7 +249,7 @@ pub fn run(reps: usize, report: &mut dyn FnMut(&Row)) -> Result<Vec<Row>, String
                     for _ in 0..reps {
                         for (i, (store, inst, run)) in runs.iter_mut().enumerate() {
                             let t = Instant::now();
-                            let o = store.call(*inst, *run, &arg)?;
+                            let o = measured_call(store, *inst, *run, &arg)?;
                             samples[i].push(t.elapsed());
                             outcomes[i] = Some(o);
                         }
