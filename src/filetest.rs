@@ -109,12 +109,7 @@ impl From<String> for Failure {
 
 fn run_source(name: &str, src: &str) -> Result<(), Failure> {
     let file = parse_file(src).map_err(|d| d.render(name, src))?;
-    let tests: Vec<&str> = file
-        .header
-        .iter()
-        .filter(|h| h.keyword == "test")
-        .filter_map(|h| h.words.first().map(String::as_str))
-        .collect();
+    let tests = file.header_words("test");
     if tests.is_empty() {
         return Err(
             "no `test` line: expected `test cat`, `test verifier`, `test interpret`, `test run` or `test compile`"
@@ -149,12 +144,7 @@ fn run_source(name: &str, src: &str) -> Result<(), Failure> {
             "run" => {
                 // `test run` executes on the backends of the file's targets (pulley64 is the
                 // only one so far) and on the interpreter, which is the reference.
-                let targets: Vec<&str> = file
-                    .header
-                    .iter()
-                    .filter(|h| h.keyword == "target")
-                    .filter_map(|h| h.words.first().map(String::as_str))
-                    .collect();
+                let targets = file.header_words("target");
                 if !targets.contains(&"pulley64") {
                     return Err(format!(
                         "`test run` needs a target with a backend: add `target pulley64` (found: {})",

@@ -68,6 +68,18 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// Settings for the target named `target` with `enable_heap_access_spectre_mitigation`
+    /// as given.
+    pub fn for_target(target: &str, spectre: bool) -> Result<Settings, String> {
+        Settings::new(
+            Some(target),
+            &[(
+                "enable_heap_access_spectre_mitigation".into(),
+                spectre.to_string(),
+            )],
+        )
+    }
+
     /// Settings from a target name and `set` lines (`enable_heap_access_spectre_mitigation`,
     /// true or false; others are ignored here).
     pub fn new(target: Option<&str>, sets: &[(String, String)]) -> Result<Settings, String> {

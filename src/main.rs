@@ -401,18 +401,11 @@ fn legalize_settings(
     spectre: &str,
 ) -> Result<clif_bounds::legalize::Settings, String> {
     let spectre = match spectre {
-        "on" | "true" | "yes" => "true",
-        "off" | "false" | "no" => "false",
+        "on" | "true" | "yes" => true,
+        "off" | "false" | "no" => false,
         s => return Err(format!("error: --spectre expects on or off, found `{s}`")),
     };
-    clif_bounds::legalize::Settings::new(
-        Some(target),
-        &[(
-            "enable_heap_access_spectre_mitigation".into(),
-            spectre.into(),
-        )],
-    )
-    .map_err(|e| format!("error: {e}"))
+    clif_bounds::legalize::Settings::for_target(target, spectre).map_err(|e| format!("error: {e}"))
 }
 
 /// The main job on the embedded example: parse, verify, print, then run one bounds-checked

@@ -68,6 +68,16 @@ impl ParsedFile {
             .map(String::as_str)
     }
 
+    /// The first word of every header line with `keyword` (`test run`, `target pulley64`), in
+    /// order.
+    pub fn header_words(&self, keyword: &str) -> Vec<&str> {
+        self.header
+            .iter()
+            .filter(|h| h.keyword == keyword)
+            .filter_map(|h| h.words.first().map(String::as_str))
+            .collect()
+    }
+
     /// The `set NAME=VALUE` lines as pairs (`set NAME` alone means `true`).
     pub fn settings(&self) -> Vec<(String, String)> {
         self.header

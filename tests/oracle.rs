@@ -760,14 +760,7 @@ fn run(mutation: Option<Mutation>, random: usize, stop_at_first: bool) -> Run {
         clif_bounds::verifier::verify_function(&fused, types::I64)
             .unwrap_or_else(|e| panic!("{}\n{text}", e[0].message));
         let legalized = |target: &str| {
-            let settings = Settings::new(
-                Some(target),
-                &[(
-                    "enable_heap_access_spectre_mitigation".into(),
-                    config.spectre.to_string(),
-                )],
-            )
-            .unwrap();
+            let settings = Settings::for_target(target, config.spectre).unwrap();
             let mut f = fused.clone();
             let cases = legalize_with(&mut f, &settings, mutation);
             (f, cases[0].1)

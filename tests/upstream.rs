@@ -229,14 +229,7 @@ fn legalized_filetests_compile_with_upstream() {
             for &isa in isas {
                 for spectre in [false, true] {
                     let mut f = pf.func.clone();
-                    let settings = Settings::new(
-                        Some(isa),
-                        &[(
-                            "enable_heap_access_spectre_mitigation".into(),
-                            spectre.to_string(),
-                        )],
-                    )
-                    .unwrap();
+                    let settings = Settings::for_target(isa, spectre).unwrap();
                     assert_eq!(settings.pointer, pointer);
                     legalize(&mut f, &settings);
                     let text = f.to_string();
@@ -306,14 +299,7 @@ fn legalization_baseline() {
         let mut row = Vec::new();
         let mut form = String::new();
         for spectre in [false, true] {
-            let settings = Settings::new(
-                Some("x86_64"),
-                &[(
-                    "enable_heap_access_spectre_mitigation".into(),
-                    spectre.to_string(),
-                )],
-            )
-            .unwrap();
+            let settings = Settings::for_target("x86_64", spectre).unwrap();
             let mut f = fused.clone();
             let got = legalize(&mut f, &settings);
             assert_eq!(got.last().unwrap().1, case, "{text}");

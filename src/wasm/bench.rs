@@ -185,13 +185,7 @@ pub struct Row {
 }
 
 fn engines(spectre: bool) -> Result<[Box<dyn Engine>; 3], String> {
-    let settings = Settings::new(
-        Some("pulley64"),
-        &[(
-            "enable_heap_access_spectre_mitigation".into(),
-            spectre.to_string(),
-        )],
-    )?;
+    let settings = Settings::for_target("pulley64", spectre)?;
     Ok([
         Box::new(PulleyEngine::new(spectre)?),
         Box::new(PulleyEngine::legalized(settings)?),

@@ -53,13 +53,7 @@ impl CraneliftEngine {
             .map_err(|e| format!("Cranelift x86_64: {e}"))?
             .finish(settings::Flags::new(b))
             .map_err(|e| format!("Cranelift x86_64: {e}"))?;
-        let settings = Settings::new(
-            Some("x86_64"),
-            &[(
-                "enable_heap_access_spectre_mitigation".into(),
-                spectre.to_string(),
-            )],
-        )?;
+        let settings = Settings::for_target("x86_64", spectre)?;
         Ok(CraneliftEngine {
             settings,
             isa,
@@ -293,10 +287,7 @@ impl Engine for CraneliftEngine {
         args: &[DataValue],
         memories: &Arc<Mutex<Memories>>,
     ) -> Result<Outcome, String> {
-        let compiled = self
-            .instances
-            .get(&instance)
-            .ok_or_else(|| format!("instance {instance} was not loaded"))?;
+        let compiled = super::runtime::loaded(&self.instances, instance)?;
         let entry = *compiled
             .entries
             .get(&index)
@@ -360,13 +351,7 @@ impl CraneliftPulleyEngine {
             .map_err(|e| format!("Cranelift pulley64: {e}"))?
             .finish(settings::Flags::new(b))
             .map_err(|e| format!("Cranelift pulley64: {e}"))?;
-        let settings = Settings::new(
-            Some("pulley64"),
-            &[(
-                "enable_heap_access_spectre_mitigation".into(),
-                spectre.to_string(),
-            )],
-        )?;
+        let settings = Settings::for_target("pulley64", spectre)?;
         Ok(CraneliftPulleyEngine {
             settings,
             isa,
@@ -434,10 +419,7 @@ impl Engine for CraneliftPulleyEngine {
         args: &[DataValue],
         _memories: &Arc<Mutex<Memories>>,
     ) -> Result<Outcome, String> {
-        let image = self
-            .images
-            .get(&instance)
-            .ok_or_else(|| format!("instance {instance} was not loaded"))?;
+        let image = super::runtime::loaded(&self.images, instance)?;
         let returns = translation.returns(index)?;
         let mut no_host = |name: &str, _: &mut pulley_interpreter::interp::Vm| {
             Err(format!(

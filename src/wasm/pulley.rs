@@ -82,10 +82,7 @@ impl Engine for PulleyEngine {
         args: &[DataValue],
         memories: &Arc<Mutex<Memories>>,
     ) -> Result<Outcome, String> {
-        let image = self
-            .images
-            .get(&instance)
-            .ok_or_else(|| format!("instance {instance} was not loaded"))?;
+        let image = super::runtime::loaded(&self.images, instance)?;
         let returns = translation.returns(index)?;
         let mut host = |name: &str, vm: &mut Vm| -> Result<(), String> {
             if name != MEMORY_GROW {

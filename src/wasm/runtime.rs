@@ -361,6 +361,13 @@ impl Instance {
     }
 }
 
+/// What an engine's `load` kept for `instance`, or the error for one it never loaded.
+pub(crate) fn loaded<T>(by_instance: &HashMap<usize, T>, instance: usize) -> Result<&T, String> {
+    by_instance
+        .get(&instance)
+        .ok_or_else(|| format!("instance {instance} was not loaded"))
+}
+
 /// How translated code runs. An engine sees every instance's translation once, when it is
 /// instantiated, and is then asked to call its functions.
 pub trait Engine {
@@ -459,10 +466,7 @@ impl Engine for InterpreterEngine {
         args: &[DataValue],
         memories: &Arc<Mutex<Memories>>,
     ) -> Result<Outcome, String> {
-        let functions = self
-            .prepared
-            .get(&instance)
-            .ok_or_else(|| format!("instance {instance} was not loaded"))?;
+        let functions = loaded(&self.prepared, instance)?;
         let mut interp = Interpreter::new(functions, types::I64);
         if let Some(fuel) = self.fuel {
             interp.set_fuel(fuel);

@@ -121,9 +121,6 @@ const ADD_KEY: u32 = 4;
 /// Set in a tag whose memo key names an IR value rather than a machine register.
 const IR_VALUE_KEY: u32 = 1 << 31;
 
-/// The target this backend compiles for.
-const PULLEY64: crate::target::Target = crate::target::Target::PULLEY64;
-
 const INT_ARGS: usize = 15;
 const FLOAT_ARGS: usize = 16;
 
@@ -375,7 +372,7 @@ impl IsleContext<'_, '_> {
             const_index: self.lower.iconst(a.index),
             const_bound: self.lower.iconst(a.bound),
             end,
-            faulting_ranges_trap: PULLEY64.faulting_ranges_trap(),
+            faulting_ranges_trap: crate::target::Target::PULLEY64.faulting_ranges_trap(),
         }
     }
     /// Whether `bound >= k` holds in every execution: from the memory's minimum size or a
