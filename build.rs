@@ -11,9 +11,11 @@ fn main() {
 
     let prelude = Path::new("src/machinst/prelude.isle");
     println!("cargo:rerun-if-changed={}", prelude.display());
-    // One rule file per backend; x64 and aarch64 join this list.
-    #[allow(clippy::single_element_loop)]
-    for (isa, rules) in [("pulley", "src/isa/pulley/lower.isle")] {
+    // One rule file per backend.
+    for (isa, rules) in [
+        ("pulley", "src/isa/pulley/lower.isle"),
+        ("x64", "src/isa/x64/lower.isle"),
+    ] {
         println!("cargo:rerun-if-changed={rules}");
         let files = [
             prelude.to_path_buf(),

@@ -94,6 +94,7 @@ enum Command {
         /// Execution path: `interp` runs the fused instructions on the reference
         /// interpreter, `interp-legalized` runs the legalized form on it, `pulley64` compiles
         /// the fused instructions with our Pulley backend and runs them in pulley-interpreter,
+        /// `x86_64` compiles them with our x86_64 backend and runs them natively,
         /// `cranelift` compiles the legalized form with real Cranelift 0.135.8 for the host
         /// and runs it natively.
         #[arg(long, default_value = "interp")]
@@ -130,7 +131,7 @@ enum Command {
     Compile {
         /// A `.clif`, `.wat` or `.wasm` file.
         file: PathBuf,
-        /// Target: pulley64.
+        /// Target: pulley64 or x86_64.
         #[arg(long, default_value = "pulley64")]
         target: String,
         /// Memory configuration for Wasm input: a preset (static, dynamic-guard, dynamic) or
@@ -153,6 +154,8 @@ const WAST_TARGETS: &[&str] = &[
     "interp-legalized",
     #[cfg(unix)]
     "pulley64",
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    "x86_64",
     #[cfg(all(unix, feature = "cranelift"))]
     "cranelift",
 ];
@@ -357,6 +360,10 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     "pulley64" => Ok(Box::new(clif_bounds::wasm::pulley::PulleyEngine::new(
                         settings.spectre,
                     )?)),
+                    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+                    "x86_64" => Ok(Box::new(clif_bounds::wasm::x64::X64Engine::new(
+                        settings.spectre,
+                    ))),
                     #[cfg(all(unix, feature = "cranelift"))]
                     "cranelift" => Ok(Box::new(
                         clif_bounds::wasm::cranelift::CraneliftEngine::new(settings.spectre)
@@ -524,11 +531,7 @@ fn compile_command(
     sizes_only: bool,
     spectre: Option<&str>,
 ) -> Result<ExitCode, String> {
-    if target != "pulley64" {
-        return Err(format!(
-            "error: no backend for target `{target}` yet (available: pulley64)"
-        ));
-    }
+    clif_bounds::isa::Backend::for_target(target, false).map_err(|e| format!("error: {e}"))?;
     let parse_switch = |s: &str| match s {
         "on" | "true" => Ok(true),
         "off" | "false" => Ok(false),
@@ -567,16 +570,18 @@ fn compile_command(
         Some(s) => parse_switch(s)?,
         None => file_spectre.unwrap_or(false),
     };
-    let backend = clif_bounds::isa::pulley::PulleyBackend { spectre };
+    let backend = clif_bounds::isa::Backend::for_target(target, spectre)
+        .map_err(|e| format!("error: {e}"))?;
     for (i, f) in functions.iter().enumerate() {
-        let code = clif_bounds::isa::pulley::compile(f, &backend)
+        let code = backend
+            .compile(f)
             .map_err(|e| format!("error: {}: {e}", f.name))?;
         if i > 0 && !sizes_only {
             println!();
         }
         println!("function {}: {} bytes", f.name, code.code.len());
         if !sizes_only {
-            print!("{}", clif_bounds::isa::pulley::disassemble(&code.code));
+            print!("{}", backend.disassemble(&code.code));
         }
     }
     Ok(ExitCode::SUCCESS)

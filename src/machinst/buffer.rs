@@ -14,6 +14,17 @@ use std::collections::BTreeMap;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Label(u32);
 
+impl Label {
+    /// The label's number, for encoders that carry labels as integers.
+    pub fn index(self) -> u32 {
+        self.0
+    }
+    /// The label numbered `index` (see [`Label::index`]).
+    pub fn from_index(index: u32) -> Label {
+        Label(index)
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Fixup {
     /// Where the little-endian 32-bit offset is stored.

@@ -14,7 +14,6 @@ use cranelift_codegen::ir::ExternalName;
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::FinalizedRelocTarget;
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
@@ -172,22 +171,6 @@ fn trampoline(func: &Function, index: u32) -> String {
     s
 }
 
-thread_local! {
-    /// The memories of the store whose code is running on this thread, for `memory.grow`.
-    static MEMORIES: RefCell<Option<Arc<Mutex<Memories>>>> = const { RefCell::new(None) };
-}
-
-/// `memory.grow` as the generated code calls it.
-extern "sysv64" fn grow_host(vmctx: u64, index: u32, delta: u64) -> u64 {
-    MEMORIES.with(|m| {
-        let m = m.borrow();
-        let Some(m) = m.as_ref() else { return u64::MAX };
-        let mut mems = m.lock().unwrap_or_else(|p| p.into_inner());
-        mems.grow(vmctx, index, delta)
-            .map_or(u64::MAX, |old| old as u64)
-    })
-}
-
 impl Engine for CraneliftEngine {
     fn name(&self) -> String {
         format!(
@@ -248,7 +231,7 @@ impl Engine for CraneliftEngine {
                         })?;
                         base + s
                     }
-                    Target::Grow => grow_host as *const () as usize as u64,
+                    Target::Grow => super::native_host::grow_host_addr(),
                 };
                 let value = target.wrapping_add(r.addend as u64);
                 match r.kind {
@@ -295,14 +278,14 @@ impl Engine for CraneliftEngine {
         let returns = translation.returns(index)?;
         let mut values: Vec<u64> = args[1..].iter().map(|a| a.bits).collect();
         values.resize(values.len().max(returns.len()).max(1), 0);
-        MEMORIES.with(|m| *m.borrow_mut() = Some(Arc::clone(memories)));
-        let r = native::call(
-            &compiled.code,
-            compiled.code.addr(entry),
-            args[0].bits,
-            &mut values,
-        );
-        MEMORIES.with(|m| *m.borrow_mut() = None);
+        let r = super::native_host::with_memories(memories, || {
+            native::call(
+                &compiled.code,
+                compiled.code.addr(entry),
+                args[0].bits,
+                &mut values,
+            )
+        });
         match r {
             Ok(()) => Ok(Outcome::Returned(
                 returns

@@ -12,11 +12,15 @@ pub mod config;
 #[cfg(all(unix, feature = "cranelift"))]
 pub mod cranelift;
 pub mod module;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub mod native_host;
 #[cfg(unix)]
 pub mod pulley;
 pub mod runtime;
 pub mod script;
 pub mod translate;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub mod x64;
 
 pub use config::{MemoryConfig, MemoryPlan};
 

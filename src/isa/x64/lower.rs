@@ -1,0 +1,1438 @@
+//! The context the ISLE rules of `lower.isle` run in: how values become registers, and the
+//! constructors that build x86-64 instructions, including the addressing mode and the check
+//! of every bounds-checked access.
+
+use super::inst::{
+    gpr, regs, xmm, AluOp, Amode, Cc, CountOp, ExtOp, FAluOp, FUnOp, LoadOp, MInst, Rmi, ShiftOp,
+    Size, StoreOp, Test, UnaryOp,
+};
+use crate::check::{Check, CheckFacts};
+use crate::ir::{
+    types, AccessKind, Endianness, Ieee32, Ieee64, Imm64, Inst, InstructionData,
+    InstructionDataView, MemFlags, Memory, Offset32, Opcode, TrapCode, Type, Value, ValueDef,
+    ValueListRef,
+};
+use crate::machinst::lower::{Backend, Lower};
+use crate::machinst::{CodegenError, Fact, MachBlock, PReg, RegClass, VReg};
+use crate::semantics::Extension;
+
+// The names the generated code uses for the ISLE types.
+type Reg = VReg;
+type InstOutput = Vec<VReg>;
+type Unit = ();
+type ValueList = ValueListRef;
+type ValueSlice = ValueListRef;
+type ValueArray2 = [Value; 2];
+type ValueArray3 = [Value; 3];
+type ValueArray4 = [Value; 4];
+#[allow(dead_code)]
+type BlockCall = crate::ir::BlockCallRef;
+#[allow(dead_code)]
+type JumpTable = crate::ir::JumpTableRef;
+use crate::ir::{FloatCC, IntCC};
+use InstructionDataView as InstructionData_;
+const I8: Type = types::I8;
+const I16: Type = types::I16;
+const I32: Type = types::I32;
+const I64: Type = types::I64;
+const F32: Type = types::F32;
+const F64: Type = types::F64;
+
+#[allow(unused, non_snake_case, unreachable_patterns, unused_variables)]
+#[allow(clippy::all)]
+mod generated {
+    extern crate alloc;
+    use super::InstructionData_ as InstructionData;
+    use super::*;
+    include!(concat!(env!("OUT_DIR"), "/x64_lower.rs"));
+}
+
+/// Below this offset an access through a null address still faults: the Spectre form adds
+/// such offsets after the conditional move (so the accesses of a run can share it), larger
+/// ones before it. Linux never maps the first 64 KiB (`vm.mmap_min_addr`); one page is the
+/// margin every system keeps.
+const NULL_REACH: u64 = 4096;
+
+/// How a bounds-checked access is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Not chosen yet.
+    Undecided,
+    /// In bounds for every index: no check.
+    Unchecked,
+    /// Every out-of-bounds access faults (case C): no check, the access is a trap site.
+    Faults,
+    /// Covered by the explicit check of an earlier access of its run.
+    Covered {
+        /// With Spectre mitigation: the checked `base + index`, null when out of bounds.
+        addr: Option<VReg>,
+    },
+    /// An explicit check before the access.
+    Explicit,
+}
+
+/// A bounds-checked access, as the selection rules see it.
+#[derive(Clone, Copy, Debug)]
+pub struct Access {
+    inst: Inst,
+    op: Result<LoadOp, StoreOp>,
+    store_value: Option<Value>,
+    memory: Memory,
+    base: Value,
+    bound: Value,
+    index: Value,
+    index_ty: Type,
+    offset: u64,
+    /// offset + access size; the verifier guarantees it fits 64 bits.
+    end: u64,
+    trap: TrapCode,
+    mode: Mode,
+    big_endian: bool,
+}
+
+/// The x86-64 backend's lowering settings.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct X64Backend {
+    /// `enable_heap_access_spectre_mitigation`: explicit checks redirect the address to null
+    /// with a conditional move instead of relying on the branch alone.
+    pub spectre: bool,
+}
+
+/// Tags of memoized machine values (`Lower::memoized`, `Lower::hoisted`).
+const CONST_KEY: u32 = 0;
+const SUB_KEY: u32 = 3;
+const ADD_KEY: u32 = 4;
+/// Set in a tag whose memo key names an IR value rather than a machine register.
+const IR_VALUE_KEY: u32 = 1 << 31;
+
+const INT_ARGS: [usize; 6] = [regs::RDI, regs::RSI, regs::RDX, regs::RCX, 8, 9];
+const INT_RETS: [usize; 2] = [regs::RAX, regs::RDX];
+
+/// System V registers for arguments (`rets`: return values) of `tys`, in order.
+fn abi_regs(tys: &[Type], rets: bool, what: &str) -> Result<Vec<PReg>, CodegenError> {
+    let (ints, floats): (&[usize], usize) = if rets { (&INT_RETS, 2) } else { (&INT_ARGS, 8) };
+    let (mut x, mut f) = (0, 0);
+    tys.iter()
+        .map(|&ty| {
+            let (next, max, reg) = if ty.is_float() {
+                f += 1;
+                (f, floats, (f <= floats).then(|| xmm(f - 1)))
+            } else {
+                x += 1;
+                (x, ints.len(), ints.get(x - 1).map(|&r| gpr(r)))
+            };
+            reg.ok_or_else(|| {
+                CodegenError::new(format!(
+                    "x86_64: {what} beyond the {max} {} registers (value {next}) would go on the stack, which this backend does not support",
+                    if ty.is_float() { "float" } else { "integer" }
+                ))
+            })
+        })
+        .collect()
+}
+
+impl Backend for X64Backend {
+    type MInst = MInst;
+
+    fn reg_class(&self, ty: Type) -> Result<RegClass, CodegenError> {
+        match ty {
+            t if t == I8 || t == I16 || t == I32 || t == I64 => Ok(RegClass::Int),
+            t if t == F32 || t == F64 => Ok(RegClass::Float),
+            t => Err(CodegenError::new(format!(
+                "x86_64 has no registers for values of type {t}"
+            ))),
+        }
+    }
+
+    fn lower_inst(
+        &self,
+        lower: &mut Lower<'_, MInst>,
+        inst: Inst,
+    ) -> Result<Vec<VReg>, CodegenError> {
+        let mut ctx = IsleContext {
+            lower,
+            backend: self,
+            error: None,
+        };
+        let out = generated::constructor_lower(&mut ctx, inst);
+        if let Some(e) = ctx.error {
+            let text = crate::printer::inst_to_string(ctx.lower.func, inst);
+            return Err(CodegenError::new(format!("{} (in `{text}`)", e.message)));
+        }
+        out.ok_or_else(|| {
+            let func = ctx.lower.func;
+            CodegenError::new(format!(
+                "x86_64 has no lowering for `{}`",
+                crate::printer::inst_to_string(func, inst)
+            ))
+        })
+    }
+
+    fn gen_args(&self, params: &[(VReg, Type)]) -> Result<MInst, CodegenError> {
+        let tys: Vec<Type> = params.iter().map(|p| p.1).collect();
+        let regs = abi_regs(&tys, false, "parameters")?;
+        Ok(MInst::Args {
+            args: params.iter().map(|p| p.0).zip(regs).collect(),
+        })
+    }
+
+    fn gen_jump(&self, target: MachBlock) -> MInst {
+        MInst::Jump { target }
+    }
+}
+
+struct IsleContext<'a, 'f> {
+    lower: &'a mut Lower<'f, MInst>,
+    backend: &'a X64Backend,
+    error: Option<CodegenError>,
+}
+
+fn int_size(ty: Type) -> Size {
+    Size::of_bits(ty.bits())
+}
+
+fn cc_of(cc: IntCC) -> Cc {
+    use IntCC::*;
+    match cc {
+        Equal => Cc::E,
+        NotEqual => Cc::Ne,
+        SignedLessThan => Cc::L,
+        SignedLessThanOrEqual => Cc::Le,
+        SignedGreaterThan => Cc::G,
+        SignedGreaterThanOrEqual => Cc::Ge,
+        UnsignedLessThan => Cc::B,
+        UnsignedLessThanOrEqual => Cc::Be,
+        UnsignedGreaterThan => Cc::A,
+        UnsignedGreaterThanOrEqual => Cc::Ae,
+    }
+}
+
+impl IsleContext<'_, '_> {
+    fn fail(&mut self, e: CodegenError) {
+        self.error.get_or_insert(e);
+    }
+    fn vreg(&mut self, class: RegClass) -> VReg {
+        self.lower.alloc_vreg(class)
+    }
+    fn emit(&mut self, i: MInst) {
+        self.lower.emit(i)
+    }
+    fn data(&self, inst: Inst) -> &InstructionData {
+        &self.lower.func.dfg.insts[inst]
+    }
+    fn ty(&self, v: Value) -> Type {
+        self.lower.func.dfg.value_type(v)
+    }
+    fn placeholder(&mut self) -> VReg {
+        self.vreg(RegClass::Int)
+    }
+    fn put_value(&mut self, v: Value) -> VReg {
+        let backend = self.backend;
+        match self.lower.put(backend, v) {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail(e);
+                VReg::new(0, RegClass::Int)
+            }
+        }
+    }
+    fn const_reg(&mut self, size: Size, imm: u64) -> VReg {
+        let key = (CONST_KEY, imm, size as u64);
+        if let Some(r) = self.lower.memoized(key) {
+            return r;
+        }
+        let dst = self.vreg(RegClass::Int);
+        self.emit(MInst::Imm { size, dst, imm });
+        self.lower.memoize(key, dst);
+        dst
+    }
+    /// `v` as the second operand of a `size` operation: an immediate when it is a constant
+    /// the sign-extended 32-bit field reproduces.
+    fn rmi(&mut self, v: Value, size: Size) -> Rmi {
+        if let Some(k) = self.lower.iconst(v).and_then(|k| imm32(k, size)) {
+            return Rmi::Imm(k);
+        }
+        Rmi::Reg(self.put_value(v))
+    }
+    fn alu_reg(&mut self, op: AluOp, size: Size, a: VReg, b: Rmi) -> VReg {
+        let dst = self.vreg(RegClass::Int);
+        self.emit(MInst::Alu {
+            op,
+            size,
+            dst,
+            a,
+            b,
+        });
+        dst
+    }
+    fn lea(&mut self, base: VReg, index: Option<VReg>, disp: i32) -> VReg {
+        let dst = self.vreg(RegClass::Int);
+        self.emit(MInst::Lea {
+            dst,
+            amode: Amode { base, index, disp },
+        });
+        dst
+    }
+    /// `x + k` (64-bit): `lea` for a 32-bit `k`, else through a constant register.
+    fn add_const(&mut self, x: VReg, k: u64) -> VReg {
+        if k == 0 {
+            return x;
+        }
+        match i32::try_from(k) {
+            Ok(d) => self.lea(x, None, d),
+            Err(_) => {
+                let kr = self.const_reg(Size::Q, k);
+                self.lea(x, Some(kr), 0)
+            }
+        }
+    }
+    /// `x - k` (64-bit).
+    fn sub_const(&mut self, x: VReg, k: u64) -> VReg {
+        if k == 0 {
+            return x;
+        }
+        match i32::try_from(k) {
+            Ok(_) if k != 1 << 31 => self.lea(x, None, -(k as i32)),
+            _ => {
+                let kr = self.const_reg(Size::Q, k);
+                self.alu_reg(AluOp::Sub, Size::Q, x, Rmi::Reg(kr))
+            }
+        }
+    }
+    /// `make()`, a value computed from IR value `v` alone (`tag` and `k` say which),
+    /// placed where `v` is defined when that is another block (once before a loop instead
+    /// of on every iteration) and made once per function there; made once per block here
+    /// otherwise.
+    fn derived(
+        &mut self,
+        v: Value,
+        (tag, k): (u32, u64),
+        make: impl FnOnce(&mut Self) -> VReg,
+    ) -> VReg {
+        let Some(block) = self.lower.hoist_target(v) else {
+            let memo = (tag | IR_VALUE_KEY, k, v.as_u32().into());
+            if let Some(r) = self.lower.memoized(memo) {
+                return r;
+            }
+            let r = make(self);
+            self.lower.memoize(memo, r);
+            return r;
+        };
+        if let Some(r) = self.lower.hoisted(v, (tag, k, 0)) {
+            return r;
+        }
+        let h = self.lower.hoist_to(block);
+        let r = make(self);
+        self.lower.end_hoist(h, v, (tag, k, 0), r);
+        r
+    }
+    /// The deferred `icmp` that defines `c` (possibly through a `uextend`), sunk into its
+    /// user: the comparison as a flag test.
+    fn fused_compare(&mut self, c: Value) -> Option<Test> {
+        let dfg = &self.lower.func.dfg;
+        let mut inner = c;
+        let mut sunk = Vec::new();
+        if let Some(d) = self.lower.def_inst(inner) {
+            if self.lower.is_deferred(d) && dfg.opcode(d) == Opcode::Uextend {
+                sunk.push(d);
+                inner = dfg.insts[d].arguments()[0];
+            }
+        }
+        let d = self.lower.def_inst(inner)?;
+        if !self.lower.is_deferred(d) {
+            return None;
+        }
+        let InstructionData::IntCompare {
+            opcode: Opcode::Icmp,
+            cond,
+            args: [x, y],
+        } = dfg.insts[d]
+        else {
+            return None;
+        };
+        for s in sunk {
+            self.lower.sink(s);
+        }
+        self.lower.sink(d);
+        Some(self.compare(cond, x, y))
+    }
+    /// `cmp x, y` under `cc`, with a constant operand as immediate (either side).
+    fn compare(&mut self, cc: IntCC, x: Value, y: Value) -> Test {
+        let size = Size::exact(self.ty(x).bits());
+        let konst = |cx: &Self, v: Value| cx.lower.iconst(v).and_then(|k| imm32(k, size));
+        let (cc, x, y) = match (konst(self, x), konst(self, y)) {
+            (Some(_), None) => (cc_of(cc).swap(), y, x),
+            _ => (cc_of(cc), x, y),
+        };
+        let a = self.put_value(x);
+        let b = self.rmi(y, size);
+        Test::Cmp { size, cc, a, b }
+    }
+    /// The condition `c != 0` as a flag test (a fused comparison when `c` is one).
+    fn condition(&mut self, c: Value) -> Test {
+        if let Some(t) = self.fused_compare(c) {
+            return t;
+        }
+        let size = Size::exact(self.ty(c).bits());
+        let x = self.put_value(c);
+        Test::NonZero {
+            size,
+            x,
+            zero: false,
+        }
+    }
+    fn memory_facts(&self, a: &Access, end: u64) -> CheckFacts {
+        CheckFacts {
+            mem: self.lower.func.memories[a.memory],
+            index_ty: a.index_ty,
+            pointer: I64,
+            const_index: self.lower.iconst(a.index),
+            const_bound: self.lower.iconst(a.bound),
+            end,
+            faulting_ranges_trap: true,
+        }
+    }
+    /// The index as a 64-bit register: an i32 is zero-extended already.
+    fn index64(&mut self, a: &Access) -> VReg {
+        self.put_value(a.index)
+    }
+    /// `base + k` as the base of an address whose displacement is 0, when `k` does not fit
+    /// i32, made once where `base` is defined.
+    fn far_base(&mut self, a: &Access, base: VReg) -> (VReg, i32) {
+        match i32::try_from(a.offset) {
+            Ok(d) => (base, d),
+            Err(_) => {
+                let k = a.offset;
+                (
+                    self.derived(a.base, (ADD_KEY, k), |cx| cx.add_const(base, k)),
+                    0,
+                )
+            }
+        }
+    }
+    /// The bound as the second operand of a comparison: the `notrap` vmctx load that defines
+    /// it folded into the `cmp` when the comparison is its only use in this block.
+    fn bound_operand(&mut self, a: &Access) -> Rmi {
+        if let Some(m) = self.foldable_load(a.bound) {
+            return Rmi::Mem(m);
+        }
+        let bound = self.put_value(a.bound);
+        self.lower.set_fact(bound, Fact::MemoryBound(a.memory));
+        Rmi::Reg(bound)
+    }
+    /// Whether `v` is a deferred single-use `load.i64 notrap` that can become a memory
+    /// operand; sinks it when so.
+    fn foldable_load(&mut self, v: Value) -> Option<Amode> {
+        let load = self.lower.def_inst(v)?;
+        if !self.lower.is_deferred(load) || self.ty(v) != I64 {
+            return None;
+        }
+        let InstructionData::Load {
+            opcode: Opcode::Load,
+            flags,
+            arg,
+            offset: Offset32(k),
+        } = *self.data(load)
+        else {
+            return None;
+        };
+        if flags.trap_code.is_some() || flags.endianness == Some(Endianness::Big) {
+            return None;
+        }
+        self.lower.sink(load);
+        let base = self.put_value(arg);
+        Some(Amode {
+            base,
+            index: None,
+            disp: k,
+        })
+    }
+
+    /// The explicit check of `a` and the address of its access (and whether the access is a
+    /// trap site: it may fault in the guard, or on the null address).
+    fn explicit_check(&mut self, a: &Access, base: VReg) -> (Amode, bool) {
+        let end = self.lower.run_end(a.inst).unwrap_or(a.end);
+        let check = self.memory_facts(a, end).plan();
+        let index = self.index64(a);
+        if check == Check::AlwaysTraps {
+            self.emit(MInst::Trap { code: a.trap });
+            return (
+                Amode {
+                    base,
+                    index: None,
+                    disp: 0,
+                },
+                false,
+            );
+        }
+        // The out-of-bounds condition, as a flag test.
+        let cmp = |cc, a: VReg, b: Rmi| Test::Cmp {
+            size: Size::Q,
+            cc,
+            a,
+            b,
+        };
+        let foldable = self.foldable_load_peek(a.bound);
+        let test = match check {
+            Check::ConstantBound { limit } => match imm32(limit, Size::Q) {
+                Some(k) => cmp(Cc::A, index, Rmi::Imm(k)),
+                None => {
+                    let l =
+                        self.derived(a.bound, (SUB_KEY, end), |cx| cx.const_reg(Size::Q, limit));
+                    cmp(Cc::A, index, Rmi::Reg(l))
+                }
+            },
+            Check::OneByte => {
+                let b = self.bound_operand(a);
+                cmp(Cc::Ae, index, b)
+            }
+            Check::Guard => {
+                let b = self.bound_operand(a);
+                cmp(Cc::A, index, b)
+            }
+            // A bound reloaded in this block is compared in memory with `index + K`; one
+            // defined elsewhere gives `bound - K` once, outside the loop.
+            Check::BoundMinusEnd if !(foldable && end <= i32::MAX as u64 && a.index_ty == I32) => {
+                let bound = self.put_value(a.bound);
+                self.lower.set_fact(bound, Fact::MemoryBound(a.memory));
+                let bk = self.derived(a.bound, (SUB_KEY, end), |cx| cx.sub_const(bound, end));
+                cmp(Cc::A, index, Rmi::Reg(bk))
+            }
+            Check::BoundMinusEnd | Check::EndAboveBound { may_wrap: false } => {
+                let sum = self.add_const(index, end);
+                let b = self.bound_operand(a);
+                cmp(Cc::A, sum, b)
+            }
+            // `index + K` may wrap: it traps on the carry first. So does what needs no check
+            // but reached here anyway (earlier rules take those).
+            Check::EndAboveBound { may_wrap: true }
+            | Check::InBounds
+            | Check::Faults
+            | Check::AlwaysTraps => {
+                let k = match imm32(end, Size::Q) {
+                    Some(k) => Rmi::Imm(k),
+                    None => Rmi::Reg(self.const_reg(Size::Q, end)),
+                };
+                let sum = self.vreg(RegClass::Int);
+                self.emit(MInst::AddTrap {
+                    size: Size::Q,
+                    dst: sum,
+                    a: index,
+                    b: k,
+                    code: a.trap,
+                });
+                let b = self.bound_operand(a);
+                cmp(Cc::A, sum, b)
+            }
+        };
+        let guard = check == Check::Guard;
+        if !self.backend.spectre {
+            self.emit(MInst::TrapIf { test, code: a.trap });
+            let (base, disp) = self.far_base(a, base);
+            (
+                Amode {
+                    base,
+                    index: Some(index),
+                    disp,
+                },
+                guard,
+            )
+        } else {
+            // addr = base + index (+ offset, unless a null address plus the offset still
+            // faults); out of bounds, a conditional move makes it null.
+            let near = a.offset < NULL_REACH;
+            let (b, disp) = self.far_base(a, base);
+            let addr = self.lea(b, Some(index), if near { 0 } else { disp });
+            let zero = self.derived(a.bound, (CONST_KEY, 0), |cx| cx.const_reg(Size::Q, 0));
+            let safe = self.vreg(RegClass::Int);
+            self.emit(MInst::Select {
+                test,
+                dst: safe,
+                t: zero,
+                f: addr,
+            });
+            if near {
+                self.lower.record_checked(a.inst, safe, true);
+            }
+            (
+                Amode {
+                    base: safe,
+                    index: None,
+                    disp: if near { a.offset as i32 } else { 0 },
+                },
+                true,
+            )
+        }
+    }
+
+    /// Whether the bound is a load `bound_operand` would fold (without folding it).
+    fn foldable_load_peek(&self, v: Value) -> bool {
+        let Some(load) = self.lower.def_inst(v) else {
+            return false;
+        };
+        self.lower.is_deferred(load)
+            && self.ty(v) == I64
+            && matches!(*self.data(load), InstructionData::Load { opcode: Opcode::Load, flags, .. }
+                if flags.trap_code.is_none() && flags.endianness != Some(Endianness::Big))
+    }
+}
+
+/// `k` as a `size` immediate: the sign-extended 32-bit field must give back the operand's
+/// value (for 64 bits), or its low bits (narrower operations ignore the rest).
+fn imm32(k: u64, size: Size) -> Option<i32> {
+    match size {
+        Size::Q => i32::try_from(k as i64).ok(),
+        Size::L => Some(k as u32 as i32),
+        Size::W => Some(k as u16 as i16 as i32),
+        Size::B => Some(k as u8 as i8 as i32),
+    }
+}
+
+/// The load of a value of `ty` moved as `kind`, or `None` when x86 has none.
+fn load_op(ty: Type, kind: AccessKind) -> Option<LoadOp> {
+    let size = kind.access_size(ty);
+    let signed = kind.extension() == Extension::Sign;
+    let wide = ty == I64;
+    Some(match (ty.is_float(), size, signed, wide) {
+        (true, 4, _, _) => LoadOp::F32,
+        (true, 8, _, _) => LoadOp::F64,
+        (false, 1, false, _) => LoadOp::U8,
+        (false, 1, true, false) => LoadOp::S8To32,
+        (false, 1, true, true) => LoadOp::S8To64,
+        (false, 2, false, _) => LoadOp::U16,
+        (false, 2, true, false) => LoadOp::S16To32,
+        (false, 2, true, true) => LoadOp::S16To64,
+        (false, 4, false, _) => LoadOp::U32,
+        (false, 4, true, true) => LoadOp::S32To64,
+        (false, 4, true, false) => LoadOp::U32,
+        (false, 8, _, _) => LoadOp::X64,
+        _ => return None,
+    })
+}
+
+fn store_op(ty: Type, kind: AccessKind) -> Option<StoreOp> {
+    Some(match (ty.is_float(), kind.access_size(ty)) {
+        (true, 4) => StoreOp::F32,
+        (true, 8) => StoreOp::F64,
+        (false, 1) => StoreOp::B,
+        (false, 2) => StoreOp::W,
+        (false, 4) => StoreOp::L,
+        (false, 8) => StoreOp::Q,
+        _ => return None,
+    })
+}
+
+fn is_big(flags: MemFlags) -> bool {
+    flags.endianness == Some(Endianness::Big)
+}
+
+impl generated::Context for IsleContext<'_, '_> {
+    fn inst_data_value(&mut self, inst: Inst) -> Option<(Type, InstructionDataView)> {
+        let dfg = &self.lower.func.dfg;
+        Some((
+            dfg.ctrl_type(inst),
+            InstructionDataView::of(inst, &dfg.insts[inst]),
+        ))
+    }
+    fn unpack_value_array_2(&mut self, a: [Value; 2]) -> Option<(Value, Value)> {
+        Some((a[0], a[1]))
+    }
+    fn unpack_value_array_3(&mut self, a: [Value; 3]) -> Option<(Value, Value, Value)> {
+        Some((a[0], a[1], a[2]))
+    }
+    fn unpack_value_array_4(&mut self, a: [Value; 4]) -> Option<(Value, Value, Value, Value)> {
+        Some((a[0], a[1], a[2], a[3]))
+    }
+    fn value_list_slice(&mut self, l: ValueListRef) -> Option<ValueListRef> {
+        Some(l)
+    }
+    fn put(&mut self, v: Value) -> VReg {
+        self.put_value(v)
+    }
+    fn output(&mut self, r: VReg) -> Vec<VReg> {
+        vec![r]
+    }
+    fn output_none(&mut self) -> Vec<VReg> {
+        Vec::new()
+    }
+    fn ty_32(&mut self, ty: Type) -> Option<Type> {
+        (ty == I8 || ty == I16 || ty == I32).then_some(ty)
+    }
+    fn value_type(&mut self, v: Value) -> Type {
+        self.ty(v)
+    }
+    fn u64_from_imm64(&mut self, imm: Imm64) -> Option<u64> {
+        Some(imm.0 as u64)
+    }
+    fn val_ty(&mut self, v: Value) -> Option<Type> {
+        Some(self.ty(v))
+    }
+    fn ieee32_bits(&mut self, x: Ieee32) -> u64 {
+        u64::from(x.0)
+    }
+    fn ieee64_bits(&mut self, x: Ieee64) -> u64 {
+        x.0
+    }
+    fn unsupported(&mut self, inst: Inst) -> Vec<VReg> {
+        let text = crate::printer::inst_to_string(self.lower.func, inst);
+        self.fail(CodegenError::new(format!(
+            "x86_64: `{text}` is not lowered by this backend (float-to-integer conversions need upstream's NaN and range checks)"
+        )));
+        Vec::new()
+    }
+
+    fn iconst_reg(&mut self, ty: Type, n: u64) -> VReg {
+        self.const_reg(int_size(ty), n)
+    }
+    fn fconst(&mut self, ty: Type, bits: u64) -> VReg {
+        let (dst, tmp) = (self.vreg(RegClass::Float), self.vreg(RegClass::Int));
+        self.emit(MInst::FImm {
+            wide: ty == F64,
+            dst,
+            tmp,
+            bits,
+        });
+        dst
+    }
+    fn alu(&mut self, ty: Type, op: &AluOp, x: Value, y: Value) -> VReg {
+        let size = int_size(ty);
+        let commutes = *op != AluOp::Sub;
+        let konst = |cx: &Self, v: Value| cx.lower.iconst(v).and_then(|k| imm32(k, size));
+        let (x, y) = if commutes && konst(self, x).is_some() && konst(self, y).is_none() {
+            (y, x)
+        } else {
+            (x, y)
+        };
+        if *op == AluOp::Mul {
+            if let Some(k) = self.lower.iconst(y) {
+                let k = if size == Size::Q { k } else { k & 0xffff_ffff };
+                if k.is_power_of_two() {
+                    let a = self.put_value(x);
+                    let dst = self.vreg(RegClass::Int);
+                    self.emit(MInst::Shift {
+                        op: ShiftOp::Shl,
+                        size,
+                        dst,
+                        a,
+                        amount: Ok(k.trailing_zeros() as u8),
+                    });
+                    return dst;
+                }
+                if let Some(imm) = imm32(k, size) {
+                    let a = self.put_value(x);
+                    let dst = self.vreg(RegClass::Int);
+                    self.emit(MInst::MulImm { size, dst, a, imm });
+                    return dst;
+                }
+            }
+        }
+        let a = self.put_value(x);
+        let b = self.rmi(y, size);
+        self.alu_reg(*op, size, a, b)
+    }
+    fn add64(&mut self, x: Value, y: Value) -> VReg {
+        let konst = |cx: &Self, v: Value| cx.lower.iconst(v).and_then(|k| imm32(k, Size::Q));
+        match (konst(self, x), konst(self, y)) {
+            (_, Some(k)) => {
+                let a = self.put_value(x);
+                self.lea(a, None, k)
+            }
+            (Some(k), None) => {
+                let b = self.put_value(y);
+                self.lea(b, None, k)
+            }
+            (None, None) => {
+                let (a, b) = (self.put_value(x), self.put_value(y));
+                self.lea(a, Some(b), 0)
+            }
+        }
+    }
+    fn shift(&mut self, ty: Type, op: &ShiftOp, x: Value, y: Value) -> VReg {
+        let bits = ty.bits();
+        // i8/i16 shifts operate on exactly their width so that the unspecified bits above
+        // do not shift in; x86 masks register amounts to 5 bits there, CLIF to the width.
+        let size = match bits {
+            8 => Size::B,
+            16 => Size::W,
+            _ => int_size(ty),
+        };
+        let amount = match self.lower.iconst(y) {
+            Some(k) => Ok((k % u64::from(bits)) as u8),
+            None => {
+                let r = self.put_value(y);
+                if bits < 32 && !matches!(op, ShiftOp::Rotl | ShiftOp::Rotr) {
+                    Err(self.alu_reg(AluOp::And, Size::L, r, Rmi::Imm(bits as i32 - 1)))
+                } else {
+                    Err(r)
+                }
+            }
+        };
+        let a = self.put_value(x);
+        let dst = self.vreg(RegClass::Int);
+        self.emit(MInst::Shift {
+            op: *op,
+            size,
+            dst,
+            a,
+            amount,
+        });
+        dst
+    }
+    fn unary(&mut self, ty: Type, op: &UnaryOp, x: Value) -> VReg {
+        let size = match (op, ty.bits()) {
+            (UnaryOp::Bswap, 16) => Size::W,
+            (UnaryOp::Bswap, 8) => {
+                return self.put_value(x);
+            }
+            _ => int_size(ty),
+        };
+        let a = self.put_value(x);
+        let dst = self.vreg(RegClass::Int);
+        self.emit(MInst::Unary {
+            op: *op,
+            size,
+            dst,
+            a,
+        });
+        dst
+    }
+    fn count(&mut self, ty: Type, op: &CountOp, x: Value) -> VReg {
+        if ty != I32 && ty != I64 {
+            self.fail(CodegenError::new(format!(
+                "x86_64: bit counts of {ty} are not lowered"
+            )));
+            return self.placeholder();
+        }
+        let src = self.put_value(x);
+        let dst = self.vreg(RegClass::Int);
+        self.emit(MInst::Count {
+            op: *op,
+            size: int_size(ty),
+            dst,
+            src,
+        });
+        dst
+    }
+    fn ext(&mut self, op: &ExtOp, x: Value) -> VReg {
+        let src = self.put_value(x);
+        let dst = self.vreg(RegClass::Int);
+        self.emit(MInst::Ext { op: *op, dst, src });
+        dst
+    }
+    fn icmp_set(&mut self, cc: &IntCC, x: Value, y: Value) -> VReg {
+        let test = self.compare(*cc, x, y);
+        let dst = self.vreg(RegClass::Int);
+        self.emit(MInst::SetCc { test, dst });
+        dst
+    }
+    fn fcmp_set(&mut self, cc: &FloatCC, x: Value, y: Value) -> VReg {
+        use FloatCC::*;
+        if !matches!(
+            cc,
+            Equal | NotEqual | LessThan | LessThanOrEqual | GreaterThan | GreaterThanOrEqual
+        ) {
+            self.fail(CodegenError::new(format!(
+                "x86_64: fcmp {cc} is not lowered (Wasm uses eq, ne, lt, le, gt, ge)"
+            )));
+            return self.placeholder();
+        }
+        let (a, b) = (self.put_value(x), self.put_value(y));
+        let (dst, tmp) = (self.vreg(RegClass::Int), self.vreg(RegClass::Int));
+        self.emit(MInst::FCmp {
+            cond: *cc,
+            wide: self.ty(x) == F64,
+            dst,
+            a,
+            b,
+            tmp,
+        });
+        dst
+    }
+    fn select_value(&mut self, c: Value, x: Value, y: Value) -> VReg {
+        let test = self.condition(c);
+        let (t, f) = (self.put_value(x), self.put_value(y));
+        let dst = self.vreg(t.class());
+        self.emit(MInst::Select { test, dst, t, f });
+        dst
+    }
+    fn divide(&mut self, ty: Type, signed: bool, rem: bool, x: Value, y: Value) -> VReg {
+        if ty != I32 && ty != I64 {
+            self.fail(CodegenError::new(format!(
+                "x86_64: division of {ty} is not lowered"
+            )));
+            return self.placeholder();
+        }
+        let size = int_size(ty);
+        let a = self.put_value(x);
+        let b = self.put_value(y);
+        let hi = if signed {
+            let dst = self.vreg(RegClass::Int);
+            self.emit(MInst::SignHi { size, dst, src: a });
+            dst
+        } else {
+            self.const_reg(Size::L, 0)
+        };
+        let (quot, r) = (self.vreg(RegClass::Int), self.vreg(RegClass::Int));
+        self.emit(MInst::Div {
+            signed,
+            size,
+            a,
+            hi,
+            b,
+            quot,
+            rem: r,
+        });
+        if rem {
+            r
+        } else {
+            quot
+        }
+    }
+    fn add_overflow_trap(&mut self, ty: Type, x: Value, y: Value, code: TrapCode) -> VReg {
+        let size = int_size(ty);
+        let a = self.put_value(x);
+        let b = self.rmi(y, size);
+        let dst = self.vreg(RegClass::Int);
+        self.emit(MInst::AddTrap {
+            size,
+            dst,
+            a,
+            b,
+            code,
+        });
+        dst
+    }
+    fn trap_if(&mut self, c: Value, zero: bool, code: TrapCode) {
+        let test = self.condition(c);
+        let test = match (zero, test) {
+            (false, t) => t,
+            (true, Test::Cmp { size, cc, a, b }) => Test::Cmp {
+                size,
+                cc: cc.invert(),
+                a,
+                b,
+            },
+            (true, Test::NonZero { size, x, .. }) => Test::NonZero {
+                size,
+                x,
+                zero: true,
+            },
+        };
+        self.emit(MInst::TrapIf { test, code });
+    }
+    fn trap_always(&mut self, code: TrapCode) {
+        self.emit(MInst::Trap { code });
+    }
+    fn falu(&mut self, ty: Type, op: &FAluOp, x: Value, y: Value) -> VReg {
+        let (a, b) = (self.put_value(x), self.put_value(y));
+        let dst = self.vreg(RegClass::Float);
+        self.emit(MInst::FAlu {
+            op: *op,
+            wide: ty == F64,
+            dst,
+            a,
+            b,
+        });
+        dst
+    }
+    fn sqrt_reg(&mut self, ty: Type, x: Value) -> VReg {
+        self.fun(FUnOp::Sqrt, ty == F64, x)
+    }
+    fn round(&mut self, ty: Type, mode: u8, x: Value) -> VReg {
+        self.fun(FUnOp::Round(mode), ty == F64, x)
+    }
+    fn promote(&mut self, x: Value) -> VReg {
+        self.fun(FUnOp::Promote, false, x)
+    }
+    fn demote(&mut self, x: Value) -> VReg {
+        self.fun(FUnOp::Demote, true, x)
+    }
+    fn fsign(&mut self, ty: Type, op: u8, x: Value, y: Value) -> VReg {
+        let wide = ty == F64;
+        let (size, sign) = if wide {
+            (Size::Q, 1u64 << 63)
+        } else {
+            (Size::L, 1u64 << 31)
+        };
+        let to_int = |cx: &mut Self, v: Value| {
+            let src = cx.put_value(v);
+            let dst = cx.vreg(RegClass::Int);
+            cx.emit(MInst::Bitcast { wide, dst, src });
+            dst
+        };
+        let bits = to_int(self, x);
+        let mask = self.const_reg(size, sign);
+        let out = match op {
+            // fabs: clear the sign.
+            0 => {
+                let m = self.const_reg(size, !sign & if wide { u64::MAX } else { 0xffff_ffff });
+                self.alu_reg(AluOp::And, size, bits, Rmi::Reg(m))
+            }
+            // fneg: flip it.
+            1 => self.alu_reg(AluOp::Xor, size, bits, Rmi::Reg(mask)),
+            // fcopysign: |x| | (y & sign).
+            _ => {
+                let m = self.const_reg(size, !sign & if wide { u64::MAX } else { 0xffff_ffff });
+                let mag = self.alu_reg(AluOp::And, size, bits, Rmi::Reg(m));
+                let ybits = to_int(self, y);
+                let s = self.alu_reg(AluOp::And, size, ybits, Rmi::Reg(mask));
+                self.alu_reg(AluOp::Or, size, mag, Rmi::Reg(s))
+            }
+        };
+        let dst = self.vreg(RegClass::Float);
+        self.emit(MInst::Bitcast {
+            wide,
+            dst,
+            src: out,
+        });
+        dst
+    }
+    fn int_to_float(&mut self, ty: Type, x: Value, signed: bool) -> VReg {
+        let src_ty = self.ty(x);
+        let src = self.put_value(x);
+        let (src, src_wide) = match (src_ty.bits(), signed) {
+            (64, true) => (src, true),
+            (64, false) => {
+                self.fail(CodegenError::new(
+                    "x86_64: fcvt_from_uint of an i64 is not lowered",
+                ));
+                (src, true)
+            }
+            // An unsigned i32 is zero-extended: its 64-bit signed conversion is exact.
+            (32, false) => (src, true),
+            (32, true) => (src, false),
+            (8, s) | (16, s) => {
+                let op = match (src_ty.bits(), s) {
+                    (8, true) => ExtOp::Sx8To32,
+                    (8, false) => ExtOp::Zx8,
+                    (_, true) => ExtOp::Sx16To32,
+                    _ => ExtOp::Zx16,
+                };
+                let dst = self.vreg(RegClass::Int);
+                self.emit(MInst::Ext { op, dst, src });
+                (dst, false)
+            }
+            _ => (src, true),
+        };
+        let dst = self.vreg(RegClass::Float);
+        self.emit(MInst::IntToFloat {
+            src_wide,
+            dst_wide: ty == F64,
+            dst,
+            src,
+        });
+        dst
+    }
+    fn bitcast_reg(&mut self, ty: Type, x: Value) -> VReg {
+        let src = self.put_value(x);
+        let wide = ty.bits() == 64;
+        let class = if ty.is_float() {
+            RegClass::Float
+        } else {
+            RegClass::Int
+        };
+        if class == src.class() {
+            return src;
+        }
+        let dst = self.vreg(class);
+        self.emit(MInst::Bitcast { wide, dst, src });
+        dst
+    }
+
+    fn plain_load(&mut self, inst: Inst) -> VReg {
+        let InstructionData::Load {
+            opcode,
+            flags,
+            arg,
+            offset: Offset32(offset),
+        } = *self.data(inst)
+        else {
+            unreachable!("the rule matched a load")
+        };
+        let ty = self.ty(self.lower.func.dfg.first_result(inst));
+        let kind = match opcode {
+            Opcode::Uload8 => AccessKind::U8,
+            Opcode::Sload8 => AccessKind::S8,
+            Opcode::Uload16 => AccessKind::U16,
+            Opcode::Sload16 => AccessKind::S16,
+            Opcode::Uload32 => AccessKind::U32,
+            Opcode::Sload32 => AccessKind::S32,
+            _ => AccessKind::Full,
+        };
+        let op = match (load_op(ty, kind), is_big(flags)) {
+            (Some(op), false) => op,
+            _ => {
+                self.fail(CodegenError::new(format!(
+                    "x86_64 cannot load {ty} as {kind:?}{} (big-endian accesses are byte-swapped by legalization)",
+                    if is_big(flags) { " big-endian" } else { "" }
+                )));
+                return self.placeholder();
+            }
+        };
+        let base = self.put_value(arg);
+        let dst = self.vreg(op.class());
+        self.emit(MInst::Load {
+            op,
+            dst,
+            amode: Amode {
+                base,
+                index: None,
+                disp: offset,
+            },
+            trap: flags.trap_code,
+        });
+        dst
+    }
+
+    fn plain_store(&mut self, inst: Inst) {
+        let InstructionData::Store {
+            opcode,
+            flags,
+            args: [x, p],
+            offset: Offset32(offset),
+        } = *self.data(inst)
+        else {
+            unreachable!("the rule matched a store")
+        };
+        let kind = match opcode {
+            Opcode::Istore8 => AccessKind::I8,
+            Opcode::Istore16 => AccessKind::I16,
+            Opcode::Istore32 => AccessKind::I32,
+            _ => AccessKind::Full,
+        };
+        let ty = self.ty(x);
+        let op = match (store_op(ty, kind), is_big(flags)) {
+            (Some(op), false) => op,
+            _ => {
+                self.fail(CodegenError::new(format!(
+                    "x86_64 cannot store {ty} as {kind:?}{}",
+                    if is_big(flags) { " big-endian" } else { "" }
+                )));
+                return;
+            }
+        };
+        let src = self.put_value(x);
+        let base = self.put_value(p);
+        self.emit(MInst::Store {
+            op,
+            src,
+            amode: Amode {
+                base,
+                index: None,
+                disp: offset,
+            },
+            trap: flags.trap_code,
+        });
+    }
+
+    fn access_of(&mut self, inst: Inst) -> Access {
+        let dfg = &self.lower.func.dfg;
+        let (kind, flags, memory, args, offset, ty, store_value) = match &dfg.insts[inst] {
+            InstructionData::BoundsCheckedLoad {
+                access,
+                flags,
+                memory,
+                args,
+                offset,
+                ..
+            } => (
+                *access,
+                *flags,
+                *memory,
+                *args,
+                offset.0,
+                dfg.value_type(dfg.first_result(inst)),
+                None,
+            ),
+            InstructionData::BoundsCheckedStore {
+                access,
+                flags,
+                memory,
+                args: [x, base, bound, index],
+                offset,
+                ..
+            } => (
+                *access,
+                *flags,
+                *memory,
+                [*base, *bound, *index],
+                offset.0,
+                dfg.value_type(*x),
+                Some(*x),
+            ),
+            _ => unreachable!("access_of is only applied to bounds-checked accesses"),
+        };
+        let op = match store_value {
+            Some(_) => Err(store_op(ty, kind).unwrap_or(StoreOp::Q)),
+            None => Ok(load_op(ty, kind).unwrap_or(LoadOp::X64)),
+        };
+        let size = u64::from(kind.access_size(ty));
+        Access {
+            inst,
+            op,
+            store_value,
+            memory,
+            base: args[0],
+            bound: args[1],
+            index: args[2],
+            index_ty: dfg.value_type(args[2]),
+            offset,
+            end: offset.saturating_add(size),
+            trap: flags.trap_code.unwrap_or(TrapCode::HEAP_OUT_OF_BOUNDS),
+            mode: Mode::Undecided,
+            big_endian: is_big(flags),
+        }
+    }
+
+    fn access_in_bounds(&mut self, a: Access) -> Option<Access> {
+        (self.memory_facts(&a, a.end).plan() == Check::InBounds).then_some(Access {
+            mode: Mode::Unchecked,
+            ..a
+        })
+    }
+
+    fn access_covered(&mut self, a: Access) -> Option<Access> {
+        let (addr, nullable) = self.lower.checked_by_leader(a.inst)?;
+        if nullable {
+            // The null address plus this offset must still fault.
+            (a.offset < NULL_REACH).then_some(Access {
+                mode: Mode::Covered { addr: Some(addr) },
+                ..a
+            })
+        } else {
+            Some(Access {
+                mode: Mode::Covered { addr: None },
+                ..a
+            })
+        }
+    }
+
+    fn access_faults(&mut self, a: Access) -> Option<Access> {
+        (self.memory_facts(&a, a.end).plan() == Check::Faults).then_some(Access {
+            mode: Mode::Faults,
+            ..a
+        })
+    }
+
+    fn access_explicit(&mut self, a: Access) -> Access {
+        Access {
+            mode: Mode::Explicit,
+            ..a
+        }
+    }
+
+    fn emit_access(&mut self, a: Access) -> Vec<VReg> {
+        let dfg = &self.lower.func.dfg;
+        let ty = a.store_value.map_or_else(
+            || dfg.value_type(dfg.first_result(a.inst)),
+            |v| dfg.value_type(v),
+        );
+        let kind = match &dfg.insts[a.inst] {
+            InstructionData::BoundsCheckedLoad { access, .. }
+            | InstructionData::BoundsCheckedStore { access, .. } => *access,
+            _ => AccessKind::Full,
+        };
+        let supported = match a.store_value {
+            Some(_) => store_op(ty, kind).is_some(),
+            None => load_op(ty, kind).is_some(),
+        };
+        if !supported || a.big_endian {
+            self.fail(CodegenError::new(format!(
+                "x86_64: no bounds-checked access of {ty} as {kind:?}{}",
+                if a.big_endian {
+                    " big-endian (legalize first: it byte-swaps)"
+                } else {
+                    ""
+                }
+            )));
+            return if a.store_value.is_some() {
+                Vec::new()
+            } else {
+                vec![self.placeholder()]
+            };
+        }
+        let base = self.put_value(a.base);
+        self.lower.set_fact(base, Fact::MemoryBase(a.memory));
+        let (amode, trap) = match a.mode {
+            Mode::Unchecked => {
+                let index = self.lower.iconst(a.index).unwrap_or(0);
+                let index = if a.index_ty == I32 {
+                    index & 0xffff_ffff
+                } else {
+                    index
+                };
+                let k = index + a.offset;
+                let (base, disp) = match i32::try_from(k) {
+                    Ok(d) => (base, d),
+                    Err(_) => (self.add_const(base, k), 0),
+                };
+                (
+                    Amode {
+                        base,
+                        index: None,
+                        disp,
+                    },
+                    false,
+                )
+            }
+            Mode::Faults | Mode::Covered { addr: None } => {
+                let index = self.index64(&a);
+                let (base, disp) = self.far_base(&a, base);
+                (
+                    Amode {
+                        base,
+                        index: Some(index),
+                        disp,
+                    },
+                    a.mode == Mode::Faults,
+                )
+            }
+            Mode::Covered { addr: Some(addr) } => (
+                Amode {
+                    base: addr,
+                    index: None,
+                    disp: a.offset as i32,
+                },
+                true,
+            ),
+            Mode::Explicit | Mode::Undecided => {
+                let r = self.explicit_check(&a, base);
+                if !self.backend.spectre {
+                    // Later accesses of the run use `disp(base, index)` themselves.
+                    let index = self.index64(&a);
+                    self.lower.record_checked(a.inst, index, false);
+                }
+                r
+            }
+        };
+        let trap = trap.then_some(a.trap);
+        match (a.store_value, a.op) {
+            (Some(x), Err(op)) => {
+                let src = self.put_value(x);
+                self.emit(MInst::Store {
+                    op,
+                    src,
+                    amode,
+                    trap,
+                });
+                Vec::new()
+            }
+            (_, Ok(op)) => {
+                let dst = self.vreg(op.class());
+                self.emit(MInst::Load {
+                    op,
+                    dst,
+                    amode,
+                    trap,
+                });
+                vec![dst]
+            }
+            (None, Err(_)) => unreachable!("stores have a value"),
+        }
+    }
+
+    fn lower_branch(&mut self, inst: Inst) {
+        let targets = self.lower.targets().to_vec();
+        match *self.data(inst) {
+            InstructionData::Jump { .. } => self.emit(MInst::Jump { target: targets[0] }),
+            InstructionData::Brif { arg, .. } => {
+                let test = self.condition(arg);
+                self.emit(MInst::Br {
+                    test,
+                    taken: targets[0],
+                    not_taken: targets[1],
+                })
+            }
+            InstructionData::BranchTable { arg, .. } => {
+                let idx = self.put_value(arg);
+                let (tmp1, tmp2) = (self.vreg(RegClass::Int), self.vreg(RegClass::Int));
+                self.emit(MInst::BrTable {
+                    idx,
+                    tmp1,
+                    tmp2,
+                    default: targets[0],
+                    targets: targets[1..].to_vec(),
+                })
+            }
+            _ => unreachable!("lower_branch is only applied to branches"),
+        }
+    }
+
+    fn lower_return(&mut self, inst: Inst) {
+        let values = self.data(inst).arguments().to_vec();
+        let tys: Vec<Type> = values.iter().map(|&v| self.ty(v)).collect();
+        match abi_regs(&tys, true, "return values") {
+            Ok(regs) => {
+                // A value from another block (an accumulator returned after its loop) is
+                // copied, so that it is not pinned to its return register in the loop.
+                let here = self.lower.func.layout.inst_block(inst);
+                let rets = values
+                    .iter()
+                    .map(|&v| {
+                        let r = self.put_value(v);
+                        let def_block = match self.lower.func.dfg.value_def(v) {
+                            ValueDef::Result(i, _) => self.lower.func.layout.inst_block(i),
+                            ValueDef::Param(b, _) => Some(b),
+                            ValueDef::Unused => None,
+                        };
+                        if def_block == here {
+                            return r;
+                        }
+                        let dst = self.vreg(r.class());
+                        self.emit(MInst::Mov { dst, src: r });
+                        dst
+                    })
+                    .zip(regs)
+                    .collect();
+                self.emit(MInst::Ret { rets });
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn lower_call(&mut self, inst: Inst) -> Vec<VReg> {
+        let InstructionData::Call { func_ref, args, .. } = self.data(inst).clone() else {
+            unreachable!("lower_call is only applied to calls")
+        };
+        let func = self.lower.func;
+        let ext = &func.dfg.ext_funcs[func_ref];
+        let sig = &func.dfg.signatures[ext.signature];
+        let arg_tys: Vec<Type> = args.iter().map(|&v| self.ty(v)).collect();
+        let ret_tys: Vec<Type> = sig.returns.iter().map(|p| p.value_type).collect();
+        let (arg_regs, ret_regs) = match (
+            abi_regs(&arg_tys, false, "arguments"),
+            abi_regs(&ret_tys, true, "return values"),
+        ) {
+            (Ok(a), Ok(r)) => (a, r),
+            (Err(e), _) | (_, Err(e)) => {
+                self.fail(e);
+                return Vec::new();
+            }
+        };
+        let args = args
+            .iter()
+            .map(|&v| self.put_value(v))
+            .zip(arg_regs)
+            .collect();
+        let rets: Vec<(VReg, PReg)> = ret_regs
+            .into_iter()
+            .map(|p| (self.vreg(p.class()), p))
+            .collect();
+        let out = rets.iter().map(|r| r.0).collect();
+        self.emit(MInst::Call {
+            callee: ext.name.clone(),
+            args,
+            rets,
+        });
+        out
+    }
+}
+
+impl IsleContext<'_, '_> {
+    fn fun(&mut self, op: FUnOp, wide: bool, x: Value) -> VReg {
+        let src = self.put_value(x);
+        let dst = self.vreg(RegClass::Float);
+        self.emit(MInst::FUn { op, wide, dst, src });
+        dst
+    }
+}

@@ -1,0 +1,65 @@
+//! The x86_64 backend: System V machine code encoded with `cranelift-assembler-x64`, run
+//! in-process by [`run`] through [`crate::native`].
+
+pub mod emit;
+pub mod inst;
+pub mod lower;
+pub mod run;
+
+use crate::ir::Function;
+use crate::machinst::{CodegenError, CompiledCode};
+pub use lower::X64Backend;
+
+/// Compiles one function to x86-64 machine code (after value numbering and loop-invariant
+/// code motion, as on Pulley).
+pub fn compile(func: &Function, backend: &X64Backend) -> Result<CompiledCode, CodegenError> {
+    let mut func = func.clone();
+    crate::machinst::gvn::run(&mut func);
+    if crate::machinst::licm::run(&mut func) > 0 {
+        crate::machinst::gvn::run(&mut func);
+    }
+    let vcode = crate::machinst::lower::lower(&func, backend)?;
+    emit::emit(&vcode)
+}
+
+/// The disassembly of `code` (capstone, AT&T syntax as in upstream's filetests), one
+/// instruction per line with its offset.
+pub fn disassemble(code: &[u8]) -> String {
+    use capstone::arch::BuildsCapstone;
+    use capstone::arch::BuildsCapstoneSyntax;
+    let cs = match capstone::Capstone::new()
+        .x86()
+        .mode(capstone::arch::x86::ArchMode::Mode64)
+        .syntax(capstone::arch::x86::ArchSyntax::Att)
+        .build()
+    {
+        Ok(cs) => cs,
+        Err(e) => return format!("<capstone: {e}>"),
+    };
+    let insns = cs.disasm_all(code, 0);
+    let text = match insns {
+        Ok(insns) => {
+            let mut out = String::new();
+            let mut end = 0;
+            for i in insns.iter() {
+                let text = match (i.mnemonic(), i.op_str()) {
+                    (Some(m), Some(o)) if !o.is_empty() => format!("{m} {o}"),
+                    (Some(m), _) => m.to_string(),
+                    _ => "?".to_string(),
+                };
+                out.push_str(&format!("{:>4x}: {text}\n", i.address()));
+                end = i.address() as usize + i.len();
+            }
+            // Jump tables after the code are data, not instructions.
+            if end < code.len() {
+                out.push_str(&format!(
+                    "{end:>4x}: <{} bytes of data>\n",
+                    code.len() - end
+                ));
+            }
+            out
+        }
+        Err(e) => format!("<capstone: {e}>"),
+    };
+    text
+}

@@ -1,0 +1,195 @@
+//! Placing compiled x86-64 functions in executable memory and calling them in-process, with
+//! faults at trap sites reported as traps (through [`crate::native`]).
+//!
+//! Every function gets an array-call trampoline, itself CLIF compiled by this backend: it
+//! loads the arguments from an array of 8-byte slots, calls the function and stores its
+//! results back, so [`crate::native::call`] can enter any signature. Calls to names that are
+//! not among the functions go to host stubs (`movabs r11, host; jmp r11`): the host may be
+//! further than a 32-bit displacement reaches.
+
+use super::emit::Regs;
+use super::{compile, X64Backend};
+use crate::interpreter::DataValue;
+use crate::ir::{Function, Signature, TrapCode, Type};
+use crate::machinst::CompiledCode;
+use crate::native::{self, CodeMemory, Fault};
+use cranelift_assembler_x64::inst as asm;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+
+/// Functions placed together with their trampolines and host stubs.
+pub struct X64Image {
+    code: CodeMemory,
+    size: usize,
+    /// Offsets of the functions, by name.
+    entries: HashMap<String, u64>,
+    /// Offsets of the trampolines, by function name.
+    trampolines: HashMap<String, u64>,
+}
+
+/// How a call into the image ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Returned these values.
+    Returned(Vec<DataValue>),
+    /// Trapped with this code.
+    Trapped(TrapCode),
+}
+
+/// The CLIF of the array-call trampoline of a function `name` with `sig`:
+/// `(i64 ignored, i64 values)`, arguments and results in 8-byte slots of `values`.
+fn trampoline_text(name: &str, sig: &Signature) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "function %trampoline(i64, i64) system_v {{");
+    let _ = writeln!(s, "    sig0 = {sig}");
+    let _ = writeln!(s, "    fn0 = {name} sig0");
+    let _ = writeln!(s, "\nblock0(v0: i64, v1: i64):");
+    let mut args = Vec::new();
+    for (i, p) in sig.params.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "    v{} = load.{} notrap aligned v1+{}",
+            i + 2,
+            p.value_type,
+            8 * i
+        );
+        args.push(format!("v{}", i + 2));
+    }
+    let first = sig.params.len() + 2;
+    let results: Vec<String> = (0..sig.returns.len())
+        .map(|j| format!("v{}", first + j))
+        .collect();
+    let call = format!("call fn0({})", args.join(", "));
+    if results.is_empty() {
+        let _ = writeln!(s, "    {call}");
+    } else {
+        let _ = writeln!(s, "    {} = {call}", results.join(", "));
+    }
+    for (j, r) in results.iter().enumerate() {
+        let _ = writeln!(s, "    store notrap aligned {r}, v1+{}", 8 * j);
+    }
+    let _ = writeln!(s, "    return\n}}");
+    s
+}
+
+impl X64Image {
+    /// Compiles `funcs` with `backend` and places them; `host` gives the address of each
+    /// called name that is not among them (a System V function of the host).
+    pub fn build(
+        funcs: &[&Function],
+        backend: &X64Backend,
+        host: &dyn Fn(&str) -> Option<u64>,
+    ) -> Result<X64Image, String> {
+        let mut units: Vec<(String, bool, CompiledCode)> = Vec::new();
+        for f in funcs {
+            let code = compile(f, backend).map_err(|e| format!("{}: {e}", f.name))?;
+            units.push((f.name.to_string(), false, code));
+            let text = trampoline_text(&f.name.to_string(), &f.signature);
+            let t = crate::parser::parse_function(&text)
+                .map_err(|d| format!("the trampoline of {}: {}", f.name, d.message))?;
+            let code =
+                compile(&t, backend).map_err(|e| format!("the trampoline of {}: {e}", f.name))?;
+            units.push((f.name.to_string(), true, code));
+        }
+        Self::link(units, host)
+    }
+
+    fn link(
+        units: Vec<(String, bool, CompiledCode)>,
+        host: &dyn Fn(&str) -> Option<u64>,
+    ) -> Result<X64Image, String> {
+        let mut code: Vec<u8> = Vec::new();
+        let mut traps = BTreeMap::new();
+        let mut entries = HashMap::new();
+        let mut trampolines = HashMap::new();
+        let mut calls = Vec::new();
+        for (name, is_trampoline, unit) in units {
+            while !code.len().is_multiple_of(16) {
+                code.push(0xcc);
+            }
+            let start = code.len() as u64;
+            if is_trampoline {
+                trampolines.insert(name, start);
+            } else {
+                entries.insert(name, start);
+            }
+            traps.extend(
+                unit.traps
+                    .iter()
+                    .map(|(&o, s)| (start + u64::from(o), s.code)),
+            );
+            calls.extend(
+                unit.relocs
+                    .iter()
+                    .map(|r| (start + u64::from(r.offset), r.callee.clone())),
+            );
+            code.extend_from_slice(&unit.code);
+        }
+        let mut stubs: HashMap<String, u64> = HashMap::new();
+        for (_, callee) in &calls {
+            if entries.contains_key(callee) || stubs.contains_key(callee) {
+                continue;
+            }
+            let addr = host(callee).ok_or_else(|| {
+                format!("a call to {callee}, which is neither compiled here nor a host function")
+            })?;
+            while !code.len().is_multiple_of(16) {
+                code.push(0xcc);
+            }
+            stubs.insert(callee.clone(), code.len() as u64);
+            let r11 = super::inst::regs::R11 as u8;
+            asm::movabsq_oi::<Regs>::new(r11, addr).encode(&mut code);
+            asm::jmpq_m::<Regs>::new(cranelift_assembler_x64::GprMem::Gpr(r11)).encode(&mut code);
+        }
+        for (at, callee) in &calls {
+            let target = entries.get(callee).or_else(|| stubs.get(callee)).copied();
+            let target = target.expect("every callee was placed above");
+            // `call rel32`: one opcode byte, then the offset from the end of the call.
+            let field = *at as usize + 1;
+            let rel = target as i64 - (field as i64 + 4);
+            code[field..field + 4].copy_from_slice(&(rel as i32).to_le_bytes());
+        }
+        let size = code.len();
+        let code = CodeMemory::new(&code, traps, |_, _| Ok(()))?;
+        Ok(X64Image {
+            code,
+            size,
+            entries,
+            trampolines,
+        })
+    }
+
+    /// Bytes of machine code in the image (functions, trampolines and stubs).
+    pub fn code_size(&self) -> usize {
+        self.size
+    }
+
+    /// The offset of function `name` in the image.
+    pub fn entry(&self, name: &str) -> Option<u64> {
+        self.entries.get(name).copied()
+    }
+
+    /// Calls function `name` with `args`; a fault at a trap site is `Exit::Trapped`, any
+    /// other fault in the generated code an error naming the signal and pc.
+    pub fn call(&self, name: &str, args: &[DataValue], rets: &[Type]) -> Result<Exit, String> {
+        let tramp = *self
+            .trampolines
+            .get(name)
+            .ok_or_else(|| format!("no function {name} in the image"))?;
+        let mut values: Vec<u64> = args.iter().map(|a| a.bits).collect();
+        values.resize(values.len().max(rets.len()).max(1), 0);
+        match native::call(&self.code, self.code.addr(tramp), 0, &mut values) {
+            Ok(()) => Ok(Exit::Returned(
+                rets.iter()
+                    .zip(&values)
+                    .map(|(&ty, &bits)| DataValue::new(ty, bits & ty.mask()))
+                    .collect(),
+            )),
+            Err(Fault::Trap(code)) => Ok(Exit::Trapped(code)),
+            Err(Fault::Crash { signal, pc }) => Err(format!(
+                "the x86_64 code of {name} crashed: signal {signal} at pc {pc:#x} (offset {:#x}), not a trap site",
+                pc.wrapping_sub(self.code.addr(0))
+            )),
+        }
+    }
+}
