@@ -142,12 +142,15 @@ fn run_source(name: &str, src: &str) -> Result<(), Failure> {
                 }
             }
             "run" => {
-                // `test run` executes on the backends of the file's targets (pulley64 is the
-                // only one so far) and on the interpreter, which is the reference.
+                // `test run` executes on the backends (pulley64, and x86_64 natively on an
+                // x86_64 host) and on the interpreter, which is the reference.
                 let targets = file.header_words("target");
-                if !targets.contains(&"pulley64") {
+                if !targets
+                    .iter()
+                    .any(|t| crate::isa::BACKEND_TARGETS.contains(t))
+                {
                     return Err(format!(
-                        "`test run` needs a target with a backend: add `target pulley64` (found: {})",
+                        "`test run` needs a target with a backend: add `target pulley64` or `target x86_64` (found: {})",
                         if targets.is_empty() { "none".to_string() } else { targets.join(", ") }
                     )
                     .into());
@@ -176,28 +179,25 @@ fn compile_precise(name: &str, src: &str, file: &ParsedFile) -> Result<(), Failu
         );
     }
     let target = file.target_name().unwrap_or("");
-    if target != "pulley64" {
-        return Err(format!(
-            "`test compile` needs `target pulley64`, the only backend so far (found `{target}`)"
-        )
-        .into());
-    }
     let spectre = file
         .settings()
         .iter()
         .any(|(k, v)| k == "enable_heap_access_spectre_mitigation" && v == "true");
-    let backend = crate::isa::pulley::PulleyBackend { spectre };
+    let backend = crate::isa::Backend::for_target(target, spectre)
+        .map_err(|e| format!("`test compile`: {e}"))?;
     let bless = std::env::var_os("CLIF_BOUNDS_TEST_BLESS").is_some_and(|v| v == "1");
     let mut blessed = src.to_string();
     let mut mismatch = None;
     for pf in file.functions.iter().rev() {
         verify_function(&pf.func, types::I64)
             .map_err(|e| crate::diagnostics::render_all(&e, name, src))?;
-        let code = crate::isa::pulley::compile(&pf.func, &backend)
+        let code = backend
+            .compile(&pf.func)
             .map_err(|e| format!("{name}: {}: {e}", pf.func.name))?;
         let got: Vec<String> = std::iter::once(format!("{} bytes", code.code.len()))
             .chain(
-                crate::isa::pulley::disassemble(&code.code)
+                backend
+                    .disassemble(&code.code)
                     .lines()
                     .map(|l| l.trim().to_string()),
             )
@@ -603,6 +603,57 @@ impl PulleyRun {
     }
 }
 
+/// One function set compiled for x86_64 and run natively, with its own memories.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+struct X64Run {
+    label: &'static str,
+    image: crate::isa::x64::run::X64Image,
+    mems: RealMemories,
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+impl X64Run {
+    fn new(
+        label: &'static str,
+        funcs: &[&Function],
+        spectre: bool,
+        file: &ParsedFile,
+    ) -> Result<Self, String> {
+        let backend = crate::isa::x64::X64Backend { spectre };
+        let no_host = |_: &str| None;
+        let image = crate::isa::x64::run::X64Image::build(funcs, &backend, &no_host)
+            .map_err(|e| format!("{label}: {e}"))?;
+        let mut mems = RealMemories::default();
+        host_memories(file, &mut mems)?;
+        Ok(X64Run { label, image, mems })
+    }
+
+    fn call(&mut self, func: &Function, args: &[String]) -> Result<Outcome, String> {
+        let params: Vec<Type> = func.signature.params.iter().map(|p| p.value_type).collect();
+        let args = args
+            .iter()
+            .zip(&params)
+            .map(|(a, &t)| parse_value(a, t, &self.mems))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rets: Vec<Type> = func
+            .signature
+            .returns
+            .iter()
+            .map(|p| p.value_type)
+            .collect();
+        use crate::isa::x64::run::Exit;
+        Ok(
+            match self.image.call(&func.name.to_string(), &args, &rets)? {
+                Exit::Returned(v) => Outcome::Returned(v),
+                Exit::Trapped(code) => Outcome::Trapped(crate::interpreter::Trap {
+                    code,
+                    location: format!("x86_64 code of {}", func.name),
+                }),
+            },
+        )
+    }
+}
+
 fn host_memories(file: &ParsedFile, interp: &mut dyn HostMemories) -> Result<(), String> {
     for c in &file.comments {
         if let Some(decl) = c.text.strip_prefix("host-memory:") {
@@ -748,6 +799,17 @@ fn run(
             );
         }
     }
+    // And so must our x86_64 backend, natively, on an x86_64 host.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    let mut x64_runs = Vec::new();
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    if on_backends && huge.is_none() {
+        for (label, spectre) in [("x86_64", false), ("x86_64 with Spectre mitigation", true)] {
+            x64_runs.push(
+                X64Run::new(label, &funcs, spectre, file).map_err(|e| format!("{name}: {e}"))?,
+            );
+        }
+    }
     let mut any = false;
     for c in &file.comments {
         let Some(text) = c.text.strip_prefix("run:") else {
@@ -835,6 +897,22 @@ fn run(
         }
         #[cfg(unix)]
         for run in &mut pulley_runs {
+            let theirs = run
+                .call(func, &rl.args)
+                .map_err(|e| format!("{name}:{line}: {}: {e}", run.label))?;
+            if !same_outcome(&outcome, &theirs) {
+                return Err(format!(
+                    "{name}:{line}: `{}`: the interpreter {} but {} {}",
+                    text.trim(),
+                    show(&outcome),
+                    run.label,
+                    show(&theirs)
+                )
+                .into());
+            }
+        }
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        for run in &mut x64_runs {
             let theirs = run
                 .call(func, &rl.args)
                 .map_err(|e| format!("{name}:{line}: {}: {e}", run.label))?;

@@ -6,7 +6,9 @@
 //! is caught by a signal handler, which looks the pc up in the code's trap table and resumes
 //! the trampoline's exit path with the stack pointer it saved: the call returns
 //! [`Fault::Trap`] with the trap code, or [`Fault::Crash`] if the pc is not a trap site. A
-//! fault anywhere else is not ours and gets the default action.
+//! segmentation fault next to the stack pointer is the stack's guard page: a
+//! [`TrapCode::STACK_OVERFLOW`] trap (generated code has no explicit stack checks). A fault
+//! anywhere else is not ours and gets the default action.
 
 use crate::ir::TrapCode;
 use std::cell::Cell;
@@ -159,10 +161,14 @@ extern "sysv64" {
     fn clif_bounds_resume();
 }
 
+/// How far from the stack pointer a fault counts as a stack overflow: beyond the largest
+/// frame (spill slots are at most this far above the stack pointer).
+const STACK_REACH: u64 = 1 << 20;
+
 const SIGNALS: [libc::c_int; 4] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE];
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-extern "C" fn on_signal(sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let active = ACTIVE.with(Cell::get);
     // SAFETY: `ctx` is the ucontext the kernel passed; `active` is the live call's state.
     unsafe {
@@ -170,8 +176,15 @@ extern "C" fn on_signal(sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut
         let pc = (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as u64;
         if !active.is_null() && (*(*active).code).contains(pc) {
             let code = &*(*active).code;
+            let sp = (*uc).uc_mcontext.gregs[libc::REG_RSP as usize] as u64;
+            let addr = (*info).si_addr() as u64;
             (*active).fault = Some(match code.trap_at(pc) {
                 Some(c) => Fault::Trap(c),
+                // Generated code touches the stack only next to its stack pointer (pushes,
+                // calls, frame slots): a fault there is the stack's guard page.
+                None if sig == libc::SIGSEGV && addr.abs_diff(sp) < STACK_REACH => {
+                    Fault::Trap(TrapCode::STACK_OVERFLOW)
+                }
                 None => Fault::Crash { signal: sig, pc },
             });
             (*uc).uc_mcontext.gregs[libc::REG_RSP as usize] = (*active).saved_sp as i64;

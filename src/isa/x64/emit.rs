@@ -881,7 +881,11 @@ impl Emitter {
                 }
             }
             MInst::Div {
-                signed, size, b, ..
+                signed,
+                rem_wanted,
+                size,
+                b,
+                ..
             } => {
                 let (rax, rdx) = (regs::RAX as u8, regs::RDX as u8);
                 let b = n(*b);
@@ -898,14 +902,17 @@ impl Emitter {
                     };
                     let cc = self.test(&minus_one);
                     self.jump(Some(cc), divide);
-                    if q {
-                        i::negq_m::<Regs>::new(GM::Gpr(rax)).encode(self.s());
+                    if *rem_wanted {
+                        i::xorl_rm::<Regs>::new(rdx, GM::Gpr(rdx)).encode(self.s());
                     } else {
-                        i::negl_m::<Regs>::new(GM::Gpr(rax)).encode(self.s());
+                        if q {
+                            i::negq_m::<Regs>::new(GM::Gpr(rax)).encode(self.s());
+                        } else {
+                            i::negl_m::<Regs>::new(GM::Gpr(rax)).encode(self.s());
+                        }
+                        let ovf = self.buf.trap_island(TrapCode::INTEGER_OVERFLOW);
+                        self.jump(Some(Cc::O), ovf);
                     }
-                    let ovf = self.buf.trap_island(TrapCode::INTEGER_OVERFLOW);
-                    self.jump(Some(Cc::O), ovf);
-                    i::xorl_rm::<Regs>::new(rdx, GM::Gpr(rdx)).encode(self.s());
                     self.jump(None, done);
                     self.buf.bind(divide);
                     if q {

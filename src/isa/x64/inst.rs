@@ -508,6 +508,8 @@ pub enum MInst {
     Div {
         /// Signed.
         signed: bool,
+        /// The remainder is the wanted result (for `-1`: 0 rather than an overflow check).
+        rem_wanted: bool,
         /// Width (`L` or `Q`).
         size: Size,
         /// Dividend (fixed to `rax`).

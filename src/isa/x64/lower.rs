@@ -875,6 +875,7 @@ impl generated::Context for IsleContext<'_, '_> {
         let (quot, r) = (self.vreg(RegClass::Int), self.vreg(RegClass::Int));
         self.emit(MInst::Div {
             signed,
+            rem_wanted: rem,
             size,
             a,
             hi,
@@ -1059,29 +1060,19 @@ impl generated::Context for IsleContext<'_, '_> {
             Opcode::Sload32 => AccessKind::S32,
             _ => AccessKind::Full,
         };
-        let op = match (load_op(ty, kind), is_big(flags)) {
-            (Some(op), false) => op,
-            _ => {
-                self.fail(CodegenError::new(format!(
-                    "x86_64 cannot load {ty} as {kind:?}{} (big-endian accesses are byte-swapped by legalization)",
-                    if is_big(flags) { " big-endian" } else { "" }
-                )));
-                return self.placeholder();
-            }
+        let Some(op) = load_op(ty, kind) else {
+            self.fail(CodegenError::new(format!(
+                "x86_64 cannot load {ty} as {kind:?}"
+            )));
+            return self.placeholder();
         };
         let base = self.put_value(arg);
-        let dst = self.vreg(op.class());
-        self.emit(MInst::Load {
-            op,
-            dst,
-            amode: Amode {
-                base,
-                index: None,
-                disp: offset,
-            },
-            trap: flags.trap_code,
-        });
-        dst
+        let amode = Amode {
+            base,
+            index: None,
+            disp: offset,
+        };
+        self.load_value(op, is_big(flags), amode, flags.trap_code)
     }
 
     fn plain_store(&mut self, inst: Inst) {
@@ -1101,28 +1092,20 @@ impl generated::Context for IsleContext<'_, '_> {
             _ => AccessKind::Full,
         };
         let ty = self.ty(x);
-        let op = match (store_op(ty, kind), is_big(flags)) {
-            (Some(op), false) => op,
-            _ => {
-                self.fail(CodegenError::new(format!(
-                    "x86_64 cannot store {ty} as {kind:?}{}",
-                    if is_big(flags) { " big-endian" } else { "" }
-                )));
-                return;
-            }
+        let Some(op) = store_op(ty, kind) else {
+            self.fail(CodegenError::new(format!(
+                "x86_64 cannot store {ty} as {kind:?}"
+            )));
+            return;
         };
         let src = self.put_value(x);
         let base = self.put_value(p);
-        self.emit(MInst::Store {
-            op,
-            src,
-            amode: Amode {
-                base,
-                index: None,
-                disp: offset,
-            },
-            trap: flags.trap_code,
-        });
+        let amode = Amode {
+            base,
+            index: None,
+            disp: offset,
+        };
+        self.store_value(op, is_big(flags), src, amode, flags.trap_code);
     }
 
     fn access_of(&mut self, inst: Inst) -> Access {
@@ -1236,14 +1219,9 @@ impl generated::Context for IsleContext<'_, '_> {
             Some(_) => store_op(ty, kind).is_some(),
             None => load_op(ty, kind).is_some(),
         };
-        if !supported || a.big_endian {
+        if !supported {
             self.fail(CodegenError::new(format!(
-                "x86_64: no bounds-checked access of {ty} as {kind:?}{}",
-                if a.big_endian {
-                    " big-endian (legalize first: it byte-swaps)"
-                } else {
-                    ""
-                }
+                "x86_64: no bounds-checked access of {ty} as {kind:?}"
             )));
             return if a.store_value.is_some() {
                 Vec::new()
@@ -1309,24 +1287,10 @@ impl generated::Context for IsleContext<'_, '_> {
         match (a.store_value, a.op) {
             (Some(x), Err(op)) => {
                 let src = self.put_value(x);
-                self.emit(MInst::Store {
-                    op,
-                    src,
-                    amode,
-                    trap,
-                });
+                self.store_value(op, a.big_endian, src, amode, trap);
                 Vec::new()
             }
-            (_, Ok(op)) => {
-                let dst = self.vreg(op.class());
-                self.emit(MInst::Load {
-                    op,
-                    dst,
-                    amode,
-                    trap,
-                });
-                vec![dst]
-            }
+            (_, Ok(op)) => vec![self.load_value(op, a.big_endian, amode, trap)],
             (None, Err(_)) => unreachable!("stores have a value"),
         }
     }
@@ -1429,6 +1393,120 @@ impl generated::Context for IsleContext<'_, '_> {
 }
 
 impl IsleContext<'_, '_> {
+    /// Loads `op` at `amode`. Big-endian: the unsigned load of the access's width, a byte
+    /// swap, then the extension (or the move to a float register) the access asks for.
+    fn load_value(&mut self, op: LoadOp, big: bool, amode: Amode, trap: Option<TrapCode>) -> VReg {
+        use LoadOp::*;
+        let raw = match op {
+            U16 | S16To32 | S16To64 => Some((U16, Size::W)),
+            U32 | S32To64 | F32 => Some((U32, Size::L)),
+            X64 | F64 => Some((X64, Size::Q)),
+            U8 | S8To32 | S8To64 => None,
+        };
+        let Some((raw, size)) = raw.filter(|_| big) else {
+            let dst = self.vreg(op.class());
+            self.emit(MInst::Load {
+                op,
+                dst,
+                amode,
+                trap,
+            });
+            return dst;
+        };
+        let r = self.vreg(RegClass::Int);
+        self.emit(MInst::Load {
+            op: raw,
+            dst: r,
+            amode,
+            trap,
+        });
+        // A 16-bit rotate keeps the zeros above the loaded halfword.
+        let swapped = self.vreg(RegClass::Int);
+        self.emit(MInst::Unary {
+            op: UnaryOp::Bswap,
+            size,
+            dst: swapped,
+            a: r,
+        });
+        let ext = |cx: &mut Self, op| {
+            let dst = cx.vreg(RegClass::Int);
+            cx.emit(MInst::Ext {
+                op,
+                dst,
+                src: swapped,
+            });
+            dst
+        };
+        let to_float = |cx: &mut Self, wide| {
+            let dst = cx.vreg(RegClass::Float);
+            cx.emit(MInst::Bitcast {
+                wide,
+                dst,
+                src: swapped,
+            });
+            dst
+        };
+        match op {
+            S16To32 => ext(self, ExtOp::Sx16To32),
+            S16To64 => ext(self, ExtOp::Sx16To64),
+            S32To64 => ext(self, ExtOp::Sx32To64),
+            F32 => to_float(self, false),
+            F64 => to_float(self, true),
+            _ => swapped,
+        }
+    }
+
+    /// Stores `src` as `op` at `amode`; big-endian: byte-swapped first (floats through an
+    /// integer register).
+    fn store_value(
+        &mut self,
+        op: StoreOp,
+        big: bool,
+        src: VReg,
+        amode: Amode,
+        trap: Option<TrapCode>,
+    ) {
+        let (int_op, size) = match op {
+            StoreOp::W => (StoreOp::W, Size::W),
+            StoreOp::L | StoreOp::F32 => (StoreOp::L, Size::L),
+            StoreOp::Q | StoreOp::F64 => (StoreOp::Q, Size::Q),
+            StoreOp::B => (StoreOp::B, Size::B),
+        };
+        if !big || size == Size::B {
+            self.emit(MInst::Store {
+                op,
+                src,
+                amode,
+                trap,
+            });
+            return;
+        }
+        let bits = if src.class() == RegClass::Float {
+            let dst = self.vreg(RegClass::Int);
+            self.emit(MInst::Bitcast {
+                wide: size == Size::Q,
+                dst,
+                src,
+            });
+            dst
+        } else {
+            src
+        };
+        let swapped = self.vreg(RegClass::Int);
+        self.emit(MInst::Unary {
+            op: UnaryOp::Bswap,
+            size,
+            dst: swapped,
+            a: bits,
+        });
+        self.emit(MInst::Store {
+            op: int_op,
+            src: swapped,
+            amode,
+            trap,
+        });
+    }
+
     fn fun(&mut self, op: FUnOp, wide: bool, x: Value) -> VReg {
         let src = self.put_value(x);
         let dst = self.vreg(RegClass::Float);
