@@ -12,6 +12,7 @@ use clif_bounds::wasm::pulley::PulleyEngine;
 use clif_bounds::wasm::runtime::{Engine, Extern, InstantiationError, InterpreterEngine, Store};
 use clif_bounds::wasm::script::{run_paths, EngineFactory};
 use clif_bounds::wasm::translate::translate_module;
+use clif_bounds::wasm::x64::X64Engine;
 use clif_bounds::wasm::MemoryConfig;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -88,6 +89,18 @@ fn spec_scripts_on_our_pulley_backend() {
     for spectre in [false, true] {
         spec_on(&format!("pulley64, spectre {spectre}"), &|| {
             Ok(Box::new(PulleyEngine::new(spectre)?))
+        });
+    }
+}
+
+#[test]
+fn spec_scripts_on_our_x64_backend() {
+    for spectre in [false, true] {
+        spec_on(&format!("x86_64, spectre {spectre}"), &|| {
+            Ok(Box::new(X64Engine::new(spectre)))
+        });
+        spec_on(&format!("x86_64 legalized, spectre {spectre}"), &|| {
+            Ok(Box::new(X64Engine::legalized(settings(spectre))))
         });
     }
 }
@@ -206,6 +219,8 @@ fn memory_growth_under_each_configuration() {
         ("cranelift", || {
             Box::new(CraneliftEngine::new(false).unwrap())
         }),
+        ("x86_64", || Box::new(X64Engine::new(false))),
+        ("x86_64, spectre", || Box::new(X64Engine::new(true))),
     ];
     let tight = MemoryConfig::parse("reservation=128KiB,guard=64KiB,may-move=no").unwrap();
     for (engine_name, make) in engines {
