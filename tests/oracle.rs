@@ -2,7 +2,7 @@
 //!
 //! For every point of a configuration matrix (memory kind × Spectre × index type × bound kind ×
 //! offset × access, with min/max chosen so that every case A-I occurs) and for indices on every
-//! boundary plus seeded random ones, four executions must agree:
+//! boundary plus seeded random ones, six executions must agree:
 //!
 //! 1. our interpreter on the fused `bounds_checked_*` instruction;
 //! 2. our interpreter on the legalized form;
@@ -10,7 +10,8 @@
 //!    out as declared (guards really `PROT_NONE`);
 //! 4. real Cranelift compiling it for pulley64, run by `pulley-interpreter` 48.0.8;
 //! 5. our pulley64 backend compiling the fused instruction (with the same Spectre setting),
-//!    run by the same interpreter.
+//!    run by the same interpreter;
+//! 6. our x86_64 backend compiling the fused instruction, run natively on the same memory.
 //!
 //! Agreement means the same returned bits and the same memory afterwards (a hash of every
 //! accessible byte), or a trap with the same code and the memory unchanged. Native and Pulley
@@ -20,7 +21,8 @@
 //! Upstream's CLIF fuzzer skips trapping inputs; this compares them.
 //!
 //! A second phase runs random functions with several accesses through one index (runs that
-//! share one check in our Pulley backend) against the interpreter.
+//! share one check in our backends) on our Pulley and x86_64 backends against the
+//! interpreter.
 //!
 //! Everything runs in one test function: the children of `fork` must not allocate, and no
 //! other test thread of this binary may hold the allocator's lock when they are created.
@@ -647,6 +649,17 @@ fn in_child(memory: &NativeMemory, body: impl FnOnce() -> u64) -> [u64; 4] {
     }
 }
 
+/// `fused` compiled by our x86_64 backend.
+fn ours_x64(fused: &clif_bounds::ir::Function, spectre: bool, text: &str) -> Compiled {
+    let backend = clif_bounds::isa::x64::X64Backend { spectre };
+    let c = clif_bounds::isa::x64::compile(fused, &backend)
+        .unwrap_or_else(|e| panic!("our x86_64 backend: {e}\n{text}"));
+    Compiled {
+        code: c.code,
+        traps: c.traps.iter().map(|(&o, s)| (o, s.code)).collect(),
+    }
+}
+
 fn native(
     compiled: &Compiled,
     code: &NativeCode,
@@ -783,6 +796,8 @@ fn run(mutation: Option<Mutation>, random: usize, stop_at_first: bool) -> Run {
                 traps: c.traps.iter().map(|(&o, s)| (o, s.code)).collect(),
             }
         };
+        let our_x64 = ours_x64(&fused, config.spectre, &text);
+        let our_x64_code = NativeCode::new(&our_x64.code);
         let code = NativeCode::new(&x64.code);
         let memory = NativeMemory::new(config.reserved());
         r.time[0] += t.elapsed();
@@ -795,6 +810,7 @@ fn run(mutation: Option<Mutation>, random: usize, stop_at_first: bool) -> Run {
             r.time[1] += t.elapsed();
             let t = std::time::Instant::now();
             let nat = native(&x64, &code, &memory, index, value);
+            let our_nat = native(&our_x64, &our_x64_code, &memory, index, value);
             r.time[2] += t.elapsed();
             let t = std::time::Instant::now();
             let pul = pulley(&pulley64, &memory, index, value);
@@ -805,6 +821,7 @@ fn run(mutation: Option<Mutation>, random: usize, stop_at_first: bool) -> Run {
                 ("x86_64 native", nat),
                 ("pulley64", pul),
                 ("our pulley64 backend (fused)", our_pulley),
+                ("our x86_64 backend (fused)", our_nat),
             ];
             for (who, got) in results {
                 if got != expected {
@@ -937,15 +954,22 @@ fn shared_check_runs(rng: &mut Rng, functions: usize) -> (usize, Vec<String>) {
                 code: c.code,
                 traps: c.traps.iter().map(|(&o, s)| (o, s.code)).collect(),
             };
+            let x64 = ours_x64(&fused, spectre, &text);
+            let x64_code = NativeCode::new(&x64.code);
             for &index in &indices {
                 for value in [0, rng.next() | 1] {
                     points += 1;
                     let expected = interpret(&fused, BOUND, index, value);
-                    let got = pulley(&ours, &memory, index, value);
-                    if got != expected {
-                        disagreements.push(format!(
-                            "spectre {spectre}, index {index:#x}, value {value:#x}: interpreter {expected:?}, our pulley64 {got:?}\n{text}"
-                        ));
+                    let got = [
+                        ("pulley64", pulley(&ours, &memory, index, value)),
+                        ("x86_64", native(&x64, &x64_code, &memory, index, value)),
+                    ];
+                    for (who, got) in got {
+                        if got != expected {
+                            disagreements.push(format!(
+                                "spectre {spectre}, index {index:#x}, value {value:#x}: interpreter {expected:?}, our {who} {got:?}\n{text}"
+                            ));
+                        }
                     }
                 }
             }
