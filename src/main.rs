@@ -125,6 +125,10 @@ enum Command {
         /// one run, deterministic.
         #[arg(long)]
         instructions: bool,
+        /// Where the kernels run: pulley64 (in pulley-interpreter) or x86_64 (natively; also
+        /// prints the instructions per access of the 96 Wasmtime configurations).
+        #[arg(long, default_value = "pulley64")]
+        target: String,
     },
     /// Compile the functions of a CLIF or Wasm file and print, per function, the machine code
     /// disassembly and its size.
@@ -285,7 +289,8 @@ fn run(command: Command) -> Result<ExitCode, String> {
             processes,
             raw,
             instructions,
-        } => bench_command(reps, processes, raw, instructions),
+            target,
+        } => bench_command(&target, reps, processes, raw, instructions),
         Command::Compile {
             file,
             target,
@@ -589,18 +594,20 @@ fn compile_command(
 
 #[cfg(all(unix, feature = "cranelift"))]
 fn bench_command(
+    target: &str,
     reps: usize,
     processes: usize,
     raw: bool,
     instructions: bool,
 ) -> Result<ExitCode, String> {
     use clif_bounds::wasm::bench;
+    let target = bench::BenchTarget::parse(target).map_err(|e| format!("error: {e}"))?;
     if raw {
-        bench::run(reps.max(1), &mut |r| println!("{}", r.to_line()))?;
+        bench::run(target, reps.max(1), &mut |r| println!("{}", r.to_line()))?;
         return Ok(ExitCode::SUCCESS);
     }
     if instructions {
-        let (rows, counts) = bench_instructions()?;
+        let (rows, counts) = bench_instructions(target)?;
         bench_report(&rows, "instructions", "Minstr", &|i, r| {
             counts[i][r] as f64 / 1e6
         });
@@ -614,7 +621,8 @@ fn bench_command(
     for p in 1..=processes.max(1) {
         eprintln!("bench: process {p} of {}", processes.max(1));
         let out = std::process::Command::new(&exe)
-            .args(["bench", "--raw", "--reps", &reps.max(1).to_string()])
+            .args(["bench", "--raw", "--target", target.name()])
+            .args(["--reps", &reps.max(1).to_string()])
             .stderr(std::process::Stdio::inherit())
             .output()
             .map_err(|e| format!("error: starting {}: {e}", exe.display()))?;
@@ -635,14 +643,42 @@ fn bench_command(
     bench_report(&rows, "time", "us", &|i, r| {
         rows[i].time[r].as_secs_f64() * 1e6
     });
+    if target == bench::BenchTarget::X86_64 {
+        access_report()?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Instructions per access on x86_64, ours (fused) against real Cranelift (legalized), for
+/// the 96 Wasmtime load/store configurations.
+#[cfg(all(unix, feature = "cranelift"))]
+fn access_report() -> Result<(), String> {
+    use clif_bounds::wasm::bench::AccessConfig;
+    println!("\ninstructions of a one-access function (without frame and ret):");
+    println!("{:<60} {:>5} {:>9}", "configuration", "ours", "Cranelift");
+    let (mut ours, mut theirs, mut fewer, mut worse) = (0, 0, 0, 0);
+    for c in AccessConfig::all() {
+        let (o, t) = c.instruction_counts()?;
+        println!("{:<60} {o:>5} {t:>9}", c.label());
+        ours += o;
+        theirs += t;
+        fewer += usize::from(o < t);
+        worse += usize::from(o > t);
+    }
+    println!(
+        "total: ours {ours}, Cranelift {theirs} ({:.2}x); fewer in {fewer} of 96, more in {worse}",
+        theirs as f64 / ours as f64
+    );
+    Ok(())
 }
 
 /// Runs the benchmark once under callgrind, which counts the host instructions of each
 /// measured call (`bench::measured_call`, dumped after every call): deterministic, whatever
 /// else the machine does. Returns the rows and, per row, the counts of (a), (b), (c).
 #[cfg(all(unix, feature = "cranelift"))]
-fn bench_instructions() -> Result<(Vec<clif_bounds::wasm::bench::Row>, Vec<[u64; 3]>), String> {
+fn bench_instructions(
+    target: clif_bounds::wasm::bench::BenchTarget,
+) -> Result<(Vec<clif_bounds::wasm::bench::Row>, Vec<[u64; 3]>), String> {
     use clif_bounds::wasm::bench;
     let exe = std::env::current_exe().map_err(|e| format!("error: this program's path: {e}"))?;
     let dir = std::env::temp_dir().join(format!("clif-bounds-callgrind-{}", std::process::id()));
@@ -659,7 +695,7 @@ fn bench_instructions() -> Result<(Vec<clif_bounds::wasm::bench::Row>, Vec<[u64;
             dir.join("out").display()
         ))
         .arg(&exe)
-        .args(["bench", "--raw", "--reps", "1"])
+        .args(["bench", "--raw", "--target", target.name(), "--reps", "1"])
         .output()
         .map_err(|e| format!("error: starting valgrind (Debian package valgrind): {e}"))?;
     if !out.status.success() {

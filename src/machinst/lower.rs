@@ -152,6 +152,14 @@ impl<'f, I: MachInst> Lower<'f, I> {
         }
     }
 
+    /// For a later access of a run (see [`super::share`]), the run's first access.
+    pub fn run_leader(&self, access: Inst) -> Option<Inst> {
+        match self.shared.get(&access)? {
+            super::share::Shared::Covered { leader } => Some(*leader),
+            super::share::Shared::Leader { .. } => None,
+        }
+    }
+
     /// A fresh virtual register of `class`.
     pub fn alloc_vreg(&mut self, class: RegClass) -> VReg {
         let v = VReg::new(self.next_vreg, class);

@@ -1,11 +1,13 @@
-//! `clif-bounds bench`: memory-bound Wasm kernels on Pulley, three ways, in one run:
+//! `clif-bounds bench`: memory-bound Wasm kernels, three ways, in one run, on Pulley or
+//! natively on x86_64:
 //!
-//! - (a) our pipeline: the fused bounds-checked instruction, compiled by our pulley64 backend;
+//! - (a) our pipeline: the fused bounds-checked instruction, compiled by our backend;
 //! - (b) our pipeline on the legalized (exploded) form, compiled by our backend;
-//! - (c) real Cranelift 0.135.8 `pulley64` compiling the legalized CLIF of the same function.
+//! - (c) real Cranelift 0.135.8 compiling the legalized CLIF of the same function.
 //!
-//! All three run in the same `pulley-interpreter` 48.0.8 on the same runtime memories. Every
-//! kernel's result must be the same on all three before its times count.
+//! On Pulley all three run in the same `pulley-interpreter` 48.0.8, on x86_64 natively, on
+//! the same runtime memories. Every kernel's result must be the same on all three before its
+//! times count. [`AccessConfig`] compares x86_64 instructions per access statically.
 
 use super::config::MemoryConfig;
 use super::cranelift::CraneliftPulleyEngine;
@@ -184,13 +186,47 @@ pub struct Row {
     pub time: [Duration; 3],
 }
 
-fn engines(spectre: bool) -> Result<[Box<dyn Engine>; 3], String> {
-    let settings = Settings::for_target("pulley64", spectre)?;
-    Ok([
-        Box::new(PulleyEngine::new(spectre)?),
-        Box::new(PulleyEngine::legalized(settings)?),
-        Box::new(CraneliftPulleyEngine::new(spectre)?),
-    ])
+/// Where the kernels run: (a), (b), (c) on Pulley or natively on x86_64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchTarget {
+    /// Our pulley64 backend and real Cranelift's, in `pulley-interpreter`.
+    Pulley64,
+    /// Our x86_64 backend and real Cranelift's, native.
+    X86_64,
+}
+
+impl BenchTarget {
+    /// The target named `name`.
+    pub fn parse(name: &str) -> Result<BenchTarget, String> {
+        match name {
+            "pulley64" => Ok(BenchTarget::Pulley64),
+            "x86_64" => Ok(BenchTarget::X86_64),
+            t => Err(format!("no benchmark for target `{t}` (pulley64, x86_64)")),
+        }
+    }
+    /// The name.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchTarget::Pulley64 => "pulley64",
+            BenchTarget::X86_64 => "x86_64",
+        }
+    }
+}
+
+fn engines(target: BenchTarget, spectre: bool) -> Result<[Box<dyn Engine>; 3], String> {
+    let settings = Settings::for_target(target.name(), spectre)?;
+    Ok(match target {
+        BenchTarget::Pulley64 => [
+            Box::new(PulleyEngine::new(spectre)?),
+            Box::new(PulleyEngine::legalized(settings)?),
+            Box::new(CraneliftPulleyEngine::new(spectre)?),
+        ],
+        BenchTarget::X86_64 => [
+            Box::new(super::x64::X64Engine::new(spectre)),
+            Box::new(super::x64::X64Engine::legalized(settings)),
+            Box::new(super::cranelift::CraneliftEngine::new(spectre)?),
+        ],
+    })
 }
 
 /// One measured call of a kernel. Its own function, never inlined, so that an instruction
@@ -208,7 +244,11 @@ pub fn measured_call(
 
 /// Measures every kernel, on i32 and i64 memories of fixed and growable size, under each
 /// preset and both Spectre settings; `reps` calls per point, the median kept. `report` gets each row as it is done.
-pub fn run(reps: usize, report: &mut dyn FnMut(&Row)) -> Result<Vec<Row>, String> {
+pub fn run(
+    target: BenchTarget,
+    reps: usize,
+    report: &mut dyn FnMut(&Row),
+) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
     for kernel in KERNELS {
         for (memory64, fixed) in [(false, false), (false, true), (true, false), (true, true)] {
@@ -221,7 +261,7 @@ pub fn run(reps: usize, report: &mut dyn FnMut(&Row)) -> Result<Vec<Row>, String
                     let arg = [DataValue::new(ty, kernel.n)];
                     // Each engine in its own store, all initialised before any is timed.
                     let mut runs = Vec::with_capacity(3);
-                    for (i, engine) in engines(spectre)?.into_iter().enumerate() {
+                    for (i, engine) in engines(target, spectre)?.into_iter().enumerate() {
                         let mut store = Store::new(config, engine);
                         let inst = store
                             .instantiate(&wasm, &|_, _| None)
@@ -379,4 +419,119 @@ pub fn median_over(runs: Vec<Vec<Row>>) -> Result<Vec<Row>, String> {
         }
     }
     Ok(rows)
+}
+
+/// One of the 96 Wasmtime load/store configurations of the x86_64 comparison: guard or
+/// none, Spectre mitigation, index type, static or dynamic memory, load or store, offset.
+#[derive(Clone, Debug)]
+pub struct AccessConfig {
+    /// A guard after the memory (2 GiB static, 64 KiB dynamic) or none.
+    pub guard: bool,
+    /// `enable_heap_access_spectre_mitigation`.
+    pub spectre: bool,
+    /// memory64.
+    pub memory64: bool,
+    /// A 4 GiB reservation that never moves (static) or a memory that moves when it grows.
+    pub static_memory: bool,
+    /// A store rather than a load.
+    pub store: bool,
+    /// The access's static offset.
+    pub offset: u64,
+}
+
+/// The offsets of the comparison: none, small, and one beyond every guard.
+pub const ACCESS_OFFSETS: [u64; 3] = [0, 0x100, 0xffff_0000];
+
+impl AccessConfig {
+    /// All 96 configurations.
+    pub fn all() -> Vec<AccessConfig> {
+        let mut out = Vec::new();
+        for guard in [true, false] {
+            for spectre in [false, true] {
+                for memory64 in [false, true] {
+                    for static_memory in [true, false] {
+                        for store in [false, true] {
+                            for offset in ACCESS_OFFSETS {
+                                out.push(AccessConfig {
+                                    guard,
+                                    spectre,
+                                    memory64,
+                                    static_memory,
+                                    store,
+                                    offset,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The memory configuration.
+    pub fn memory(&self) -> MemoryConfig {
+        match (self.static_memory, self.guard) {
+            (true, true) => MemoryConfig::STATIC,
+            (true, false) => MemoryConfig {
+                guard: 0,
+                ..MemoryConfig::STATIC
+            },
+            (false, true) => MemoryConfig::DYNAMIC_GUARD,
+            (false, false) => MemoryConfig::DYNAMIC,
+        }
+    }
+
+    /// A module with one function making the access, at a growable memory.
+    pub fn module(&self) -> String {
+        let idx = if self.memory64 { "i64" } else { "i32" };
+        let body = if self.store {
+            format!(
+                "(func (export \"f\") (param {idx} i32) (i32.store offset={} (local.get 0) (local.get 1)))",
+                self.offset
+            )
+        } else {
+            format!(
+                "(func (export \"f\") (param {idx}) (result i32) (i32.load offset={} (local.get 0)))",
+                self.offset
+            )
+        };
+        format!("(module (memory {idx} 1 100) {body})")
+    }
+
+    /// A short label.
+    pub fn label(&self) -> String {
+        format!(
+            "{} {} {} spectre {} {} offset {:#x}",
+            if self.static_memory {
+                "static"
+            } else {
+                "dynamic"
+            },
+            if self.guard { "guard" } else { "no-guard" },
+            if self.memory64 { "i64" } else { "i32" },
+            if self.spectre { "on" } else { "off" },
+            if self.store { "store" } else { "load" },
+            self.offset
+        )
+    }
+
+    /// The instructions of the access function (without frame and `ret`): ours on the fused
+    /// instruction, and real Cranelift's on the legalized form.
+    pub fn instruction_counts(&self) -> Result<(usize, usize), String> {
+        let wasm = wat::parse_str(self.module()).map_err(|e| e.to_string())?;
+        let module = super::module::parse(&wasm).map_err(|e| e.to_string())?;
+        let t = super::translate::translate_module(&module, &self.memory())
+            .map_err(|e| e.to_string())?;
+        let f = &t.functions[0];
+        let backend = crate::isa::x64::X64Backend {
+            spectre: self.spectre,
+        };
+        let ours = crate::isa::x64::compile(f, &backend).map_err(|e| e.to_string())?;
+        let theirs = super::cranelift::compile_x64(f, self.spectre)?;
+        Ok((
+            crate::isa::x64::count_work_instructions(&ours.code),
+            crate::isa::x64::count_work_instructions(&theirs),
+        ))
+    }
 }

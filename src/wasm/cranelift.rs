@@ -27,8 +27,19 @@ pub struct CraneliftEngine {
 
 struct Compiled {
     code: CodeMemory,
+    /// Bytes of the functions (without trampolines).
+    size: usize,
     /// Offset of each function's array-call trampoline.
     entries: HashMap<u32, u64>,
+}
+
+/// `func`, legalized with `settings`, compiled by real Cranelift 0.135.8 for x86_64: the
+/// machine code (with the settings `CraneliftEngine` uses).
+pub fn compile_x64(func: &Function, spectre: bool) -> Result<Vec<u8>, String> {
+    let engine = CraneliftEngine::new(spectre)?;
+    let mut f = func.clone();
+    legalize(&mut f, &engine.settings);
+    Ok(engine.compile(&f.to_string())?.bytes)
 }
 
 impl CraneliftEngine {
@@ -172,6 +183,10 @@ fn trampoline(func: &Function, index: u32) -> String {
 }
 
 impl Engine for CraneliftEngine {
+    fn code_size(&self, instance: usize) -> Option<usize> {
+        self.instances.get(&instance).map(|c| c.size)
+    }
+
     fn name(&self) -> String {
         format!(
             "cranelift-x86_64 (legalized, spectre {})",
@@ -185,6 +200,7 @@ impl Engine for CraneliftEngine {
         let mut starts: HashMap<(u32, u32), u64> = HashMap::new();
         let mut pending = Vec::new();
         let mut units = Vec::new();
+        let mut size = 0;
         for (f, &index) in translation.functions.iter().zip(&translation.indices) {
             let mut f = f.clone();
             legalize(&mut f, &self.settings);
@@ -213,6 +229,9 @@ impl Engine for CraneliftEngine {
             }
             let start = code.len() as u64;
             starts.insert(key, start);
+            if key.0 == 0 {
+                size += bytes.len();
+            }
             code.extend_from_slice(&bytes);
             for (off, c) in unit_traps {
                 traps.insert(start + u64::from(off), c);
@@ -256,6 +275,7 @@ impl Engine for CraneliftEngine {
             instance,
             Compiled {
                 code: compiled,
+                size,
                 entries,
             },
         );

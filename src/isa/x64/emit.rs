@@ -121,10 +121,14 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
     saved.sort_unstable();
     let has_calls = vcode.insts.iter().any(|i| matches!(i, MInst::Call { .. }));
     let spill_bytes = out.num_spillslots as u32 * 8;
-    // After `push rbp` the stack is 16-byte aligned; the saved registers and the spill area
-    // together keep it so.
+    // After `push rbp` the stack is 16-byte aligned; with calls, the saved registers and the
+    // spill area together keep it so.
     let save_bytes = saved.len() as u32 * 8;
-    let reserve = (spill_bytes + save_bytes).next_multiple_of(16) - save_bytes;
+    let reserve = if has_calls {
+        (spill_bytes + save_bytes).next_multiple_of(16) - save_bytes
+    } else {
+        spill_bytes
+    };
     let frame = has_calls || spill_bytes > 0 || !saved.is_empty();
 
     let mut e = Emitter {

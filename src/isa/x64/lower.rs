@@ -47,10 +47,10 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/x64_lower.rs"));
 }
 
-/// Below this offset an access through a null address still faults: the Spectre form adds
-/// such offsets after the conditional move (so the accesses of a run can share it), larger
-/// ones before it. Linux never maps the first 64 KiB (`vm.mmap_min_addr`); one page is the
-/// margin every system keeps.
+/// How far from a null address an access still faults: in the Spectre form, the accesses of
+/// a run address relative to the first one's checked (or null) address when they are this
+/// close. Linux never maps the first 64 KiB (`vm.mmap_min_addr`) nor the top half of the
+/// address space; one page is the margin every system keeps.
 const NULL_REACH: u64 = 4096;
 
 /// How a bounds-checked access is checked.
@@ -64,8 +64,9 @@ pub enum Mode {
     Faults,
     /// Covered by the explicit check of an earlier access of its run.
     Covered {
-        /// With Spectre mitigation: the checked `base + index`, null when out of bounds.
-        addr: Option<VReg>,
+        /// With Spectre mitigation: the leader's checked `base + index + offset` (null when
+        /// out of bounds), and this access's offset from it.
+        addr: Option<(VReg, i32)>,
     },
     /// An explicit check before the access.
     Explicit,
@@ -538,11 +539,10 @@ impl IsleContext<'_, '_> {
                 guard,
             )
         } else {
-            // addr = base + index (+ offset, unless a null address plus the offset still
-            // faults); out of bounds, a conditional move makes it null.
-            let near = a.offset < NULL_REACH;
+            // addr = base + index + offset; out of bounds, a conditional move makes it null.
+            // Later accesses of the run address relative to it (see `access_covered`).
             let (b, disp) = self.far_base(a, base);
-            let addr = self.lea(b, Some(index), if near { 0 } else { disp });
+            let addr = self.lea(b, Some(index), disp);
             let zero = self.derived(a.bound, (CONST_KEY, 0), |cx| cx.const_reg(Size::Q, 0));
             let safe = self.vreg(RegClass::Int);
             self.emit(MInst::Select {
@@ -551,14 +551,12 @@ impl IsleContext<'_, '_> {
                 t: zero,
                 f: addr,
             });
-            if near {
-                self.lower.record_checked(a.inst, safe, true);
-            }
+            self.lower.record_checked(a.inst, safe, true);
             (
                 Amode {
                     base: safe,
                     index: None,
-                    disp: if near { a.offset as i32 } else { 0 },
+                    disp: 0,
                 },
                 true,
             )
@@ -703,6 +701,35 @@ impl generated::Context for IsleContext<'_, '_> {
         } else {
             (x, y)
         };
+        // An identity (`x + 0`, `x * 1`, `x & -1`, ...) is `x` itself.
+        if let Some(k) = self.lower.iconst(y) {
+            let mask = if size == Size::Q {
+                u64::MAX
+            } else {
+                0xffff_ffff
+            };
+            let k = k
+                & mask
+                & if ty.bits() < 32 {
+                    (1 << ty.bits()) - 1
+                } else {
+                    u64::MAX
+                };
+            let ones = mask
+                & if ty.bits() < 32 {
+                    (1 << ty.bits()) - 1
+                } else {
+                    u64::MAX
+                };
+            let identity = match op {
+                AluOp::Add | AluOp::Sub | AluOp::Or | AluOp::Xor => k == 0,
+                AluOp::Mul => k == 1,
+                AluOp::And => k == ones,
+            };
+            if identity {
+                return self.put_value(x);
+            }
+        }
         if *op == AluOp::Mul {
             if let Some(k) = self.lower.iconst(y) {
                 let k = if size == Size::Q { k } else { k & 0xffff_ffff };
@@ -1177,9 +1204,16 @@ impl generated::Context for IsleContext<'_, '_> {
     fn access_covered(&mut self, a: Access) -> Option<Access> {
         let (addr, nullable) = self.lower.checked_by_leader(a.inst)?;
         if nullable {
-            // The null address plus this offset must still fault.
-            (a.offset < NULL_REACH).then_some(Access {
-                mode: Mode::Covered { addr: Some(addr) },
+            // `addr` is the leader's `base + index + offset`, or null. This access is at
+            // `addr + delta`, which must still fault when `addr` is null: below the first
+            // page, or (negative) in the kernel's half of the address space.
+            let leader = self.lower.run_leader(a.inst)?;
+            let lead_offset = self.access_of(leader).offset;
+            let delta = a.offset.wrapping_sub(lead_offset) as i64;
+            (delta.unsigned_abs() < NULL_REACH).then_some(Access {
+                mode: Mode::Covered {
+                    addr: Some((addr, delta as i32)),
+                },
                 ..a
             })
         } else {
@@ -1265,11 +1299,13 @@ impl generated::Context for IsleContext<'_, '_> {
                     a.mode == Mode::Faults,
                 )
             }
-            Mode::Covered { addr: Some(addr) } => (
+            Mode::Covered {
+                addr: Some((addr, disp)),
+            } => (
                 Amode {
                     base: addr,
                     index: None,
-                    disp: a.offset as i32,
+                    disp,
                 },
                 true,
             ),

@@ -63,3 +63,21 @@ pub fn disassemble(code: &[u8]) -> String {
     };
     text
 }
+
+/// The instructions of `code` that do the function's work: all but the frame's `push rbp`,
+/// `mov rbp, rsp`, `pop rbp`, the `ret` and the `ud2` of trap islands (code after the last
+/// instruction, such as jump tables, is not counted). Used to compare per-access code with
+/// upstream's on the same function.
+pub fn count_work_instructions(code: &[u8]) -> usize {
+    disassemble(code)
+        .lines()
+        .filter_map(|l| l.split_once(": ").map(|(_, text)| text.trim()))
+        .filter(|t| {
+            !t.starts_with('<')
+                && !matches!(
+                    *t,
+                    "pushq %rbp" | "movq %rsp, %rbp" | "popq %rbp" | "retq" | "ud2"
+                )
+        })
+        .count()
+}

@@ -20,6 +20,7 @@ use std::fmt::Write;
 /// Functions placed together with their trampolines and host stubs.
 pub struct X64Image {
     code: CodeMemory,
+    /// Bytes of the functions themselves (not trampolines and stubs).
     size: usize,
     /// Offsets of the functions, by name.
     entries: HashMap<String, u64>,
@@ -103,6 +104,7 @@ impl X64Image {
         let mut entries = HashMap::new();
         let mut trampolines = HashMap::new();
         let mut calls = Vec::new();
+        let mut size = 0;
         for (name, is_trampoline, unit) in units {
             while !code.len().is_multiple_of(16) {
                 code.push(0xcc);
@@ -112,6 +114,7 @@ impl X64Image {
                 trampolines.insert(name, start);
             } else {
                 entries.insert(name, start);
+                size += unit.code.len();
             }
             traps.extend(
                 unit.traps
@@ -149,7 +152,6 @@ impl X64Image {
             let rel = target as i64 - (field as i64 + 4);
             code[field..field + 4].copy_from_slice(&(rel as i32).to_le_bytes());
         }
-        let size = code.len();
         let code = CodeMemory::new(&code, traps, |_, _| Ok(()))?;
         Ok(X64Image {
             code,
@@ -159,7 +161,7 @@ impl X64Image {
         })
     }
 
-    /// Bytes of machine code in the image (functions, trampolines and stubs).
+    /// Bytes of machine code of the functions (without trampolines and stubs).
     pub fn code_size(&self) -> usize {
         self.size
     }
