@@ -135,7 +135,8 @@ enum Command {
     Compile {
         /// A `.clif`, `.wat` or `.wasm` file.
         file: PathBuf,
-        /// Target: pulley64 or x86_64.
+        /// Target: pulley64, x86_64, or `cranelift` (real Cranelift 0.135.8 for x86_64 on the
+        /// legalized form, for comparison).
         #[arg(long, default_value = "pulley64")]
         target: String,
         /// Memory configuration for Wasm input: a preset (static, dynamic-guard, dynamic) or
@@ -536,7 +537,13 @@ fn compile_command(
     sizes_only: bool,
     spectre: Option<&str>,
 ) -> Result<ExitCode, String> {
-    clif_bounds::isa::Backend::for_target(target, false).map_err(|e| format!("error: {e}"))?;
+    // `cranelift`: real Cranelift 0.135.8 for x86_64 on the legalized form, to compare.
+    let upstream = target == "cranelift";
+    if !upstream {
+        clif_bounds::isa::Backend::for_target(target, false).map_err(|e| format!("error: {e}"))?;
+    } else if !cfg!(feature = "cranelift") {
+        return Err("error: `--target cranelift` needs the `cranelift` feature".into());
+    }
     let parse_switch = |s: &str| match s {
         "on" | "true" => Ok(true),
         "off" | "false" => Ok(false),
@@ -575,9 +582,23 @@ fn compile_command(
         Some(s) => parse_switch(s)?,
         None => file_spectre.unwrap_or(false),
     };
-    let backend = clif_bounds::isa::Backend::for_target(target, spectre)
-        .map_err(|e| format!("error: {e}"))?;
+    let backend =
+        clif_bounds::isa::Backend::for_target(if upstream { "x86_64" } else { target }, spectre)
+            .map_err(|e| format!("error: {e}"))?;
     for (i, f) in functions.iter().enumerate() {
+        #[cfg(feature = "cranelift")]
+        let code = if upstream {
+            clif_bounds::machinst::CompiledCode {
+                code: clif_bounds::wasm::cranelift::compile_x64(f, spectre)
+                    .map_err(|e| format!("error: {}: {e}", f.name))?,
+                ..Default::default()
+            }
+        } else {
+            backend
+                .compile(f)
+                .map_err(|e| format!("error: {}: {e}", f.name))?
+        };
+        #[cfg(not(feature = "cranelift"))]
         let code = backend
             .compile(f)
             .map_err(|e| format!("error: {}: {e}", f.name))?;

@@ -757,23 +757,6 @@ impl generated::Context for IsleContext<'_, '_> {
         let b = self.rmi(y, size);
         self.alu_reg(*op, size, a, b)
     }
-    fn add64(&mut self, x: Value, y: Value) -> VReg {
-        let konst = |cx: &Self, v: Value| cx.lower.iconst(v).and_then(|k| imm32(k, Size::Q));
-        match (konst(self, x), konst(self, y)) {
-            (_, Some(k)) => {
-                let a = self.put_value(x);
-                self.lea(a, None, k)
-            }
-            (Some(k), None) => {
-                let b = self.put_value(y);
-                self.lea(b, None, k)
-            }
-            (None, None) => {
-                let (a, b) = (self.put_value(x), self.put_value(y));
-                self.lea(a, Some(b), 0)
-            }
-        }
-    }
     fn shift(&mut self, ty: Type, op: &ShiftOp, x: Value, y: Value) -> VReg {
         let bits = ty.bits();
         // i8/i16 shifts operate on exactly their width so that the unspecified bits above
