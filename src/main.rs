@@ -497,6 +497,16 @@ fn wasm_example() -> Result<(), String> {
             Box::new(InterpreterEngine::legalized(Default::default())),
         ),
     ];
+    #[cfg(unix)]
+    paths.push((
+        "our pulley64 backend, fused",
+        Box::new(clif_bounds::wasm::pulley::PulleyEngine::new(false)?),
+    ));
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    paths.push((
+        "our x86_64 backend, fused (native)",
+        Box::new(clif_bounds::wasm::x64::X64Engine::new(false)),
+    ));
     #[cfg(all(unix, feature = "cranelift"))]
     paths.push((
         "real Cranelift 0.135.8, legalized",
