@@ -1273,13 +1273,15 @@ impl generated::Context for IsleContext<'_, '_> {
             Mode::Faults | Mode::Covered { addr: None } => {
                 let index = self.index64(&a);
                 let (base, disp) = self.far_base(&a, base);
+                // A trap site either way: a covered access may fault in the guard when the
+                // run's check relied on it (`index > bound` only).
                 (
                     Amode {
                         base,
                         index: Some(index),
                         disp,
                     },
-                    a.mode == Mode::Faults,
+                    true,
                 )
             }
             Mode::Covered {
