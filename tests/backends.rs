@@ -63,8 +63,8 @@ fn random_function(rng: &mut Rng) -> String {
     let mut block = 0;
     for _ in 0..(3 + rng.next() % 6) {
         let a = rng.pick(&vals);
-        let b = if rng.next() % 3 == 0 {
-            let k = if rng.next() % 2 == 0 {
+        let b = if rng.next().is_multiple_of(3) {
+            let k = if rng.next().is_multiple_of(2) {
                 rng.pick(&EDGES)
             } else {
                 rng.next() % 70
@@ -156,6 +156,9 @@ fn show(o: &Outcome) -> String {
     }
 }
 
+/// One compiled function, called with arguments.
+type Runner = Box<dyn FnMut(&[DataValue]) -> Outcome>;
+
 #[test]
 fn random_arithmetic_agrees_with_the_interpreter() {
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
@@ -168,7 +171,7 @@ fn random_arithmetic_agrees_with_the_interpreter() {
             .unwrap_or_else(|d| panic!("{}\n{text}", d.message));
         clif_bounds::verifier::verify_function(&func, types::I64)
             .unwrap_or_else(|e| panic!("{}\n{text}", e[0].message));
-        let mut backends: Vec<(String, Box<dyn FnMut(&[DataValue]) -> Outcome>)> = Vec::new();
+        let mut backends: Vec<(String, Runner)> = Vec::new();
         for spectre in [false, true] {
             #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
             {
@@ -219,7 +222,7 @@ fn random_arithmetic_agrees_with_the_interpreter() {
         }
         for _ in 0..8 {
             let pick = |rng: &mut Rng| {
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     rng.pick(&EDGES)
                 } else {
                     rng.next()
