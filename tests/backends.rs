@@ -272,3 +272,175 @@ fn trap(code: clif_bounds::ir::TrapCode) -> clif_bounds::interpreter::Trap {
         location: String::new(),
     }
 }
+
+/// Float to integer conversions (trapping and saturating) and integer to float ones, on
+/// both backends, at every edge: NaN, infinities, zeros of both signs, fractions, and the
+/// values next to each integer range's ends.
+#[test]
+fn float_conversions_agree_with_the_interpreter() {
+    let mut funcs = Vec::new();
+    for (fty, ity) in [
+        ("f32", "i32"),
+        ("f32", "i64"),
+        ("f64", "i32"),
+        ("f64", "i64"),
+    ] {
+        let arg = if fty == "f32" {
+            "    v1 = ireduce.i32 v0\n    v2 = bitcast.f32 v1\n".to_string()
+        } else {
+            "    v2 = bitcast.f64 v0\n".to_string()
+        };
+        for op in [
+            "fcvt_to_sint",
+            "fcvt_to_uint",
+            "fcvt_to_sint_sat",
+            "fcvt_to_uint_sat",
+        ] {
+            let ret = if ity == "i32" {
+                "    v4 = uextend.i64 v3\n    return v4\n"
+            } else {
+                "    return v3\n"
+            };
+            funcs.push(format!(
+                "function %{op}_{fty}_{ity}(i64) -> i64 {{\nblock0(v0: i64):\n{arg}    v3 = {op}.{ity} v2\n{ret}}}\n"
+            ));
+        }
+        for op in ["fcvt_from_sint", "fcvt_from_uint"] {
+            let src = if ity == "i32" {
+                "    v1 = ireduce.i32 v0\n"
+            } else {
+                "    v5 = iconst.i64 0\n    v1 = bor v0, v5\n"
+            };
+            let ret = if fty == "f32" {
+                "    v3 = bitcast.i32 v2\n    v4 = uextend.i64 v3\n    return v4\n"
+            } else {
+                "    v4 = bitcast.i64 v2\n    return v4\n"
+            };
+            funcs.push(format!(
+                "function %{op}_{ity}_{fty}(i64) -> i64 {{\nblock0(v0: i64):\n{src}    v2 = {op}.{fty} v1\n{ret}}}\n"
+            ));
+        }
+    }
+    let f64s = [
+        0.0,
+        -0.0,
+        0.5,
+        -0.5,
+        1.0,
+        -1.0,
+        -1.5,
+        2147483647.0,
+        2147483647.5,
+        2147483648.0,
+        -2147483648.0,
+        -2147483648.5,
+        -2147483649.0,
+        4294967295.0,
+        4294967296.0,
+        9223372036854775807.0,
+        9223372036854775808.0,
+        -9223372036854775808.0,
+        -9223372036854777856.0,
+        18446744073709549568.0,
+        18446744073709551616.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        1e300,
+    ];
+    let mut inputs: Vec<u64> = Vec::new();
+    for x in f64s {
+        inputs.push(x.to_bits());
+        inputs.push(u64::from((x as f32).to_bits()));
+    }
+    // Integers for the conversions from integers.
+    inputs.extend([
+        0,
+        1,
+        u64::MAX,
+        0x7fff_ffff,
+        0x8000_0000,
+        0xffff_ffff,
+        0x8000_0000_0000_0000,
+        0x8000_0000_0000_0001,
+        0xffff_ffff_ffff_fbff,
+        0x7fff_ffff_ffff_fdff,
+    ]);
+    let (mut points, mut disagreements) = (0, Vec::new());
+    let rets = [types::I64];
+    for text in &funcs {
+        let func = clif_bounds::parser::parse_function(text)
+            .unwrap_or_else(|d| panic!("{}\n{text}", d.message));
+        clif_bounds::verifier::verify_function(&func, types::I64)
+            .unwrap_or_else(|e| panic!("{}\n{text}", e[0].message));
+        let name = func.name.to_string();
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        let image = clif_bounds::isa::x64::run::X64Image::build(
+            &[&func],
+            &clif_bounds::isa::x64::X64Backend { spectre: false },
+            &|_| None,
+        )
+        .unwrap_or_else(|e| panic!("x86_64: {e}\n{text}"));
+        let pulley = clif_bounds::isa::pulley::compile(
+            &func,
+            &clif_bounds::isa::pulley::PulleyBackend { spectre: false },
+        )
+        .unwrap_or_else(|e| panic!("pulley64: {e}\n{text}"));
+        let pimage =
+            clif_bounds::isa::pulley::run::PulleyImage::link(vec![(name.clone(), pulley)]).unwrap();
+        let mut vm = clif_bounds::isa::pulley::run::fresh_vm().unwrap();
+        for &x in &inputs {
+            let args = [DataValue::new(types::I64, x)];
+            let mut interp = Interpreter::new([&func], types::I64);
+            let want = interp.call(&name, &args).unwrap();
+            let mut got = Vec::new();
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            {
+                use clif_bounds::isa::x64::run::Exit;
+                got.push((
+                    "x86_64",
+                    match image.call(&name, &args, &rets).unwrap() {
+                        Exit::Returned(v) => Outcome::Returned(v),
+                        Exit::Trapped(code) => Outcome::Trapped(trap(code)),
+                    },
+                ));
+            }
+            {
+                use clif_bounds::isa::pulley::run::Exit;
+                let mut no_host = |n: &str, _: &mut pulley_interpreter::interp::Vm| {
+                    Err(format!("no host function {n}"))
+                };
+                got.push((
+                    "pulley64",
+                    match pimage
+                        .call(&mut vm, &name, &args, &rets, &mut no_host)
+                        .unwrap()
+                    {
+                        Exit::Returned(v) => Outcome::Returned(v),
+                        Exit::Trapped(code) => Outcome::Trapped(trap(code)),
+                    },
+                ));
+            }
+            for (who, got) in got {
+                points += 1;
+                let same = match (&want, &got) {
+                    (Outcome::Returned(a), Outcome::Returned(b)) => a[0].bits == b[0].bits,
+                    (Outcome::Trapped(a), Outcome::Trapped(b)) => a.code == b.code,
+                    _ => false,
+                };
+                if !same {
+                    disagreements.push(format!(
+                        "{name}({x:#x}) on {who}: interpreter {}, backend {}",
+                        show(&want),
+                        show(&got)
+                    ));
+                }
+            }
+        }
+    }
+    println!(
+        "float conversions: {points} points, {} disagreements",
+        disagreements.len()
+    );
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}

@@ -318,7 +318,7 @@ impl Emitter {
         }
         j!(E => je_d32, Ne => jne_d32, L => jl_d32, Le => jle_d32, G => jg_d32, Ge => jge_d32,
            B => jb_d32, Be => jbe_d32, A => ja_d32, Ae => jae_d32, P => jp_d32, Np => jnp_d32,
-           O => jo_d32, No => jno_d32);
+           O => jo_d32, No => jno_d32, S => js_d32, Ns => jns_d32);
         let end = self.buf.offset();
         self.buf.use_label(end - 4, end, label);
     }
@@ -440,6 +440,182 @@ impl Emitter {
         }
     }
 
+    fn cvt_from_i64(&mut self, dst_wide: bool, d: u8, s: u8) {
+        if dst_wide {
+            i::cvtsi2sdq_a::<Regs>::new(d, GM::Gpr(s)).encode(self.s());
+        } else {
+            i::cvtsi2ssq_a::<Regs>::new(d, GM::Gpr(s)).encode(self.s());
+        }
+    }
+
+    /// `cvtt` of `src` into `d`, 32 or 64 bits wide.
+    fn cvtt(&mut self, src_wide: bool, wide: bool, d: u8, src: u8) {
+        match (src_wide, wide) {
+            (false, false) => i::cvttss2si_a::<Regs>::new(d, src).encode(self.s()),
+            (false, true) => i::cvttss2si_aq::<Regs>::new(d, src).encode(self.s()),
+            (true, false) => i::cvttsd2si_a::<Regs>::new(d, src).encode(self.s()),
+            (true, true) => i::cvttsd2si_aq::<Regs>::new(d, src).encode(self.s()),
+        }
+    }
+
+    /// `ucomiss`/`ucomisd a, b`.
+    fn ucomis(&mut self, wide: bool, a: u8, b: u8) {
+        if wide {
+            i::ucomisd_a::<Regs>::new(a, b).encode(self.s());
+        } else {
+            i::ucomiss_a::<Regs>::new(a, b).encode(self.s());
+        }
+    }
+
+    /// The float constant `value` (of the source's width) in `x`, through `g`.
+    fn float_const(&mut self, wide: bool, x: u8, g: u8, value: f64) {
+        if wide {
+            self.imm(Size::Q, g, value.to_bits());
+            i::movq_a::<Regs>::new(x, GM::Gpr(g)).encode(self.s());
+        } else {
+            self.imm(Size::L, g, u64::from((value as f32).to_bits()));
+            i::movd_a::<Regs>::new(x, GM::Gpr(g)).encode(self.s());
+        }
+    }
+
+    /// The NaN test of a conversion: trapping ones trap `bad_toint`; saturating ones give 0
+    /// and jump to `done`.
+    fn nan_check(&mut self, sat: bool, src_wide: bool, d: u8, src: u8, done: Label) {
+        self.ucomis(src_wide, src, src);
+        if sat {
+            let ordered = self.buf.new_label();
+            self.jump(Some(Cc::Np), ordered);
+            i::xorl_rm::<Regs>::new(d, GM::Gpr(d)).encode(self.s());
+            self.jump(None, done);
+            self.buf.bind(ordered);
+        } else {
+            let l = self.buf.trap_island(TrapCode::BAD_CONVERSION_TO_INTEGER);
+            self.jump(Some(Cc::P), l);
+        }
+    }
+
+    /// Float to integer conversion (see [`MInst::FloatToInt`]).
+    fn float_to_int(
+        &mut self,
+        (signed, sat, src_wide, wide): (bool, bool, bool, bool),
+        d: u8,
+        src: u8,
+        [tx, tx2]: [u8; 2],
+        g: u8,
+    ) {
+        let done = self.buf.new_label();
+        let ovf = TrapCode::INTEGER_OVERFLOW;
+        let size = if wide { Size::Q } else { Size::L };
+        if signed {
+            // The most negative integer is also what the CPU returns for NaN and out of
+            // range: only then look closer (`cmp d, 1` overflows only for it).
+            self.cvtt(src_wide, wide, d, src);
+            let cmp1 = Test::Cmp {
+                size,
+                cc: Cc::No,
+                a: VReg::new(d as usize, RegClass::Int),
+                b: Rmi::Imm(1),
+            };
+            let cc = self.test(&cmp1);
+            self.jump(Some(cc), done);
+            self.nan_check(sat, src_wide, d, src, done);
+            // Valid only if `src` truncates to that integer: below zero and above the limit.
+            i::xorps_a::<Regs>::new(tx, tx).encode(self.s());
+            self.ucomis(src_wide, src, tx);
+            if sat {
+                // Negative: the minimum is right. Positive: the maximum.
+                self.jump(Some(Cc::B), done);
+                self.imm(
+                    size,
+                    d,
+                    if wide {
+                        i64::MAX as u64
+                    } else {
+                        i32::MAX as u64
+                    },
+                );
+            } else {
+                let l = self.buf.trap_island(ovf);
+                self.jump(Some(Cc::Ae), l);
+                // f64 to i32: -2^31 - 1 < src is valid; otherwise -2^N <= src is.
+                let (limit, cc) = if src_wide && !wide {
+                    (-2147483649.0, Cc::Be)
+                } else if wide {
+                    (-9223372036854775808.0, Cc::B)
+                } else {
+                    (-2147483648.0, Cc::B)
+                };
+                self.float_const(src_wide, tx, g, limit);
+                self.ucomis(src_wide, src, tx);
+                self.jump(Some(cc), l);
+            }
+        } else if !wide {
+            // Unsigned 32-bit: the 64-bit signed conversion is exact for every valid input;
+            // valid when its upper half is zero.
+            self.nan_check(sat, src_wide, d, src, done);
+            if sat {
+                let nonneg = self.buf.new_label();
+                i::xorps_a::<Regs>::new(tx, tx).encode(self.s());
+                self.ucomis(src_wide, src, tx);
+                self.jump(Some(Cc::Ae), nonneg);
+                i::xorl_rm::<Regs>::new(d, GM::Gpr(d)).encode(self.s());
+                self.jump(None, done);
+                self.buf.bind(nonneg);
+            }
+            self.cvtt(src_wide, true, d, src);
+            self.mov(RegClass::Int, g, d);
+            i::shrq_mi::<Regs>::new(GM::Gpr(g), 32u8).encode(self.s());
+            if sat {
+                self.jump(Some(Cc::E), done);
+                self.imm(Size::L, d, u64::from(u32::MAX));
+            } else {
+                let l = self.buf.trap_island(ovf);
+                self.jump(Some(Cc::Ne), l);
+            }
+        } else {
+            // Unsigned 64-bit: below 2^63 the signed conversion; from 2^63 the conversion of
+            // `src - 2^63` with the top bit set again.
+            self.nan_check(sat, src_wide, d, src, done);
+            let big = self.buf.new_label();
+            self.float_const(src_wide, tx, g, 9223372036854775808.0);
+            self.ucomis(src_wide, src, tx);
+            self.jump(Some(Cc::Ae), big);
+            self.cvtt(src_wide, true, d, src);
+            i::testq_mr::<Regs>::new(GM::Gpr(d), d).encode(self.s());
+            self.jump(Some(Cc::Ns), done);
+            // Negative: src <= -1.
+            if sat {
+                i::xorl_rm::<Regs>::new(d, GM::Gpr(d)).encode(self.s());
+                self.jump(None, done);
+            } else {
+                let l = self.buf.trap_island(ovf);
+                self.jump(None, l);
+            }
+            self.buf.bind(big);
+            self.mov(RegClass::Float, tx2, src);
+            if src_wide {
+                i::subsd_a::<Regs>::new(tx2, tx).encode(self.s());
+            } else {
+                i::subss_a::<Regs>::new(tx2, tx).encode(self.s());
+            }
+            self.cvtt(src_wide, true, d, tx2);
+            i::testq_mr::<Regs>::new(GM::Gpr(d), d).encode(self.s());
+            let too_big = self.buf.new_label();
+            self.jump(Some(Cc::S), too_big);
+            self.imm(Size::Q, g, 1 << 63);
+            i::xorq_rm::<Regs>::new(d, GM::Gpr(g)).encode(self.s());
+            self.jump(None, done);
+            self.buf.bind(too_big);
+            if sat {
+                self.imm(Size::Q, d, u64::MAX);
+            } else {
+                let l = self.buf.trap_island(ovf);
+                self.jump(None, l);
+            }
+        }
+        self.buf.bind(done);
+    }
+
     fn setcc(&mut self, cc: Cc, dst: u8) {
         let d = GM::Gpr(dst);
         macro_rules! set {
@@ -449,7 +625,8 @@ impl Emitter {
         }
         set!(E => sete_m, Ne => setne_m, L => setl_m, Le => setle_m, G => setg_m,
              Ge => setge_m, B => setb_m, Be => setbe_m, A => seta_m, Ae => setae_m,
-             P => setp_m, Np => setnp_m, O => seto_m, No => setno_m);
+             P => setp_m, Np => setnp_m, O => seto_m, No => setno_m, S => sets_m,
+             Ns => setns_m);
     }
 
     fn cmov(&mut self, cc: Cc, dst: u8, src: u8) {
@@ -462,7 +639,7 @@ impl Emitter {
         cmov!(E => cmoveq_rm, Ne => cmovneq_rm, L => cmovlq_rm, Le => cmovleq_rm,
               G => cmovgq_rm, Ge => cmovgeq_rm, B => cmovbq_rm, Be => cmovbeq_rm,
               A => cmovaq_rm, Ae => cmovaeq_rm, P => cmovpq_rm, Np => cmovnpq_rm,
-              O => cmovoq_rm, No => cmovnoq_rm);
+              O => cmovoq_rm, No => cmovnoq_rm, S => cmovsq_rm, Ns => cmovnsq_rm);
     }
 
     fn alu(&mut self, op: AluOp, size: Size, dst: u8, b: Rmi) {
@@ -759,6 +936,50 @@ impl Emitter {
                     (false, true) => i::cvtsi2sdl_a::<Regs>::new(d, s).encode(self.s()),
                     (true, true) => i::cvtsi2sdq_a::<Regs>::new(d, s).encode(self.s()),
                 }
+            }
+            MInst::FloatToInt {
+                signed,
+                sat,
+                src_wide,
+                dst_wide,
+                dst,
+                src,
+                tmp_x,
+                tmp_x2,
+                tmp_g,
+            } => self.float_to_int(
+                (*signed, *sat, *src_wide, *dst_wide),
+                n(*dst),
+                n(*src),
+                [n(*tmp_x), n(*tmp_x2)],
+                n(*tmp_g),
+            ),
+            MInst::U64ToFloat {
+                dst_wide,
+                dst,
+                src,
+                tmp1,
+                tmp2,
+            } => {
+                let (d, s, t1, t2) = (n(*dst), n(*src), n(*tmp1), n(*tmp2));
+                let (big, done) = (self.buf.new_label(), self.buf.new_label());
+                i::testq_mr::<Regs>::new(GM::Gpr(s), s).encode(self.s());
+                self.jump(Some(Cc::L), big);
+                self.cvt_from_i64(*dst_wide, d, s);
+                self.jump(None, done);
+                self.buf.bind(big);
+                self.mov(RegClass::Int, t1, s);
+                i::shrq_mi::<Regs>::new(GM::Gpr(t1), 1u8).encode(self.s());
+                self.mov(RegClass::Int, t2, s);
+                i::andl_mi_sxb::<Regs>::new(GM::Gpr(t2), 1i8).encode(self.s());
+                i::orq_rm::<Regs>::new(t1, GM::Gpr(t2)).encode(self.s());
+                self.cvt_from_i64(*dst_wide, d, t1);
+                if *dst_wide {
+                    i::addsd_a::<Regs>::new(d, d).encode(self.s());
+                } else {
+                    i::addss_a::<Regs>::new(d, d).encode(self.s());
+                }
+                self.buf.bind(done);
             }
             MInst::SetCc { test, dst } => {
                 let cc = self.test(test);

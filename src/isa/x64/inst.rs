@@ -140,6 +140,8 @@ pub enum Cc {
     Np,
     O,
     No,
+    S,
+    Ns,
 }
 
 impl Cc {
@@ -161,6 +163,8 @@ impl Cc {
             Np => P,
             O => No,
             No => O,
+            S => Ns,
+            Ns => S,
         }
     }
     /// The condition with the operands of the comparison exchanged.
@@ -429,6 +433,43 @@ pub enum MInst {
         dst: VReg,
         /// Operand.
         src: VReg,
+    },
+    /// Float to integer, truncating: trapping (`bad_toint` for NaN, `int_ovf` out of range)
+    /// or saturating (NaN is 0). A short sequence around `cvttss2si`/`cvttsd2si`, whose
+    /// out-of-range result (the most negative integer) is told apart from a true one.
+    FloatToInt {
+        /// Signed result.
+        signed: bool,
+        /// Saturating rather than trapping.
+        sat: bool,
+        /// The source is f64.
+        src_wide: bool,
+        /// The result is i64.
+        dst_wide: bool,
+        /// Result.
+        dst: VReg,
+        /// Operand.
+        src: VReg,
+        /// Float scratch registers.
+        tmp_x: VReg,
+        /// Float scratch registers.
+        tmp_x2: VReg,
+        /// Integer scratch register.
+        tmp_g: VReg,
+    },
+    /// Unsigned i64 to float: the signed conversion, or for values with the top bit set the
+    /// conversion of half the value (its low bit kept for rounding), doubled.
+    U64ToFloat {
+        /// The result is f64.
+        dst_wide: bool,
+        /// Result.
+        dst: VReg,
+        /// Operand.
+        src: VReg,
+        /// Integer scratch registers.
+        tmp1: VReg,
+        /// Integer scratch registers.
+        tmp2: VReg,
     },
     /// `dst = test ? 1 : 0` (`setcc` and `movzbl`).
     SetCc {
@@ -721,6 +762,32 @@ impl MInst {
                 f(dst, Def);
             }
             MInst::Imm { dst, .. } => f(dst, Def),
+            MInst::FloatToInt {
+                dst,
+                src,
+                tmp_x,
+                tmp_x2,
+                tmp_g,
+                ..
+            } => {
+                f(src, Use);
+                f(tmp_x, Temp);
+                f(tmp_x2, Temp);
+                f(tmp_g, Temp);
+                f(dst, Def);
+            }
+            MInst::U64ToFloat {
+                dst,
+                src,
+                tmp1,
+                tmp2,
+                ..
+            } => {
+                f(src, Use);
+                f(tmp1, Temp);
+                f(tmp2, Temp);
+                f(dst, Def);
+            }
             MInst::FImm { dst, tmp, .. } => {
                 f(tmp, Temp);
                 f(dst, Def);
@@ -843,6 +910,7 @@ impl MachInst for MInst {
                 | MInst::FCmp { .. }
                 | MInst::Select { .. }
                 | MInst::SignHi { .. }
+                | MInst::U64ToFloat { .. }
                 // A trusted load has no effect beyond its result.
                 | MInst::Load { trap: None, .. }
         )

@@ -671,14 +671,29 @@ impl generated::Context for IsleContext<'_, '_> {
     fn ieee64_bits(&mut self, x: Ieee64) -> u64 {
         x.0
     }
-    fn unsupported(&mut self, inst: Inst) -> Vec<VReg> {
-        let text = crate::printer::inst_to_string(self.lower.func, inst);
-        self.fail(CodegenError::new(format!(
-            "x86_64: `{text}` is not lowered by this backend (float-to-integer conversions need upstream's NaN and range checks)"
-        )));
-        Vec::new()
+    fn float_to_int(&mut self, ty: Type, x: Value, signed: bool, sat: bool) -> VReg {
+        if ty != I32 && ty != I64 {
+            self.fail(CodegenError::new(format!(
+                "x86_64: float conversions to {ty} are not lowered"
+            )));
+            return self.placeholder();
+        }
+        let src = self.put_value(x);
+        let (tmp_x, tmp_x2) = (self.vreg(RegClass::Float), self.vreg(RegClass::Float));
+        let (tmp_g, dst) = (self.vreg(RegClass::Int), self.vreg(RegClass::Int));
+        self.emit(MInst::FloatToInt {
+            signed,
+            sat,
+            src_wide: self.ty(x) == F64,
+            dst_wide: ty == I64,
+            dst,
+            src,
+            tmp_x,
+            tmp_x2,
+            tmp_g,
+        });
+        dst
     }
-
     fn iconst_reg(&mut self, ty: Type, n: u64) -> VReg {
         self.const_reg(int_size(ty), n)
     }
@@ -1004,10 +1019,16 @@ impl generated::Context for IsleContext<'_, '_> {
         let (src, src_wide) = match (src_ty.bits(), signed) {
             (64, true) => (src, true),
             (64, false) => {
-                self.fail(CodegenError::new(
-                    "x86_64: fcvt_from_uint of an i64 is not lowered",
-                ));
-                (src, true)
+                let dst = self.vreg(RegClass::Float);
+                let (tmp1, tmp2) = (self.vreg(RegClass::Int), self.vreg(RegClass::Int));
+                self.emit(MInst::U64ToFloat {
+                    dst_wide: ty == F64,
+                    dst,
+                    src,
+                    tmp1,
+                    tmp2,
+                });
+                return dst;
             }
             // An unsigned i32 is zero-extended: its 64-bit signed conversion is exact.
             (32, false) => (src, true),
