@@ -120,6 +120,11 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
     }
     saved.sort_unstable();
     let has_calls = vcode.insts.iter().any(|i| matches!(i, MInst::Call { .. }));
+    // Parameters on the stack are read through the frame pointer.
+    let stack_params = vcode
+        .insts
+        .iter()
+        .any(|i| matches!(i, MInst::Args { stack, .. } if !stack.is_empty()));
     let spill_bytes = out.num_spillslots as u32 * 8;
     // After `push rbp` the stack is 16-byte aligned; with calls, the saved registers and the
     // spill area together keep it so.
@@ -129,7 +134,7 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
     } else {
         spill_bytes
     };
-    let frame = has_calls || spill_bytes > 0 || !saved.is_empty();
+    let frame = has_calls || spill_bytes > 0 || !saved.is_empty() || stack_params;
 
     let mut e = Emitter {
         buf: CodeBuffer::default(),
@@ -721,7 +726,23 @@ impl Emitter {
 
     fn emit_inst(&mut self, inst: &MInst) -> Result<(), CodegenError> {
         match inst {
-            MInst::Args { .. } => {}
+            MInst::Args { stack, .. } => {
+                // Above the saved frame pointer and the return address.
+                for (k, v) in stack.iter().enumerate() {
+                    let m = mem(
+                        &Amode {
+                            base: VReg::new(regs::RBP, RegClass::Int),
+                            index: None,
+                            disp: 16 + 8 * k as i32,
+                        },
+                        None,
+                    );
+                    match v.class() {
+                        RegClass::Int => i::movq_rm::<Regs>::new(n(*v), m).encode(self.s()),
+                        _ => i::movsd_a_m::<Regs>::new(n(*v), m).encode(self.s()),
+                    }
+                }
+            }
             MInst::Ret { .. } => {
                 self.epilogue();
                 i::retq_zo::new().encode(self.s());
@@ -1204,10 +1225,36 @@ impl Emitter {
                 self.jump(Some(cc), l);
             }
             MInst::Trap { code } => i::ud2_zo::new(trap_code(*code)).encode(self.s()),
-            MInst::Call { callee, .. } => {
+            MInst::Call {
+                callee, stack_args, ..
+            } => {
+                // Stack arguments go in slots just below the call, in a 16-byte multiple so
+                // that the stack stays aligned.
+                let area = (8 * stack_args.len() as i32 + 15) & !15;
+                let rsp = regs::RSP as u8;
+                if area > 0 {
+                    i::subq_mi_sxl::<Regs>::new(GM::Gpr(rsp), area).encode(self.s());
+                    for (k, v) in stack_args.iter().enumerate() {
+                        let m = mem(
+                            &Amode {
+                                base: VReg::new(regs::RSP, RegClass::Int),
+                                index: None,
+                                disp: 8 * k as i32,
+                            },
+                            None,
+                        );
+                        match v.class() {
+                            RegClass::Int => i::movq_mr::<Regs>::new(m, n(*v)).encode(self.s()),
+                            _ => i::movsd_c_m::<Regs>::new(m, n(*v)).encode(self.s()),
+                        }
+                    }
+                }
                 let at = self.buf.offset();
                 i::callq_d::new(0).encode(self.s());
                 self.buf.add_reloc(at, callee);
+                if area > 0 {
+                    i::addq_mi_sxl::<Regs>::new(GM::Gpr(rsp), area).encode(self.s());
+                }
             }
         }
         Ok(())

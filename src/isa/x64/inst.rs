@@ -278,10 +278,13 @@ pub enum FUnOp {
 /// An x86-64 machine instruction (or a short fixed sequence) over virtual registers.
 #[derive(Clone, Debug)]
 pub enum MInst {
-    /// Defines the function's parameters in their argument registers.
+    /// Defines the function's parameters: those in argument registers, and those in the
+    /// caller's stack slots (loaded from above the return address, through the frame pointer).
     Args {
         /// Parameter registers and where they arrive.
         args: Vec<(VReg, PReg)>,
+        /// Parameters passed on the stack, in slot order.
+        stack: Vec<VReg>,
     },
     /// Returns the values in their return registers.
     Ret {
@@ -619,6 +622,8 @@ pub enum MInst {
         callee: String,
         /// Arguments and their registers.
         args: Vec<(VReg, PReg)>,
+        /// Arguments passed on the stack, in slot order (stored just below the call).
+        stack_args: Vec<VReg>,
         /// Results and their registers.
         rets: Vec<(VReg, PReg)>,
     },
@@ -721,7 +726,10 @@ impl MInst {
     pub fn visit(&mut self, f: &mut dyn FnMut(&mut VReg, Role)) {
         use Role::*;
         match self {
-            MInst::Args { args } => args.iter_mut().for_each(|(v, p)| f(v, FixedDef(*p))),
+            MInst::Args { args, stack } => {
+                args.iter_mut().for_each(|(v, p)| f(v, FixedDef(*p)));
+                stack.iter_mut().for_each(|v| f(v, Def));
+            }
             MInst::Ret { rets } => rets.iter_mut().for_each(|(v, p)| f(v, FixedUse(*p))),
             MInst::Alu { dst, a, b, .. } => {
                 f(a, Use);
@@ -854,8 +862,14 @@ impl MInst {
                 f(tmp1, Temp);
                 f(tmp2, Temp);
             }
-            MInst::Call { args, rets, .. } => {
+            MInst::Call {
+                args,
+                stack_args,
+                rets,
+                ..
+            } => {
                 args.iter_mut().for_each(|(v, p)| f(v, FixedUse(*p)));
+                stack_args.iter_mut().for_each(|v| f(v, Use));
                 rets.iter_mut().for_each(|(v, p)| f(v, FixedDef(*p)));
             }
         }

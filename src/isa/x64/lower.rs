@@ -109,27 +109,52 @@ const IR_VALUE_KEY: u32 = 1 << 31;
 const INT_ARGS: [usize; 6] = [regs::RDI, regs::RSI, regs::RDX, regs::RCX, 8, 9];
 const INT_RETS: [usize; 2] = [regs::RAX, regs::RDX];
 
-/// System V registers for arguments (`rets`: return values) of `tys`, in order.
-fn abi_regs(tys: &[Type], rets: bool, what: &str) -> Result<Vec<PReg>, CodegenError> {
+/// Where a System V argument or return value goes.
+#[derive(Clone, Copy, Debug)]
+enum Loc {
+    /// In a register.
+    Reg(PReg),
+    /// In the next 8-byte slot of the stack arguments (above the return address).
+    Stack,
+}
+
+/// System V locations for arguments (`rets`: return values) of `tys`, in order: integers in
+/// `rdi, rsi, rdx, rcx, r8, r9`, floats in `xmm0-7`, the rest on the stack in order. Return
+/// values: `rax, rdx`, `xmm0, xmm1`; more would need a return area, which is not supported.
+fn abi_locs(tys: &[Type], rets: bool, what: &str) -> Result<Vec<Loc>, CodegenError> {
     let (ints, floats): (&[usize], usize) = if rets { (&INT_RETS, 2) } else { (&INT_ARGS, 8) };
     let (mut x, mut f) = (0, 0);
     tys.iter()
         .map(|&ty| {
-            let (next, max, reg) = if ty.is_float() {
+            let reg = if ty.is_float() {
                 f += 1;
-                (f, floats, (f <= floats).then(|| xmm(f - 1)))
+                (f <= floats).then(|| xmm(f - 1))
             } else {
                 x += 1;
-                (x, ints.len(), ints.get(x - 1).map(|&r| gpr(r)))
+                ints.get(x - 1).map(|&r| gpr(r))
             };
-            reg.ok_or_else(|| {
-                CodegenError::new(format!(
-                    "x86_64: {what} beyond the {max} {} registers (value {next}) would go on the stack, which this backend does not support",
-                    if ty.is_float() { "float" } else { "integer" }
-                ))
-            })
+            match reg {
+                Some(r) => Ok(Loc::Reg(r)),
+                None if !rets => Ok(Loc::Stack),
+                None => Err(CodegenError::new(format!(
+                    "x86_64: more than 2 integer or 2 float {what} need a return area, which this backend does not support"
+                ))),
+            }
         })
         .collect()
+}
+
+/// Splits values by their locations: `(value, register)` pairs and the stack ones in order.
+fn split_locs<T: Copy>(vals: &[T], locs: &[Loc]) -> (Vec<(T, PReg)>, Vec<T>) {
+    let mut regs = Vec::new();
+    let mut stack = Vec::new();
+    for (&v, loc) in vals.iter().zip(locs) {
+        match loc {
+            Loc::Reg(r) => regs.push((v, *r)),
+            Loc::Stack => stack.push(v),
+        }
+    }
+    (regs, stack)
 }
 
 impl Backend for X64Backend {
@@ -171,10 +196,10 @@ impl Backend for X64Backend {
 
     fn gen_args(&self, params: &[(VReg, Type)]) -> Result<MInst, CodegenError> {
         let tys: Vec<Type> = params.iter().map(|p| p.1).collect();
-        let regs = abi_regs(&tys, false, "parameters")?;
-        Ok(MInst::Args {
-            args: params.iter().map(|p| p.0).zip(regs).collect(),
-        })
+        let locs = abi_locs(&tys, false, "parameters")?;
+        let vregs: Vec<VReg> = params.iter().map(|p| p.0).collect();
+        let (args, stack) = split_locs(&vregs, &locs);
+        Ok(MInst::Args { args, stack })
     }
 
     fn gen_jump(&self, target: MachBlock) -> MInst {
@@ -1367,8 +1392,12 @@ impl generated::Context for IsleContext<'_, '_> {
     fn lower_return(&mut self, inst: Inst) {
         let values = self.data(inst).arguments().to_vec();
         let tys: Vec<Type> = values.iter().map(|&v| self.ty(v)).collect();
-        match abi_regs(&tys, true, "return values") {
-            Ok(regs) => {
+        match abi_locs(&tys, true, "return values") {
+            Ok(locs) => {
+                let regs = locs.iter().map(|l| match l {
+                    Loc::Reg(r) => *r,
+                    Loc::Stack => unreachable!("return values are never on the stack"),
+                });
                 // A value from another block (an accumulator returned after its loop) is
                 // copied, so that it is not pinned to its return register in the loop.
                 let here = self.lower.func.layout.inst_block(inst);
@@ -1405,9 +1434,9 @@ impl generated::Context for IsleContext<'_, '_> {
         let sig = &func.dfg.signatures[ext.signature];
         let arg_tys: Vec<Type> = args.iter().map(|&v| self.ty(v)).collect();
         let ret_tys: Vec<Type> = sig.returns.iter().map(|p| p.value_type).collect();
-        let (arg_regs, ret_regs) = match (
-            abi_regs(&arg_tys, false, "arguments"),
-            abi_regs(&ret_tys, true, "return values"),
+        let (arg_locs, ret_locs) = match (
+            abi_locs(&arg_tys, false, "arguments"),
+            abi_locs(&ret_tys, true, "return values"),
         ) {
             (Ok(a), Ok(r)) => (a, r),
             (Err(e), _) | (_, Err(e)) => {
@@ -1415,19 +1444,20 @@ impl generated::Context for IsleContext<'_, '_> {
                 return Vec::new();
             }
         };
-        let args = args
-            .iter()
-            .map(|&v| self.put_value(v))
-            .zip(arg_regs)
-            .collect();
-        let rets: Vec<(VReg, PReg)> = ret_regs
+        let vals: Vec<VReg> = args.iter().map(|&v| self.put_value(v)).collect();
+        let (args, stack_args) = split_locs(&vals, &arg_locs);
+        let rets: Vec<(VReg, PReg)> = ret_locs
             .into_iter()
-            .map(|p| (self.vreg(p.class()), p))
+            .map(|l| match l {
+                Loc::Reg(p) => (self.vreg(p.class()), p),
+                Loc::Stack => unreachable!("return values are never on the stack"),
+            })
             .collect();
         let out = rets.iter().map(|r| r.0).collect();
         self.emit(MInst::Call {
             callee: ext.name.clone(),
             args,
+            stack_args,
             rets,
         });
         out
