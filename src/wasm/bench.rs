@@ -250,7 +250,12 @@ pub fn run(
     report: &mut dyn FnMut(&Row),
 ) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
+    // `CLIF_BOUNDS_BENCH_KERNEL=name` measures one kernel only, for investigations.
+    let only = std::env::var("CLIF_BOUNDS_BENCH_KERNEL").ok();
     for kernel in KERNELS {
+        if only.as_deref().is_some_and(|k| k != kernel.name) {
+            continue;
+        }
         for (memory64, fixed) in [(false, false), (false, true), (true, false), (true, true)] {
             let wasm = wat::parse_str(kernel.module(memory64, fixed))
                 .map_err(|e| format!("{}: {e}", kernel.name))?;
