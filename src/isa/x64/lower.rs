@@ -1453,14 +1453,32 @@ impl generated::Context for IsleContext<'_, '_> {
                 Loc::Stack => unreachable!("return values are never on the stack"),
             })
             .collect();
-        let out = rets.iter().map(|r| r.0).collect();
+        let out: Vec<VReg> = rets.iter().map(|r| r.0).collect();
+        let foreign = !ext.colocated;
         self.emit(MInst::Call {
             callee: ext.name.clone(),
             args,
             stack_args,
             rets,
         });
-        out
+        // System V leaves the upper half of a 32-bit result unspecified: a callee outside
+        // this backend may not keep the i32 invariant, so its i32 results are re-extended.
+        out.into_iter()
+            .zip(&ret_tys)
+            .map(|(r, &ty)| {
+                if foreign && ty == I32 {
+                    let dst = self.vreg(RegClass::Int);
+                    self.emit(MInst::Ext {
+                        op: ExtOp::Zx32,
+                        dst,
+                        src: r,
+                    });
+                    dst
+                } else {
+                    r
+                }
+            })
+            .collect()
     }
 }
 
