@@ -76,6 +76,18 @@ pub struct Hoist {
     memo: std::collections::HashMap<(u32, u64, u64), VReg>,
 }
 
+/// A value derived from one IR value that [`Lower::derive`] found not made yet: make it,
+/// then hand the register to [`Lower::derived`].
+pub enum Derivation {
+    /// Made here, once per block (the IR value is defined in this block).
+    Here((u32, u64, u64)),
+    /// Made where the IR value is defined: emission is redirected there until `derived`.
+    There(Hoist, Value, (u32, u64, u64)),
+}
+
+/// Set in a memo tag that names an IR value rather than machine registers.
+const IR_VALUE_KEY: u32 = 1 << 31;
+
 impl<'f, I: MachInst> Lower<'f, I> {
     /// A register computed earlier in the current block for `key` (a backend-chosen tag and
     /// operands), so repeated machine-level values (constants, addresses) are made once.
@@ -126,6 +138,33 @@ impl<'f, I: MachInst> Lower<'f, I> {
         self.appendix[h.block].extend(moved);
         self.memo = h.memo;
         self.at_def.insert((v, key), reg);
+    }
+
+    /// A value computed from IR value `v` alone (`tag` and `k` say which: `bound - k`, say),
+    /// placed where `v` is defined when that is another block (once before a loop instead
+    /// of on every iteration) and made once per function there; made once per block in the
+    /// current block otherwise. `Ok` when it exists already; else emit it and pass its
+    /// register to [`Lower::derived`]:
+    /// `match ctx.derive(v, key) { Ok(r) => r, Err(d) => { let r = make(ctx); ctx.derived(d, r) } }`.
+    pub fn derive(&mut self, v: Value, (tag, k): (u32, u64)) -> Result<VReg, Derivation> {
+        let Some(block) = self.hoist_target(v) else {
+            // The per-block memo is keyed by machine values; this one names an IR value.
+            let memo = (tag | IR_VALUE_KEY, k, v.as_u32().into());
+            return self.memoized(memo).ok_or(Derivation::Here(memo));
+        };
+        if let Some(r) = self.hoisted(v, (tag, k, 0)) {
+            return Ok(r);
+        }
+        Err(Derivation::There(self.hoist_to(block), v, (tag, k, 0)))
+    }
+
+    /// Records `reg` as the value [`Lower::derive`] asked for and ends its redirection.
+    pub fn derived(&mut self, d: Derivation, reg: VReg) -> VReg {
+        match d {
+            Derivation::Here(memo) => self.memoize(memo, reg),
+            Derivation::There(h, v, key) => self.end_hoist(h, v, key, reg),
+        }
+        reg
     }
 
     /// For the first access of a run that may share one check (see [`super::share`]), the

@@ -15,7 +15,9 @@ pub mod lower;
 pub mod share;
 pub mod vcode;
 
-use crate::ir::{Memory, TrapCode};
+use crate::ir::{
+    AccessKind, Function, Inst, InstructionData, MemFlags, Memory, Opcode, TrapCode, Type, Value,
+};
 pub use regalloc2::{Allocation, Operand, PReg, PRegSet, RegClass, VReg};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,6 +31,99 @@ pub fn is_pure(op: crate::ir::Opcode) -> bool {
         && !op.other_side_effects()
         && !op.is_call()
         && !op.is_terminator()
+}
+
+/// The access kind of an ordinary load or store: `uload8` is `U8`, `istore16` is `I16`,
+/// `load` and `store` are `Full`.
+pub fn plain_access_kind(op: Opcode) -> AccessKind {
+    match op {
+        Opcode::Uload8 => AccessKind::U8,
+        Opcode::Sload8 => AccessKind::S8,
+        Opcode::Uload16 => AccessKind::U16,
+        Opcode::Sload16 => AccessKind::S16,
+        Opcode::Uload32 => AccessKind::U32,
+        Opcode::Sload32 => AccessKind::S32,
+        Opcode::Istore8 => AccessKind::I8,
+        Opcode::Istore16 => AccessKind::I16,
+        Opcode::Istore32 => AccessKind::I32,
+        _ => AccessKind::Full,
+    }
+}
+
+/// The operands and immediates of a bounds-checked load or store, as backends read them.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckedAccess {
+    /// Width and extension.
+    pub kind: AccessKind,
+    /// Flags (trap code, byte order).
+    pub flags: MemFlags,
+    /// The memory.
+    pub memory: Memory,
+    /// Base address.
+    pub base: Value,
+    /// Current bound.
+    pub bound: Value,
+    /// Index.
+    pub index: Value,
+    /// Static offset.
+    pub offset: u64,
+    /// The type of the loaded or stored value.
+    pub ty: Type,
+    /// The stored value, for stores.
+    pub store_value: Option<Value>,
+}
+
+impl CheckedAccess {
+    /// The parts of `inst`, if it is a bounds-checked access.
+    pub fn of(func: &Function, inst: Inst) -> Option<CheckedAccess> {
+        let dfg = &func.dfg;
+        Some(match &dfg.insts[inst] {
+            InstructionData::BoundsCheckedLoad {
+                access,
+                flags,
+                memory,
+                args: [base, bound, index],
+                offset,
+                ..
+            } => CheckedAccess {
+                kind: *access,
+                flags: *flags,
+                memory: *memory,
+                base: *base,
+                bound: *bound,
+                index: *index,
+                offset: offset.0,
+                ty: dfg.value_type(dfg.first_result(inst)),
+                store_value: None,
+            },
+            InstructionData::BoundsCheckedStore {
+                access,
+                flags,
+                memory,
+                args: [x, base, bound, index],
+                offset,
+                ..
+            } => CheckedAccess {
+                kind: *access,
+                flags: *flags,
+                memory: *memory,
+                base: *base,
+                bound: *bound,
+                index: *index,
+                offset: offset.0,
+                ty: dfg.value_type(*x),
+                store_value: Some(*x),
+            },
+            _ => return None,
+        })
+    }
+
+    /// `offset + access size`, the end the check must cover (the verifier guarantees it
+    /// fits 64 bits).
+    pub fn end(&self) -> u64 {
+        self.offset
+            .saturating_add(u64::from(self.kind.access_size(self.ty)))
+    }
 }
 
 /// A block of machine code, as regalloc2 numbers it (emission order).

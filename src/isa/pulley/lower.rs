@@ -9,7 +9,9 @@ use crate::ir::{
     InstructionDataView, MemFlags, Memory, Offset32, Opcode, TrapCode, Type, Value, ValueListRef,
 };
 use crate::machinst::lower::{Backend, Lower};
-use crate::machinst::{CodegenError, Fact, MachBlock, PReg, RegClass, VReg};
+use crate::machinst::{
+    plain_access_kind, CheckedAccess, CodegenError, Fact, MachBlock, PReg, RegClass, VReg,
+};
 use crate::semantics::Extension;
 
 // The names the generated code uses for the ISLE types.
@@ -118,8 +120,6 @@ const ZEXT_KEY: u32 = 2;
 /// `x - k`, `x + k` for a constant `k`.
 const SUB_KEY: u32 = 3;
 const ADD_KEY: u32 = 4;
-/// Set in a tag whose memo key names an IR value rather than a machine register.
-const IR_VALUE_KEY: u32 = 1 << 31;
 
 const INT_ARGS: usize = 15;
 const FLOAT_ARGS: usize = 16;
@@ -332,33 +332,16 @@ impl IsleContext<'_, '_> {
             Amode::O32 { base, offset }
         }
     }
-    /// `make()`, a value computed from IR value `v` alone (`tag` and `k` say which: `bound -
-    /// k` is `(SUB_KEY, k)`), placed where `v` is defined when that is another block (once
-    /// before a loop instead of on every iteration) and made once per function there; made
-    /// once per block here otherwise.
-    fn derived(
-        &mut self,
-        v: Value,
-        (tag, k): (u32, u64),
-        make: impl FnOnce(&mut Self) -> VReg,
-    ) -> VReg {
-        let Some(block) = self.lower.hoist_target(v) else {
-            // The per-block memo is keyed by machine values; this one names an IR value.
-            let memo = (tag | IR_VALUE_KEY, k, v.as_u32().into());
-            if let Some(r) = self.lower.memoized(memo) {
-                return r;
+    /// `make()`, a value derived from IR value `v` alone, made once where `v` is defined
+    /// (see [`Lower::derive`]).
+    fn derived(&mut self, v: Value, key: (u32, u64), make: impl FnOnce(&mut Self) -> VReg) -> VReg {
+        match self.lower.derive(v, key) {
+            Ok(r) => r,
+            Err(d) => {
+                let r = make(self);
+                self.lower.derived(d, r)
             }
-            let r = make(self);
-            self.lower.memoize(memo, r);
-            return r;
-        };
-        if let Some(r) = self.lower.hoisted(v, (tag, k, 0)) {
-            return r;
         }
-        let h = self.lower.hoist_to(block);
-        let r = make(self);
-        self.lower.end_hoist(h, v, (tag, k, 0), r);
-        r
     }
     fn memory_min(&self, m: Memory) -> u64 {
         self.lower.func.memories[m].min
@@ -618,15 +601,7 @@ impl generated::Context for IsleContext<'_, '_> {
             unreachable!("the rule matched a load")
         };
         let ty = self.ty(self.lower.func.dfg.first_result(inst));
-        let kind = match opcode {
-            Opcode::Uload8 => AccessKind::U8,
-            Opcode::Sload8 => AccessKind::S8,
-            Opcode::Uload16 => AccessKind::U16,
-            Opcode::Sload16 => AccessKind::S16,
-            Opcode::Uload32 => AccessKind::U32,
-            Opcode::Sload32 => AccessKind::S32,
-            _ => AccessKind::Full,
-        };
+        let kind = plain_access_kind(opcode);
         let Some((op, widen)) = mem_op(ty, kind, is_big(flags)) else {
             self.fail(CodegenError::new(format!(
                 "pulley64 cannot load {ty} as {kind:?}"
@@ -658,12 +633,7 @@ impl generated::Context for IsleContext<'_, '_> {
         else {
             unreachable!("the rule matched a store")
         };
-        let kind = match opcode {
-            Opcode::Istore8 => AccessKind::I8,
-            Opcode::Istore16 => AccessKind::I16,
-            Opcode::Istore32 => AccessKind::I32,
-            _ => AccessKind::Full,
-        };
+        let kind = plain_access_kind(opcode);
         let ty = self.ty(x);
         let Some((op, _)) = mem_op(ty, kind, is_big(flags)) else {
             self.fail(CodegenError::new(format!(
@@ -683,57 +653,22 @@ impl generated::Context for IsleContext<'_, '_> {
     }
 
     fn access_of(&mut self, inst: Inst) -> Access {
-        let dfg = &self.lower.func.dfg;
-        let (kind, flags, memory, args, offset, ty, store_value) = match &dfg.insts[inst] {
-            InstructionData::BoundsCheckedLoad {
-                access,
-                flags,
-                memory,
-                args,
-                offset,
-                ..
-            } => (
-                *access,
-                *flags,
-                *memory,
-                *args,
-                offset.0,
-                dfg.value_type(dfg.first_result(inst)),
-                None,
-            ),
-            InstructionData::BoundsCheckedStore {
-                access,
-                flags,
-                memory,
-                args: [x, base, bound, index],
-                offset,
-                ..
-            } => (
-                *access,
-                *flags,
-                *memory,
-                [*base, *bound, *index],
-                offset.0,
-                dfg.value_type(*x),
-                Some(*x),
-            ),
-            _ => unreachable!("access_of is only applied to bounds-checked accesses"),
-        };
-        let (op, widen) = mem_op(ty, kind, is_big(flags)).unwrap_or((MemOp::X64, None));
-        let size = u64::from(kind.access_size(ty));
+        let c = CheckedAccess::of(self.lower.func, inst)
+            .expect("access_of is only applied to bounds-checked accesses");
+        let (op, widen) = mem_op(c.ty, c.kind, is_big(c.flags)).unwrap_or((MemOp::X64, None));
         Access {
             inst,
             op,
             widen,
-            store_value,
-            memory,
-            base: args[0],
-            bound: args[1],
-            index: args[2],
-            index_ty: dfg.value_type(args[2]),
-            offset,
-            end: offset.saturating_add(size),
-            trap: flags.trap_code.unwrap_or(TrapCode::HEAP_OUT_OF_BOUNDS),
+            store_value: c.store_value,
+            memory: c.memory,
+            base: c.base,
+            bound: c.bound,
+            index: c.index,
+            index_ty: self.ty(c.index),
+            offset: c.offset,
+            end: c.end(),
+            trap: c.flags.trap_code.unwrap_or(TrapCode::HEAP_OUT_OF_BOUNDS),
             mode: Mode::Undecided,
         }
     }
@@ -809,21 +744,9 @@ impl generated::Context for IsleContext<'_, '_> {
     }
 
     fn emit_access(&mut self, a: Access) -> Vec<VReg> {
-        let dfg = &self.lower.func.dfg;
-        if mem_op(
-            a.store_value.map_or_else(
-                || dfg.value_type(dfg.first_result(a.inst)),
-                |v| dfg.value_type(v),
-            ),
-            match &dfg.insts[a.inst] {
-                InstructionData::BoundsCheckedLoad { access, .. }
-                | InstructionData::BoundsCheckedStore { access, .. } => *access,
-                _ => AccessKind::Full,
-            },
-            a.op.big_endian(),
-        )
-        .is_none()
-        {
+        let c = CheckedAccess::of(self.lower.func, a.inst)
+            .expect("emit_access is only applied to bounds-checked accesses");
+        if mem_op(c.ty, c.kind, a.op.big_endian()).is_none() {
             self.fail(CodegenError::new(
                 "pulley64: bounds-checked access of an unsupported type and kind",
             ));

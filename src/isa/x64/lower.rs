@@ -13,7 +13,9 @@ use crate::ir::{
     ValueListRef,
 };
 use crate::machinst::lower::{Backend, Lower};
-use crate::machinst::{CodegenError, Fact, MachBlock, PReg, RegClass, VReg};
+use crate::machinst::{
+    plain_access_kind, CheckedAccess, CodegenError, Fact, MachBlock, PReg, RegClass, VReg,
+};
 use crate::semantics::Extension;
 
 // The names the generated code uses for the ISLE types.
@@ -103,8 +105,6 @@ pub struct X64Backend {
 const CONST_KEY: u32 = 0;
 const SUB_KEY: u32 = 3;
 const ADD_KEY: u32 = 4;
-/// Set in a tag whose memo key names an IR value rather than a machine register.
-const IR_VALUE_KEY: u32 = 1 << 31;
 
 const INT_ARGS: [usize; 6] = [regs::RDI, regs::RSI, regs::RDX, regs::RCX, 8, 9];
 const INT_RETS: [usize; 2] = [regs::RAX, regs::RDX];
@@ -325,32 +325,16 @@ impl IsleContext<'_, '_> {
             }
         }
     }
-    /// `make()`, a value computed from IR value `v` alone (`tag` and `k` say which),
-    /// placed where `v` is defined when that is another block (once before a loop instead
-    /// of on every iteration) and made once per function there; made once per block here
-    /// otherwise.
-    fn derived(
-        &mut self,
-        v: Value,
-        (tag, k): (u32, u64),
-        make: impl FnOnce(&mut Self) -> VReg,
-    ) -> VReg {
-        let Some(block) = self.lower.hoist_target(v) else {
-            let memo = (tag | IR_VALUE_KEY, k, v.as_u32().into());
-            if let Some(r) = self.lower.memoized(memo) {
-                return r;
+    /// `make()`, a value derived from IR value `v` alone, made once where `v` is defined
+    /// (see [`Lower::derive`]).
+    fn derived(&mut self, v: Value, key: (u32, u64), make: impl FnOnce(&mut Self) -> VReg) -> VReg {
+        match self.lower.derive(v, key) {
+            Ok(r) => r,
+            Err(d) => {
+                let r = make(self);
+                self.lower.derived(d, r)
             }
-            let r = make(self);
-            self.lower.memoize(memo, r);
-            return r;
-        };
-        if let Some(r) = self.lower.hoisted(v, (tag, k, 0)) {
-            return r;
         }
-        let h = self.lower.hoist_to(block);
-        let r = make(self);
-        self.lower.end_hoist(h, v, (tag, k, 0), r);
-        r
     }
     /// The deferred `icmp` that defines `c` (possibly through a `uextend`), sunk into its
     /// user: the comparison as a flag test.
@@ -1107,15 +1091,7 @@ impl generated::Context for IsleContext<'_, '_> {
             unreachable!("the rule matched a load")
         };
         let ty = self.ty(self.lower.func.dfg.first_result(inst));
-        let kind = match opcode {
-            Opcode::Uload8 => AccessKind::U8,
-            Opcode::Sload8 => AccessKind::S8,
-            Opcode::Uload16 => AccessKind::U16,
-            Opcode::Sload16 => AccessKind::S16,
-            Opcode::Uload32 => AccessKind::U32,
-            Opcode::Sload32 => AccessKind::S32,
-            _ => AccessKind::Full,
-        };
+        let kind = plain_access_kind(opcode);
         let Some(op) = load_op(ty, kind) else {
             self.fail(CodegenError::new(format!(
                 "x86_64 cannot load {ty} as {kind:?}"
@@ -1141,12 +1117,7 @@ impl generated::Context for IsleContext<'_, '_> {
         else {
             unreachable!("the rule matched a store")
         };
-        let kind = match opcode {
-            Opcode::Istore8 => AccessKind::I8,
-            Opcode::Istore16 => AccessKind::I16,
-            Opcode::Istore32 => AccessKind::I32,
-            _ => AccessKind::Full,
-        };
+        let kind = plain_access_kind(opcode);
         let ty = self.ty(x);
         let Some(op) = store_op(ty, kind) else {
             self.fail(CodegenError::new(format!(
@@ -1165,61 +1136,26 @@ impl generated::Context for IsleContext<'_, '_> {
     }
 
     fn access_of(&mut self, inst: Inst) -> Access {
-        let dfg = &self.lower.func.dfg;
-        let (kind, flags, memory, args, offset, ty, store_value) = match &dfg.insts[inst] {
-            InstructionData::BoundsCheckedLoad {
-                access,
-                flags,
-                memory,
-                args,
-                offset,
-                ..
-            } => (
-                *access,
-                *flags,
-                *memory,
-                *args,
-                offset.0,
-                dfg.value_type(dfg.first_result(inst)),
-                None,
-            ),
-            InstructionData::BoundsCheckedStore {
-                access,
-                flags,
-                memory,
-                args: [x, base, bound, index],
-                offset,
-                ..
-            } => (
-                *access,
-                *flags,
-                *memory,
-                [*base, *bound, *index],
-                offset.0,
-                dfg.value_type(*x),
-                Some(*x),
-            ),
-            _ => unreachable!("access_of is only applied to bounds-checked accesses"),
+        let c = CheckedAccess::of(self.lower.func, inst)
+            .expect("access_of is only applied to bounds-checked accesses");
+        let op = match c.store_value {
+            Some(_) => Err(store_op(c.ty, c.kind).unwrap_or(StoreOp::Q)),
+            None => Ok(load_op(c.ty, c.kind).unwrap_or(LoadOp::X64)),
         };
-        let op = match store_value {
-            Some(_) => Err(store_op(ty, kind).unwrap_or(StoreOp::Q)),
-            None => Ok(load_op(ty, kind).unwrap_or(LoadOp::X64)),
-        };
-        let size = u64::from(kind.access_size(ty));
         Access {
             inst,
             op,
-            store_value,
-            memory,
-            base: args[0],
-            bound: args[1],
-            index: args[2],
-            index_ty: dfg.value_type(args[2]),
-            offset,
-            end: offset.saturating_add(size),
-            trap: flags.trap_code.unwrap_or(TrapCode::HEAP_OUT_OF_BOUNDS),
+            store_value: c.store_value,
+            memory: c.memory,
+            base: c.base,
+            bound: c.bound,
+            index: c.index,
+            index_ty: self.ty(c.index),
+            offset: c.offset,
+            end: c.end(),
+            trap: c.flags.trap_code.unwrap_or(TrapCode::HEAP_OUT_OF_BOUNDS),
             mode: Mode::Undecided,
-            big_endian: is_big(flags),
+            big_endian: is_big(c.flags),
         }
     }
 
@@ -1268,16 +1204,9 @@ impl generated::Context for IsleContext<'_, '_> {
     }
 
     fn emit_access(&mut self, a: Access) -> Vec<VReg> {
-        let dfg = &self.lower.func.dfg;
-        let ty = a.store_value.map_or_else(
-            || dfg.value_type(dfg.first_result(a.inst)),
-            |v| dfg.value_type(v),
-        );
-        let kind = match &dfg.insts[a.inst] {
-            InstructionData::BoundsCheckedLoad { access, .. }
-            | InstructionData::BoundsCheckedStore { access, .. } => *access,
-            _ => AccessKind::Full,
-        };
+        let c = CheckedAccess::of(self.lower.func, a.inst)
+            .expect("emit_access is only applied to bounds-checked accesses");
+        let (ty, kind) = (c.ty, c.kind);
         let supported = match a.store_value {
             Some(_) => store_op(ty, kind).is_some(),
             None => load_op(ty, kind).is_some(),
