@@ -166,6 +166,8 @@ pub trait MachInst: Clone + fmt::Debug {
     fn is_ret(&self) -> bool;
     /// The successor blocks when the instruction ends a block with a branch.
     fn branch_targets(&self) -> Vec<MachBlock>;
+    /// The target of an unconditional jump.
+    fn jump_target(&self) -> Option<MachBlock>;
 }
 
 /// Where a trap site's code comes from.

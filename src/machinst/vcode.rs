@@ -38,6 +38,45 @@ pub struct VCode<I: MachInst> {
     clobbers: Vec<PRegSet>,
 }
 
+/// Jump threading after register allocation: for each block, the block its branches
+/// should target. A block holding nothing but an unconditional jump (a split edge that
+/// needed no moves, say) is not emitted; branches to it go where it jumps. A cycle of such
+/// blocks (an empty infinite loop) keeps its blocks.
+pub fn thread_jumps<I: MachInst>(vcode: &VCode<I>, out: &regalloc2::Output) -> Vec<usize> {
+    use regalloc2::InstOrEdit;
+    let n_blocks = vcode.blocks.len();
+    let mut forward: Vec<Option<usize>> = vec![None; n_blocks];
+    for (b, f) in forward.iter_mut().enumerate().skip(1) {
+        let items: Vec<_> = out
+            .block_insts_and_edits(vcode, MachBlock::new(b))
+            .collect();
+        if let [InstOrEdit::Inst(i)] = items[..] {
+            if let Some(target) = vcode.insts[i.index()].jump_target() {
+                *f = Some(target.index());
+            }
+        }
+    }
+    // A chain of jump-only blocks is at most as long as the block count.
+    let resolve = |mut b: usize| {
+        for _ in 0..n_blocks {
+            match forward[b] {
+                Some(t) if t != b => b = t,
+                _ => break,
+            }
+        }
+        b
+    };
+    (0..n_blocks)
+        .map(|b| {
+            if forward[b].is_some() && resolve(b) != b && forward[resolve(b)].is_none() {
+                resolve(b)
+            } else {
+                b
+            }
+        })
+        .collect()
+}
+
 impl<I: MachInst> VCode<I> {
     /// Assembles the blocks and precomputes what regalloc2 asks for.
     pub fn new(

@@ -777,6 +777,13 @@ impl MachInst for MInst {
     fn is_ret(&self) -> bool {
         matches!(self, MInst::Ret { .. } | MInst::Trap { .. })
     }
+    fn jump_target(&self) -> Option<MachBlock> {
+        match self {
+            MInst::Jump { target } => Some(*target),
+            _ => None,
+        }
+    }
+
     fn branch_targets(&self) -> Vec<MachBlock> {
         match self {
             MInst::Jump { target } => vec![*target],

@@ -143,37 +143,8 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
         next: None,
         tables: Vec::new(),
     };
-    // Blocks that only jump on are not emitted: branches to them go where they jump.
     let n_blocks = vcode.num_blocks();
-    let mut forward: Vec<Option<usize>> = vec![None; n_blocks];
-    for (b, f) in forward.iter_mut().enumerate().skip(1) {
-        let items: Vec<_> = out
-            .block_insts_and_edits(vcode, MachBlock::new(b))
-            .collect();
-        if let [InstOrEdit::Inst(i)] = items[..] {
-            if let MInst::Jump { target } = vcode.insts[i.index()] {
-                *f = Some(target.index());
-            }
-        }
-    }
-    let resolve = |mut b: usize| {
-        for _ in 0..n_blocks {
-            match forward[b] {
-                Some(t) if t != b => b = t,
-                _ => break,
-            }
-        }
-        b
-    };
-    let final_block: Vec<usize> = (0..n_blocks)
-        .map(|b| {
-            if forward[b].is_some() && resolve(b) != b && forward[resolve(b)].is_none() {
-                resolve(b)
-            } else {
-                b
-            }
-        })
-        .collect();
+    let final_block = crate::machinst::vcode::thread_jumps(vcode, &out);
     let emitted: Vec<usize> = (0..n_blocks).filter(|&b| final_block[b] == b).collect();
     let own: Vec<Label> = (0..n_blocks).map(|_| e.buf.new_label()).collect();
     e.block_labels = (0..n_blocks).map(|b| own[final_block[b]]).collect();

@@ -934,6 +934,13 @@ impl MachInst for MInst {
         matches!(self, MInst::Ret { .. })
     }
 
+    fn jump_target(&self) -> Option<MachBlock> {
+        match self {
+            MInst::Jump { target } => Some(*target),
+            _ => None,
+        }
+    }
+
     fn branch_targets(&self) -> Vec<MachBlock> {
         match self {
             MInst::Jump { target } => vec![*target],
