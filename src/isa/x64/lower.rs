@@ -433,29 +433,34 @@ impl IsleContext<'_, '_> {
     /// Whether `v` is a deferred single-use `load.i64 notrap` that can become a memory
     /// operand; sinks it when so.
     fn foldable_load(&mut self, v: Value) -> Option<Amode> {
-        let load = self.lower.def_inst(v)?;
-        if !self.lower.is_deferred(load) || self.ty(v) != I64 {
-            return None;
-        }
-        let InstructionData::Load {
-            opcode: Opcode::Load,
-            flags,
-            arg,
-            offset: Offset32(k),
-        } = *self.data(load)
-        else {
-            return None;
-        };
-        if flags.trap_code.is_some() || flags.endianness == Some(Endianness::Big) {
-            return None;
-        }
+        let (load, arg, disp) = self.foldable_bound_load(v)?;
         self.lower.sink(load);
         let base = self.put_value(arg);
         Some(Amode {
             base,
             index: None,
-            disp: k,
+            disp,
         })
+    }
+
+    /// The load `bound_operand` would fold (`v`'s deferred trusted 64-bit load), with its
+    /// address operand and offset.
+    fn foldable_bound_load(&self, v: Value) -> Option<(Inst, Value, i32)> {
+        let load = self.lower.def_inst(v)?;
+        if !self.lower.is_deferred(load) || self.ty(v) != I64 {
+            return None;
+        }
+        match *self.data(load) {
+            InstructionData::Load {
+                opcode: Opcode::Load,
+                flags,
+                arg,
+                offset: Offset32(k),
+            } if flags.trap_code.is_none() && flags.endianness != Some(Endianness::Big) => {
+                Some((load, arg, k))
+            }
+            _ => None,
+        }
     }
 
     /// The explicit check of `a` and the address of its access (and whether the access is a
@@ -482,7 +487,7 @@ impl IsleContext<'_, '_> {
             a,
             b,
         };
-        let foldable = self.foldable_load_peek(a.bound);
+        let foldable = self.foldable_bound_load(a.bound).is_some();
         let test = match check {
             Check::ConstantBound { limit } => match imm32(limit, Size::Q) {
                 Some(k) => cmp(Cc::A, index, Rmi::Imm(k)),
@@ -570,17 +575,6 @@ impl IsleContext<'_, '_> {
                 true,
             )
         }
-    }
-
-    /// Whether the bound is a load `bound_operand` would fold (without folding it).
-    fn foldable_load_peek(&self, v: Value) -> bool {
-        let Some(load) = self.lower.def_inst(v) else {
-            return false;
-        };
-        self.lower.is_deferred(load)
-            && self.ty(v) == I64
-            && matches!(*self.data(load), InstructionData::Load { opcode: Opcode::Load, flags, .. }
-                if flags.trap_code.is_none() && flags.endianness != Some(Endianness::Big))
     }
 }
 
