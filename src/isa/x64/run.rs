@@ -73,6 +73,34 @@ fn trampoline_text(name: &str, sig: &Signature) -> String {
     s
 }
 
+/// The code uses `lzcnt`, `tzcnt` (BMI1), `popcnt` and SSE4.1's `roundss`/`roundsd`
+/// unconditionally: running it on a host without them would be a crash, not a trap.
+fn host_has_features() -> Result<(), String> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let missing: Vec<&str> = [
+            ("lzcnt", std::arch::is_x86_feature_detected!("lzcnt")),
+            ("bmi1", std::arch::is_x86_feature_detected!("bmi1")),
+            ("popcnt", std::arch::is_x86_feature_detected!("popcnt")),
+            ("sse4.1", std::arch::is_x86_feature_detected!("sse4.1")),
+        ]
+        .into_iter()
+        .filter(|(_, has)| !has)
+        .map(|(name, _)| name)
+        .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "this CPU lacks {}, which the x86_64 backend's code uses",
+                missing.join(", ")
+            ))
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    Err("x86_64 code runs on an x86_64 host only".to_string())
+}
+
 impl X64Image {
     /// Compiles `funcs` with `backend` and places them; `host` gives the address of each
     /// called name that is not among them (a System V function of the host).
@@ -81,6 +109,7 @@ impl X64Image {
         backend: &X64Backend,
         host: &dyn Fn(&str) -> Option<u64>,
     ) -> Result<X64Image, String> {
+        host_has_features()?;
         let mut units: Vec<(String, bool, CompiledCode)> = Vec::new();
         for f in funcs {
             let code = compile(f, backend).map_err(|e| format!("{}: {e}", f.name))?;
