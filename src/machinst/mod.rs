@@ -10,6 +10,7 @@
 pub mod buffer;
 pub mod dom;
 pub mod gvn;
+pub mod isle;
 pub mod licm;
 pub mod lower;
 pub mod share;

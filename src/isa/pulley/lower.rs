@@ -5,8 +5,8 @@
 use super::inst::{Amode, BinOp, BrCond, ImmCond, ImmOp, MInst, MemOp, UnOp};
 use crate::check::{Check, CheckFacts};
 use crate::ir::{
-    types, AccessKind, Endianness, Ieee32, Ieee64, Imm64, Inst, InstructionData,
-    InstructionDataView, MemFlags, Memory, Offset32, Opcode, TrapCode, Type, Value, ValueListRef,
+    AccessKind, Endianness, Ieee32, Ieee64, Imm64, Inst, InstructionData, MemFlags, Memory,
+    Offset32, Opcode, TrapCode, Type, Value,
 };
 use crate::machinst::lower::{Backend, Lower};
 use crate::machinst::{
@@ -14,27 +14,7 @@ use crate::machinst::{
 };
 use crate::semantics::Extension;
 
-// The names the generated code uses for the ISLE types.
-type Reg = VReg;
-type InstOutput = Vec<VReg>;
-type Unit = ();
-type ValueList = ValueListRef;
-type ValueSlice = ValueListRef;
-type ValueArray2 = [Value; 2];
-type ValueArray3 = [Value; 3];
-type ValueArray4 = [Value; 4];
-#[allow(dead_code)]
-type BlockCall = crate::ir::BlockCallRef;
-#[allow(dead_code)]
-type JumpTable = crate::ir::JumpTableRef;
-use crate::ir::{FloatCC, IntCC};
-use InstructionDataView as InstructionData_;
-const I8: Type = types::I8;
-const I16: Type = types::I16;
-const I32: Type = types::I32;
-const I64: Type = types::I64;
-const F32: Type = types::F32;
-const F64: Type = types::F64;
+crate::isle_prelude_types!();
 
 #[allow(unused, non_snake_case, unreachable_patterns, unused_variables)]
 #[allow(clippy::all)]
@@ -405,46 +385,7 @@ fn is_big(flags: MemFlags) -> bool {
 }
 
 impl generated::Context for IsleContext<'_, '_> {
-    fn inst_data_value(&mut self, inst: Inst) -> Option<(Type, InstructionDataView)> {
-        let dfg = &self.lower.func.dfg;
-        Some((
-            dfg.ctrl_type(inst),
-            InstructionDataView::of(inst, &dfg.insts[inst]),
-        ))
-    }
-    fn unpack_value_array_2(&mut self, a: [Value; 2]) -> Option<(Value, Value)> {
-        Some((a[0], a[1]))
-    }
-    fn unpack_value_array_3(&mut self, a: [Value; 3]) -> Option<(Value, Value, Value)> {
-        Some((a[0], a[1], a[2]))
-    }
-    fn unpack_value_array_4(&mut self, a: [Value; 4]) -> Option<(Value, Value, Value, Value)> {
-        Some((a[0], a[1], a[2], a[3]))
-    }
-    fn value_list_slice(&mut self, l: ValueListRef) -> Option<ValueListRef> {
-        Some(l)
-    }
-    fn put(&mut self, v: Value) -> VReg {
-        self.put_value(v)
-    }
-    fn output(&mut self, r: VReg) -> Vec<VReg> {
-        vec![r]
-    }
-    fn output_none(&mut self) -> Vec<VReg> {
-        Vec::new()
-    }
-    fn ty_32(&mut self, ty: Type) -> Option<Type> {
-        (ty == I8 || ty == I16 || ty == I32).then_some(ty)
-    }
-    fn value_type(&mut self, v: Value) -> Type {
-        self.ty(v)
-    }
-    fn u64_from_imm64(&mut self, imm: Imm64) -> Option<u64> {
-        Some(imm.0 as u64)
-    }
-    fn val_ty(&mut self, v: Value) -> Option<Type> {
-        Some(self.ty(v))
-    }
+    crate::isle_prelude_methods!();
     fn bin(&mut self, op: &BinOp, a: VReg, b: VReg) -> VReg {
         self.bin_reg(*op, a, b)
     }
