@@ -722,6 +722,75 @@ impl Emitter {
                 op, size, dst, b, ..
             } => self.alu(*op, *size, n(*dst), *b),
             MInst::MulImm { size, dst, a, imm } => self.mul_imm(*size, n(*dst), n(*a), *imm),
+            MInst::AluMem {
+                op,
+                size,
+                amode,
+                b,
+                trap,
+            } => {
+                let m = mem(amode, *trap);
+                let wide = *size == Size::Q;
+                macro_rules! rmw {
+                    ($lr:ident, $qr:ident, $lb:ident, $l:ident, $qb:ident, $q:ident) => {
+                        match (*b, wide) {
+                            (Rmi::Reg(r), false) => i::$lr::<Regs>::new(m, n(r)).encode(self.s()),
+                            (Rmi::Reg(r), true) => i::$qr::<Regs>::new(m, n(r)).encode(self.s()),
+                            (Rmi::Imm(k), w) => match (w, i8::try_from(k)) {
+                                (false, Ok(k8)) => i::$lb::<Regs>::new(m, k8).encode(self.s()),
+                                (false, Err(_)) => i::$l::<Regs>::new(m, k as u32).encode(self.s()),
+                                (true, Ok(k8)) => i::$qb::<Regs>::new(m, k8).encode(self.s()),
+                                (true, Err(_)) => i::$q::<Regs>::new(m, k).encode(self.s()),
+                            },
+                            (Rmi::Mem(_), _) => {
+                                return Err(CodegenError::new(
+                                    "internal error: a read-modify-write with two memory operands",
+                                ))
+                            }
+                        }
+                    };
+                }
+                match op {
+                    AluOp::Add => rmw!(
+                        addl_mr,
+                        addq_mr,
+                        addl_mi_sxb,
+                        addl_mi,
+                        addq_mi_sxb,
+                        addq_mi_sxl
+                    ),
+                    AluOp::Sub => rmw!(
+                        subl_mr,
+                        subq_mr,
+                        subl_mi_sxb,
+                        subl_mi,
+                        subq_mi_sxb,
+                        subq_mi_sxl
+                    ),
+                    AluOp::And => rmw!(
+                        andl_mr,
+                        andq_mr,
+                        andl_mi_sxb,
+                        andl_mi,
+                        andq_mi_sxb,
+                        andq_mi_sxl
+                    ),
+                    AluOp::Or => rmw!(orl_mr, orq_mr, orl_mi_sxb, orl_mi, orq_mi_sxb, orq_mi_sxl),
+                    AluOp::Xor => rmw!(
+                        xorl_mr,
+                        xorq_mr,
+                        xorl_mi_sxb,
+                        xorl_mi,
+                        xorq_mi_sxb,
+                        xorq_mi_sxl
+                    ),
+                    AluOp::Mul => {
+                        return Err(CodegenError::new(
+                            "internal error: x86 has no read-modify-write multiply",
+                        ))
+                    }
+                }
+            }
             MInst::Lea { dst, amode } => {
                 i::leaq_rm::<Regs>::new(n(*dst), mem(amode, None)).encode(self.s())
             }

@@ -304,6 +304,19 @@ pub enum MInst {
         /// Second operand.
         b: Rmi,
     },
+    /// `*amode = *amode op b` in one read-modify-write instruction (`addl %r, disp(base)`).
+    AluMem {
+        /// The operation (not `Mul`).
+        op: AluOp,
+        /// Width (`L` or `Q`).
+        size: Size,
+        /// The location read and written.
+        amode: Amode,
+        /// The other operand.
+        b: Rmi,
+        /// The trap code of a fault at this access, if it may fault.
+        trap: Option<TrapCode>,
+    },
     /// `dst = a * imm` (three-operand `imul`).
     MulImm {
         /// Width (`L` or `Q`).
@@ -740,6 +753,10 @@ impl MInst {
                 f(a, Use);
                 b.visit(f);
                 f(dst, Reuse(0));
+            }
+            MInst::AluMem { amode, b, .. } => {
+                amode.visit(f);
+                b.visit(f);
             }
             MInst::MulImm { dst, a, .. } => {
                 f(a, Use);

@@ -1215,10 +1215,30 @@ impl generated::Context for IsleContext<'_, '_> {
         };
         let trap = trap.then_some(a.trap);
         match (a.store_value, a.op) {
+            (Some(_), Err(_)) if self.read_modify_write(a.inst).is_some() => {
+                let rmw = self.read_modify_write(a.inst).expect("checked just now");
+                debug_assert_eq!((rmw.store, rmw.load), (a.inst, rmw.load));
+                self.lower.sink(rmw.op_inst);
+                let size = int_size(self.ty(rmw.other));
+                let b = self.rmi(rmw.other, size);
+                // The read faults where the elided load would have, with the same code.
+                self.emit(MInst::AluMem {
+                    op: rmw.op,
+                    size,
+                    amode,
+                    b,
+                    trap: trap.or(Some(a.trap)),
+                });
+                Vec::new()
+            }
             (Some(x), Err(op)) => {
                 let src = self.put_value(x);
                 self.store_value(op, a.big_endian, src, amode, trap);
                 Vec::new()
+            }
+            // The store of the read-modify-write will read this value itself.
+            (_, Ok(_)) if self.read_modify_write(a.inst).is_some() => {
+                vec![self.vreg(RegClass::Int)]
             }
             (_, Ok(op)) => vec![self.load_value(op, a.big_endian, amode, trap)],
             (None, Err(_)) => unreachable!("stores have a value"),
@@ -1345,7 +1365,114 @@ impl generated::Context for IsleContext<'_, '_> {
     }
 }
 
+/// A load, an operation on its value and a store of the result at the same place, which
+/// one x86 instruction (`addl %r, disp(base)`) can do: see [`IsleContext::read_modify_write`].
+struct Rmw {
+    load: Inst,
+    op_inst: Inst,
+    store: Inst,
+    op: AluOp,
+    /// The operation's other operand.
+    other: Value,
+}
+
 impl IsleContext<'_, '_> {
+    /// The read-modify-write that `inst` (the load or the store) is part of, if any: a
+    /// bounds-checked i32/i64 load whose only use is an `iadd`/`isub`/`band`/`bor`/`bxor`
+    /// (the load's value first for `isub`) deferred to its only use, a bounds-checked store
+    /// of that result, and both accesses of one run (`machinst::share`: same memory, base,
+    /// bound, index and trap code, nothing observable in between) at the same offset, width
+    /// and byte order. Then the load is not made on its own: the store reads, operates and
+    /// writes in one instruction, after the run's check, and traps where the load would have.
+    fn read_modify_write(&self, inst: Inst) -> Option<Rmw> {
+        let func = self.lower.func;
+        let dfg = &func.dfg;
+        let c = CheckedAccess::of(func, inst)?;
+        if c.store_value.is_some() {
+            return self.rmw_of_store(inst);
+        }
+        // A load: the read-modify-write of the store its value reaches, if that one is
+        // made with this load.
+        let op_inst = self.only_user(dfg.first_result(inst))?;
+        let [r] = dfg.inst_results(op_inst) else {
+            return None;
+        };
+        let store = self.only_user(*r)?;
+        self.rmw_of_store(store).filter(|rmw| rmw.load == inst)
+    }
+
+    /// The read-modify-write a store is the end of: its value is an operation on the value
+    /// of a matching load (the first operand that is one).
+    fn rmw_of_store(&self, store: Inst) -> Option<Rmw> {
+        let func = self.lower.func;
+        let dfg = &func.dfg;
+        let s = CheckedAccess::of(func, store)?;
+        let op_inst = self.lower.def_inst(s.store_value?)?;
+        if !self.lower.is_deferred(op_inst) || self.lower.use_count(dfg.first_result(op_inst)) != 1
+        {
+            return None;
+        }
+        let op = match dfg.opcode(op_inst) {
+            Opcode::Iadd => AluOp::Add,
+            Opcode::Isub => AluOp::Sub,
+            Opcode::Band => AluOp::And,
+            Opcode::Bor => AluOp::Or,
+            Opcode::Bxor => AluOp::Xor,
+            _ => return None,
+        };
+        let [a, b] = dfg.insts[op_inst].arguments()[..] else {
+            return None;
+        };
+        // `isub` only reads the load as its first operand.
+        let candidates: &[(Value, Value)] = if op == AluOp::Sub {
+            &[(a, b)]
+        } else {
+            &[(a, b), (b, a)]
+        };
+        let leader = |i| self.lower.run_leader(i).unwrap_or(i);
+        candidates.iter().find_map(|&(loaded, other)| {
+            let load = self.lower.def_inst(loaded)?;
+            let l = CheckedAccess::of(func, load)?;
+            let same_place = l.store_value.is_none()
+                && (l.memory, l.base, l.bound, l.index, l.offset)
+                    == (s.memory, s.base, s.bound, s.index, s.offset)
+                && l.kind == AccessKind::Full
+                && s.kind == AccessKind::Full
+                && l.ty == s.ty
+                && (l.ty == I32 || l.ty == I64)
+                && !is_big(l.flags)
+                && !is_big(s.flags)
+                && l.flags.trap_code == s.flags.trap_code;
+            // One run: nothing observable between the read and the write.
+            let one_run = self.lower.run_leader(store).is_some() && leader(store) == leader(load);
+            (same_place && one_run && loaded != other && self.lower.use_count(loaded) == 1)
+                .then_some(Rmw {
+                    load,
+                    op_inst,
+                    store,
+                    op,
+                    other,
+                })
+        })
+    }
+
+    /// The instruction of the current block using `v`, when `v` has one use there.
+    fn only_user(&self, v: Value) -> Option<Inst> {
+        if self.lower.use_count(v) != 1 {
+            return None;
+        }
+        let func = self.lower.func;
+        let block = func.layout.inst_block(match func.dfg.value_def(v) {
+            ValueDef::Result(i, _) => i,
+            _ => return None,
+        })?;
+        func.layout
+            .block_insts(block)
+            .iter()
+            .copied()
+            .find(|&i| func.dfg.insts[i].arguments().contains(&v))
+    }
+
     /// Loads `op` at `amode`. Big-endian: the unsigned load of the access's width, a byte
     /// swap, then the extension (or the move to a float register) the access asks for.
     fn load_value(&mut self, op: LoadOp, big: bool, amode: Amode, trap: Option<TrapCode>) -> VReg {
