@@ -286,6 +286,27 @@ impl<'f, I: MachInst> Lower<'f, I> {
     }
 }
 
+/// The result of running a backend's ISLE `lower` term on `inst`: its registers, or the
+/// error a constructor recorded (with the instruction's text), or "no lowering" when no rule
+/// matched. `isa` names the target in that message.
+pub fn lowering_result(
+    func: &Function,
+    inst: Inst,
+    isa: &str,
+    out: Option<Vec<VReg>>,
+    error: Option<CodegenError>,
+) -> Result<Vec<VReg>, CodegenError> {
+    let text = || crate::printer::inst_to_string(func, inst);
+    if let Some(e) = error {
+        return Err(CodegenError::new(format!(
+            "{} (in `{}`)",
+            e.message,
+            text()
+        )));
+    }
+    out.ok_or_else(|| CodegenError::new(format!("{isa} has no lowering for `{}`", text())))
+}
+
 /// Object-safe view of a [`Backend`], so the context can lower deferred instructions.
 pub trait DynBackend<I: MachInst> {
     /// [`Backend::lower_inst`].

@@ -156,17 +156,8 @@ impl Backend for PulleyBackend {
             error: None,
         };
         let out = generated::constructor_lower(&mut ctx, inst);
-        if let Some(e) = ctx.error {
-            let text = crate::printer::inst_to_string(ctx.lower.func, inst);
-            return Err(CodegenError::new(format!("{} (in `{text}`)", e.message)));
-        }
-        out.ok_or_else(|| {
-            let func = ctx.lower.func;
-            CodegenError::new(format!(
-                "pulley64 has no lowering for `{}`",
-                crate::printer::inst_to_string(func, inst)
-            ))
-        })
+        let func = ctx.lower.func;
+        crate::machinst::lower::lowering_result(func, inst, "pulley64", out, ctx.error)
     }
 
     fn gen_args(&self, params: &[(VReg, Type)]) -> Result<MInst, CodegenError> {
