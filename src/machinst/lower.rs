@@ -298,6 +298,10 @@ pub fn lowering_result(
 ) -> Result<Vec<VReg>, CodegenError> {
     let text = || crate::printer::inst_to_string(func, inst);
     if let Some(e) = error {
+        // An error from a deferred instruction lowered for its user already names it.
+        if e.message.contains(" (in `") {
+            return Err(e);
+        }
         return Err(CodegenError::new(format!(
             "{} (in `{}`)",
             e.message,
