@@ -729,6 +729,10 @@ impl<'f> Frame<'_, 'f> {
         let func = self.func;
         let dfg = &func.dfg;
         let ty = dfg.ctrl_type(inst);
+        let checked = dfg.insts[inst]
+            .bounds_checked_access()
+            .expect("called on a bounds-checked access");
+        let code = checked.trap_code();
         let BoundsCheckedAccess {
             access,
             flags,
@@ -738,12 +742,9 @@ impl<'f> Frame<'_, 'f> {
             bound,
             index,
             offset,
-        } = dfg.insts[inst]
-            .bounds_checked_access()
-            .expect("called on a bounds-checked access");
+        } = checked;
         let (base, bound, index) = (self.env[base], self.env[bound], self.env[index]);
         let size = u64::from(access.access_size(ty));
-        let code = flags.trap_code.unwrap_or(TrapCode::HEAP_OUT_OF_BOUNDS);
         self.check_declaration(inst, memory, base, bound)?;
         if semantics::out_of_bounds(index, offset, size, bound) {
             return Ok(Step::Trap(code));

@@ -27,7 +27,7 @@
 use crate::check::Check;
 use crate::ir::{
     types, BoundsCheckedAccess, DataFlowGraph, Endianness, Function, Inst, InstBuilder,
-    InstBuilderBase, InstructionData, MemFlags, MemoryData, Opcode, TrapCode, Type, Value,
+    InstBuilderBase, InstructionData, MemFlags, MemoryData, Opcode, Type, Value,
 };
 use crate::semantics::Extension;
 use core::fmt;
@@ -241,10 +241,8 @@ fn expand(
     };
     let result = func.dfg.detach_results(inst).first().copied();
     let pt = settings.pointer;
-    let size = u64::from(a.access.access_size(a.ty));
-    // The verifier guarantees offset + size fits in 64 bits.
-    let k = a.offset + size;
-    let code = a.flags.trap_code.unwrap_or(TrapCode::HEAP_OUT_OF_BOUNDS);
+    let k = a.end(a.ty);
+    let code = a.parts.trap_code();
     let index_ty = func.dfg.value_type(a.index);
     let const_index = func.dfg.iconst_value(a.index);
     let const_bound = func.dfg.iconst_value(a.bound);

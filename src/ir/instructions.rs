@@ -92,6 +92,23 @@ pub struct BoundsCheckedAccess {
     pub offset: u64,
 }
 
+impl BoundsCheckedAccess {
+    /// The trap code the access traps with: its flags' code, `heap_oob` when they name none
+    /// (the instruction's definition, `meta/src/instructions.rs`).
+    pub fn trap_code(&self) -> super::TrapCode {
+        self.flags
+            .trap_code
+            .unwrap_or(super::TrapCode::HEAP_OUT_OF_BOUNDS)
+    }
+
+    /// `offset + access_size` for a value of type `ty`, the end a check must cover (the
+    /// verifier guarantees it fits 64 bits).
+    pub fn end(&self, ty: Type) -> u64 {
+        self.offset
+            .saturating_add(u64::from(self.access.access_size(ty)))
+    }
+}
+
 impl InstructionData {
     /// The operands of a bounds-checked access by role; `None` for other instructions.
     pub fn bounds_checked_access(&self) -> Option<BoundsCheckedAccess> {

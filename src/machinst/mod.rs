@@ -16,9 +16,7 @@ pub mod lower;
 pub mod share;
 pub mod vcode;
 
-use crate::ir::{
-    AccessKind, Function, Inst, InstructionData, MemFlags, Memory, Opcode, TrapCode, Type, Value,
-};
+use crate::ir::{AccessKind, BoundsCheckedAccess, Function, Inst, Memory, Opcode, TrapCode, Type};
 pub use regalloc2::{Allocation, Operand, PReg, PRegSet, RegClass, VReg};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -51,80 +49,11 @@ pub fn plain_access_kind(op: Opcode) -> AccessKind {
     }
 }
 
-/// The operands and immediates of a bounds-checked load or store, as backends read them.
-#[derive(Clone, Copy, Debug)]
-pub struct CheckedAccess {
-    /// Width and extension.
-    pub kind: AccessKind,
-    /// Flags (trap code, byte order).
-    pub flags: MemFlags,
-    /// The memory.
-    pub memory: Memory,
-    /// Base address.
-    pub base: Value,
-    /// Current bound.
-    pub bound: Value,
-    /// Index.
-    pub index: Value,
-    /// Static offset.
-    pub offset: u64,
-    /// The type of the loaded or stored value.
-    pub ty: Type,
-    /// The stored value, for stores.
-    pub store_value: Option<Value>,
-}
-
-impl CheckedAccess {
-    /// The parts of `inst`, if it is a bounds-checked access.
-    pub fn of(func: &Function, inst: Inst) -> Option<CheckedAccess> {
-        let dfg = &func.dfg;
-        Some(match &dfg.insts[inst] {
-            InstructionData::BoundsCheckedLoad {
-                access,
-                flags,
-                memory,
-                args: [base, bound, index],
-                offset,
-                ..
-            } => CheckedAccess {
-                kind: *access,
-                flags: *flags,
-                memory: *memory,
-                base: *base,
-                bound: *bound,
-                index: *index,
-                offset: offset.0,
-                ty: dfg.value_type(dfg.first_result(inst)),
-                store_value: None,
-            },
-            InstructionData::BoundsCheckedStore {
-                access,
-                flags,
-                memory,
-                args: [x, base, bound, index],
-                offset,
-                ..
-            } => CheckedAccess {
-                kind: *access,
-                flags: *flags,
-                memory: *memory,
-                base: *base,
-                bound: *bound,
-                index: *index,
-                offset: offset.0,
-                ty: dfg.value_type(*x),
-                store_value: Some(*x),
-            },
-            _ => return None,
-        })
-    }
-
-    /// `offset + access size`, the end the check must cover (the verifier guarantees it
-    /// fits 64 bits).
-    pub fn end(&self) -> u64 {
-        self.offset
-            .saturating_add(u64::from(self.kind.access_size(self.ty)))
-    }
+/// A bounds-checked access's operands (the IR's own accessor) and the type of the value it
+/// loads or stores, when `inst` is one.
+pub fn bounds_checked(func: &Function, inst: Inst) -> Option<(BoundsCheckedAccess, Type)> {
+    let c = func.dfg.insts[inst].bounds_checked_access()?;
+    Some((c, func.dfg.ctrl_type(inst)))
 }
 
 /// A block of machine code, as regalloc2 numbers it (emission order).

@@ -10,7 +10,7 @@ use crate::ir::{
 };
 use crate::machinst::lower::{Backend, Lower};
 use crate::machinst::{
-    plain_access_kind, CheckedAccess, CodegenError, Fact, MachBlock, PReg, RegClass, VReg,
+    bounds_checked, plain_access_kind, CodegenError, Fact, MachBlock, PReg, RegClass, VReg,
 };
 use crate::semantics::Extension;
 
@@ -585,22 +585,22 @@ impl generated::Context for IsleContext<'_, '_> {
     }
 
     fn access_of(&mut self, inst: Inst) -> Access {
-        let c = CheckedAccess::of(self.lower.func, inst)
+        let (c, ty) = bounds_checked(self.lower.func, inst)
             .expect("access_of is only applied to bounds-checked accesses");
-        let (op, widen) = mem_op(c.ty, c.kind, is_big(c.flags)).unwrap_or((MemOp::X64, None));
+        let (op, widen) = mem_op(ty, c.access, is_big(c.flags)).unwrap_or((MemOp::X64, None));
         Access {
             inst,
             op,
             widen,
-            store_value: c.store_value,
+            store_value: c.value,
             memory: c.memory,
             base: c.base,
             bound: c.bound,
             index: c.index,
             index_ty: self.ty(c.index),
             offset: c.offset,
-            end: c.end(),
-            trap: c.flags.trap_code.unwrap_or(TrapCode::HEAP_OUT_OF_BOUNDS),
+            end: c.end(ty),
+            trap: c.trap_code(),
             mode: Mode::Undecided,
         }
     }
@@ -676,9 +676,9 @@ impl generated::Context for IsleContext<'_, '_> {
     }
 
     fn emit_access(&mut self, a: Access) -> Vec<VReg> {
-        let c = CheckedAccess::of(self.lower.func, a.inst)
+        let (c, ty) = bounds_checked(self.lower.func, a.inst)
             .expect("emit_access is only applied to bounds-checked accesses");
-        if mem_op(c.ty, c.kind, a.op.big_endian()).is_none() {
+        if mem_op(ty, c.access, a.op.big_endian()).is_none() {
             self.fail(CodegenError::new(
                 "pulley64: bounds-checked access of an unsupported type and kind",
             ));

@@ -13,7 +13,7 @@ use crate::ir::{
 };
 use crate::machinst::lower::{Backend, Lower};
 use crate::machinst::{
-    plain_access_kind, CheckedAccess, CodegenError, Fact, MachBlock, PReg, RegClass, VReg,
+    bounds_checked, plain_access_kind, CodegenError, Fact, MachBlock, PReg, RegClass, VReg,
 };
 use crate::semantics::Extension;
 
@@ -1061,24 +1061,24 @@ impl generated::Context for IsleContext<'_, '_> {
     }
 
     fn access_of(&mut self, inst: Inst) -> Access {
-        let c = CheckedAccess::of(self.lower.func, inst)
+        let (c, ty) = bounds_checked(self.lower.func, inst)
             .expect("access_of is only applied to bounds-checked accesses");
-        let op = match c.store_value {
-            Some(_) => Err(store_op(c.ty, c.kind).unwrap_or(StoreOp::Q)),
-            None => Ok(load_op(c.ty, c.kind).unwrap_or(LoadOp::X64)),
+        let op = match c.value {
+            Some(_) => Err(store_op(ty, c.access).unwrap_or(StoreOp::Q)),
+            None => Ok(load_op(ty, c.access).unwrap_or(LoadOp::X64)),
         };
         Access {
             inst,
             op,
-            store_value: c.store_value,
+            store_value: c.value,
             memory: c.memory,
             base: c.base,
             bound: c.bound,
             index: c.index,
             index_ty: self.ty(c.index),
             offset: c.offset,
-            end: c.end(),
-            trap: c.flags.trap_code.unwrap_or(TrapCode::HEAP_OUT_OF_BOUNDS),
+            end: c.end(ty),
+            trap: c.trap_code(),
             mode: Mode::Undecided,
             big_endian: is_big(c.flags),
         }
@@ -1129,9 +1129,9 @@ impl generated::Context for IsleContext<'_, '_> {
     }
 
     fn emit_access(&mut self, a: Access) -> Vec<VReg> {
-        let c = CheckedAccess::of(self.lower.func, a.inst)
+        let (c, ty) = bounds_checked(self.lower.func, a.inst)
             .expect("emit_access is only applied to bounds-checked accesses");
-        let (ty, kind) = (c.ty, c.kind);
+        let kind = c.access;
         let supported = match a.store_value {
             Some(_) => store_op(ty, kind).is_some(),
             None => load_op(ty, kind).is_some(),
@@ -1378,8 +1378,8 @@ impl IsleContext<'_, '_> {
     fn read_modify_write(&self, inst: Inst) -> Option<Rmw> {
         let func = self.lower.func;
         let dfg = &func.dfg;
-        let c = CheckedAccess::of(func, inst)?;
-        if c.store_value.is_some() {
+        let (c, _) = bounds_checked(func, inst)?;
+        if c.value.is_some() {
             return self.rmw_of_store(inst);
         }
         // A load: the read-modify-write of the store its value reaches, if that one is
@@ -1397,8 +1397,8 @@ impl IsleContext<'_, '_> {
     fn rmw_of_store(&self, store: Inst) -> Option<Rmw> {
         let func = self.lower.func;
         let dfg = &func.dfg;
-        let s = CheckedAccess::of(func, store)?;
-        let op_inst = self.lower.def_inst(s.store_value?)?;
+        let (s, s_ty) = bounds_checked(func, store)?;
+        let op_inst = self.lower.def_inst(s.value?)?;
         if !self.lower.is_deferred(op_inst) || self.lower.use_count(dfg.first_result(op_inst)) != 1
         {
             return None;
@@ -1423,14 +1423,14 @@ impl IsleContext<'_, '_> {
         let leader = |i| self.lower.run_leader(i).unwrap_or(i);
         candidates.iter().find_map(|&(loaded, other)| {
             let load = self.lower.def_inst(loaded)?;
-            let l = CheckedAccess::of(func, load)?;
-            let same_place = l.store_value.is_none()
+            let (l, l_ty) = bounds_checked(func, load)?;
+            let same_place = l.value.is_none()
                 && (l.memory, l.base, l.bound, l.index, l.offset)
                     == (s.memory, s.base, s.bound, s.index, s.offset)
-                && l.kind == AccessKind::Full
-                && s.kind == AccessKind::Full
-                && l.ty == s.ty
-                && (l.ty == I32 || l.ty == I64)
+                && l.access == AccessKind::Full
+                && s.access == AccessKind::Full
+                && l_ty == s_ty
+                && (l_ty == I32 || l_ty == I64)
                 && !is_big(l.flags)
                 && !is_big(s.flags)
                 && l.flags.trap_code == s.flags.trap_code;
