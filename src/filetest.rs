@@ -536,96 +536,64 @@ impl HostMemories for RealMemories {
     }
 }
 
-/// One function set compiled for pulley64 with its own memories and `Vm`.
+/// Compiled code of one backend, and how it runs.
 #[cfg(unix)]
-struct PulleyRun {
+enum Image {
+    /// pulley64 bytecode in its own `Vm`.
+    Pulley(
+        crate::isa::pulley::run::PulleyImage,
+        Box<pulley_interpreter::interp::Vm>,
+    ),
+    /// x86_64 machine code, run natively.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    X64(crate::isa::x64::run::X64Image),
+}
+
+/// One function set compiled by one of our backends, with its own memories.
+#[cfg(unix)]
+struct BackendRun {
     label: &'static str,
-    image: crate::isa::pulley::run::PulleyImage,
-    vm: pulley_interpreter::interp::Vm,
+    image: Image,
     mems: RealMemories,
 }
 
 #[cfg(unix)]
-impl PulleyRun {
+impl BackendRun {
+    /// Compiles `funcs` for `target` (`pulley64`, `x86_64`).
     fn new(
         label: &'static str,
+        target: &str,
         funcs: &[&Function],
         spectre: bool,
         file: &ParsedFile,
     ) -> Result<Self, String> {
-        let backend = crate::isa::pulley::PulleyBackend { spectre };
-        let mut compiled = Vec::new();
-        for f in funcs {
-            let code = crate::isa::pulley::compile(f, &backend)
-                .map_err(|e| format!("{label}: {}: {e}", f.name))?;
-            compiled.push((f.name.clone(), code));
-        }
-        let image = crate::isa::pulley::run::PulleyImage::link(compiled)?;
-        let mut mems = RealMemories::default();
-        host_memories(file, &mut mems)?;
-        Ok(PulleyRun {
-            label,
-            image,
-            vm: crate::isa::pulley::run::fresh_vm()?,
-            mems,
-        })
-    }
-
-    fn call(&mut self, func: &Function, args: &[String]) -> Result<Outcome, String> {
-        let params: Vec<Type> = func.signature.params.iter().map(|p| p.value_type).collect();
-        let args = args
-            .iter()
-            .zip(&params)
-            .map(|(a, &t)| parse_value(a, t, &self.mems))
-            .collect::<Result<Vec<_>, _>>()?;
-        let rets: Vec<Type> = func
-            .signature
-            .returns
-            .iter()
-            .map(|p| p.value_type)
-            .collect();
-        let mut no_host = |name: &str, _: &mut pulley_interpreter::interp::Vm| {
-            Err(format!("{name} is not defined in this file"))
+        let image = match crate::isa::Backend::for_target(target, spectre)? {
+            crate::isa::Backend::Pulley(backend) => {
+                let mut compiled = Vec::new();
+                for f in funcs {
+                    let code = crate::isa::pulley::compile(f, &backend)
+                        .map_err(|e| format!("{label}: {}: {e}", f.name))?;
+                    compiled.push((f.name.clone(), code));
+                }
+                Image::Pulley(
+                    crate::isa::pulley::run::PulleyImage::link(compiled)?,
+                    Box::new(crate::isa::pulley::run::fresh_vm()?),
+                )
+            }
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            crate::isa::Backend::X64(backend) => {
+                let no_host = |_: &str| None;
+                Image::X64(
+                    crate::isa::x64::run::X64Image::build(funcs, &backend, &no_host)
+                        .map_err(|e| format!("{label}: {e}"))?,
+                )
+            }
+            #[allow(unreachable_patterns)]
+            _ => return Err(format!("{label}: cannot run {target} code on this host")),
         };
-        use crate::isa::pulley::run::Exit;
-        Ok(
-            match self
-                .image
-                .call(&mut self.vm, &func.name, &args, &rets, &mut no_host)?
-            {
-                Exit::Returned(v) => Outcome::Returned(v),
-                Exit::Trapped(code) => Outcome::Trapped(crate::interpreter::Trap {
-                    code,
-                    location: format!("pulley64 code of {}", func.name),
-                }),
-            },
-        )
-    }
-}
-
-/// One function set compiled for x86_64 and run natively, with its own memories.
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-struct X64Run {
-    label: &'static str,
-    image: crate::isa::x64::run::X64Image,
-    mems: RealMemories,
-}
-
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-impl X64Run {
-    fn new(
-        label: &'static str,
-        funcs: &[&Function],
-        spectre: bool,
-        file: &ParsedFile,
-    ) -> Result<Self, String> {
-        let backend = crate::isa::x64::X64Backend { spectre };
-        let no_host = |_: &str| None;
-        let image = crate::isa::x64::run::X64Image::build(funcs, &backend, &no_host)
-            .map_err(|e| format!("{label}: {e}"))?;
         let mut mems = RealMemories::default();
         host_memories(file, &mut mems)?;
-        Ok(X64Run { label, image, mems })
+        Ok(BackendRun { label, image, mems })
     }
 
     fn call(&mut self, func: &Function, args: &[String]) -> Result<Outcome, String> {
@@ -641,16 +609,18 @@ impl X64Run {
             .iter()
             .map(|p| p.value_type)
             .collect();
-        use crate::isa::x64::run::Exit;
-        Ok(
-            match self.image.call(&func.name.to_string(), &args, &rets)? {
-                Exit::Returned(v) => Outcome::Returned(v),
-                Exit::Trapped(code) => Outcome::Trapped(crate::interpreter::Trap {
-                    code,
-                    location: format!("x86_64 code of {}", func.name),
-                }),
-            },
-        )
+        let exit = match &mut self.image {
+            Image::Pulley(image, vm) => {
+                let mut no_host = |name: &str, _: &mut pulley_interpreter::interp::Vm| {
+                    Err(format!("{name} is not defined in this file"))
+                };
+                image.call(vm, &func.name, &args, &rets, &mut no_host)?
+            }
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            Image::X64(image) => image.call(&func.name, &args, &rets)?,
+        };
+        let label = self.label;
+        Ok(exit.into_outcome(|| format!("{label} code of {}", func.name)))
     }
 }
 
@@ -772,11 +742,11 @@ fn run(
         host_memories(file, &mut i)?;
         others.push((*label, i));
     }
-    // Our pulley64 backend must agree with the interpreter on every run line, with and
-    // without Spectre mitigation. It runs natively addressed memory, so only with 64-bit
-    // pointers on a 64-bit host.
+    // Our backends must agree with the interpreter on every run line, with and without
+    // Spectre mitigation: pulley64, and x86_64 natively on an x86_64 host. They run natively
+    // addressed memory, so only with 64-bit pointers on a 64-bit host.
     #[cfg(unix)]
-    let mut pulley_runs = Vec::new();
+    let mut backend_runs = Vec::new();
     #[cfg(unix)]
     let huge = host_memory_sizes(file)
         .into_iter()
@@ -785,28 +755,23 @@ fn run(
     if let (true, Some((mem, size))) = (on_backends, &huge) {
         // Said every time: these run lines are checked on the interpreter only.
         eprintln!(
-            "note: {name}: pulley64 not run: host memory `{mem}` has {size:#x} bytes; real memory for it would have to be committed and filled with the test pattern (limit {MAX_REAL_MEMORY:#x})"
+            "note: {name}: pulley64 and x86_64 not run: host memory `{mem}` has {size:#x} bytes; real memory for it would have to be committed and filled with the test pattern (limit {MAX_REAL_MEMORY:#x})"
         );
     }
     #[cfg(unix)]
     if on_backends && huge.is_none() {
-        for (label, spectre) in [
-            ("pulley64", false),
-            ("pulley64 with Spectre mitigation", true),
-        ] {
-            pulley_runs.push(
-                PulleyRun::new(label, &funcs, spectre, file).map_err(|e| format!("{name}: {e}"))?,
-            );
+        let mut runs = vec![
+            ("pulley64", "pulley64", false),
+            ("pulley64 with Spectre mitigation", "pulley64", true),
+        ];
+        if cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+            runs.push(("x86_64", "x86_64", false));
+            runs.push(("x86_64 with Spectre mitigation", "x86_64", true));
         }
-    }
-    // And so must our x86_64 backend, natively, on an x86_64 host.
-    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-    let mut x64_runs = Vec::new();
-    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-    if on_backends && huge.is_none() {
-        for (label, spectre) in [("x86_64", false), ("x86_64 with Spectre mitigation", true)] {
-            x64_runs.push(
-                X64Run::new(label, &funcs, spectre, file).map_err(|e| format!("{name}: {e}"))?,
+        for (label, target, spectre) in runs {
+            backend_runs.push(
+                BackendRun::new(label, target, &funcs, spectre, file)
+                    .map_err(|e| format!("{name}: {e}"))?,
             );
         }
     }
@@ -896,23 +861,7 @@ fn run(
             }
         }
         #[cfg(unix)]
-        for run in &mut pulley_runs {
-            let theirs = run
-                .call(func, &rl.args)
-                .map_err(|e| format!("{name}:{line}: {}: {e}", run.label))?;
-            if !same_outcome(&outcome, &theirs) {
-                return Err(format!(
-                    "{name}:{line}: `{}`: the interpreter {} but {} {}",
-                    text.trim(),
-                    show(&outcome),
-                    run.label,
-                    show(&theirs)
-                )
-                .into());
-            }
-        }
-        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-        for run in &mut x64_runs {
+        for run in &mut backend_runs {
             let theirs = run
                 .call(func, &rl.args)
                 .map_err(|e| format!("{name}:{line}: {}: {e}", run.label))?;

@@ -182,11 +182,10 @@ fn random_arithmetic_agrees_with_the_interpreter() {
                 backends.push((
                     "x86_64".into(),
                     Box::new(move |args| {
-                        use clif_bounds::isa::x64::run::Exit;
-                        match image.call("%f", args, &rets).unwrap() {
-                            Exit::Returned(v) => Outcome::Returned(v),
-                            Exit::Trapped(code) => Outcome::Trapped(trap(code)),
-                        }
+                        image
+                            .call("%f", args, &rets)
+                            .unwrap()
+                            .into_outcome(String::new)
                     }),
                 ));
             }
@@ -206,17 +205,13 @@ fn random_arithmetic_agrees_with_the_interpreter() {
             backends.push((
                 "pulley64".into(),
                 Box::new(move |args| {
-                    use clif_bounds::isa::pulley::run::Exit;
                     let mut no_host = |n: &str, _: &mut pulley_interpreter::interp::Vm| {
                         Err(format!("no host function {n}"))
                     };
-                    match image
+                    image
                         .call(&mut vm, "%f", args, &rets, &mut no_host)
                         .unwrap()
-                    {
-                        Exit::Returned(v) => Outcome::Returned(v),
-                        Exit::Trapped(code) => Outcome::Trapped(trap(code)),
-                    }
+                        .into_outcome(String::new)
                 }),
             ));
         }
@@ -264,13 +259,6 @@ fn random_arithmetic_agrees_with_the_interpreter() {
         "{}",
         disagreements[..disagreements.len().min(3)].join("\n")
     );
-}
-
-fn trap(code: clif_bounds::ir::TrapCode) -> clif_bounds::interpreter::Trap {
-    clif_bounds::interpreter::Trap {
-        code,
-        location: String::new(),
-    }
 }
 
 /// Float to integer conversions (trapping and saturating) and integer to float ones, on
@@ -396,29 +384,24 @@ fn float_conversions_agree_with_the_interpreter() {
             let mut got = Vec::new();
             #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
             {
-                use clif_bounds::isa::x64::run::Exit;
                 got.push((
                     "x86_64",
-                    match image.call(&name, &args, &rets).unwrap() {
-                        Exit::Returned(v) => Outcome::Returned(v),
-                        Exit::Trapped(code) => Outcome::Trapped(trap(code)),
-                    },
+                    image
+                        .call(&name, &args, &rets)
+                        .unwrap()
+                        .into_outcome(String::new),
                 ));
             }
             {
-                use clif_bounds::isa::pulley::run::Exit;
                 let mut no_host = |n: &str, _: &mut pulley_interpreter::interp::Vm| {
                     Err(format!("no host function {n}"))
                 };
                 got.push((
                     "pulley64",
-                    match pimage
+                    pimage
                         .call(&mut vm, &name, &args, &rets, &mut no_host)
                         .unwrap()
-                    {
-                        Exit::Returned(v) => Outcome::Returned(v),
-                        Exit::Trapped(code) => Outcome::Trapped(trap(code)),
-                    },
+                        .into_outcome(String::new),
                 ));
             }
             for (who, got) in got {

@@ -429,19 +429,8 @@ impl Engine for CraneliftPulleyEngine {
                 "{name}: host calls are not supported on this engine"
             ))
         };
-        use crate::isa::pulley::run::Exit;
-        match image.call(
-            &mut self.vm,
-            &func_name(index),
-            args,
-            &returns,
-            &mut no_host,
-        )? {
-            Exit::Returned(v) => Ok(Outcome::Returned(v)),
-            Exit::Trapped(code) => Ok(Outcome::Trapped(Trap {
-                code,
-                location: format!("Cranelift pulley64 code of {}", func_name(index)),
-            })),
-        }
+        let name = func_name(index);
+        let exit = image.call(&mut self.vm, &name, args, &returns, &mut no_host)?;
+        Ok(exit.into_outcome(|| format!("Cranelift pulley64 code of {name}")))
     }
 }

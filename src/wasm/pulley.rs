@@ -4,9 +4,9 @@
 
 use super::runtime::{Engine, Memories};
 use super::translate::{func_name, Translation, MEMORY_GROW};
-use crate::interpreter::{DataValue, Outcome, Trap};
+use crate::interpreter::{DataValue, Outcome};
 use crate::ir::types;
-use crate::isa::pulley::run::{fresh_vm, Exit, PulleyImage};
+use crate::isa::pulley::run::{fresh_vm, PulleyImage};
 use crate::isa::pulley::{compile, PulleyBackend};
 use crate::legalize::{legalize, Settings};
 use crate::verifier::verify_function;
@@ -102,12 +102,7 @@ impl Engine for PulleyEngine {
             Ok(())
         };
         let name = func_name(index);
-        match image.call(&mut self.vm, &name, args, &returns, &mut host)? {
-            Exit::Returned(v) => Ok(Outcome::Returned(v)),
-            Exit::Trapped(code) => Ok(Outcome::Trapped(Trap {
-                code,
-                location: format!("pulley64 code of {name}"),
-            })),
-        }
+        let exit = image.call(&mut self.vm, &name, args, &returns, &mut host)?;
+        Ok(exit.into_outcome(|| format!("pulley64 code of {name}")))
     }
 }

@@ -6,9 +6,9 @@
 use super::native_host::{grow_host_addr, with_memories};
 use super::runtime::{Engine, Memories};
 use super::translate::{func_name, Translation, MEMORY_GROW};
-use crate::interpreter::{DataValue, Outcome, Trap};
+use crate::interpreter::{DataValue, Outcome};
 use crate::ir::types;
-use crate::isa::x64::run::{Exit, X64Image};
+use crate::isa::x64::run::X64Image;
 use crate::isa::x64::X64Backend;
 use crate::legalize::{legalize, Settings};
 use crate::verifier::verify_function;
@@ -85,12 +85,7 @@ impl Engine for X64Engine {
         let image = super::runtime::loaded(&self.images, instance)?;
         let returns = translation.returns(index)?;
         let name = func_name(index);
-        match with_memories(memories, || image.call(&name, args, &returns))? {
-            Exit::Returned(v) => Ok(Outcome::Returned(v)),
-            Exit::Trapped(code) => Ok(Outcome::Trapped(Trap {
-                code,
-                location: format!("x86_64 code of {name}"),
-            })),
-        }
+        let exit = with_memories(memories, || image.call(&name, args, &returns))?;
+        Ok(exit.into_outcome(|| format!("x86_64 code of {name}")))
     }
 }

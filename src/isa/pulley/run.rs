@@ -4,6 +4,7 @@
 use crate::interpreter::DataValue;
 use crate::ir::{types, TrapCode, Type};
 use crate::machinst::CompiledCode;
+pub use crate::machinst::Exit;
 use pulley_interpreter::encode;
 use pulley_interpreter::interp::{DoneReason, FRegVal, RegType, TrapKind, Val, Vm, XRegVal};
 use std::collections::{BTreeMap, HashMap};
@@ -16,15 +17,6 @@ pub struct PulleyImage {
     entries: HashMap<String, u32>,
     traps: BTreeMap<u32, TrapCode>,
     hosts: Vec<String>,
-}
-
-/// How a call into the image ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Exit {
-    /// Returned these values.
-    Returned(Vec<DataValue>),
-    /// Trapped with this code.
-    Trapped(TrapCode),
 }
 
 /// A host function: reads its arguments from the Vm's registers (Pulley ABI) and writes its

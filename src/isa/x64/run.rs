@@ -10,8 +10,9 @@
 use super::emit::Regs;
 use super::{compile, X64Backend};
 use crate::interpreter::DataValue;
-use crate::ir::{Function, Signature, TrapCode, Type};
+use crate::ir::{Function, Signature, Type};
 use crate::machinst::CompiledCode;
+pub use crate::machinst::Exit;
 use crate::native::{self, CodeMemory, Fault};
 use cranelift_assembler_x64::inst as asm;
 use std::collections::{BTreeMap, HashMap};
@@ -26,15 +27,6 @@ pub struct X64Image {
     entries: HashMap<String, u64>,
     /// Offsets of the trampolines, by function name.
     trampolines: HashMap<String, u64>,
-}
-
-/// How a call into the image ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Exit {
-    /// Returned these values.
-    Returned(Vec<DataValue>),
-    /// Trapped with this code.
-    Trapped(TrapCode),
 }
 
 /// The CLIF of the array-call trampoline of a function `name` with `sig`:
