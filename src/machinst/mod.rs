@@ -9,6 +9,7 @@
 
 pub mod buffer;
 pub mod dom;
+pub mod emit;
 pub mod gvn;
 pub mod isle;
 pub mod licm;
@@ -121,6 +122,20 @@ pub trait MachInst: Clone + fmt::Debug {
     fn branch_targets(&self) -> Vec<MachBlock>;
     /// The target of an unconditional jump.
     fn jump_target(&self) -> Option<MachBlock>;
+    /// Calls `f` on every register operand, in the order of [`MachInst::operands`].
+    fn visit_regs(&mut self, f: &mut dyn FnMut(&mut VReg));
+    /// Replaces each virtual register operand by the physical register regalloc2 gave it
+    /// (as a `VReg` numbered by hardware encoding), in operand order.
+    fn allocate(&mut self, allocs: &[Allocation]) {
+        let mut k = 0;
+        self.visit_regs(&mut |v| {
+            let p = allocs[k]
+                .as_reg()
+                .expect("operands are register-constrained");
+            *v = VReg::new(p.hw_enc(), p.class());
+            k += 1;
+        });
+    }
 }
 
 /// Where a trap site's code comes from.

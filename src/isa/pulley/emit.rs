@@ -5,7 +5,7 @@
 //! `pop_frame_restore`; spill slot `i` is at `sp + 8*i`, below the saved registers. A leaf
 //! function that needs none of that has no frame at all.
 
-use super::inst::{fr, xr, Amode, BrCond, ImmCond, ImmOp, MInst, MemOp, Role, UnOp};
+use super::inst::{fr, xr, Amode, BrCond, ImmCond, ImmOp, MInst, MemOp, UnOp};
 use crate::ir::TrapCode;
 use crate::machinst::buffer::{CodeBuffer, Label};
 use crate::machinst::vcode::VCode;
@@ -14,7 +14,7 @@ use pulley_interpreter::encode;
 use pulley_interpreter::regs::{AddrG32, AddrG32Bne, AddrO32, AddrZ, BinaryOperands, UpperRegSet};
 use pulley_interpreter::XReg;
 use pulley_interpreter::U6;
-use regalloc2::{Allocation, Edit, Function, InstOrEdit, MachineEnv, RegallocOptions};
+use regalloc2::{Allocation, Edit, MachineEnv, RegallocOptions};
 
 /// The registers regalloc2 may hand out on Pulley.
 pub fn machine_env() -> MachineEnv {
@@ -83,37 +83,7 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
         frame: frame.then_some((amt, regs)),
         next: None,
     };
-    let n_blocks = vcode.num_blocks();
-    let final_block = crate::machinst::vcode::thread_jumps(vcode, &out);
-    let emitted: Vec<usize> = (0..n_blocks).filter(|&b| final_block[b] == b).collect();
-    let own: Vec<Label> = (0..n_blocks).map(|_| e.buf.new_label()).collect();
-    e.block_labels = (0..n_blocks).map(|b| own[final_block[b]]).collect();
-    if let Some((amt, regs)) = e.frame {
-        encode::push_frame_save(&mut e.buf.data, amt, regs);
-    }
-    for (k, &b) in emitted.iter().enumerate() {
-        let block = MachBlock::new(b);
-        e.buf.bind(own[b]);
-        e.next = emitted.get(k + 1).map(|&n| own[n]);
-        for item in out.block_insts_and_edits(vcode, block) {
-            match item {
-                InstOrEdit::Edit(Edit::Move { from, to }) => e.emit_move(*from, *to)?,
-                InstOrEdit::Inst(i) => {
-                    let mut inst = vcode.insts[i.index()].clone();
-                    let allocs = out.inst_allocs(i);
-                    let mut k = 0;
-                    inst.visit(&mut |v: &mut VReg, _role: Role| {
-                        let p = allocs[k]
-                            .as_reg()
-                            .expect("operands are register-constrained");
-                        *v = VReg::new(p.hw_enc(), p.class());
-                        k += 1;
-                    });
-                    e.emit_inst(&inst)?;
-                }
-            }
-        }
-    }
+    crate::machinst::emit::emit_blocks(vcode, &out, &mut e)?;
     for (code, label) in e.buf.take_islands() {
         e.buf.bind(label);
         let at = e.buf.offset();
@@ -130,6 +100,27 @@ struct Emitter {
     frame: Option<(u16, UpperRegSet<XReg>)>,
     /// The label of the block emitted next, for fall-through.
     next: Option<Label>,
+}
+
+impl crate::machinst::emit::Emit<MInst> for Emitter {
+    fn buf(&mut self) -> &mut CodeBuffer {
+        &mut self.buf
+    }
+    fn begin(&mut self, block_labels: Vec<Label>) {
+        self.block_labels = block_labels;
+        if let Some((amt, regs)) = self.frame {
+            encode::push_frame_save(&mut self.buf.data, amt, regs);
+        }
+    }
+    fn set_next(&mut self, next: Option<Label>) {
+        self.next = next;
+    }
+    fn emit_move(&mut self, from: Allocation, to: Allocation) -> Result<(), CodegenError> {
+        Emitter::emit_move(self, from, to)
+    }
+    fn emit_inst(&mut self, inst: &MInst) -> Result<(), CodegenError> {
+        Emitter::emit_inst(self, inst)
+    }
 }
 
 fn n(v: VReg) -> u8 {

@@ -777,6 +777,10 @@ impl MachInst for MInst {
     fn is_ret(&self) -> bool {
         matches!(self, MInst::Ret { .. } | MInst::Trap { .. })
     }
+    fn visit_regs(&mut self, f: &mut dyn FnMut(&mut VReg)) {
+        self.visit(&mut |v, _| f(v));
+    }
+
     fn jump_target(&self) -> Option<MachBlock> {
         match self {
             MInst::Jump { target } => Some(*target),

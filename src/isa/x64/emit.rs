@@ -7,8 +7,8 @@
 //! allocator's scratch registers for cyclic moves.
 
 use super::inst::{
-    gpr, regs, AluOp, Amode, Cc, CountOp, ExtOp, FAluOp, FUnOp, LoadOp, MInst, Rmi, Role, ShiftOp,
-    Size, StoreOp, Test, UnaryOp,
+    gpr, regs, AluOp, Amode, Cc, CountOp, ExtOp, FAluOp, FUnOp, LoadOp, MInst, Rmi, ShiftOp, Size,
+    StoreOp, Test, UnaryOp,
 };
 use crate::ir::{FloatCC, TrapCode};
 use crate::machinst::buffer::{CodeBuffer, Label};
@@ -16,7 +16,7 @@ use crate::machinst::vcode::VCode;
 use crate::machinst::{CodegenError, CompiledCode, MachBlock, PReg, PRegSet, RegClass, VReg};
 use cranelift_assembler_x64 as asm;
 use cranelift_assembler_x64::inst as i;
-use regalloc2::{Allocation, Edit, Function, InstOrEdit, MachineEnv, RegallocOptions};
+use regalloc2::{Allocation, Edit, MachineEnv, RegallocOptions};
 use std::num::NonZeroU8;
 
 /// The register types the assembler is instantiated with: hardware encodings.
@@ -143,37 +143,7 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
         next: None,
         tables: Vec::new(),
     };
-    let n_blocks = vcode.num_blocks();
-    let final_block = crate::machinst::vcode::thread_jumps(vcode, &out);
-    let emitted: Vec<usize> = (0..n_blocks).filter(|&b| final_block[b] == b).collect();
-    let own: Vec<Label> = (0..n_blocks).map(|_| e.buf.new_label()).collect();
-    e.block_labels = (0..n_blocks).map(|b| own[final_block[b]]).collect();
-    if frame {
-        e.prologue(reserve, &saved);
-    }
-    for (k, &b) in emitted.iter().enumerate() {
-        let block = MachBlock::new(b);
-        e.buf.bind(own[b]);
-        e.next = emitted.get(k + 1).map(|&n| own[n]);
-        for item in out.block_insts_and_edits(vcode, block) {
-            match item {
-                InstOrEdit::Edit(Edit::Move { from, to }) => e.emit_move(*from, *to)?,
-                InstOrEdit::Inst(i) => {
-                    let mut inst = vcode.insts[i.index()].clone();
-                    let allocs = out.inst_allocs(i);
-                    let mut k = 0;
-                    inst.visit(&mut |v: &mut VReg, _role: Role| {
-                        let p = allocs[k]
-                            .as_reg()
-                            .expect("operands are register-constrained");
-                        *v = VReg::new(p.hw_enc(), p.class());
-                        k += 1;
-                    });
-                    e.emit_inst(&inst)?;
-                }
-            }
-        }
-    }
+    crate::machinst::emit::emit_blocks(vcode, &out, &mut e)?;
     for (code, label) in e.buf.take_islands() {
         e.buf.bind(label);
         i::ud2_zo::new(trap_code(code)).encode(&mut e.buf);
@@ -198,6 +168,27 @@ struct Emitter {
     next: Option<Label>,
     /// Jump tables to place after the code.
     tables: Vec<(Label, Vec<MachBlock>)>,
+}
+
+impl crate::machinst::emit::Emit<MInst> for Emitter {
+    fn buf(&mut self) -> &mut CodeBuffer {
+        &mut self.buf
+    }
+    fn begin(&mut self, block_labels: Vec<Label>) {
+        self.block_labels = block_labels;
+        if let Some((reserve, saved)) = self.frame.clone() {
+            self.prologue(reserve, &saved);
+        }
+    }
+    fn set_next(&mut self, next: Option<Label>) {
+        self.next = next;
+    }
+    fn emit_move(&mut self, from: Allocation, to: Allocation) -> Result<(), CodegenError> {
+        Emitter::emit_move(self, from, to)
+    }
+    fn emit_inst(&mut self, inst: &MInst) -> Result<(), CodegenError> {
+        Emitter::emit_inst(self, inst)
+    }
 }
 
 /// The hardware encoding of an allocated register.

@@ -951,6 +951,10 @@ impl MachInst for MInst {
         matches!(self, MInst::Ret { .. })
     }
 
+    fn visit_regs(&mut self, f: &mut dyn FnMut(&mut VReg)) {
+        self.visit(&mut |v, _| f(v));
+    }
+
     fn jump_target(&self) -> Option<MachBlock> {
         match self {
             MInst::Jump { target } => Some(*target),
