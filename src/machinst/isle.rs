@@ -1,8 +1,76 @@
-//! What every backend's ISLE context has in common: the Rust names the generated code uses
-//! for the prelude's types, and the implementations of the prelude's terms. Backends expand
-//! [`isle_prelude_types`] at module level and [`isle_prelude_methods`] inside their
-//! `impl generated::Context`, as upstream Cranelift's backends do with their own prelude
-//! macros. The context must have a `lower: &mut Lower` field and `put_value`/`ty` methods.
+//! What every backend's ISLE context has in common: the context itself ([`IsleContext`],
+//! whose backend-specific constructors each backend adds in its `lower.rs`), the Rust names
+//! the generated code uses for the prelude's types, and the implementations of the prelude's
+//! terms. Backends expand [`isle_prelude_types`] at module level and [`isle_prelude_methods`]
+//! inside their `impl generated::Context`, as upstream Cranelift's backends do with their own
+//! prelude macros.
+
+use super::lower::{Backend, Lower};
+use super::{CodegenError, RegClass, VReg};
+use crate::ir::{Inst, InstructionData, Type, Value};
+
+/// The state the ISLE rules of backend `B` run in while lowering one instruction.
+pub struct IsleContext<'a, 'f, B: Backend> {
+    /// The function's lowering state.
+    pub lower: &'a mut Lower<'f, B::MInst>,
+    /// The backend and its settings.
+    pub backend: &'a B,
+    /// The first error a constructor recorded (rules cannot return errors).
+    pub error: Option<CodegenError>,
+}
+
+impl<'a, 'f, B: Backend> IsleContext<'a, 'f, B> {
+    /// A context for lowering one instruction.
+    pub fn new(lower: &'a mut Lower<'f, B::MInst>, backend: &'a B) -> Self {
+        IsleContext {
+            lower,
+            backend,
+            error: None,
+        }
+    }
+    /// The registers of the lowered instruction, or the error a constructor recorded, or "no
+    /// lowering" (see [`super::lower::lowering_result`]).
+    pub fn finish(
+        self,
+        inst: Inst,
+        isa: &str,
+        out: Option<Vec<VReg>>,
+    ) -> Result<Vec<VReg>, CodegenError> {
+        super::lower::lowering_result(self.lower.func, inst, isa, out, self.error)
+    }
+    /// Records `e` (the first one counts) for [`IsleContext::finish`].
+    pub fn fail(&mut self, e: CodegenError) {
+        self.error.get_or_insert(e);
+    }
+    /// A fresh virtual register.
+    pub fn vreg(&mut self, class: RegClass) -> VReg {
+        self.lower.alloc_vreg(class)
+    }
+    /// Appends a machine instruction.
+    pub fn emit(&mut self, i: B::MInst) {
+        self.lower.emit(i)
+    }
+    /// The IR instruction's data.
+    pub fn data(&self, inst: Inst) -> &InstructionData {
+        &self.lower.func.dfg.insts[inst]
+    }
+    /// The type of an IR value.
+    pub fn ty(&self, v: Value) -> Type {
+        self.lower.func.dfg.value_type(v)
+    }
+    /// The register holding `v` (lowering its deferred definition here if needed); on an
+    /// internal error, records it and returns a placeholder.
+    pub fn put_value(&mut self, v: Value) -> VReg {
+        let backend = self.backend;
+        match self.lower.put(backend, v) {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail(e);
+                VReg::new(0, RegClass::Int)
+            }
+        }
+    }
+}
 
 /// The types the generated lowering code names, and the type constants of the prelude.
 #[macro_export]

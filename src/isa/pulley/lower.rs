@@ -150,14 +150,9 @@ impl Backend for PulleyBackend {
         lower: &mut Lower<'_, MInst>,
         inst: Inst,
     ) -> Result<Vec<VReg>, CodegenError> {
-        let mut ctx = IsleContext {
-            lower,
-            backend: self,
-            error: None,
-        };
+        let mut ctx = IsleContext::new(lower, self);
         let out = generated::constructor_lower(&mut ctx, inst);
-        let func = ctx.lower.func;
-        crate::machinst::lower::lowering_result(func, inst, "pulley64", out, ctx.error)
+        ctx.finish(inst, "pulley64", out)
     }
 
     fn gen_args(&self, params: &[(VReg, Type)]) -> Result<MInst, CodegenError> {
@@ -188,38 +183,9 @@ impl Backend for PulleyBackend {
     }
 }
 
-struct IsleContext<'a, 'f> {
-    lower: &'a mut Lower<'f, MInst>,
-    backend: &'a PulleyBackend,
-    error: Option<CodegenError>,
-}
+type IsleContext<'a, 'f> = crate::machinst::isle::IsleContext<'a, 'f, PulleyBackend>;
 
 impl IsleContext<'_, '_> {
-    fn fail(&mut self, e: CodegenError) {
-        self.error.get_or_insert(e);
-    }
-    fn vreg(&mut self, class: RegClass) -> VReg {
-        self.lower.alloc_vreg(class)
-    }
-    fn emit(&mut self, i: MInst) {
-        self.lower.emit(i)
-    }
-    fn data(&self, inst: Inst) -> &InstructionData {
-        &self.lower.func.dfg.insts[inst]
-    }
-    fn ty(&self, v: Value) -> Type {
-        self.lower.func.dfg.value_type(v)
-    }
-    fn put_value(&mut self, v: Value) -> VReg {
-        let backend = self.backend;
-        match self.lower.put(backend, v) {
-            Ok(r) => r,
-            Err(e) => {
-                self.fail(e);
-                VReg::new(0, RegClass::Int)
-            }
-        }
-    }
     /// `v` with its low 32 bits exact (i8/i16 zero-extended): a branch or select condition.
     fn put_cond(&mut self, v: Value) -> VReg {
         let r = self.put_value(v);

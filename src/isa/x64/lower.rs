@@ -154,14 +154,9 @@ impl Backend for X64Backend {
         lower: &mut Lower<'_, MInst>,
         inst: Inst,
     ) -> Result<Vec<VReg>, CodegenError> {
-        let mut ctx = IsleContext {
-            lower,
-            backend: self,
-            error: None,
-        };
+        let mut ctx = IsleContext::new(lower, self);
         let out = generated::constructor_lower(&mut ctx, inst);
-        let func = ctx.lower.func;
-        crate::machinst::lower::lowering_result(func, inst, "x86_64", out, ctx.error)
+        ctx.finish(inst, "x86_64", out)
     }
 
     fn gen_args(&self, params: &[(VReg, Type)]) -> Result<MInst, CodegenError> {
@@ -177,11 +172,7 @@ impl Backend for X64Backend {
     }
 }
 
-struct IsleContext<'a, 'f> {
-    lower: &'a mut Lower<'f, MInst>,
-    backend: &'a X64Backend,
-    error: Option<CodegenError>,
-}
+type IsleContext<'a, 'f> = crate::machinst::isle::IsleContext<'a, 'f, X64Backend>;
 
 fn int_size(ty: Type) -> Size {
     Size::of_bits(ty.bits())
@@ -204,33 +195,8 @@ fn cc_of(cc: IntCC) -> Cc {
 }
 
 impl IsleContext<'_, '_> {
-    fn fail(&mut self, e: CodegenError) {
-        self.error.get_or_insert(e);
-    }
-    fn vreg(&mut self, class: RegClass) -> VReg {
-        self.lower.alloc_vreg(class)
-    }
-    fn emit(&mut self, i: MInst) {
-        self.lower.emit(i)
-    }
-    fn data(&self, inst: Inst) -> &InstructionData {
-        &self.lower.func.dfg.insts[inst]
-    }
-    fn ty(&self, v: Value) -> Type {
-        self.lower.func.dfg.value_type(v)
-    }
     fn placeholder(&mut self) -> VReg {
         self.vreg(RegClass::Int)
-    }
-    fn put_value(&mut self, v: Value) -> VReg {
-        let backend = self.backend;
-        match self.lower.put(backend, v) {
-            Ok(r) => r,
-            Err(e) => {
-                self.fail(e);
-                VReg::new(0, RegClass::Int)
-            }
-        }
     }
     fn const_reg(&mut self, size: Size, imm: u64) -> VReg {
         let key = (CONST_KEY, imm, size as u64);
