@@ -5,11 +5,9 @@
 use super::runtime::{Engine, Memories};
 use super::translate::{func_name, Translation, MEMORY_GROW};
 use crate::interpreter::{DataValue, Outcome};
-use crate::ir::types;
 use crate::isa::pulley::run::{fresh_vm, PulleyImage};
 use crate::isa::pulley::{compile, PulleyBackend};
-use crate::legalize::{legalize, Settings};
-use crate::verifier::verify_function;
+use crate::legalize::Settings;
 use pulley_interpreter::interp::{Vm, XRegVal};
 use pulley_interpreter::XReg;
 use std::collections::HashMap;
@@ -59,13 +57,7 @@ impl Engine for PulleyEngine {
 
     fn load(&mut self, instance: usize, translation: &Translation) -> Result<(), String> {
         let mut compiled = Vec::new();
-        for f in &translation.functions {
-            let mut f = f.clone();
-            verify_function(&f, types::I64)
-                .map_err(|e| format!("translated {} does not verify: {}", f.name, e[0].message))?;
-            if let Some(settings) = &self.legalize {
-                legalize(&mut f, settings);
-            }
+        for f in super::runtime::prepared_functions(translation, self.legalize.as_ref())? {
             let code = compile(&f, &self.backend)
                 .map_err(|e| format!("pulley64 cannot compile {}: {e}", f.name))?;
             compiled.push((f.name.clone(), code));

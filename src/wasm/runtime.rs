@@ -12,7 +12,7 @@ use super::translate::{self, Translation, MEMORY_GROW};
 use super::{VmLayout, WasmError};
 use crate::interpreter::{AddressSpace, DataValue, InterpError, Interpreter, Outcome, Trap};
 use crate::ir::{types, Function, TrapCode, Type};
-use crate::legalize::{legalize, Settings};
+use crate::legalize::Settings;
 use crate::verifier::verify_function;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -423,6 +423,33 @@ impl InterpreterEngine {
     }
 }
 
+/// The functions of a translation as an engine compiles or runs them: verified (a failure is
+/// a translator bug), then, with `legalize`, legalized and verified again.
+pub fn prepared_functions(
+    translation: &Translation,
+    legalize: Option<&Settings>,
+) -> Result<Vec<Function>, String> {
+    let mut functions = translation.functions.clone();
+    for f in &mut functions {
+        verify_function(f, types::I64).map_err(|e| {
+            format!(
+                "translated {} does not verify: {}\n{f}",
+                f.name, e[0].message
+            )
+        })?;
+        if let Some(settings) = legalize {
+            crate::legalize::legalize(f, settings);
+            verify_function(f, types::I64).map_err(|e| {
+                format!(
+                    "legalized {} does not verify: {}\n{f}",
+                    f.name, e[0].message
+                )
+            })?;
+        }
+    }
+    Ok(functions)
+}
+
 impl Engine for InterpreterEngine {
     fn name(&self) -> String {
         match &self.legalize {
@@ -435,25 +462,7 @@ impl Engine for InterpreterEngine {
     }
 
     fn load(&mut self, instance: usize, translation: &Translation) -> Result<(), String> {
-        let mut functions = translation.functions.clone();
-        for f in &mut functions {
-            // The translator's output must verify; a failure here is a translator bug.
-            verify_function(f, types::I64).map_err(|e| {
-                format!(
-                    "translated {} does not verify: {}\n{f}",
-                    f.name, e[0].message
-                )
-            })?;
-            if let Some(settings) = &self.legalize {
-                legalize(f, settings);
-                verify_function(f, types::I64).map_err(|e| {
-                    format!(
-                        "legalized {} does not verify: {}\n{f}",
-                        f.name, e[0].message
-                    )
-                })?;
-            }
-        }
+        let functions = prepared_functions(translation, self.legalize.as_ref())?;
         self.prepared.insert(instance, functions);
         Ok(())
     }

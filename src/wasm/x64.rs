@@ -7,11 +7,9 @@ use super::native_host::{grow_host_addr, with_memories};
 use super::runtime::{Engine, Memories};
 use super::translate::{func_name, Translation, MEMORY_GROW};
 use crate::interpreter::{DataValue, Outcome};
-use crate::ir::types;
 use crate::isa::x64::run::X64Image;
 use crate::isa::x64::X64Backend;
-use crate::legalize::{legalize, Settings};
-use crate::verifier::verify_function;
+use crate::legalize::Settings;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -56,16 +54,7 @@ impl Engine for X64Engine {
     }
 
     fn load(&mut self, instance: usize, translation: &Translation) -> Result<(), String> {
-        let mut funcs = Vec::new();
-        for f in &translation.functions {
-            let mut f = f.clone();
-            verify_function(&f, types::I64)
-                .map_err(|e| format!("translated {} does not verify: {}", f.name, e[0].message))?;
-            if let Some(settings) = &self.legalize {
-                legalize(&mut f, settings);
-            }
-            funcs.push(f);
-        }
+        let funcs = super::runtime::prepared_functions(translation, self.legalize.as_ref())?;
         let refs: Vec<_> = funcs.iter().collect();
         let host = |name: &str| (name == MEMORY_GROW).then(grow_host_addr);
         let image =
