@@ -217,14 +217,23 @@ fn mem(m: &Amode, trap: Option<TrapCode>) -> asm::Amode<u8> {
     }
 }
 
-fn slot(a: Allocation) -> asm::Amode<u8> {
+/// The 8-byte stack slot at `disp` from `reg` (`rsp` or `rbp`).
+fn frame_slot(reg: usize, disp: i32) -> asm::Amode<u8> {
     mem(
         &Amode {
-            base: VReg::new(regs::RSP, RegClass::Int),
+            base: VReg::new(reg, RegClass::Int),
             index: None,
-            disp: (a.as_stack().expect("a stack slot").index() * 8) as i32,
+            disp,
         },
         None,
+    )
+}
+
+/// The spill slot regalloc2 allocated.
+fn slot(a: Allocation) -> asm::Amode<u8> {
+    frame_slot(
+        regs::RSP,
+        (a.as_stack().expect("a stack slot").index() * 8) as i32,
     )
 }
 
@@ -304,22 +313,8 @@ impl Emitter {
     fn emit_move(&mut self, from: Allocation, to: Allocation) -> Result<(), CodegenError> {
         match (from.as_reg(), to.as_reg()) {
             (Some(f), Some(t)) => self.mov(t.class(), t.hw_enc() as u8, f.hw_enc() as u8),
-            (Some(f), None) => {
-                let m = slot(to);
-                let r = f.hw_enc() as u8;
-                match f.class() {
-                    RegClass::Int => i::movq_mr::<Regs>::new(m, r).encode(self.s()),
-                    _ => i::movsd_c_m::<Regs>::new(m, r).encode(self.s()),
-                }
-            }
-            (None, Some(t)) => {
-                let m = slot(from);
-                let r = t.hw_enc() as u8;
-                match t.class() {
-                    RegClass::Int => i::movq_rm::<Regs>::new(r, m).encode(self.s()),
-                    _ => i::movsd_a_m::<Regs>::new(r, m).encode(self.s()),
-                }
-            }
+            (Some(f), None) => self.store_slot(slot(to), f.class(), f.hw_enc() as u8),
+            (None, Some(t)) => self.load_slot(t.class(), t.hw_enc() as u8, slot(from)),
             (None, None) => {
                 return Err(CodegenError::new(
                     "internal error: regalloc2 asked for a stack-to-stack move",
@@ -327,6 +322,22 @@ impl Emitter {
             }
         }
         Ok(())
+    }
+
+    /// Stores a whole register (of either class) to an 8-byte stack slot.
+    fn store_slot(&mut self, m: asm::Amode<u8>, class: RegClass, r: u8) {
+        match class {
+            RegClass::Int => i::movq_mr::<Regs>::new(m, r).encode(self.s()),
+            _ => i::movsd_c_m::<Regs>::new(m, r).encode(self.s()),
+        }
+    }
+
+    /// Loads a whole register (of either class) from an 8-byte stack slot.
+    fn load_slot(&mut self, class: RegClass, r: u8, m: asm::Amode<u8>) {
+        match class {
+            RegClass::Int => i::movq_rm::<Regs>::new(r, m).encode(self.s()),
+            _ => i::movsd_a_m::<Regs>::new(r, m).encode(self.s()),
+        }
     }
 
     fn mov(&mut self, class: RegClass, dst: u8, src: u8) {
@@ -691,18 +702,8 @@ impl Emitter {
             MInst::Args { stack, .. } => {
                 // Above the saved frame pointer and the return address.
                 for (k, v) in stack.iter().enumerate() {
-                    let m = mem(
-                        &Amode {
-                            base: VReg::new(regs::RBP, RegClass::Int),
-                            index: None,
-                            disp: 16 + 8 * k as i32,
-                        },
-                        None,
-                    );
-                    match v.class() {
-                        RegClass::Int => i::movq_rm::<Regs>::new(n(*v), m).encode(self.s()),
-                        _ => i::movsd_a_m::<Regs>::new(n(*v), m).encode(self.s()),
-                    }
+                    let m = frame_slot(regs::RBP, 16 + 8 * k as i32);
+                    self.load_slot(v.class(), n(*v), m);
                 }
             }
             MInst::Ret { .. } => {
@@ -1266,18 +1267,8 @@ impl Emitter {
                 if area > 0 {
                     i::subq_mi_sxl::<Regs>::new(GM::Gpr(rsp), area).encode(self.s());
                     for (k, v) in stack_args.iter().enumerate() {
-                        let m = mem(
-                            &Amode {
-                                base: VReg::new(regs::RSP, RegClass::Int),
-                                index: None,
-                                disp: 8 * k as i32,
-                            },
-                            None,
-                        );
-                        match v.class() {
-                            RegClass::Int => i::movq_mr::<Regs>::new(m, n(*v)).encode(self.s()),
-                            _ => i::movsd_c_m::<Regs>::new(m, n(*v)).encode(self.s()),
-                        }
+                        let m = frame_slot(regs::RSP, 8 * k as i32);
+                        self.store_slot(m, v.class(), n(*v));
                     }
                 }
                 let at = self.buf.offset();
