@@ -30,13 +30,8 @@ impl<'a, 'f, B: Backend> IsleContext<'a, 'f, B> {
     }
     /// The registers of the lowered instruction, or the error a constructor recorded, or "no
     /// lowering" (see [`super::lower::lowering_result`]).
-    pub fn finish(
-        self,
-        inst: Inst,
-        isa: &str,
-        out: Option<Vec<VReg>>,
-    ) -> Result<Vec<VReg>, CodegenError> {
-        super::lower::lowering_result(self.lower.func, inst, isa, out, self.error)
+    pub fn finish(self, inst: Inst, out: Option<Vec<VReg>>) -> Result<Vec<VReg>, CodegenError> {
+        super::lower::lowering_result(self.lower.func, inst, B::NAME, out, self.error)
     }
     /// Records `e` (the first one counts) for [`IsleContext::finish`].
     pub fn fail(&mut self, e: CodegenError) {

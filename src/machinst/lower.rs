@@ -17,8 +17,21 @@ use cranelift_entity::SecondaryMap;
 pub trait Backend {
     /// The backend's machine instruction.
     type MInst: MachInst;
-    /// The register class holding values of `ty`, or an error naming the unsupported type.
-    fn reg_class(&self, ty: Type) -> Result<RegClass, CodegenError>;
+    /// The target's name, for messages (`x86_64`, `pulley64`).
+    const NAME: &'static str;
+    /// The register class holding values of `ty`, or an error naming the unsupported type:
+    /// integers up to 64 bits in integer registers, f32/f64 in float registers.
+    fn reg_class(&self, ty: Type) -> Result<RegClass, CodegenError> {
+        use crate::ir::types;
+        match ty {
+            t if [types::I8, types::I16, types::I32, types::I64].contains(&t) => Ok(RegClass::Int),
+            t if t == types::F32 || t == types::F64 => Ok(RegClass::Float),
+            t => Err(CodegenError::new(format!(
+                "{} has no registers for values of type {t}",
+                Self::NAME
+            ))),
+        }
+    }
     /// Lowers one instruction, returning the registers of its results in order.
     fn lower_inst(
         &self,

@@ -135,15 +135,7 @@ fn abi_regs(tys: &[Type], what: &str) -> Result<Vec<PReg>, CodegenError> {
 impl Backend for PulleyBackend {
     type MInst = MInst;
 
-    fn reg_class(&self, ty: Type) -> Result<RegClass, CodegenError> {
-        match ty {
-            t if t == I8 || t == I16 || t == I32 || t == I64 => Ok(RegClass::Int),
-            t if t == F32 || t == F64 => Ok(RegClass::Float),
-            t => Err(CodegenError::new(format!(
-                "pulley64 has no registers for values of type {t}"
-            ))),
-        }
-    }
+    const NAME: &'static str = "pulley64";
 
     fn lower_inst(
         &self,
@@ -152,7 +144,7 @@ impl Backend for PulleyBackend {
     ) -> Result<Vec<VReg>, CodegenError> {
         let mut ctx = IsleContext::new(lower, self);
         let out = generated::constructor_lower(&mut ctx, inst);
-        ctx.finish(inst, "pulley64", out)
+        ctx.finish(inst, out)
     }
 
     fn gen_args(&self, params: &[(VReg, Type)]) -> Result<MInst, CodegenError> {

@@ -139,15 +139,7 @@ fn split_locs<T: Copy>(vals: &[T], locs: &[Loc]) -> (Vec<(T, PReg)>, Vec<T>) {
 impl Backend for X64Backend {
     type MInst = MInst;
 
-    fn reg_class(&self, ty: Type) -> Result<RegClass, CodegenError> {
-        match ty {
-            t if t == I8 || t == I16 || t == I32 || t == I64 => Ok(RegClass::Int),
-            t if t == F32 || t == F64 => Ok(RegClass::Float),
-            t => Err(CodegenError::new(format!(
-                "x86_64 has no registers for values of type {t}"
-            ))),
-        }
-    }
+    const NAME: &'static str = "x86_64";
 
     fn lower_inst(
         &self,
@@ -156,7 +148,7 @@ impl Backend for X64Backend {
     ) -> Result<Vec<VReg>, CodegenError> {
         let mut ctx = IsleContext::new(lower, self);
         let out = generated::constructor_lower(&mut ctx, inst);
-        ctx.finish(inst, "x86_64", out)
+        ctx.finish(inst, out)
     }
 
     fn gen_args(&self, params: &[(VReg, Type)]) -> Result<MInst, CodegenError> {
