@@ -265,6 +265,17 @@ impl<'f, I: MachInst> Lower<'f, I> {
         &self.cur_targets
     }
 
+    /// Whether `v` is defined in another block than `inst`'s (a block parameter counts as
+    /// defined in its block).
+    pub fn defined_elsewhere(&self, v: Value, inst: Inst) -> bool {
+        let def_block = match self.func.dfg.value_def(v) {
+            ValueDef::Result(i, _) => self.func.layout.inst_block(i),
+            ValueDef::Param(b, _) => Some(b),
+            ValueDef::Unused => None,
+        };
+        def_block != self.func.layout.inst_block(inst)
+    }
+
     /// The register holding `v`, lowering its deferred definition here if needed.
     pub fn put(&mut self, backend: &dyn DynBackend<I>, v: Value) -> Result<VReg, CodegenError> {
         if let Some(r) = self.value_regs[v] {
@@ -397,6 +408,21 @@ pub(crate) fn reverse_postorder(func: &Function) -> Vec<Block> {
     }
     post.reverse();
     post
+}
+
+/// The mid-end every backend runs, then lowering: value numbering over the dominator tree,
+/// loop-invariant code motion, and value numbering again (it merges what LICM brought into
+/// one preheader from several blocks).
+pub fn optimize_and_lower<B: Backend>(
+    func: &Function,
+    backend: &B,
+) -> Result<VCode<B::MInst>, CodegenError> {
+    let mut func = func.clone();
+    super::gvn::run(&mut func);
+    if super::licm::run(&mut func) > 0 {
+        super::gvn::run(&mut func);
+    }
+    lower(&func, backend)
 }
 
 /// Lowers `func` with `backend` into machine instructions ready for register allocation.

@@ -788,19 +788,11 @@ impl generated::Context for IsleContext<'_, '_> {
                 // A value from another block (an accumulator returned after its loop) is
                 // copied, so that it is not pinned to its return register throughout the
                 // loop; the one move happens on the way out. Others go there directly.
-                let here = self.lower.func.layout.inst_block(inst);
                 let rets = values
                     .iter()
                     .map(|&v| {
                         let r = self.put_value(v);
-                        let def_block = match self.lower.func.dfg.value_def(v) {
-                            crate::ir::ValueDef::Result(i, _) => {
-                                self.lower.func.layout.inst_block(i)
-                            }
-                            crate::ir::ValueDef::Param(b, _) => Some(b),
-                            crate::ir::ValueDef::Unused => None,
-                        };
-                        if def_block == here {
+                        if !self.lower.defined_elsewhere(v, inst) {
                             return r;
                         }
                         let op = if r.class() == RegClass::Float {

@@ -9,17 +9,10 @@ use crate::ir::Function;
 use crate::machinst::{CodegenError, CompiledCode};
 pub use lower::PulleyBackend;
 
-/// Compiles one function to Pulley bytecode (after block-local value numbering and
-/// loop-invariant code motion; numbering again merges what LICM brought into one preheader
-/// from several blocks).
+/// Compiles one function to Pulley bytecode (after the shared mid-end passes, see
+/// [`crate::machinst::lower::optimize_and_lower`]).
 pub fn compile(func: &Function, backend: &PulleyBackend) -> Result<CompiledCode, CodegenError> {
-    let mut func = func.clone();
-    crate::machinst::gvn::run(&mut func);
-    if crate::machinst::licm::run(&mut func) > 0 {
-        crate::machinst::gvn::run(&mut func);
-    }
-    let vcode = crate::machinst::lower::lower(&func, backend)?;
-    emit::emit(&vcode)
+    emit::emit(&crate::machinst::lower::optimize_and_lower(func, backend)?)
 }
 
 /// The disassembly of `code`, one instruction per line with its offset.

@@ -1232,17 +1232,11 @@ impl generated::Context for IsleContext<'_, '_> {
                 });
                 // A value from another block (an accumulator returned after its loop) is
                 // copied, so that it is not pinned to its return register in the loop.
-                let here = self.lower.func.layout.inst_block(inst);
                 let rets = values
                     .iter()
                     .map(|&v| {
                         let r = self.put_value(v);
-                        let def_block = match self.lower.func.dfg.value_def(v) {
-                            ValueDef::Result(i, _) => self.lower.func.layout.inst_block(i),
-                            ValueDef::Param(b, _) => Some(b),
-                            ValueDef::Unused => None,
-                        };
-                        if def_block == here {
+                        if !self.lower.defined_elsewhere(v, inst) {
                             return r;
                         }
                         let dst = self.vreg(r.class());

@@ -10,16 +10,10 @@ use crate::ir::Function;
 use crate::machinst::{CodegenError, CompiledCode};
 pub use lower::X64Backend;
 
-/// Compiles one function to x86-64 machine code (after value numbering and loop-invariant
-/// code motion, as on Pulley).
+/// Compiles one function to x86-64 machine code (after the shared mid-end passes, see
+/// [`crate::machinst::lower::optimize_and_lower`]).
 pub fn compile(func: &Function, backend: &X64Backend) -> Result<CompiledCode, CodegenError> {
-    let mut func = func.clone();
-    crate::machinst::gvn::run(&mut func);
-    if crate::machinst::licm::run(&mut func) > 0 {
-        crate::machinst::gvn::run(&mut func);
-    }
-    let vcode = crate::machinst::lower::lower(&func, backend)?;
-    emit::emit(&vcode)
+    emit::emit(&crate::machinst::lower::optimize_and_lower(func, backend)?)
 }
 
 /// The disassembly of `code` (capstone, AT&T syntax as in upstream's filetests), one
