@@ -9,23 +9,12 @@
 //! interpreter, natively through our x86_64 backend and through our pulley64 backend, at
 //! argument values chosen to hit the edges; results and trap codes must agree.
 
+mod common;
+
 use clif_bounds::interpreter::{DataValue, Interpreter, Outcome};
 use clif_bounds::ir::{types, Type};
+use common::Rng;
 use std::fmt::Write;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
-        items[(self.next() % items.len() as u64) as usize].clone()
-    }
-}
 
 const TYPES: [&str; 4] = ["i8", "i16", "i32", "i64"];
 

@@ -32,6 +32,7 @@
 #![cfg(all(target_arch = "x86_64", target_os = "linux"))]
 
 mod common;
+use common::Rng;
 
 use clif_bounds::interpreter::{DataValue, Interpreter, Outcome};
 use clif_bounds::ir::{types, TrapCode};
@@ -411,17 +412,6 @@ fn fnv(bytes: &[u8]) -> u64 {
         h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
     }
     h
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
