@@ -1163,10 +1163,9 @@ impl generated::Context for IsleContext<'_, '_> {
             }
         };
         let trap = trap.then_some(a.trap);
-        match (a.store_value, a.op) {
-            (Some(_), Err(_)) if self.read_modify_write(a.inst).is_some() => {
-                let rmw = self.read_modify_write(a.inst).expect("checked just now");
-                debug_assert_eq!((rmw.store, rmw.load), (a.inst, rmw.load));
+        let rmw = self.read_modify_write(a.inst);
+        match (a.store_value, a.op, rmw) {
+            (Some(_), Err(_), Some(rmw)) => {
                 self.lower.sink(rmw.op_inst);
                 let size = int_size(self.ty(rmw.other));
                 let b = self.rmi(rmw.other, size);
@@ -1180,17 +1179,15 @@ impl generated::Context for IsleContext<'_, '_> {
                 });
                 Vec::new()
             }
-            (Some(x), Err(op)) => {
+            (Some(x), Err(op), None) => {
                 let src = self.put_value(x);
                 self.store_value(op, a.big_endian, src, amode, trap);
                 Vec::new()
             }
             // The store of the read-modify-write will read this value itself.
-            (_, Ok(_)) if self.read_modify_write(a.inst).is_some() => {
-                vec![self.vreg(RegClass::Int)]
-            }
-            (_, Ok(op)) => vec![self.load_value(op, a.big_endian, amode, trap)],
-            (None, Err(_)) => unreachable!("stores have a value"),
+            (_, Ok(_), Some(_)) => vec![self.vreg(RegClass::Int)],
+            (_, Ok(op), None) => vec![self.load_value(op, a.big_endian, amode, trap)],
+            (None, Err(_), _) => unreachable!("stores have a value"),
         }
     }
 
@@ -1313,7 +1310,6 @@ impl generated::Context for IsleContext<'_, '_> {
 struct Rmw {
     load: Inst,
     op_inst: Inst,
-    store: Inst,
     op: AluOp,
     /// The operation's other operand.
     other: Value,
@@ -1335,7 +1331,11 @@ impl IsleContext<'_, '_> {
             return self.rmw_of_store(inst);
         }
         // A load: the read-modify-write of the store its value reaches, if that one is
-        // made with this load.
+        // made with this load. The store must be in the load's run, so a load in no run
+        // (most of them) is not looked at further.
+        if self.lower.run_end(inst).is_none() && self.lower.run_leader(inst).is_none() {
+            return None;
+        }
         let op_inst = self.only_user(dfg.first_result(inst))?;
         let [r] = dfg.inst_results(op_inst) else {
             return None;
@@ -1392,7 +1392,6 @@ impl IsleContext<'_, '_> {
                 .then_some(Rmw {
                     load,
                     op_inst,
-                    store,
                     op,
                     other,
                 })
