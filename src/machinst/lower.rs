@@ -82,6 +82,20 @@ pub struct Lower<'f, I: MachInst> {
     checked: std::collections::HashMap<Inst, (VReg, bool)>,
 }
 
+/// A `call` as backends lower it.
+pub struct CallParts {
+    /// The callee's name as written in the IR.
+    pub callee: String,
+    /// Whether the callee is in the same module (`colocated`).
+    pub colocated: bool,
+    /// The argument values.
+    pub args: Vec<Value>,
+    /// Their types.
+    pub arg_tys: Vec<Type>,
+    /// The types of the results, from the callee's signature.
+    pub ret_tys: Vec<Type>,
+}
+
 /// Where [`Lower::hoist_to`] redirected emission, to be undone by [`Lower::end_hoist`].
 pub struct Hoist {
     block: Block,
@@ -263,6 +277,23 @@ impl<'f, I: MachInst> Lower<'f, I> {
     /// block calls (`brif`: then, else; `br_table`: default, then the table).
     pub fn targets(&self) -> &[MachBlock] {
         &self.cur_targets
+    }
+
+    /// The parts of `call` instruction `inst`, or `None` for another instruction.
+    pub fn call_parts(&self, inst: Inst) -> Option<CallParts> {
+        let dfg = &self.func.dfg;
+        let InstructionData::Call { func_ref, args, .. } = &dfg.insts[inst] else {
+            return None;
+        };
+        let ext = &dfg.ext_funcs[*func_ref];
+        let sig = &dfg.signatures[ext.signature];
+        Some(CallParts {
+            callee: ext.name.clone(),
+            colocated: ext.colocated,
+            args: args.to_vec(),
+            arg_tys: args.iter().map(|&v| dfg.value_type(v)).collect(),
+            ret_tys: sig.returns.iter().map(|p| p.value_type).collect(),
+        })
     }
 
     /// Whether `v` is defined in another block than `inst`'s (a block parameter counts as

@@ -811,17 +811,13 @@ impl generated::Context for IsleContext<'_, '_> {
     }
 
     fn lower_call(&mut self, inst: Inst) -> Vec<VReg> {
-        let InstructionData::Call { func_ref, args, .. } = self.data(inst).clone() else {
-            unreachable!("lower_call is only applied to calls")
-        };
-        let func = self.lower.func;
-        let ext = &func.dfg.ext_funcs[func_ref];
-        let sig = &func.dfg.signatures[ext.signature];
-        let arg_tys: Vec<Type> = args.iter().map(|&v| self.ty(v)).collect();
-        let ret_tys: Vec<Type> = sig.returns.iter().map(|p| p.value_type).collect();
+        let call = self
+            .lower
+            .call_parts(inst)
+            .expect("lower_call is only applied to calls");
         let (arg_regs, ret_regs) = match (
-            abi_regs(&arg_tys, "arguments"),
-            abi_regs(&ret_tys, "return values"),
+            abi_regs(&call.arg_tys, "arguments"),
+            abi_regs(&call.ret_tys, "return values"),
         ) {
             (Ok(a), Ok(r)) => (a, r),
             (Err(e), _) | (_, Err(e)) => {
@@ -829,7 +825,8 @@ impl generated::Context for IsleContext<'_, '_> {
                 return Vec::new();
             }
         };
-        let args = args
+        let args = call
+            .args
             .iter()
             .map(|&v| self.put_value(v))
             .zip(arg_regs)
@@ -840,7 +837,7 @@ impl generated::Context for IsleContext<'_, '_> {
             .collect();
         let out = rets.iter().map(|r| r.0).collect();
         self.emit(MInst::Call {
-            callee: ext.name.clone(),
+            callee: call.callee,
             args,
             rets,
         });

@@ -1249,17 +1249,13 @@ impl generated::Context for IsleContext<'_, '_> {
     }
 
     fn lower_call(&mut self, inst: Inst) -> Vec<VReg> {
-        let InstructionData::Call { func_ref, args, .. } = self.data(inst).clone() else {
-            unreachable!("lower_call is only applied to calls")
-        };
-        let func = self.lower.func;
-        let ext = &func.dfg.ext_funcs[func_ref];
-        let sig = &func.dfg.signatures[ext.signature];
-        let arg_tys: Vec<Type> = args.iter().map(|&v| self.ty(v)).collect();
-        let ret_tys: Vec<Type> = sig.returns.iter().map(|p| p.value_type).collect();
+        let call = self
+            .lower
+            .call_parts(inst)
+            .expect("lower_call is only applied to calls");
         let (arg_locs, ret_locs) = match (
-            abi_locs(&arg_tys, false, "arguments"),
-            abi_locs(&ret_tys, true, "return values"),
+            abi_locs(&call.arg_tys, false, "arguments"),
+            abi_locs(&call.ret_tys, true, "return values"),
         ) {
             (Ok(a), Ok(r)) => (a, r),
             (Err(e), _) | (_, Err(e)) => {
@@ -1267,7 +1263,7 @@ impl generated::Context for IsleContext<'_, '_> {
                 return Vec::new();
             }
         };
-        let vals: Vec<VReg> = args.iter().map(|&v| self.put_value(v)).collect();
+        let vals: Vec<VReg> = call.args.iter().map(|&v| self.put_value(v)).collect();
         let (args, stack_args) = split_locs(&vals, &arg_locs);
         let rets: Vec<(VReg, PReg)> = ret_locs
             .into_iter()
@@ -1277,9 +1273,9 @@ impl generated::Context for IsleContext<'_, '_> {
             })
             .collect();
         let out: Vec<VReg> = rets.iter().map(|r| r.0).collect();
-        let foreign = !ext.colocated;
+        let foreign = !call.colocated;
         self.emit(MInst::Call {
-            callee: ext.name.clone(),
+            callee: call.callee,
             args,
             stack_args,
             rets,
@@ -1287,7 +1283,7 @@ impl generated::Context for IsleContext<'_, '_> {
         // System V leaves the upper half of a 32-bit result unspecified: a callee outside
         // this backend may not keep the i32 invariant, so its i32 results are re-extended.
         out.into_iter()
-            .zip(&ret_tys)
+            .zip(&call.ret_tys)
             .map(|(r, &ty)| {
                 if foreign && ty == I32 {
                     let dst = self.vreg(RegClass::Int);
