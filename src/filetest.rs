@@ -706,14 +706,20 @@ fn run(
         ] {
             // The Pulley variant keeps big-endian accesses (Pulley has them); the others
             // byte-swap them, as x64 and aarch64 need.
-            let settings = crate::legalize::Settings {
-                pointer,
-                spectre,
-                pulley,
-                faulting_ranges_trap: !pulley,
-                native_only: !pulley,
-                ..Default::default()
+            let target = if pulley {
+                let name = if pointer == crate::ir::types::I32 {
+                    "pulley32"
+                } else {
+                    "pulley64"
+                };
+                *crate::target::Target::lookup(name).expect("a known target")
+            } else {
+                crate::target::Target {
+                    pointer,
+                    ..crate::target::Target::X86_64
+                }
             };
+            let settings = crate::legalize::Settings { target, spectre };
             let mut legalized = Vec::new();
             for f in &funcs {
                 let mut g = (*f).clone();

@@ -3,7 +3,7 @@
 //!
 //! This is the only code that writes the exploded forms as CLIF. Which form an access gets,
 //! the cheapest that is correct for every execution the memory declaration allows, is
-//! [`crate::check::CheckFacts::plan`]'s choice, shared with the backends; the cases follow
+//! [`crate::plan::plan`]'s choice, shared with the backends; the cases follow
 //! what Wasmtime's translator distinguishes (RFC.md, "Legalization"):
 //!
 //! | case | when | check |
@@ -24,45 +24,33 @@
 //! then faults on the null page with its own trap code. The trap condition itself comes from
 //! the instruction's definition; this module decides only how much of it the hardware checks.
 
-use crate::check::Check;
 use crate::ir::{
-    types, BoundsCheckedAccess, DataFlowGraph, Endianness, Function, Inst, InstBuilder,
-    InstBuilderBase, InstructionData, MemFlags, MemoryData, Opcode, Type, Value,
+    types, BoundsCheckedAccess, DataFlowGraph, Function, Inst, InstBuilder, InstBuilderBase,
+    InstructionData, MemFlags, Opcode, Type, Value,
 };
+pub use crate::plan::Case;
+use crate::plan::{AccessFacts, Compare, Form, Renderer};
 use crate::semantics::Extension;
-use core::fmt;
+use crate::target::Target;
 
 /// How to expand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settings {
-    /// The target's pointer type.
-    pub pointer: Type,
+    /// The target: its pointer width, byte order, and whether faults in a memory's declared
+    /// faulting ranges are traps there ([`Target::faulting_ranges_trap`]; without that,
+    /// cases C and G, which rely on such faults, are never chosen).
+    pub target: Target,
     /// `enable_heap_access_spectre_mitigation`: redirect out-of-bounds addresses to 0 instead
     /// of branching to a trap.
     pub spectre: bool,
-    /// Use a plain `select` for the Spectre form (Pulley cannot lower `select_spectre_guard`).
-    pub pulley: bool,
-    /// A fault in a declared faulting range (guard, reservation) is a trap on this target
-    /// ([`crate::target::Target::faulting_ranges_trap`]); without it, cases C and G, which
-    /// rely on such faults, are never chosen.
-    pub faulting_ranges_trap: bool,
-    /// The target's byte order.
-    pub native: Endianness,
-    /// The target lowers only native-order accesses (x64, aarch64 and riscv64 in Cranelift
-    /// 0.135 reject `big` loads): other orders become a native access and a `bswap`.
-    pub native_only: bool,
 }
 
 impl Default for Settings {
-    /// As upstream Cranelift: 64-bit pointers, Spectre mitigation on.
+    /// As upstream Cranelift on x86_64: Spectre mitigation on.
     fn default() -> Self {
         Settings {
-            pointer: types::I64,
+            target: Target::X86_64,
             spectre: true,
-            pulley: false,
-            faulting_ranges_trap: true,
-            native: Endianness::Little,
-            native_only: true,
         }
     }
 }
@@ -85,13 +73,7 @@ impl Settings {
     pub fn new(target: Option<&str>, sets: &[(String, String)]) -> Result<Settings, String> {
         let mut s = Settings::default();
         if let Some(name) = target {
-            let t = crate::target::Target::lookup_or_err(name)?;
-            s.pointer = t.pointer;
-            s.pulley = t.pulley;
-            s.faulting_ranges_trap = t.faulting_ranges_trap();
-            s.native = t.endianness;
-            // Pulley has loads and stores of both byte orders.
-            s.native_only = !t.pulley;
+            s.target = *Target::lookup_or_err(name)?;
         }
         for (name, value) in sets {
             if name == "enable_heap_access_spectre_mitigation" {
@@ -104,34 +86,22 @@ impl Settings {
         }
         Ok(s)
     }
-}
 
-/// Which exploded form an access received.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Case {
-    /// Always traps: `offset + size` exceeds the largest bound.
-    A,
-    /// Always traps on a 32-bit host: `offset + size >= 2^32`.
-    B,
-    /// No check: guard pages catch every out-of-bounds access.
-    C,
-    /// No check: a constant index provably in bounds.
-    D,
-    /// One compare against a constant.
-    E,
-    /// One `uge` compare for a 1-byte access.
-    F,
-    /// One compare; the guard catches the rest.
-    G,
-    /// `isub` then compare, justified by the minimum size.
-    H,
-    /// Overflow-checked add then compare.
-    I,
-}
+    /// The target's pointer type.
+    pub fn pointer(&self) -> Type {
+        self.target.pointer
+    }
 
-impl fmt::Display for Case {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{self:?}")
+    /// The Spectre form uses a plain `select` (Pulley cannot lower `select_spectre_guard`).
+    fn plain_select(&self) -> bool {
+        self.target.pulley
+    }
+
+    /// The target lowers only native-order accesses (x64, aarch64 and riscv64 in Cranelift
+    /// 0.135 reject `big` loads): other orders become a native access and a `bswap`. Pulley
+    /// has loads and stores of both byte orders.
+    fn native_only(&self) -> bool {
+        !self.target.pulley
     }
 }
 
@@ -209,11 +179,9 @@ impl<'f> InstBuilderBase<'f> for &'f mut Emit<'_> {
     }
 }
 
-/// What an access looks like, read off the instruction.
-/// An access being expanded: its operands, its memory's facts and its type.
+/// An access being expanded: its operands and its type.
 struct Access {
     parts: BoundsCheckedAccess,
-    mem: MemoryData,
     ty: Type,
 }
 
@@ -221,6 +189,16 @@ impl core::ops::Deref for Access {
     type Target = BoundsCheckedAccess;
     fn deref(&self) -> &BoundsCheckedAccess {
         &self.parts
+    }
+}
+
+/// How the legalizer renders plans: each access alone, no bounds-checking addressing modes.
+fn renderer(settings: &Settings) -> Renderer {
+    Renderer {
+        spectre: settings.spectre,
+        runs: false,
+        checked_modes: false,
+        legalized: true,
     }
 }
 
@@ -234,48 +212,37 @@ fn expand(
     let parts = func.dfg.insts[inst]
         .bounds_checked_access()
         .expect("expand is only called on bounds-checked accesses");
+    let facts = AccessFacts::of(func, &settings.target, inst, &|_| false)
+        .expect("expand is only called on bounds-checked accesses");
+    let plan = crate::plan::plan(&facts, &settings.target, renderer(settings), None);
     let a = Access {
-        mem: func.memories[parts.memory],
         ty: func.dfg.ctrl_type(inst),
         parts,
     };
     let result = func.dfg.detach_results(inst).first().copied();
-    let pt = settings.pointer;
-    let k = a.end(a.ty);
+    let pt = settings.pointer();
+    let k = plan.k();
     let code = a.parts.trap_code();
-    let index_ty = func.dfg.value_type(a.index);
-    let const_index = func.dfg.iconst_value(a.index);
-    let const_bound = func.dfg.iconst_value(a.bound);
-    let check = crate::check::CheckFacts {
-        mem: a.mem,
-        index_ty,
-        pointer: pt,
-        const_index,
-        const_bound,
-        end: k,
-        faulting_ranges_trap: settings.faulting_ranges_trap,
-    }
-    .plan();
+    let index_ty = facts.index_ty;
     let mut e = Emit {
         dfg: &mut func.dfg,
         out,
     };
 
-    if check == Check::AlwaysTraps {
+    if let Form::AlwaysTraps { .. } = plan.form() {
         let one = (&mut e).iconst(types::I8, 1.into());
         (&mut e).trapnz(one, code);
         if let Some(r) = result {
             // Never reached; the result still needs a definition.
             define_zero(&mut e, r, a.ty);
         }
-        let b = pt.bits() == 32 && k >= 1 << 32;
-        return if b { Case::B } else { Case::A };
+        return plan.case();
     }
 
     // The index at pointer width. An i64 index on a 32-bit host must trap when its high half
     // is set: no 32-bit bound can admit it.
     let index = match (index_ty.bits(), pt.bits()) {
-        (32, 64) => match const_index {
+        (32, 64) => match facts.const_index {
             Some(c) => (&mut e).iconst(types::I64, (c as i64).into()),
             None => (&mut e).uextend(types::I64, a.index),
         },
@@ -291,47 +258,59 @@ fn expand(
         Some(Mutation::KMinusOne) => k - 1,
         _ => k,
     };
-    let check = match (check, mutation) {
-        (Check::EndAboveBound { .. }, Some(Mutation::IsubWithoutProof)) => Check::BoundMinusEnd,
-        _ => check,
+    let (compare, null_select) = match plan.form() {
+        Form::Explicit {
+            compare,
+            null_select,
+            ..
+        } => (Some(compare), null_select),
+        _ => (None, false),
+    };
+    let compare = match (compare, mutation) {
+        (Some(Compare::EndAboveBound { .. }), Some(Mutation::IsubWithoutProof)) => {
+            Some(Compare::BoundMinusEnd)
+        }
+        (c, _) => c,
     };
 
     use crate::ir::IntCC::{UnsignedGreaterThan as Ugt, UnsignedGreaterThanOrEqual as Uge};
-    let (case, oob) = match check {
-        Check::AlwaysTraps => unreachable!("handled above"),
-        Check::InBounds => (Case::D, None),
-        Check::Faults => (Case::C, None),
-        Check::ConstantBound { limit } => {
+    let oob = compare.map(|compare| match compare {
+        Compare::ConstantBound { limit } => {
             let limit = limit + (k - k_checked);
             let limit = (&mut e).iconst(pt, (limit as i64).into());
-            (Case::E, Some((&mut e).icmp(Ugt, index, limit)))
+            (&mut e).icmp(Ugt, index, limit)
         }
-        Check::OneByte => (Case::F, Some((&mut e).icmp(Uge, index, a.bound))),
-        Check::Guard => (Case::G, Some((&mut e).icmp(Ugt, index, a.bound))),
-        Check::BoundMinusEnd => {
+        Compare::OneByte => (&mut e).icmp(Uge, index, a.bound),
+        Compare::Guard => (&mut e).icmp(Ugt, index, a.bound),
+        Compare::BoundMinusEnd => {
             let kv = (&mut e).iconst(pt, (k_checked as i64).into());
             let limit = (&mut e).isub(a.bound, kv);
-            (Case::H, Some((&mut e).icmp(Ugt, index, limit)))
+            (&mut e).icmp(Ugt, index, limit)
         }
         // Even where the sum cannot wrap, the legalizer keeps the overflow-checked add that
         // its baseline (RFC.md) measures real Cranelift on.
-        Check::EndAboveBound { .. } => {
+        Compare::EndAboveBound { .. } => {
             let kv = (&mut e).iconst(pt, (k_checked as i64).into());
             let end = (&mut e).uadd_overflow_trap(index, kv, code);
-            (Case::I, Some((&mut e).icmp(Ugt, end, a.bound)))
+            (&mut e).icmp(Ugt, end, a.bound)
         }
+    });
+    // The mutation's `isub` form is case H whatever the plan said.
+    let case = match compare {
+        Some(Compare::BoundMinusEnd) => Case::H,
+        _ => plan.case(),
     };
 
     // The address, and how the condition is consumed.
     let (addr, offset) = match oob {
-        Some(oob) if settings.spectre => {
+        Some(oob) if null_select => {
             let mut full = (&mut e).iadd(a.base, index);
             if a.offset != 0 {
                 let o = (&mut e).iconst(pt, (a.offset as i64).into());
                 full = (&mut e).iadd(full, o);
             }
             let null = (&mut e).iconst(pt, 0.into());
-            let addr = if settings.pulley {
+            let addr = if settings.plain_select() {
                 (&mut e).select(oob, null, full)
             } else {
                 (&mut e).select_spectre_guard(oob, null, full)
@@ -369,14 +348,16 @@ fn access(
     let off = crate::ir::Offset32(offset);
     let bytes = a.access.access_size(a.ty);
     let mut flags = a.flags;
-    let foreign = flags.endianness.is_some_and(|o| o != settings.native);
+    let foreign = flags
+        .endianness
+        .is_some_and(|o| o != settings.target.endianness);
     if bytes == 1 {
         // A single byte has no order; some backends reject the flag anyway.
         flags.endianness = None;
     }
-    let swap = settings.native_only && foreign && bytes > 1;
+    let swap = settings.native_only() && foreign && bytes > 1;
     if swap {
-        flags.endianness = Some(settings.native);
+        flags.endianness = Some(settings.target.endianness);
     }
     let raw_ty = Type::int(bytes * 8).expect("accesses are 1, 2, 4 or 8 bytes");
     match a.value {

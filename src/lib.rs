@@ -6,7 +6,6 @@
 
 #![deny(missing_docs)]
 
-pub mod check;
 pub mod diagnostics;
 pub mod filetest;
 pub mod frontend;
@@ -19,6 +18,7 @@ pub mod machinst;
 #[cfg(unix)]
 pub mod native;
 pub mod parser;
+pub mod plan;
 pub mod printer;
 pub mod semantics;
 pub mod target;

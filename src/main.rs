@@ -260,7 +260,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let settings = clif_bounds::legalize::Settings::new(target.as_deref(), &sets)
                 .map_err(|e| format!("error: {e}"))?;
             for (i, pf) in parsed.functions.iter().enumerate() {
-                verify_function(&pf.func, settings.pointer)
+                verify_function(&pf.func, settings.pointer())
                     .map_err(|e| render_all(&e, &name, &src))?;
                 let mut f = pf.func.clone();
                 let cases = clif_bounds::legalize::legalize(&mut f, &settings);

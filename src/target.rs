@@ -18,7 +18,46 @@ pub struct Target {
     /// host process. Code for Pulley never relies on faulting ranges, only on its null
     /// checks (see [`Target::faulting_ranges_trap`]).
     pub pulley: bool,
+    /// How an access through a null address is known to trap: what the Spectre form of a
+    /// check (select a null address when out of bounds) relies on.
+    pub null_check: NullCheck,
+    /// The bounds-checking addressing modes, where the target has them.
+    pub checked_modes: Option<CheckedModes>,
+    /// A comparison may read one operand from memory (x86's `cmp reg, mem`).
+    pub compare_with_memory: bool,
+    /// The largest displacement an addressing mode holds.
+    pub max_displacement: u64,
 }
+
+/// How an access through a possibly-null address traps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NullCheck {
+    /// The access instruction tests its base register for null before adding the
+    /// displacement, whatever the displacement (Pulley's `*_z` modes); native byte order only.
+    BaseRegister,
+    /// The first `reach` bytes of the address space are never mapped: an access within
+    /// `reach` of null faults. (Linux keeps the first 64 KiB unmapped, `vm.mmap_min_addr`,
+    /// and the top half for the kernel; one page is the margin every system keeps.)
+    Unmapped {
+        /// The distance from null that still faults.
+        reach: u64,
+    },
+}
+
+/// Addressing modes that check the bound themselves (Pulley's `*_g32` and `*_g32bne`): the
+/// access traps when `zext(index) > bound - offset - size`, a subtraction the interpreter
+/// does not check, so they need `bound >= offset + size` proven.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckedModes {
+    /// The largest offset of `g32` (its offset field is 16 bits).
+    pub offset_max: u64,
+    /// The largest access offset of `g32bne` (8 bits).
+    pub bne_offset_max: u64,
+    /// The largest offset of the bound's address in `g32bne` (8 bits).
+    pub bne_bound_offset_max: u64,
+}
+
+const PAGE: NullCheck = NullCheck::Unmapped { reach: 4096 };
 
 const fn target(name: &'static str, pointer: Type, endianness: Endianness, pulley: bool) -> Target {
     Target {
@@ -26,12 +65,28 @@ const fn target(name: &'static str, pointer: Type, endianness: Endianness, pulle
         pointer,
         endianness,
         pulley,
+        null_check: if pulley {
+            NullCheck::BaseRegister
+        } else {
+            PAGE
+        },
+        checked_modes: if pulley {
+            Some(CheckedModes {
+                offset_max: u16::MAX as u64,
+                bne_offset_max: u8::MAX as u64,
+                bne_bound_offset_max: u8::MAX as u64,
+            })
+        } else {
+            None
+        },
+        compare_with_memory: false,
+        max_displacement: i32::MAX as u64,
     }
 }
 
 /// Every known target.
 pub const TARGETS: &[Target] = &[
-    target("x86_64", types::I64, Endianness::Little, false),
+    Target::X86_64,
     target("aarch64", types::I64, Endianness::Little, false),
     target("riscv64", types::I64, Endianness::Little, false),
     target("s390x", types::I64, Endianness::Big, false),
@@ -42,6 +97,20 @@ pub const TARGETS: &[Target] = &[
 ];
 
 impl Target {
+    /// x86_64, the target of `isa::x64`.
+    pub const X86_64: Target = Target {
+        compare_with_memory: true,
+        ..target("x86_64", types::I64, Endianness::Little, false)
+    };
+
+    /// Whether an access of the given byte order through a null address traps.
+    pub fn null_traps(&self, foreign_order: bool) -> bool {
+        match self.null_check {
+            NullCheck::BaseRegister => !foreign_order,
+            NullCheck::Unmapped { .. } => true,
+        }
+    }
+
     /// 64-bit little-endian Pulley, the target of `isa::pulley`.
     pub const PULLEY64: Target = target("pulley64", types::I64, Endianness::Little, true);
 

@@ -230,7 +230,7 @@ fn legalized_filetests_compile_with_upstream() {
                 for spectre in [false, true] {
                     let mut f = pf.func.clone();
                     let settings = Settings::for_target(isa, spectre).unwrap();
-                    assert_eq!(settings.pointer, pointer);
+                    assert_eq!(settings.pointer(), pointer);
                     legalize(&mut f, &settings);
                     let text = f.to_string();
                     match compile_upstream(&text, isa, spectre) {

@@ -56,6 +56,12 @@ pub fn end() -> Expr {
     ])
 }
 
+/// `K = offset + access_size` (never wraps): the end of the access relative to the index,
+/// which a check compares. `end() = index + K`.
+pub fn static_end() -> Expr {
+    Expr::Add(vec![Expr::Var(Var::Offset), Expr::Var(Var::AccessSize)])
+}
+
 /// The access traps iff this holds: `end > bound`.
 pub fn out_of_bounds() -> Expr {
     Expr::Ugt(Box::new(end()), Box::new(Expr::Var(Var::Bound)))
@@ -263,6 +269,13 @@ pub fn gen_rust() -> String {
         "/// Whether a bounds-checked access traps: `{}`.\n///\n/// `index` is already zero-extended from the memory's index type.\n#[inline]\npub fn out_of_bounds(index: u64, offset: u64, access_size: u64, bound: u64) -> bool {{\n    {}\n}}\n",
         smt(&out_of_bounds(), false),
         rust(&out_of_bounds(), false)
+    )
+    .unwrap();
+    writeln!(
+        s,
+        "/// `K`, the end of an access relative to its index: `{}`. Every check compares it.\n#[inline]\n#[allow(unused_parens)]\npub fn static_end(offset: u64, access_size: u64) -> u128 {{\n    {}\n}}\n",
+        smt(&static_end(), false),
+        rust(&static_end(), false)
     )
     .unwrap();
     writeln!(

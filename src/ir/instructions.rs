@@ -104,8 +104,8 @@ impl BoundsCheckedAccess {
     /// `offset + access_size` for a value of type `ty`, the end a check must cover (the
     /// verifier guarantees it fits 64 bits).
     pub fn end(&self, ty: Type) -> u64 {
-        self.offset
-            .saturating_add(u64::from(self.access.access_size(ty)))
+        let k = crate::semantics::static_end(self.offset, self.access.access_size(ty).into());
+        u64::try_from(k).unwrap_or(u64::MAX)
     }
 }
 

@@ -33,6 +33,28 @@ impl<'a, 'f, B: Backend> IsleContext<'a, 'f, B> {
     pub fn finish(self, inst: Inst, out: Option<Vec<VReg>>) -> Result<Vec<VReg>, CodegenError> {
         super::lower::lowering_result(self.lower.func, inst, B::NAME, out, self.error)
     }
+    /// The target's name, for messages.
+    pub fn target_name(&self) -> &'static str {
+        B::NAME
+    }
+    /// The bounds-checked access `inst`, as backends render it.
+    pub fn access(&self, inst: Inst) -> super::access::Access {
+        super::access::Access::of(self.lower.func, inst)
+            .expect("a rule for bounds-checked accesses matched")
+    }
+    /// The register holding an access's `base`, with its fact.
+    pub fn access_base(&mut self, a: &super::access::Access) -> VReg {
+        let base = self.put_value(a.base);
+        self.lower.set_fact(base, super::Fact::MemoryBase(a.memory));
+        base
+    }
+    /// The register holding an access's `bound`, with its fact.
+    pub fn access_bound(&mut self, a: &super::access::Access) -> VReg {
+        let bound = self.put_value(a.bound);
+        self.lower
+            .set_fact(bound, super::Fact::MemoryBound(a.memory));
+        bound
+    }
     /// Records `e` (the first one counts) for [`IsleContext::finish`].
     pub fn fail(&mut self, e: CodegenError) {
         self.error.get_or_insert(e);
@@ -86,6 +108,8 @@ macro_rules! isle_prelude_types {
         type JumpTable = $crate::ir::JumpTableRef;
         use $crate::ir::InstructionDataView as InstructionData_;
         use $crate::ir::{FloatCC, IntCC};
+        #[allow(unused_imports)]
+        use $crate::plan::{BoundLoad, Compare, Form};
         const I8: $crate::ir::Type = $crate::ir::types::I8;
         const I16: $crate::ir::Type = $crate::ir::types::I16;
         const I32: $crate::ir::Type = $crate::ir::types::I32;
@@ -160,6 +184,17 @@ macro_rules! isle_prelude_methods {
         }
         fn val_ty(&mut self, v: $crate::ir::Value) -> Option<$crate::ir::Type> {
             Some(self.ty(v))
+        }
+        fn plan_form(&mut self, inst: $crate::ir::Inst) -> $crate::plan::Form {
+            self.lower.plan(inst).form()
+        }
+        fn unsupported_plan(&mut self, inst: $crate::ir::Inst) -> Vec<$crate::machinst::VReg> {
+            let form = self.lower.plan(inst).form();
+            self.fail($crate::machinst::CodegenError::new(format!(
+                "{}: no rendering of the plan {form:?}",
+                self.target_name()
+            )));
+            Vec::new()
         }
     };
 }

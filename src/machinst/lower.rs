@@ -17,8 +17,12 @@ use cranelift_entity::SecondaryMap;
 pub trait Backend {
     /// The backend's machine instruction.
     type MInst: MachInst;
+    /// The target: its name (for messages) and the facts the planner reads.
+    const TARGET: &'static crate::target::Target;
     /// The target's name, for messages (`x86_64`, `pulley64`).
-    const NAME: &'static str;
+    const NAME: &'static str = Self::TARGET.name;
+    /// `enable_heap_access_spectre_mitigation`.
+    fn spectre(&self) -> bool;
     /// The register class holding values of `ty`, or an error naming the unsupported type:
     /// integers up to 64 bits in integer registers, f32/f64 in float registers.
     fn reg_class(&self, ty: Type) -> Result<RegClass, CodegenError> {
@@ -77,9 +81,11 @@ pub struct Lower<'f, I: MachInst> {
     appendix: SecondaryMap<Block, Vec<I>>,
     /// The current block's runs of accesses that may share one check.
     shared: std::collections::HashMap<Inst, super::share::Shared>,
-    /// Addresses `base + index` that a run's leader checked for the whole run, and whether
-    /// the check may have replaced them by null (Spectre form), by leader; current block.
-    checked: std::collections::HashMap<Inst, (VReg, bool)>,
+    /// The current block's plans for its bounds-checked accesses (`crate::plan`).
+    plans: std::collections::HashMap<Inst, crate::plan::Plan>,
+    /// The register holding the address a run's leader checked for the whole run, by
+    /// leader; current block.
+    checked: std::collections::HashMap<Inst, VReg>,
 }
 
 /// A `call` as backends lower it.
@@ -194,28 +200,26 @@ impl<'f, I: MachInst> Lower<'f, I> {
         reg
     }
 
-    /// For the first access of a run that may share one check (see [`super::share`]), the
-    /// largest `offset + size` of the run: checking it covers every access of the run.
-    pub fn run_end(&self, access: Inst) -> Option<u64> {
-        match self.shared.get(&access)? {
-            super::share::Shared::Leader { end } => Some(*end),
-            super::share::Shared::Covered { .. } => None,
-        }
+    /// The plan of the bounds-checked access `inst` of the current block: how it is made
+    /// safe (`crate::plan`), decided once for each access before the block is lowered.
+    pub fn plan(&self, inst: Inst) -> &crate::plan::Plan {
+        &self.plans[&inst]
     }
 
-    /// Records that `leader` checked its run's largest end on the address `base + index`
-    /// held in `addr` (`nullable`: replaced by null when out of bounds).
-    pub fn record_checked(&mut self, leader: Inst, addr: VReg, nullable: bool) {
-        self.checked.insert(leader, (addr, nullable));
+    /// Records `addr`, the address `leader` checked for its whole run, for the accesses its
+    /// run covers ([`crate::plan::Form::Covered`]).
+    pub fn record_checked(&mut self, leader: Inst, addr: VReg) {
+        self.checked.insert(leader, addr);
     }
 
-    /// For a later access of a run whose leader checked the whole run: the checked address
-    /// `base + index` and whether it may be null.
-    pub fn checked_by_leader(&self, access: Inst) -> Option<(VReg, bool)> {
-        match self.shared.get(&access)? {
-            super::share::Shared::Covered { leader } => self.checked.get(leader).copied(),
-            super::share::Shared::Leader { .. } => None,
-        }
+    /// The address `leader` recorded with [`Lower::record_checked`].
+    pub fn checked_by(&self, leader: Inst) -> Option<VReg> {
+        self.checked.get(&leader).copied()
+    }
+
+    /// Whether `access` is in a run of accesses that may share one check.
+    pub fn in_run(&self, access: Inst) -> bool {
+        self.shared.contains_key(&access)
     }
 
     /// For a later access of a run (see [`super::share`]), the run's first access.
@@ -526,6 +530,7 @@ pub fn lower<B: Backend>(func: &Function, backend: &B) -> Result<VCode<B::MInst>
         at_def: Default::default(),
         appendix: SecondaryMap::new(),
         shared: Default::default(),
+        plans: Default::default(),
         checked: Default::default(),
     };
 
@@ -740,6 +745,16 @@ fn lower_block<B: Backend>(
             }
         }
     }
+
+    let renderer = crate::plan::Renderer {
+        spectre: backend.spectre(),
+        runs: true,
+        checked_modes: true,
+        legalized: false,
+    };
+    ctx.plans = crate::plan::plan_block(func, B::TARGET, renderer, b, &ctx.shared, &|i| {
+        ctx.deferred[i]
+    });
 
     for &inst in insts {
         if ctx.deferred[inst] {

@@ -7,6 +7,7 @@
 //! register environment, and emission. Facts ([`Fact`]) ride on virtual registers so that a
 //! checker can later validate each machine instruction against the facts of its operands.
 
+pub mod access;
 pub mod buffer;
 pub mod dom;
 pub mod emit;

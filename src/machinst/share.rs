@@ -59,11 +59,7 @@ pub fn runs(func: &Function, block: Block) -> HashMap<Inst, Shared> {
             }
             continue;
         };
-        let ty = match a.value {
-            Some(v) => dfg.value_type(v),
-            None => dfg.value_type(dfg.first_result(inst)),
-        };
-        let end = a.offset.saturating_add(u64::from(a.access.access_size(ty)));
+        let end = a.end(dfg.ctrl_type(inst));
         let key = (a.memory, a.base, a.bound, a.index, code);
         let is_store = a.value.is_some();
         // Another code may not be preempted by this run's check.

@@ -3,15 +3,13 @@
 //! the bounds-checked accesses.
 
 use super::inst::{Amode, BinOp, BrCond, ImmCond, ImmOp, MInst, MemOp, UnOp};
-use crate::check::{Check, CheckFacts};
 use crate::ir::{
-    AccessKind, Endianness, Ieee32, Ieee64, Imm64, Inst, InstructionData, MemFlags, Memory,
-    Offset32, Opcode, TrapCode, Type, Value,
+    AccessKind, Endianness, Ieee32, Ieee64, Imm64, Inst, InstructionData, MemFlags, Offset32,
+    Opcode, TrapCode, Type, Value,
 };
+use crate::machinst::access::Access;
 use crate::machinst::lower::{Backend, Lower};
-use crate::machinst::{
-    bounds_checked, plain_access_kind, CodegenError, Fact, MachBlock, PReg, RegClass, VReg,
-};
+use crate::machinst::{plain_access_kind, CodegenError, MachBlock, PReg, RegClass, VReg};
 use crate::semantics::Extension;
 
 crate::isle_prelude_types!();
@@ -23,58 +21,6 @@ mod generated {
     use super::InstructionData_ as InstructionData;
     use super::*;
     include!(concat!(env!("OUT_DIR"), "/pulley_lower.rs"));
-}
-
-/// How a bounds-checked access is checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Not chosen yet.
-    Undecided,
-    /// In bounds for every index: no check.
-    Unchecked,
-    /// `*_g32`.
-    G32,
-    /// `*_g32bne` with the bound loaded by `load` from `addr + offset`.
-    G32Bne {
-        /// The folded bound load.
-        load: Inst,
-        /// Its address operand.
-        addr: Value,
-        /// Its offset.
-        offset: u8,
-    },
-    /// Compare and branch (or select a null address) before a plain access.
-    Explicit,
-    /// Covered by the explicit check of an earlier access of its run
-    /// (`machinst::share`): a plain access at `addr + offset`, where `addr` is the checked
-    /// `base + index`, null-trapping when the check may have made it null.
-    Covered {
-        /// The checked `base + index`.
-        addr: VReg,
-        /// The Spectre form: `addr` is null when the run is out of bounds.
-        nullable: bool,
-    },
-}
-
-/// A bounds-checked access, as the selection rules see it.
-#[derive(Clone, Copy, Debug)]
-pub struct Access {
-    inst: Inst,
-    /// The access: width, extension and byte order.
-    op: MemOp,
-    /// For loads into i64 of fewer than 64 bits: the extension to 64 bits after the load.
-    widen: Option<UnOp>,
-    store_value: Option<Value>,
-    memory: Memory,
-    base: Value,
-    bound: Value,
-    index: Value,
-    index_ty: Type,
-    offset: u64,
-    /// offset + access size; the verifier guarantees it fits 64 bits.
-    end: u64,
-    trap: TrapCode,
-    mode: Mode,
 }
 
 /// A comparison folded into a branch (see `fused_compare`).
@@ -135,7 +81,11 @@ fn abi_regs(tys: &[Type], what: &str) -> Result<Vec<PReg>, CodegenError> {
 impl Backend for PulleyBackend {
     type MInst = MInst;
 
-    const NAME: &'static str = "pulley64";
+    const TARGET: &'static crate::target::Target = &crate::target::Target::PULLEY64;
+
+    fn spectre(&self) -> bool {
+        self.spectre
+    }
 
     fn lower_inst(
         &self,
@@ -272,25 +222,10 @@ impl IsleContext<'_, '_> {
             }
         }
     }
-    fn memory_min(&self, m: Memory) -> u64 {
-        self.lower.func.memories[m].min
-    }
-    /// What the shared check planner (`crate::check`) needs to know about `a`, checking `end`.
-    fn check_facts(&self, a: &Access, end: u64) -> CheckFacts {
-        CheckFacts {
-            mem: self.lower.func.memories[a.memory],
-            index_ty: a.index_ty,
-            pointer: I64,
-            const_index: self.lower.iconst(a.index),
-            const_bound: self.lower.iconst(a.bound),
-            end,
-            faulting_ranges_trap: crate::target::Target::PULLEY64.faulting_ranges_trap(),
-        }
-    }
-    /// Whether `bound >= k` holds in every execution: from the memory's minimum size or a
-    /// constant bound.
-    fn bound_at_least(&self, a: &Access, k: u64) -> bool {
-        self.memory_min(a.memory) >= k || self.lower.iconst(a.bound).is_some_and(|b| b >= k)
+    /// The access, width and byte order, of `a`, and the extension after a narrow load into
+    /// an i64.
+    fn access_op(&self, a: &Access) -> Option<(MemOp, Option<UnOp>)> {
+        mem_op(a.ty, a.kind, a.big_endian)
     }
 }
 
@@ -542,164 +477,96 @@ impl generated::Context for IsleContext<'_, '_> {
         });
     }
 
-    fn access_of(&mut self, inst: Inst) -> Access {
-        let (c, ty) = bounds_checked(self.lower.func, inst)
-            .expect("access_of is only applied to bounds-checked accesses");
-        let (op, widen) = mem_op(ty, c.access, is_big(c.flags)).unwrap_or((MemOp::X64, None));
-        Access {
-            inst,
-            op,
-            widen,
-            store_value: c.value,
-            memory: c.memory,
-            base: c.base,
-            bound: c.bound,
-            index: c.index,
-            index_ty: self.ty(c.index),
-            offset: c.offset,
-            end: c.end(ty),
-            trap: c.trap_code(),
-            mode: Mode::Undecided,
+    fn address_in_bounds(&mut self, inst: Inst, disp: u64) -> Amode {
+        let a = self.access(inst);
+        let base = self.access_base(&a);
+        self.amode(base, disp, false)
+    }
+
+    fn address_covered(&mut self, inst: Inst, leader: Inst, nullable: bool) -> Amode {
+        let a = self.access(inst);
+        self.access_base(&a);
+        let addr = self
+            .lower
+            .checked_by(leader)
+            .expect("a covered access follows its leader's check");
+        // The plan keeps the offset within the displacement.
+        let offset = a.offset as i32;
+        if nullable {
+            Amode::Z { base: addr, offset }
+        } else {
+            Amode::O32 { base: addr, offset }
         }
     }
 
-    fn access_in_bounds(&mut self, a: Access) -> Option<Access> {
-        // A constant index whose whole access lies below the memory's minimum size.
-        (self.check_facts(&a, a.end).plan() == Check::InBounds).then_some(Access {
-            mode: Mode::Unchecked,
-            ..a
-        })
-    }
-
-    fn access_covered(&mut self, a: Access) -> Option<Access> {
-        let (addr, nullable) = self.lower.checked_by_leader(a.inst)?;
-        // Big-endian accesses have no null-trapping mode.
-        if nullable && a.op.big_endian() {
-            return None;
-        }
-        i32::try_from(a.offset).ok()?;
-        Some(Access {
-            mode: Mode::Covered { addr, nullable },
-            ..a
-        })
-    }
-
-    fn access_g32bne(&mut self, a: Access) -> Option<Access> {
-        if a.index_ty != I32 || a.op.big_endian() || a.op.class() != RegClass::Int {
-            return None;
-        }
-        // g32bne holds the static offset in a u8.
-        u8::try_from(a.offset).ok()?;
-        // The bound must be proven >= offset + size without looking at its value.
-        if self.memory_min(a.memory) < a.end {
-            return None;
-        }
-        let load = self.lower.def_inst(a.bound)?;
-        if !self.lower.is_deferred(load) {
-            return None;
-        }
-        match *self.data(load) {
-            InstructionData::Load {
-                opcode: Opcode::Load,
-                flags,
-                arg,
-                offset: Offset32(k),
-            } if flags.trap_code.is_none() && self.ty(a.bound) == I64 => Some(Access {
-                mode: Mode::G32Bne {
-                    load,
-                    addr: arg,
-                    offset: u8::try_from(k).ok()?,
-                },
-                ..a
-            }),
-            _ => None,
+    fn address_g32bne(&mut self, inst: Inst, bound: BoundLoad, offset: u8) -> Amode {
+        let a = self.access(inst);
+        let base = self.access_base(&a);
+        self.lower.sink(bound.inst);
+        let bound_addr = self.put_value(bound.addr);
+        let index = self.put_value(a.index);
+        Amode::G32Bne {
+            base,
+            bound_addr,
+            bound_offset: bound.offset as u8,
+            index,
+            offset,
         }
     }
 
-    fn access_g32(&mut self, a: Access) -> Option<Access> {
-        // Offsets beyond u16 are rebased (see `emit_access`), which `bound >= end` also
-        // makes sound.
-        let ok = a.index_ty == I32 && !a.op.big_endian() && self.bound_at_least(&a, a.end);
-        ok.then_some(Access {
-            mode: Mode::G32,
-            ..a
-        })
-    }
-
-    fn access_explicit(&mut self, a: Access) -> Access {
-        Access {
-            mode: Mode::Explicit,
-            ..a
+    fn address_g32(&mut self, inst: Inst, rebase: u64, offset: u16) -> Amode {
+        let a = self.access(inst);
+        let base = self.access_base(&a);
+        let bound = self.access_bound(&a);
+        let index = self.put_value(a.index);
+        // For an offset beyond g32's 16 bits, the plan moves `rebase` into both base and
+        // bound: `base + rebase` and `bound - rebase` (which cannot wrap, as `bound >= K >
+        // rebase`) are loop-invariant, made once where base and bound are defined, and shared
+        // by accesses in the same 64 KiB window. The access then checks `index > (bound -
+        // rebase) - (offset - rebase) - size`, the same condition.
+        let (base, bound) = if rebase == 0 {
+            (base, bound)
+        } else {
+            (
+                self.derived(a.base, (ADD_KEY, rebase), |cx| cx.add_const(base, rebase)),
+                self.derived(a.bound, (SUB_KEY, rebase), |cx| cx.sub_const(bound, rebase)),
+            )
+        };
+        Amode::G32 {
+            base,
+            bound,
+            index,
+            offset,
         }
     }
 
-    fn emit_access(&mut self, a: Access) -> Vec<VReg> {
-        let (c, ty) = bounds_checked(self.lower.func, a.inst)
-            .expect("emit_access is only applied to bounds-checked accesses");
-        if mem_op(ty, c.access, a.op.big_endian()).is_none() {
+    fn address_checked(
+        &mut self,
+        inst: Inst,
+        compare: &Compare,
+        end: u64,
+        null_select: bool,
+    ) -> Amode {
+        let a = self.access(inst);
+        let base = self.access_base(&a);
+        self.explicit_check(&a, base, *compare, end, null_select)
+    }
+
+    fn address_always_traps(&mut self, inst: Inst, end: u64, null_select: bool) -> Amode {
+        let a = self.access(inst);
+        let base = self.access_base(&a);
+        // `index + K` (checked for the carry) exceeds every bound the memory can have.
+        let compare = Compare::EndAboveBound { may_wrap: true };
+        self.explicit_check(&a, base, compare, end, null_select)
+    }
+
+    fn access_at(&mut self, inst: Inst, amode: Amode) -> Vec<VReg> {
+        let a = self.access(inst);
+        let Some((op, widen)) = self.access_op(&a) else {
             self.fail(CodegenError::new(
                 "pulley64: bounds-checked access of an unsupported type and kind",
             ));
             return Vec::new();
-        }
-        let base = self.put_value(a.base);
-        self.lower.set_fact(base, Fact::MemoryBase(a.memory));
-        let amode = match a.mode {
-            Mode::Unchecked => {
-                let index = self.lower.iconst(a.index).unwrap_or(0);
-                let index = if a.index_ty == I32 {
-                    index & 0xffff_ffff
-                } else {
-                    index
-                };
-                self.amode(base, index + a.offset, false)
-            }
-            Mode::G32 => {
-                let bound = self.put_value(a.bound);
-                self.lower.set_fact(bound, Fact::MemoryBound(a.memory));
-                let index = self.put_value(a.index);
-                // g32 holds a u16 offset. For a larger one, `d = offset - offset % 2^16` moves
-                // into both base and bound: `base + d` and `bound - d` (which cannot wrap, as
-                // `bound >= end > d`) are loop-invariant, made once where base and bound are
-                // defined, and shared by accesses in the same 64 KiB window. The access then
-                // checks `index > (bound - d) - (offset - d) - size`, the same condition.
-                let d = a.offset & !0xffff;
-                let (base, bound) = if d == 0 {
-                    (base, bound)
-                } else {
-                    (
-                        self.derived(a.base, (ADD_KEY, d), |cx| cx.add_const(base, d)),
-                        self.derived(a.bound, (SUB_KEY, d), |cx| cx.sub_const(bound, d)),
-                    )
-                };
-                Amode::G32 {
-                    base,
-                    bound,
-                    index,
-                    offset: (a.offset - d) as u16,
-                }
-            }
-            Mode::G32Bne { load, addr, offset } => {
-                self.lower.sink(load);
-                let bound_addr = self.put_value(addr);
-                let index = self.put_value(a.index);
-                Amode::G32Bne {
-                    base,
-                    bound_addr,
-                    bound_offset: offset,
-                    index,
-                    offset: a.offset as u8,
-                }
-            }
-            Mode::Covered { addr, nullable } => {
-                let offset = a.offset as i32;
-                if nullable {
-                    Amode::Z { base: addr, offset }
-                } else {
-                    Amode::O32 { base: addr, offset }
-                }
-            }
-            Mode::Explicit | Mode::Undecided => self.explicit_check(&a, base),
         };
         let trap = match amode {
             Amode::O32 { .. } => None,
@@ -709,7 +576,7 @@ impl generated::Context for IsleContext<'_, '_> {
             Some(x) => {
                 let src = self.put_value(x);
                 self.emit(MInst::Store {
-                    op: a.op,
+                    op,
                     src,
                     amode,
                     trap,
@@ -717,14 +584,14 @@ impl generated::Context for IsleContext<'_, '_> {
                 Vec::new()
             }
             None => {
-                let dst = self.vreg(a.op.class());
+                let dst = self.vreg(op.class());
                 self.emit(MInst::Load {
-                    op: a.op,
+                    op,
                     dst,
                     amode,
                     trap,
                 });
-                vec![match a.widen {
+                vec![match widen {
                     Some(w) => self.un_reg(w, dst),
                     None => dst,
                 }]
@@ -866,20 +733,27 @@ impl IsleContext<'_, '_> {
         }
     }
 
-    /// The explicit form: the check, then the address of a plain access.
+    /// The explicit form: the check the plan chose, then the address of a plain access.
     ///
-    /// With `k = offset + size` (the largest of the access's run, when it leads one), out of
-    /// bounds means `index + k > bound`, computed without wrapping:
-    /// - `k = 1`: `index >= bound`;
-    /// - when `bound >= k` is proven: `index > bound - k` (against an immediate for a
+    /// With `end` the checked end (the largest of the access's run, when it leads one), out
+    /// of bounds means `index + end > bound`, computed without wrapping:
+    /// - `OneByte`: `index >= bound`;
+    /// - `BoundMinusEnd`, `ConstantBound`: `index > bound - end` (against an immediate for a
     ///   constant bound);
-    /// - when `index + k` cannot wrap (i32 index, `k < 2^32`): `index + k > bound`;
-    /// - otherwise `index + k` with an overflow trap, then `> bound`.
+    /// - `EndAboveBound`: `index + end > bound`, with an overflow trap on the sum when it
+    ///   may wrap.
     ///
-    /// Without Spectre mitigation the condition branches to a trap island; with it, the
-    /// address is replaced by null and the access uses the `z` mode, which traps on null.
-    /// The checked address is recorded for the rest of the run.
-    fn explicit_check(&mut self, a: &Access, base: VReg) -> Amode {
+    /// Without Spectre mitigation the condition branches to a trap island; with it
+    /// (`null_select`), the address is replaced by null and the access uses the `z` mode,
+    /// which traps on null. The checked address is recorded for the rest of the run.
+    fn explicit_check(
+        &mut self,
+        a: &Access,
+        base: VReg,
+        compare: Compare,
+        end: u64,
+        null_select: bool,
+    ) -> Amode {
         let index = self.put_value(a.index);
         let index = if a.index_ty == I32 {
             let key = (ZEXT_KEY, index.bits() as u64, 0);
@@ -894,11 +768,7 @@ impl IsleContext<'_, '_> {
         } else {
             index
         };
-        // The first access of a run checks the run's largest end (`machinst::share`).
-        let end = self.lower.run_end(a.inst).unwrap_or(a.end);
-        let branch_form = !self.backend.spectre || a.op.big_endian();
-        let check = self.check_facts(a, end).plan();
-        if let (true, Check::ConstantBound { limit }) = (branch_form, check) {
+        if let (false, Compare::ConstantBound { limit }) = (null_select, compare) {
             // Compare the index with an immediate.
             if let Some(imm) = ImmCond::Ugt.immediate(true, limit) {
                 self.emit(MInst::TrapIfImm {
@@ -909,37 +779,30 @@ impl IsleContext<'_, '_> {
                     code: a.trap,
                 });
                 let addr = self.add_regs(base, index);
-                self.lower.record_checked(a.inst, addr, false);
+                self.lower.record_checked(a.inst, addr);
                 return self.amode(addr, a.offset, false);
             }
         }
-        let bound = self.put_value(a.bound);
-        self.lower.set_fact(bound, Fact::MemoryBound(a.memory));
+        let bound = self.access_bound(a);
         // Out of bounds when `lhs < rhs` (`lhs <= rhs` for a one-byte end).
         let mut or_equal = false;
-        let (lhs, rhs) = match check {
-            Check::ConstantBound { limit } => (
+        let (lhs, rhs) = match compare {
+            Compare::ConstantBound { limit } => (
                 self.derived(a.bound, (SUB_KEY, end), |cx| cx.const_reg(limit)),
                 index,
             ),
-            Check::OneByte => {
+            Compare::OneByte => {
                 or_equal = true;
                 (bound, index)
             }
-            Check::BoundMinusEnd => (
+            Compare::BoundMinusEnd => (
                 self.derived(a.bound, (SUB_KEY, end), |cx| cx.sub_const(bound, end)),
                 index,
             ),
-            Check::EndAboveBound { may_wrap: false } => (bound, self.add_const(index, end)),
-            // With an overflow-checked sum: `EndAboveBound { may_wrap: true }`, and what
-            // needs no dynamic check at all but reached here anyway (a constant index in
-            // bounds is lowered without a check by an earlier rule; an access that always
-            // traps still traps this way; faulting ranges are never relied on on Pulley).
-            Check::EndAboveBound { may_wrap: true }
-            | Check::AlwaysTraps
-            | Check::InBounds
-            | Check::Faults
-            | Check::Guard => {
+            Compare::EndAboveBound { may_wrap: false } => (bound, self.add_const(index, end)),
+            // The guard form needs faults to be traps, which they are not on Pulley; should
+            // a plan name it, the overflow-checked sum is exact without it.
+            Compare::EndAboveBound { may_wrap: true } | Compare::Guard => {
                 let k = self.const_reg(end);
                 let end = self.vreg(RegClass::Int);
                 self.emit(MInst::AddTrap {
@@ -953,7 +816,7 @@ impl IsleContext<'_, '_> {
             }
         };
         let addr = self.add_regs(base, index);
-        if !branch_form {
+        if null_select {
             let cmp = if or_equal {
                 BinOp::Xulteq64
             } else {
@@ -970,7 +833,7 @@ impl IsleContext<'_, '_> {
             let safe = self.select_reg_raw(oob, zero, addr);
             let offset = match i32::try_from(a.offset) {
                 Ok(o) => {
-                    self.lower.record_checked(a.inst, safe, true);
+                    self.lower.record_checked(a.inst, safe);
                     o
                 }
                 Err(_) => 0,
@@ -987,7 +850,7 @@ impl IsleContext<'_, '_> {
                 b: rhs,
                 code: a.trap,
             });
-            self.lower.record_checked(a.inst, addr, false);
+            self.lower.record_checked(a.inst, addr);
             self.amode(addr, a.offset, false)
         }
     }

@@ -6,14 +6,14 @@ use super::inst::{
     gpr, regs, xmm, AluOp, Amode, Cc, CountOp, ExtOp, FAluOp, FUnOp, LoadOp, MInst, Rmi, ShiftOp,
     Size, StoreOp, Test, UnaryOp,
 };
-use crate::check::{Check, CheckFacts};
 use crate::ir::{
-    AccessKind, Endianness, Ieee32, Ieee64, Imm64, Inst, InstructionData, MemFlags, Memory,
-    Offset32, Opcode, TrapCode, Type, Value, ValueDef,
+    AccessKind, Endianness, Ieee32, Ieee64, Imm64, Inst, InstructionData, MemFlags, Offset32,
+    Opcode, TrapCode, Type, Value, ValueDef,
 };
+use crate::machinst::access::Access;
 use crate::machinst::lower::{Backend, Lower};
 use crate::machinst::{
-    bounds_checked, plain_access_kind, CodegenError, Fact, MachBlock, PReg, RegClass, VReg,
+    bounds_checked, plain_access_kind, CodegenError, MachBlock, PReg, RegClass, VReg,
 };
 use crate::semantics::Extension;
 
@@ -28,48 +28,11 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/x64_lower.rs"));
 }
 
-/// How far from a null address an access still faults: in the Spectre form, the accesses of
-/// a run address relative to the first one's checked (or null) address when they are this
-/// close. Linux never maps the first 64 KiB (`vm.mmap_min_addr`) nor the top half of the
-/// address space; one page is the margin every system keeps.
-const NULL_REACH: u64 = 4096;
-
-/// How a bounds-checked access is checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Not chosen yet.
-    Undecided,
-    /// In bounds for every index: no check.
-    Unchecked,
-    /// Every out-of-bounds access faults (case C): no check, the access is a trap site.
-    Faults,
-    /// Covered by the explicit check of an earlier access of its run.
-    Covered {
-        /// With Spectre mitigation: the leader's checked `base + index + offset` (null when
-        /// out of bounds), and this access's offset from it.
-        addr: Option<(VReg, i32)>,
-    },
-    /// An explicit check before the access.
-    Explicit,
-}
-
-/// A bounds-checked access, as the selection rules see it.
+/// The address of a bounds-checked access, and whether the access is a trap site.
 #[derive(Clone, Copy, Debug)]
-pub struct Access {
-    inst: Inst,
-    op: Result<LoadOp, StoreOp>,
-    store_value: Option<Value>,
-    memory: Memory,
-    base: Value,
-    bound: Value,
-    index: Value,
-    index_ty: Type,
-    offset: u64,
-    /// offset + access size; the verifier guarantees it fits 64 bits.
-    end: u64,
-    trap: TrapCode,
-    mode: Mode,
-    big_endian: bool,
+pub struct Address {
+    amode: Amode,
+    trap: bool,
 }
 
 /// The x86-64 backend's lowering settings.
@@ -139,7 +102,11 @@ fn split_locs<T: Copy>(vals: &[T], locs: &[Loc]) -> (Vec<(T, PReg)>, Vec<T>) {
 impl Backend for X64Backend {
     type MInst = MInst;
 
-    const NAME: &'static str = "x86_64";
+    const TARGET: &'static crate::target::Target = &crate::target::Target::X86_64;
+
+    fn spectre(&self) -> bool {
+        self.spectre
+    }
 
     fn lower_inst(
         &self,
@@ -319,17 +286,6 @@ impl IsleContext<'_, '_> {
             zero: false,
         }
     }
-    fn memory_facts(&self, a: &Access, end: u64) -> CheckFacts {
-        CheckFacts {
-            mem: self.lower.func.memories[a.memory],
-            index_ty: a.index_ty,
-            pointer: I64,
-            const_index: self.lower.iconst(a.index),
-            const_bound: self.lower.iconst(a.bound),
-            end,
-            faulting_ranges_trap: true,
-        }
-    }
     /// The index as a 64-bit register: an i32 is zero-extended already.
     fn index64(&mut self, a: &Access) -> VReg {
         self.put_value(a.index)
@@ -354,9 +310,7 @@ impl IsleContext<'_, '_> {
         if let Some(m) = self.foldable_load(a.bound) {
             return Rmi::Mem(m);
         }
-        let bound = self.put_value(a.bound);
-        self.lower.set_fact(bound, Fact::MemoryBound(a.memory));
-        Rmi::Reg(bound)
+        Rmi::Reg(self.access_bound(a))
     }
     /// Whether `v` is a deferred single-use `load.i64 notrap` that can become a memory
     /// operand; sinks it when so.
@@ -391,23 +345,17 @@ impl IsleContext<'_, '_> {
         }
     }
 
-    /// The explicit check of `a` and the address of its access (and whether the access is a
-    /// trap site: it may fault in the guard, or on the null address).
-    fn explicit_check(&mut self, a: &Access, base: VReg) -> (Amode, bool) {
-        let end = self.lower.run_end(a.inst).unwrap_or(a.end);
-        let check = self.memory_facts(a, end).plan();
+    /// The explicit check of `a` for `end` with `compare` (the plan's), and the address of
+    /// its access.
+    fn explicit_check(
+        &mut self,
+        a: &Access,
+        base: VReg,
+        compare: Compare,
+        end: u64,
+        null_select: bool,
+    ) -> Address {
         let index = self.index64(a);
-        if check == Check::AlwaysTraps {
-            self.emit(MInst::Trap { code: a.trap });
-            return (
-                Amode {
-                    base,
-                    index: None,
-                    disp: 0,
-                },
-                false,
-            );
-        }
         // The out-of-bounds condition, as a flag test.
         let cmp = |cc, a: VReg, b: Rmi| Test::Cmp {
             size: Size::Q,
@@ -415,9 +363,8 @@ impl IsleContext<'_, '_> {
             a,
             b,
         };
-        let foldable = self.foldable_bound_load(a.bound).is_some();
-        let test = match check {
-            Check::ConstantBound { limit } => match imm32(limit, Size::Q) {
+        let test = match compare {
+            Compare::ConstantBound { limit } => match imm32(limit, Size::Q) {
                 Some(k) => cmp(Cc::A, index, Rmi::Imm(k)),
                 None => {
                     let l =
@@ -425,33 +372,28 @@ impl IsleContext<'_, '_> {
                     cmp(Cc::A, index, Rmi::Reg(l))
                 }
             },
-            Check::OneByte => {
+            Compare::OneByte => {
                 let b = self.bound_operand(a);
                 cmp(Cc::Ae, index, b)
             }
-            Check::Guard => {
+            Compare::Guard => {
                 let b = self.bound_operand(a);
                 cmp(Cc::A, index, b)
             }
-            // A bound reloaded in this block is compared in memory with `index + K`; one
-            // defined elsewhere gives `bound - K` once, outside the loop.
-            Check::BoundMinusEnd if !(foldable && end <= i32::MAX as u64 && a.index_ty == I32) => {
-                let bound = self.put_value(a.bound);
-                self.lower.set_fact(bound, Fact::MemoryBound(a.memory));
+            // `bound - K` once, where the bound is defined (outside the loop).
+            Compare::BoundMinusEnd => {
+                let bound = self.access_bound(a);
                 let bk = self.derived(a.bound, (SUB_KEY, end), |cx| cx.sub_const(bound, end));
                 cmp(Cc::A, index, Rmi::Reg(bk))
             }
-            Check::BoundMinusEnd | Check::EndAboveBound { may_wrap: false } => {
+            // With the bound compared in memory when it is loaded right here.
+            Compare::EndAboveBound { may_wrap: false } => {
                 let sum = self.add_const(index, end);
                 let b = self.bound_operand(a);
                 cmp(Cc::A, sum, b)
             }
-            // `index + K` may wrap: it traps on the carry first. So does what needs no check
-            // but reached here anyway (earlier rules take those).
-            Check::EndAboveBound { may_wrap: true }
-            | Check::InBounds
-            | Check::Faults
-            | Check::AlwaysTraps => {
+            // `index + K` may wrap: it traps on the carry first.
+            Compare::EndAboveBound { may_wrap: true } => {
                 let k = match imm32(end, Size::Q) {
                     Some(k) => Rmi::Imm(k),
                     None => Rmi::Reg(self.const_reg(Size::Q, end)),
@@ -468,21 +410,22 @@ impl IsleContext<'_, '_> {
                 cmp(Cc::A, sum, b)
             }
         };
-        let guard = check == Check::Guard;
-        if !self.backend.spectre {
+        if !null_select {
             self.emit(MInst::TrapIf { test, code: a.trap });
             let (base, disp) = self.far_base(a, base);
-            (
-                Amode {
+            // Later accesses of the run use `disp(base, index)` themselves.
+            self.lower.record_checked(a.inst, index);
+            Address {
+                amode: Amode {
                     base,
                     index: Some(index),
                     disp,
                 },
-                guard,
-            )
+                trap: self.lower.plan(a.inst).access_is_trap_site(),
+            }
         } else {
             // addr = base + index + offset; out of bounds, a conditional move makes it null.
-            // Later accesses of the run address relative to it (see `access_covered`).
+            // Later accesses of the run address relative to it (`Form::Covered`).
             let (b, disp) = self.far_base(a, base);
             let addr = self.lea(b, Some(index), disp);
             let zero = self.derived(a.bound, (CONST_KEY, 0), |cx| cx.const_reg(Size::Q, 0));
@@ -493,15 +436,15 @@ impl IsleContext<'_, '_> {
                 t: zero,
                 f: addr,
             });
-            self.lower.record_checked(a.inst, safe, true);
-            (
-                Amode {
+            self.lower.record_checked(a.inst, safe);
+            Address {
+                amode: Amode {
                     base: safe,
                     index: None,
                     disp: 0,
                 },
-                true,
-            )
+                trap: true,
+            }
         }
     }
 }
@@ -1018,83 +961,98 @@ impl generated::Context for IsleContext<'_, '_> {
         self.store_value(op, is_big(flags), src, amode, flags.trap_code);
     }
 
-    fn access_of(&mut self, inst: Inst) -> Access {
-        let (c, ty) = bounds_checked(self.lower.func, inst)
-            .expect("access_of is only applied to bounds-checked accesses");
-        let op = match c.value {
-            Some(_) => Err(store_op(ty, c.access).unwrap_or(StoreOp::Q)),
-            None => Ok(load_op(ty, c.access).unwrap_or(LoadOp::X64)),
+    fn address_always_traps(&mut self, inst: Inst) -> Address {
+        let a = self.access(inst);
+        let base = self.access_base(&a);
+        self.index64(&a);
+        self.emit(MInst::Trap { code: a.trap });
+        Address {
+            amode: Amode {
+                base,
+                index: None,
+                disp: 0,
+            },
+            trap: false,
+        }
+    }
+
+    fn address_in_bounds(&mut self, inst: Inst, disp: u64) -> Address {
+        let a = self.access(inst);
+        let base = self.access_base(&a);
+        let (base, disp) = match i32::try_from(disp) {
+            Ok(d) => (base, d),
+            Err(_) => (self.add_const(base, disp), 0),
         };
-        Access {
-            inst,
-            op,
-            store_value: c.value,
-            memory: c.memory,
-            base: c.base,
-            bound: c.bound,
-            index: c.index,
-            index_ty: self.ty(c.index),
-            offset: c.offset,
-            end: c.end(ty),
-            trap: c.trap_code(),
-            mode: Mode::Undecided,
-            big_endian: is_big(c.flags),
+        Address {
+            amode: Amode {
+                base,
+                index: None,
+                disp,
+            },
+            trap: false,
         }
     }
 
-    fn access_in_bounds(&mut self, a: Access) -> Option<Access> {
-        (self.memory_facts(&a, a.end).plan() == Check::InBounds).then_some(Access {
-            mode: Mode::Unchecked,
-            ..a
-        })
-    }
-
-    fn access_covered(&mut self, a: Access) -> Option<Access> {
-        let (addr, nullable) = self.lower.checked_by_leader(a.inst)?;
-        if nullable {
-            // `addr` is the leader's `base + index + offset`, or null. This access is at
-            // `addr + delta`, which must still fault when `addr` is null: below the first
-            // page, or (negative) in the kernel's half of the address space.
-            let leader = self.lower.run_leader(a.inst)?;
-            let lead_offset = self.access_of(leader).offset;
-            let delta = a.offset.wrapping_sub(lead_offset) as i64;
-            (delta.unsigned_abs() < NULL_REACH).then_some(Access {
-                mode: Mode::Covered {
-                    addr: Some((addr, delta as i32)),
-                },
-                ..a
-            })
-        } else {
-            Some(Access {
-                mode: Mode::Covered { addr: None },
-                ..a
-            })
+    fn address_faulting(&mut self, inst: Inst) -> Address {
+        let a = self.access(inst);
+        let base = self.access_base(&a);
+        let index = self.index64(&a);
+        let (base, disp) = self.far_base(&a, base);
+        Address {
+            amode: Amode {
+                base,
+                index: Some(index),
+                disp,
+            },
+            trap: true,
         }
     }
 
-    fn access_faults(&mut self, a: Access) -> Option<Access> {
-        (self.memory_facts(&a, a.end).plan() == Check::Faults).then_some(Access {
-            mode: Mode::Faults,
-            ..a
-        })
-    }
-
-    fn access_explicit(&mut self, a: Access) -> Access {
-        Access {
-            mode: Mode::Explicit,
-            ..a
+    fn address_covered(&mut self, inst: Inst, leader: Inst, nullable: bool, delta: i64) -> Address {
+        if !nullable {
+            // `disp(base, index)`: a trap site, since the run's check may have relied on the
+            // guard (`index > bound` only).
+            return self.address_faulting(inst);
+        }
+        let a = self.access(inst);
+        self.access_base(&a);
+        // The leader's `base + index + offset`, or null; the plan keeps `delta` within the
+        // target's null reach.
+        let addr = self
+            .lower
+            .checked_by(leader)
+            .expect("a covered access follows its leader's check");
+        Address {
+            amode: Amode {
+                base: addr,
+                index: None,
+                disp: delta as i32,
+            },
+            trap: true,
         }
     }
 
-    fn emit_access(&mut self, a: Access) -> Vec<VReg> {
-        let (c, ty) = bounds_checked(self.lower.func, a.inst)
-            .expect("emit_access is only applied to bounds-checked accesses");
-        let kind = c.access;
-        let supported = match a.store_value {
-            Some(_) => store_op(ty, kind).is_some(),
-            None => load_op(ty, kind).is_some(),
+    fn address_checked(
+        &mut self,
+        inst: Inst,
+        compare: &Compare,
+        end: u64,
+        null_select: bool,
+        _rebase: u64,
+    ) -> Address {
+        let a = self.access(inst);
+        let base = self.access_base(&a);
+        self.explicit_check(&a, base, *compare, end, null_select)
+    }
+
+    fn access_at(&mut self, inst: Inst, addr: Address) -> Vec<VReg> {
+        let a = self.access(inst);
+        let (ty, kind) = (a.ty, a.kind);
+        let op = match a.store_value {
+            Some(_) => store_op(ty, kind).map(Err),
+            None => load_op(ty, kind).map(Ok),
         };
-        if !supported {
+        let Some(op) = op else {
             self.fail(CodegenError::new(format!(
                 "x86_64: no bounds-checked access of {ty} as {kind:?}"
             )));
@@ -1103,68 +1061,11 @@ impl generated::Context for IsleContext<'_, '_> {
             } else {
                 vec![self.placeholder()]
             };
-        }
-        let base = self.put_value(a.base);
-        self.lower.set_fact(base, Fact::MemoryBase(a.memory));
-        let (amode, trap) = match a.mode {
-            Mode::Unchecked => {
-                let index = self.lower.iconst(a.index).unwrap_or(0);
-                let index = if a.index_ty == I32 {
-                    index & 0xffff_ffff
-                } else {
-                    index
-                };
-                let k = index + a.offset;
-                let (base, disp) = match i32::try_from(k) {
-                    Ok(d) => (base, d),
-                    Err(_) => (self.add_const(base, k), 0),
-                };
-                (
-                    Amode {
-                        base,
-                        index: None,
-                        disp,
-                    },
-                    false,
-                )
-            }
-            Mode::Faults | Mode::Covered { addr: None } => {
-                let index = self.index64(&a);
-                let (base, disp) = self.far_base(&a, base);
-                // A trap site either way: a covered access may fault in the guard when the
-                // run's check relied on it (`index > bound` only).
-                (
-                    Amode {
-                        base,
-                        index: Some(index),
-                        disp,
-                    },
-                    true,
-                )
-            }
-            Mode::Covered {
-                addr: Some((addr, disp)),
-            } => (
-                Amode {
-                    base: addr,
-                    index: None,
-                    disp,
-                },
-                true,
-            ),
-            Mode::Explicit | Mode::Undecided => {
-                let r = self.explicit_check(&a, base);
-                if !self.backend.spectre {
-                    // Later accesses of the run use `disp(base, index)` themselves.
-                    let index = self.index64(&a);
-                    self.lower.record_checked(a.inst, index, false);
-                }
-                r
-            }
         };
+        let Address { amode, trap } = addr;
         let trap = trap.then_some(a.trap);
         let rmw = self.read_modify_write(a.inst);
-        match (a.store_value, a.op, rmw) {
+        match (a.store_value, op, rmw) {
             (Some(_), Err(_), Some(rmw)) => {
                 self.lower.sink(rmw.op_inst);
                 let size = int_size(self.ty(rmw.other));
@@ -1329,7 +1230,7 @@ impl IsleContext<'_, '_> {
         // A load: the read-modify-write of the store its value reaches, if that one is
         // made with this load. The store must be in the load's run, so a load in no run
         // (most of them) is not looked at further.
-        if self.lower.run_end(inst).is_none() && self.lower.run_leader(inst).is_none() {
+        if !self.lower.in_run(inst) {
             return None;
         }
         let op_inst = self.only_user(dfg.first_result(inst))?;

@@ -1,0 +1,769 @@
+//! The one planner: how each bounds-checked access is made safe.
+//!
+//! The trap condition is the instruction's definition (`semantics::out_of_bounds`: the access
+//! traps when `index + K > bound` without wrapping, with `K = offset + size` from
+//! `semantics::static_end`). What this module decides, once per access, is how much of that
+//! condition the code must test and how, under the facts the memory declaration, constant
+//! operands, the access's run and the target give:
+//!
+//! - no check at all, because the access can never be in bounds ([`Form::AlwaysTraps`]), is
+//!   in bounds for every execution ([`Form::InBounds`]), or every out-of-bounds address lands
+//!   in a range that faults ([`Form::Faults`]);
+//! - no check of its own, because an earlier access of its run checked a larger end
+//!   ([`Form::Covered`], see `machinst::share`);
+//! - an access that checks itself ([`Form::G32`], [`Form::G32Bne`]: Pulley's bounds-checking
+//!   addressing modes, which compute `bound - K` without wrapping checks);
+//! - an explicit comparison ([`Form::Explicit`]), whose form ([`Compare`]) is the cheapest one
+//!   that is exact under the premises, consumed by a branch to a trap or, with Spectre
+//!   mitigation, by selecting a null address.
+//!
+//! Every plan records the [`Premise`]s it relied on, so that a checker (proof-carrying code)
+//! or a prover can re-establish each one, and every consumer only *renders* a plan: the
+//! legalizer as CLIF, each backend as machine code. [`Plan`] has no public constructor: code
+//! that emits an access without a check of its own can only be reached with a plan from here.
+//!
+//! ```compile_fail
+//! // A backend cannot make up a plan.
+//! let p = clif_bounds::plan::Plan { k: 4, form: clif_bounds::plan::Form::Faults, premises: Default::default() };
+//! ```
+
+use crate::ir::{types, Function, Inst, InstructionData, MemoryData, Opcode, Type, Value};
+use crate::machinst::share::Shared;
+use crate::target::{NullCheck, Target};
+use smallvec::SmallVec;
+use std::collections::HashMap;
+use std::fmt;
+
+/// What is known about one access when planning it, read off the IR.
+#[derive(Clone, Copy, Debug)]
+pub struct AccessFacts {
+    /// The access.
+    pub inst: Inst,
+    /// The memory's declaration: `min <= bound <= max`, and the faulting ranges.
+    pub mem: MemoryData,
+    /// The index type (i32 or i64).
+    pub index_ty: Type,
+    /// The index, when it is a constant.
+    pub const_index: Option<u64>,
+    /// The bound, when it is a constant.
+    pub const_bound: Option<u64>,
+    /// The static offset.
+    pub offset: u64,
+    /// `K = offset + size`, from the instruction's definition.
+    pub k: u64,
+    /// The access is in the target's foreign byte order.
+    pub foreign_order: bool,
+    /// The accessed value lives in an integer register.
+    pub integer: bool,
+    /// The bound is a trusted (`notrap`), native-order 64-bit load whose only use is this
+    /// access and which lowering has not made yet: a backend may fold it into the access.
+    pub bound_load: Option<BoundLoad>,
+}
+
+/// The load defining an access's bound, when it can be folded into the access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BoundLoad {
+    /// The load.
+    pub inst: Inst,
+    /// Its address operand.
+    pub addr: Value,
+    /// Its offset.
+    pub offset: i32,
+}
+
+impl AccessFacts {
+    /// The facts of bounds-checked access `inst` of `func` (`None` for other instructions);
+    /// `deferred` says whether lowering has yet to make an instruction's result, so that the
+    /// access may fold it.
+    pub fn of(
+        func: &Function,
+        target: &Target,
+        inst: Inst,
+        deferred: &dyn Fn(Inst) -> bool,
+    ) -> Option<AccessFacts> {
+        let dfg = &func.dfg;
+        let a = dfg.insts[inst].bounds_checked_access()?;
+        let ty = dfg.ctrl_type(inst);
+        let bound_load = match dfg.value_def(a.bound) {
+            crate::ir::ValueDef::Result(load, _) if deferred(load) => match dfg.insts[load] {
+                InstructionData::Load {
+                    opcode: Opcode::Load,
+                    flags,
+                    arg,
+                    offset,
+                } if flags.trap_code.is_none()
+                    && flags.endianness.unwrap_or(target.endianness) == target.endianness
+                    && dfg.value_type(a.bound) == types::I64 =>
+                {
+                    Some(BoundLoad {
+                        inst: load,
+                        addr: arg,
+                        offset: offset.0,
+                    })
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        Some(AccessFacts {
+            inst,
+            mem: func.memories[a.memory],
+            index_ty: dfg.value_type(a.index),
+            const_index: dfg.iconst_value(a.index),
+            const_bound: dfg.iconst_value(a.bound),
+            offset: a.offset,
+            k: a.end(ty),
+            foreign_order: a.flags.endianness.unwrap_or(target.endianness) != target.endianness,
+            integer: !ty.is_float(),
+            bound_load,
+        })
+    }
+}
+
+/// How an access is made safe, with the premises that justify it. Made only by this module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    k: u64,
+    form: Form,
+    premises: SmallVec<[Premise; 2]>,
+}
+
+/// The shape of a plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// No execution is in bounds: trap unconditionally. A backend that renders it as a
+    /// comparison (one that is always true) checks `end`, in the Spectre form when
+    /// `null_select`, as [`Form::Explicit`] would.
+    AlwaysTraps {
+        /// The end a comparison would check.
+        end: u64,
+        /// Spectre form.
+        null_select: bool,
+    },
+    /// In bounds for every execution: a plain access at `base + disp`, `disp` being the
+    /// zero-extended constant index plus the offset.
+    InBounds {
+        /// The access's distance from `base`.
+        disp: u64,
+    },
+    /// Every out-of-bounds address faults: a plain access at `base + index + offset` that
+    /// is a trap site.
+    Faults,
+    /// An earlier access of the run checked an end at least this access's: a plain access
+    /// relative to the leader's checked address.
+    Covered {
+        /// The run's first access, whose plan is [`Form::Explicit`].
+        leader: Inst,
+        /// The checked address is null when the run is out of bounds (Spectre form): the
+        /// access must be a trap site and stay within the target's null reach.
+        nullable: bool,
+        /// This access's offset minus the leader's.
+        delta: i64,
+    },
+    /// Pulley's `*_g32` modes: the access traps when `index > bound - offset - size`. The
+    /// mode's offset is 16 bits: `rebase` (a multiple of 2^16) moves into both `base` and
+    /// `bound` first.
+    G32 {
+        /// Moved from the offset into `base + rebase` and `bound - rebase`.
+        rebase: u64,
+        /// What is left of the offset.
+        offset: u16,
+    },
+    /// Pulley's `*_g32bne` modes: as `G32`, with the bound loaded from `*(addr + offset)` by
+    /// the access itself.
+    G32Bne {
+        /// The folded bound load.
+        bound: BoundLoad,
+        /// The access's offset.
+        offset: u8,
+    },
+    /// An explicit comparison before a plain access.
+    Explicit {
+        /// The comparison.
+        compare: Compare,
+        /// The end it checks: `K`, or the run's largest `K` when this access leads a run.
+        end: u64,
+        /// Spectre form: out of bounds, the address becomes null and the access traps there;
+        /// otherwise a branch to a trap.
+        null_select: bool,
+        /// Part of the offset too large for the target's displacement, added to the base
+        /// (once, where the base is defined) instead.
+        rebase: u64,
+    },
+}
+
+/// The comparison of an explicit check, true when out of bounds; `index` is zero-extended to
+/// pointer width, `end` the checked end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compare {
+    /// `index > limit` with the constant `limit = bound - end`.
+    ConstantBound {
+        /// `bound - end`.
+        limit: u64,
+    },
+    /// `index >= bound`, for `end == 1`.
+    OneByte,
+    /// `index > bound`: the guard after the bound catches the rest.
+    Guard,
+    /// `index > bound - end`, computed once where the bound is defined.
+    BoundMinusEnd,
+    /// `index + end > bound`; `may_wrap` when the sum can exceed the pointer width, so it
+    /// must trap on the carry.
+    EndAboveBound {
+        /// The sum can wrap at pointer width.
+        may_wrap: bool,
+    },
+}
+
+/// A fact a plan relies on. Each is checkable from the memory declaration, the IR and the
+/// target alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Premise {
+    /// `K` exceeds the largest bound the memory can have (`max_bound`).
+    EndAboveMaxBound {
+        /// The largest bound, under the index type, the declared maximum and pointer width.
+        max_bound: u128,
+    },
+    /// `K` does not fit the pointer width (case B of RFC.md).
+    EndAbovePointerWidth,
+    /// The index is this constant.
+    ConstantIndex(u64),
+    /// The bound is this constant.
+    ConstantBound(u64),
+    /// `bound >= min >= end`: the declared minimum size covers `end`.
+    MinCovers {
+        /// The end covered.
+        end: u64,
+    },
+    /// Every end the index allows lies within the faulting range after the minimum bound:
+    /// `index_max + K <= faulting_end(min)`, and faults are traps on this target.
+    FaultingRangeCovers {
+        /// The largest index.
+        index_max: u128,
+        /// `faulting_end(min)`.
+        faulting_end: u128,
+    },
+    /// The guard after the bound is at least `end` bytes, and faults are traps.
+    GuardCovers {
+        /// The end covered.
+        end: u64,
+    },
+    /// `index + end` cannot wrap at pointer width.
+    SumFits,
+    /// The run's first access checked a larger end (`machinst::share`).
+    RunCheckedBy {
+        /// The run's first access.
+        leader: Inst,
+        /// The end it checked.
+        end: u64,
+    },
+    /// An access within this distance of a null address faults, so a null checked address
+    /// still traps ([`Target::null_check`]).
+    NullReach {
+        /// The distance.
+        delta: i64,
+    },
+    /// The access instruction itself tests its base register for null.
+    NullTestedByAccess,
+    /// The access is a trap site: its fault is reported with its trap code.
+    FaultIsTrap,
+}
+
+/// Which exploded form an access receives from the legalizer: the cases of RFC.md's table,
+/// named after Wasmtime's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Case {
+    /// Always traps: `offset + size` exceeds the largest bound.
+    A,
+    /// Always traps on a 32-bit host: `offset + size >= 2^32`.
+    B,
+    /// No check: guard pages catch every out-of-bounds access.
+    C,
+    /// No check: a constant index provably in bounds.
+    D,
+    /// One compare against a constant.
+    E,
+    /// One `uge` compare for a 1-byte access.
+    F,
+    /// One compare; the guard catches the rest.
+    G,
+    /// `isub` then compare, justified by the minimum size.
+    H,
+    /// Overflow-checked add then compare.
+    I,
+}
+
+impl fmt::Display for Case {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl Plan {
+    /// `K`: this access's `offset + size`.
+    pub fn k(&self) -> u64 {
+        self.k
+    }
+
+    /// The plan's shape.
+    pub fn form(&self) -> Form {
+        self.form
+    }
+
+    /// The premises the plan relies on.
+    pub fn premises(&self) -> &[Premise] {
+        &self.premises
+    }
+
+    /// The legalization case of RFC.md this plan is, for plans the legalizer makes.
+    pub fn case(&self) -> Case {
+        match self.form {
+            Form::AlwaysTraps { .. } if self.premises.contains(&Premise::EndAbovePointerWidth) => {
+                Case::B
+            }
+            Form::AlwaysTraps { .. } => Case::A,
+            Form::InBounds { .. } => Case::D,
+            Form::Faults => Case::C,
+            Form::Explicit { compare, .. } => match compare {
+                Compare::ConstantBound { .. } => Case::E,
+                Compare::OneByte => Case::F,
+                Compare::Guard => Case::G,
+                Compare::BoundMinusEnd => Case::H,
+                Compare::EndAboveBound { .. } => Case::I,
+            },
+            Form::Covered { .. } | Form::G32 { .. } | Form::G32Bne { .. } => {
+                unreachable!("the legalizer plans no runs and no Pulley modes")
+            }
+        }
+    }
+
+    /// Whether the access instruction may fault and must report the fault as a trap.
+    pub fn access_is_trap_site(&self) -> bool {
+        self.premises.contains(&Premise::FaultIsTrap)
+    }
+}
+
+/// What a consumer of plans can render, beyond the target's facts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Renderer {
+    /// `enable_heap_access_spectre_mitigation`.
+    pub spectre: bool,
+    /// Runs of accesses share one check (backends; the legalizer expands each alone).
+    pub runs: bool,
+    /// The target's bounds-checking addressing modes may be used (Pulley's `g32`).
+    pub checked_modes: bool,
+    /// The plan becomes CLIF (the legalizer), not machine code.
+    pub legalized: bool,
+}
+
+/// Plans every bounds-checked access of one block, in order, given the block's runs
+/// (`machinst::share::runs`). A covered access relies on its leader's plan, made first.
+pub fn plan_block(
+    func: &Function,
+    target: &Target,
+    renderer: Renderer,
+    block: crate::ir::Block,
+    runs: &HashMap<Inst, Shared>,
+    deferred: &dyn Fn(Inst) -> bool,
+) -> HashMap<Inst, Plan> {
+    let mut plans: HashMap<Inst, Plan> = HashMap::new();
+    for &inst in func.layout.block_insts(block) {
+        let Some(facts) = AccessFacts::of(func, target, inst, deferred) else {
+            continue;
+        };
+        let run = runs.get(&inst).map(|s| match *s {
+            Shared::Leader { end } => Run::Leads { end },
+            Shared::Covered { leader } => Run::Follows {
+                leader,
+                plan: plans.get(&leader),
+                leader_offset: func.dfg.insts[leader]
+                    .bounds_checked_access()
+                    .map_or(0, |l| l.offset),
+            },
+        });
+        let p = plan(&facts, target, renderer, run);
+        plans.insert(inst, p);
+    }
+    plans
+}
+
+/// An access's place in its run, as [`plan`] sees it.
+#[derive(Clone, Copy, Debug)]
+pub enum Run<'p> {
+    /// It leads a run whose largest end is `end`.
+    Leads {
+        /// The run's largest `K`.
+        end: u64,
+    },
+    /// It follows `leader`, planned as `plan`.
+    Follows {
+        /// The run's first access.
+        leader: Inst,
+        /// The leader's plan.
+        plan: Option<&'p Plan>,
+        /// The leader's offset.
+        leader_offset: u64,
+    },
+}
+
+/// The plan for one access: the cheapest form that is correct for every execution the facts
+/// allow. Backends and the legalizer render its result and never re-derive a premise.
+pub fn plan(facts: &AccessFacts, target: &Target, r: Renderer, run: Option<Run>) -> Plan {
+    let k = facts.k;
+    let mut p = Plan {
+        k,
+        form: Form::Faults,
+        premises: SmallVec::new(),
+    };
+    let min = u128::from(facts.mem.min);
+    let index_max = index_max(facts.index_ty, target.pointer);
+
+    let own_always_traps = always_traps(facts, target, k);
+    // A constant index in bounds for the smallest memory.
+    if let (Some(i), None) = (facts.const_index, own_always_traps) {
+        if u128::from(i) + u128::from(k) <= min {
+            p.form = Form::InBounds {
+                disp: i + facts.offset,
+            };
+            p.premises.push(Premise::ConstantIndex(i));
+            p.premises.push(Premise::MinCovers { end: i + k });
+            return p;
+        }
+    }
+
+    // Covered by the run's check.
+    if let (
+        true,
+        Some(Run::Follows {
+            leader,
+            plan: Some(lp),
+            leader_offset,
+        }),
+    ) = (r.runs, run)
+    {
+        if let Form::Explicit {
+            null_select,
+            end,
+            rebase,
+            ..
+        } = lp.form
+        {
+            let delta = facts.offset.wrapping_sub(leader_offset) as i64;
+            let reachable = !null_select
+                || match target.null_check {
+                    // The leader's null-or-checked address is its own `base + index +
+                    // offset`: this access stays within reach of null.
+                    NullCheck::Unmapped { reach } => delta.unsigned_abs() < reach,
+                    // The address is the leader's `base + index`, tested by the access
+                    // itself, which needs a null-testing mode and the whole offset in its
+                    // displacement (the leader's too).
+                    NullCheck::BaseRegister => {
+                        !facts.foreign_order
+                            && rebase == 0
+                            && facts.offset <= target.max_displacement
+                    }
+                };
+            let addressable = match target.null_check {
+                NullCheck::Unmapped { .. } => true,
+                // Relative to the leader's `base + index`: the offset is the displacement.
+                NullCheck::BaseRegister => facts.offset <= target.max_displacement,
+            };
+            if reachable && addressable {
+                p.form = Form::Covered {
+                    leader,
+                    nullable: null_select,
+                    delta,
+                };
+                p.premises.push(Premise::RunCheckedBy { leader, end });
+                if null_select {
+                    p.premises.push(match target.null_check {
+                        NullCheck::Unmapped { .. } => Premise::NullReach { delta },
+                        NullCheck::BaseRegister => Premise::NullTestedByAccess,
+                    });
+                }
+                if null_select || target.faulting_ranges_trap() {
+                    // A nullable address faults on null; a run checked with only
+                    // `index > bound` leaves the guard to fault for the others.
+                    p.premises.push(Premise::FaultIsTrap);
+                }
+                return p;
+            }
+        }
+    }
+
+    // Every out-of-bounds address faults (case C).
+    if target.faulting_ranges_trap() && own_always_traps.is_none() {
+        let faulting_end = facts.mem.faulting_end(facts.mem.min);
+        if index_max + u128::from(k) <= faulting_end {
+            p.form = Form::Faults;
+            p.premises.push(Premise::FaultingRangeCovers {
+                index_max,
+                faulting_end,
+            });
+            p.premises.push(Premise::FaultIsTrap);
+            return p;
+        }
+    }
+
+    // Pulley's bounds-checking modes, for i32 indexes, native order. Their unchecked
+    // `bound - offset - size` needs `bound >= K`.
+    if let (true, Some(modes)) = (r.checked_modes, target.checked_modes) {
+        if facts.index_ty == types::I32 && !facts.foreign_order {
+            // g32bne reads the bound itself; only the minimum size can vouch for it.
+            if let (true, Some(b), Ok(offset)) = (
+                facts.integer && facts.mem.min >= k,
+                facts.bound_load,
+                u8::try_from(facts.offset),
+            ) {
+                if u64::try_from(b.offset).is_ok_and(|o| o <= modes.bne_bound_offset_max)
+                    && u64::from(offset) <= modes.bne_offset_max
+                {
+                    p.form = Form::G32Bne { bound: b, offset };
+                    p.premises.push(Premise::MinCovers { end: k });
+                    return p;
+                }
+            }
+            let covers = if facts.mem.min >= k {
+                Some(Premise::MinCovers { end: k })
+            } else {
+                facts
+                    .const_bound
+                    .filter(|&b| b >= k)
+                    .map(Premise::ConstantBound)
+            };
+            if let Some(premise) = covers {
+                // `bound - rebase` cannot wrap: `bound >= K > rebase`.
+                let rebase = facts.offset & !modes.offset_max;
+                p.form = Form::G32 {
+                    rebase,
+                    offset: (facts.offset - rebase) as u16,
+                };
+                p.premises.push(premise);
+                return p;
+            }
+        }
+    }
+
+    // An explicit check of the run's end when this access leads one.
+    let end = match (r.runs, run) {
+        (true, Some(Run::Leads { end })) => end,
+        _ => k,
+    };
+    if end != k {
+        if let Some(Run::Leads { .. }) = run {
+            p.premises.push(Premise::RunCheckedBy {
+                leader: facts.inst,
+                end,
+            });
+        }
+    }
+    let widened = AccessFacts { k: end, ..*facts };
+    // The legalizer's plain accesses carry the trap code, which every lowering honours on
+    // null in either byte order.
+    let null_select = r.spectre && (r.legalized || target.null_traps(facts.foreign_order));
+    if let Some(premise) = always_traps(&widened, target, end) {
+        p.form = Form::AlwaysTraps { end, null_select };
+        p.premises.push(premise);
+        if let Some(pw) = pointer_width_premise(target, k) {
+            p.premises.push(pw);
+        }
+        // Backends that cannot branch unconditionally still render a comparison that is
+        // always true; the legalizer and x86_64 trap outright.
+        return p;
+    }
+    let (compare, premise) = compare(&widened, target, index_max);
+    let rebase = if facts.offset > target.max_displacement {
+        facts.offset
+    } else {
+        0
+    };
+    // x86_64 compares with the bound in memory: a bound loaded right here is cheaper
+    // compared with `index + end` in one `cmp` than subtracted in a register first, where
+    // the sum cannot wrap (an i32 index plus an end that fits a displacement).
+    let compare = match (compare, premise) {
+        (Compare::BoundMinusEnd, _)
+            if target.compare_with_memory
+                && facts.bound_load.is_some()
+                && end <= target.max_displacement
+                && facts.index_ty == types::I32 =>
+        {
+            p.premises.push(Premise::SumFits);
+            Compare::EndAboveBound { may_wrap: false }
+        }
+        (c, Some(premise)) => {
+            p.premises.push(premise);
+            c
+        }
+        (c, None) => c,
+    };
+    if null_select || (compare == Compare::Guard) {
+        p.premises.push(Premise::FaultIsTrap);
+    }
+    if null_select {
+        p.premises.push(match target.null_check {
+            NullCheck::Unmapped { .. } => Premise::NullReach { delta: 0 },
+            NullCheck::BaseRegister => Premise::NullTestedByAccess,
+        });
+    }
+    p.form = Form::Explicit {
+        compare,
+        end,
+        null_select,
+        rebase,
+    };
+    p
+}
+
+/// The largest index the index type and the pointer width allow.
+fn index_max(index_ty: Type, pointer: Type) -> u128 {
+    let index: u128 = if index_ty == types::I32 {
+        u32::MAX.into()
+    } else {
+        u64::MAX.into()
+    };
+    index.min((1u128 << pointer.bits()) - 1)
+}
+
+fn pointer_width_premise(target: &Target, k: u64) -> Option<Premise> {
+    (u128::from(k) > (1u128 << target.pointer.bits()) - 1).then_some(Premise::EndAbovePointerWidth)
+}
+
+/// Why no execution of the access checked to end `k` is in bounds, if none is.
+fn always_traps(facts: &AccessFacts, target: &Target, k: u64) -> Option<Premise> {
+    let k128 = u128::from(k);
+    let max_bound = facts.mem.max_bound(target.pointer);
+    if k128 > max_bound {
+        return Some(Premise::EndAboveMaxBound { max_bound });
+    }
+    if let Some(i) = facts.const_index {
+        if u128::from(i) + k128 > max_bound {
+            return Some(Premise::ConstantIndex(i));
+        }
+    }
+    if let Some(b) = facts.const_bound {
+        let beyond = facts
+            .const_index
+            .is_some_and(|i| crate::semantics::out_of_bounds(i, 0, k, b));
+        if u128::from(b) < k128 || beyond {
+            return Some(Premise::ConstantBound(b));
+        }
+    }
+    None
+}
+
+/// The cheapest comparison exact under the facts, in the order of RFC.md's table, and the
+/// premise that makes it exact.
+fn compare(facts: &AccessFacts, target: &Target, index_max: u128) -> (Compare, Option<Premise>) {
+    let end = facts.k;
+    let k = u128::from(end);
+    if let Some(b) = facts.const_bound {
+        return (
+            Compare::ConstantBound { limit: b - end },
+            Some(Premise::ConstantBound(b)),
+        );
+    }
+    if end == 1 {
+        return (Compare::OneByte, None);
+    }
+    if target.faulting_ranges_trap() && k <= u128::from(facts.mem.guard) {
+        return (Compare::Guard, Some(Premise::GuardCovers { end }));
+    }
+    if k <= u128::from(facts.mem.min) {
+        return (Compare::BoundMinusEnd, Some(Premise::MinCovers { end }));
+    }
+    let may_wrap = index_max + k > (1u128 << target.pointer.bits()) - 1;
+    (
+        Compare::EndAboveBound { may_wrap },
+        (!may_wrap).then_some(Premise::SumFits),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(mem: MemoryData, index_ty: Type, k: u64) -> AccessFacts {
+        AccessFacts {
+            inst: Inst::from_u32(0),
+            mem,
+            index_ty,
+            const_index: None,
+            const_bound: None,
+            offset: k - 4,
+            k,
+            foreign_order: false,
+            integer: true,
+            bound_load: None,
+        }
+    }
+
+    fn mem(min: u64, guard: u64, reservation: Option<u64>) -> MemoryData {
+        MemoryData {
+            index_type: types::I32,
+            min,
+            max: None,
+            reservation,
+            guard,
+        }
+    }
+
+    const NONE: Renderer = Renderer {
+        spectre: false,
+        runs: false,
+        checked_modes: false,
+        legalized: false,
+    };
+
+    #[test]
+    fn faulting_ranges_are_relied_on_only_where_faults_trap() {
+        let f = facts(mem(0, 1 << 31, Some(1 << 32)), types::I32, 8);
+        let p = plan(&f, &Target::X86_64, NONE, None);
+        assert_eq!(p.form(), Form::Faults);
+        assert!(p.access_is_trap_site());
+        let p = plan(&f, &Target::PULLEY64, NONE, None);
+        assert!(
+            matches!(
+                p.form(),
+                Form::Explicit {
+                    compare: Compare::EndAboveBound { may_wrap: false },
+                    ..
+                }
+            ),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn g32_needs_bound_at_least_k() {
+        let pulley = &Target::PULLEY64;
+        let r = Renderer {
+            checked_modes: true,
+            ..NONE
+        };
+        let p = plan(
+            &facts(mem(0x1_0000, 0, None), types::I32, 0x1_0000),
+            pulley,
+            r,
+            None,
+        );
+        assert!(
+            matches!(
+                p.form(),
+                Form::G32 {
+                    rebase: 0,
+                    offset: 0xfffc
+                }
+            ),
+            "{p:?}"
+        );
+        assert!(p.premises().contains(&Premise::MinCovers { end: 0x1_0000 }));
+        // One byte more than the minimum: the interpreter's subtraction could wrap.
+        let p = plan(
+            &facts(mem(0x1_0000, 0, None), types::I32, 0x1_0001),
+            pulley,
+            r,
+            None,
+        );
+        assert!(matches!(p.form(), Form::Explicit { .. }), "{p:?}");
+    }
+}
