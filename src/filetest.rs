@@ -20,8 +20,8 @@
 use crate::diagnostics::{line_col, Diagnostic};
 use crate::interpreter::{DataValue, Interpreter, Outcome};
 use crate::ir::{types, Function, Ieee32, Ieee64, Span, TrapCode, Type};
+use crate::ir_verifier::verify_function;
 use crate::parser::{parse_file, ParsedFile};
-use crate::verifier::verify_function;
 use std::path::{Path, PathBuf};
 
 /// The result of running many files.

@@ -4,8 +4,8 @@
 
 use crate::interpreter::{DataValue, Interpreter};
 use crate::ir::types;
+use crate::ir_verifier::verify_function;
 use crate::parser::parse_file;
-use crate::verifier::verify_function;
 
 /// What one input reached, for statistics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

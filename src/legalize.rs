@@ -259,11 +259,7 @@ fn expand(
         _ => k,
     };
     let (compare, null_select) = match plan.form() {
-        Form::Explicit {
-            compare,
-            null_select,
-            ..
-        } => (Some(compare), null_select),
+        Form::Explicit { check } => (Some(check.compare), check.null_select),
         _ => (None, false),
     };
     let compare = match (compare, mutation) {

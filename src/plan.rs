@@ -132,13 +132,10 @@ pub struct Plan {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Form {
     /// No execution is in bounds: trap unconditionally. A backend that renders it as a
-    /// comparison (one that is always true) checks `end`, in the Spectre form when
-    /// `null_select`, as [`Form::Explicit`] would.
+    /// comparison instead renders `check`, which is always out of bounds.
     AlwaysTraps {
-        /// The end a comparison would check.
-        end: u64,
-        /// Spectre form.
-        null_select: bool,
+        /// `index + end > bound` with the carry checked: true in every execution.
+        check: ExplicitCheck,
     },
     /// In bounds for every execution: a plain access at `base + disp`, `disp` being the
     /// zero-extended constant index plus the offset.
@@ -179,17 +176,24 @@ pub enum Form {
     },
     /// An explicit comparison before a plain access.
     Explicit {
-        /// The comparison.
-        compare: Compare,
-        /// The end it checks: `K`, or the run's largest `K` when this access leads a run.
-        end: u64,
-        /// Spectre form: out of bounds, the address becomes null and the access traps there;
-        /// otherwise a branch to a trap.
-        null_select: bool,
-        /// Part of the offset too large for the target's displacement, added to the base
-        /// (once, where the base is defined) instead.
-        rebase: u64,
+        /// The comparison and how it is consumed.
+        check: ExplicitCheck,
     },
+}
+
+/// An explicit check: a comparison, the end it checks, and how its result is consumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExplicitCheck {
+    /// The comparison.
+    pub compare: Compare,
+    /// The end it checks: `K`, or the run's largest `K` when this access leads a run.
+    pub end: u64,
+    /// Spectre form: out of bounds, the address becomes null and the access traps there;
+    /// otherwise a branch to a trap.
+    pub null_select: bool,
+    /// Part of the offset too large for the target's displacement, added to the base
+    /// (once, where the base is defined) instead.
+    pub rebase: u64,
 }
 
 /// The comparison of an explicit check, true when out of bounds; `index` is zero-extended to
@@ -324,7 +328,7 @@ impl Plan {
             Form::AlwaysTraps { .. } => Case::A,
             Form::InBounds { .. } => Case::D,
             Form::Faults => Case::C,
-            Form::Explicit { compare, .. } => match compare {
+            Form::Explicit { check } => match check.compare {
                 Compare::ConstantBound { .. } => Case::E,
                 Compare::OneByte => Case::F,
                 Compare::Guard => Case::G,
@@ -442,10 +446,13 @@ pub fn plan(facts: &AccessFacts, target: &Target, r: Renderer, run: Option<Run>)
     ) = (r.runs, run)
     {
         if let Form::Explicit {
-            null_select,
-            end,
-            rebase,
-            ..
+            check:
+                ExplicitCheck {
+                    null_select,
+                    end,
+                    rebase,
+                    ..
+                },
         } = lp.form
         {
             let delta = facts.offset.wrapping_sub(leader_offset) as i64;
@@ -562,7 +569,14 @@ pub fn plan(facts: &AccessFacts, target: &Target, r: Renderer, run: Option<Run>)
     // null in either byte order.
     let null_select = r.spectre && (r.legalized || target.null_traps(facts.foreign_order));
     if let Some(premise) = always_traps(&widened, target, end) {
-        p.form = Form::AlwaysTraps { end, null_select };
+        p.form = Form::AlwaysTraps {
+            check: ExplicitCheck {
+                compare: Compare::EndAboveBound { may_wrap: true },
+                end,
+                null_select,
+                rebase: rebase(facts, target),
+            },
+        };
         p.premises.push(premise);
         if let Some(pw) = pointer_width_premise(target, k) {
             p.premises.push(pw);
@@ -572,11 +586,6 @@ pub fn plan(facts: &AccessFacts, target: &Target, r: Renderer, run: Option<Run>)
         return p;
     }
     let (compare, premise) = compare(&widened, target, index_max);
-    let rebase = if facts.offset > target.max_displacement {
-        facts.offset
-    } else {
-        0
-    };
     // x86_64 compares with the bound in memory: a bound loaded right here is cheaper
     // compared with `index + end` in one `cmp` than subtracted in a register first, where
     // the sum cannot wrap (an i32 index plus an end that fits a displacement).
@@ -606,12 +615,23 @@ pub fn plan(facts: &AccessFacts, target: &Target, r: Renderer, run: Option<Run>)
         });
     }
     p.form = Form::Explicit {
-        compare,
-        end,
-        null_select,
-        rebase,
+        check: ExplicitCheck {
+            compare,
+            end,
+            null_select,
+            rebase: rebase(facts, target),
+        },
     };
     p
+}
+
+/// The part of the offset that does not fit the target's displacement.
+fn rebase(facts: &AccessFacts, target: &Target) -> u64 {
+    if facts.offset > target.max_displacement {
+        facts.offset
+    } else {
+        0
+    }
 }
 
 /// The largest index the index type and the pointer width allow.
@@ -725,8 +745,10 @@ mod tests {
             matches!(
                 p.form(),
                 Form::Explicit {
-                    compare: Compare::EndAboveBound { may_wrap: false },
-                    ..
+                    check: ExplicitCheck {
+                        compare: Compare::EndAboveBound { may_wrap: false },
+                        ..
+                    }
                 }
             ),
             "{p:?}"

@@ -158,7 +158,7 @@ fn random_arithmetic_agrees_with_the_interpreter() {
         let text = random_function(&mut rng);
         let func = clif_bounds::parser::parse_function(&text)
             .unwrap_or_else(|d| panic!("{}\n{text}", d.message));
-        clif_bounds::verifier::verify_function(&func, types::I64)
+        clif_bounds::ir_verifier::verify_function(&func, types::I64)
             .unwrap_or_else(|e| panic!("{}\n{text}", e[0].message));
         let mut backends: Vec<(String, Runner)> = Vec::new();
         for spectre in [false, true] {
@@ -348,7 +348,7 @@ fn float_conversions_agree_with_the_interpreter() {
     for text in &funcs {
         let func = clif_bounds::parser::parse_function(text)
             .unwrap_or_else(|d| panic!("{}\n{text}", d.message));
-        clif_bounds::verifier::verify_function(&func, types::I64)
+        clif_bounds::ir_verifier::verify_function(&func, types::I64)
             .unwrap_or_else(|e| panic!("{}\n{text}", e[0].message));
         let name = func.name.to_string();
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]

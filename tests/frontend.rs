@@ -7,7 +7,7 @@ use clif_bounds::interpreter::{DataValue, Interpreter, Outcome};
 use clif_bounds::ir::{
     types, AbiParam, Block, BlockCall, Function, InstBuilder, IntCC, Signature, Value,
 };
-use clif_bounds::verifier::verify_function;
+use clif_bounds::ir_verifier::verify_function;
 use cranelift_entity::EntityRef;
 
 fn signature(params: usize, returns: usize) -> Signature {

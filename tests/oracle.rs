@@ -760,7 +760,7 @@ fn run(mutation: Option<Mutation>, random: usize, stop_at_first: bool) -> Run {
         let text = config.function();
         let fused = clif_bounds::parser::parse_function(&text)
             .unwrap_or_else(|d| panic!("{}\n{text}", d.message));
-        clif_bounds::verifier::verify_function(&fused, types::I64)
+        clif_bounds::ir_verifier::verify_function(&fused, types::I64)
             .unwrap_or_else(|e| panic!("{}\n{text}", e[0].message));
         let legalized = |target: &str| {
             let settings = Settings::for_target(target, config.spectre).unwrap();
@@ -923,7 +923,7 @@ fn shared_check_runs(rng: &mut Rng, functions: usize) -> (usize, Vec<String>) {
         let (text, ends, index64) = run_function(rng);
         let fused = clif_bounds::parser::parse_function(&text)
             .unwrap_or_else(|d| panic!("{}\n{text}", d.message));
-        clif_bounds::verifier::verify_function(&fused, types::I64)
+        clif_bounds::ir_verifier::verify_function(&fused, types::I64)
             .unwrap_or_else(|e| panic!("{}\n{text}", e[0].message));
         let mask = if index64 {
             u64::MAX

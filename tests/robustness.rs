@@ -319,7 +319,8 @@ fn parse_errors_have_locations() {
 fn verifier_errors_point_at_the_instruction() {
     let src = "function %f(i64, i64, i32) -> i32 {\n    mem0 = memory index i64, min 0\n\nblock0(v0: i64, v1: i64, v2: i32):\n    v3 = bounds_checked_load.i32 mem0 v0, v1, v2\n    return v3\n}\n";
     let f = clif_bounds::parser::parse_function(src).unwrap();
-    let errs = clif_bounds::verifier::verify_function(&f, clif_bounds::ir::types::I64).unwrap_err();
+    let errs =
+        clif_bounds::ir_verifier::verify_function(&f, clif_bounds::ir::types::I64).unwrap_err();
     assert_eq!(errs.len(), 1);
     assert_eq!(errs[0].line_col(src), (5, 5));
     let rendered = errs[0].render("t.clif", src);
@@ -341,7 +342,7 @@ fn large_functions_parse_verify_and_run() {
     }
     src.push_str(&format!("    return v{n}\n}}\n"));
     let f = clif_bounds::parser::parse_function(&src).unwrap();
-    clif_bounds::verifier::verify_function(&f, clif_bounds::ir::types::I64).unwrap();
+    clif_bounds::ir_verifier::verify_function(&f, clif_bounds::ir::types::I64).unwrap();
     let mut interp = clif_bounds::interpreter::Interpreter::new([&f], clif_bounds::ir::types::I64);
     let arg = clif_bounds::interpreter::DataValue::new(clif_bounds::ir::types::I64, 3);
     let out = interp.call("%big", &[arg]).unwrap();

@@ -34,7 +34,7 @@ fn upstream_reads_verifies_and_prints_our_text() {
             }
             // Functions written to fail our verifier are not meant to pass upstream's.
             let ours_ok =
-                clif_bounds::verifier::verify_function(&pf.func, clif_bounds::ir::types::I64)
+                clif_bounds::ir_verifier::verify_function(&pf.func, clif_bounds::ir::types::I64)
                     .is_ok();
             if expects_verifier_error && !ours_ok {
                 continue;
@@ -119,7 +119,7 @@ fn upstream_rejects_what_we_reject() {
                 continue;
             }
             // Upstream's verifier without an ISA cannot know the pointer width.
-            match clif_bounds::verifier::verify_function(&pf.func, clif_bounds::ir::types::I64) {
+            match clif_bounds::ir_verifier::verify_function(&pf.func, clif_bounds::ir::types::I64) {
                 Ok(()) => continue,
                 Err(errors) if errors.iter().all(|e| e.message.contains("pointer type")) => {
                     continue
@@ -222,7 +222,7 @@ fn legalized_filetests_compile_with_upstream() {
         };
         for pf in &file.functions {
             if !pf.func.uses_bounds_checked_accesses()
-                || clif_bounds::verifier::verify_function(&pf.func, pointer).is_err()
+                || clif_bounds::ir_verifier::verify_function(&pf.func, pointer).is_err()
             {
                 continue;
             }
@@ -295,7 +295,7 @@ fn legalization_baseline() {
             "function %f(i64, i64, i32) -> i32 system_v {{\n    mem0 = memory index i32, {memory}\n\nblock0(v0: i64, v1: i64, v2: i32):\n    {access}\n    return v3\n}}\n"
         );
         let fused = clif_bounds::parser::parse_function(&text).unwrap();
-        clif_bounds::verifier::verify_function(&fused, clif_bounds::ir::types::I64).unwrap();
+        clif_bounds::ir_verifier::verify_function(&fused, clif_bounds::ir::types::I64).unwrap();
         let mut row = Vec::new();
         let mut form = String::new();
         for spectre in [false, true] {

@@ -48,12 +48,39 @@ impl<'a, 'f, B: Backend> IsleContext<'a, 'f, B> {
         self.lower.set_fact(base, super::Fact::MemoryBase(a.memory));
         base
     }
+    /// For an access its run's check covers (`crate::plan::Form::Covered`): the access (its
+    /// base made, as for every form) and the address `leader` recorded for the run.
+    pub fn covered_access(&mut self, inst: Inst, leader: Inst) -> (super::access::Access, VReg) {
+        let a = self.access(inst);
+        self.access_base(&a);
+        let addr = self
+            .lower
+            .checked_by(leader)
+            .expect("a covered access follows its leader's check");
+        (a, addr)
+    }
     /// The register holding an access's `bound`, with its fact.
     pub fn access_bound(&mut self, a: &super::access::Access) -> VReg {
         let bound = self.put_value(a.bound);
         self.lower
             .set_fact(bound, super::Fact::MemoryBound(a.memory));
         bound
+    }
+    /// `make()`, a value derived from IR value `v` alone, made once where `v` is defined
+    /// (see [`Lower::derive`]).
+    pub fn derived(
+        &mut self,
+        v: Value,
+        key: super::lower::Derived,
+        make: impl FnOnce(&mut Self) -> VReg,
+    ) -> VReg {
+        match self.lower.derive(v, key) {
+            Ok(r) => r,
+            Err(d) => {
+                let r = make(self);
+                self.lower.derived(d, r)
+            }
+        }
     }
     /// Records `e` (the first one counts) for [`IsleContext::finish`].
     pub fn fail(&mut self, e: CodegenError) {
@@ -109,7 +136,7 @@ macro_rules! isle_prelude_types {
         use $crate::ir::InstructionDataView as InstructionData_;
         use $crate::ir::{FloatCC, IntCC};
         #[allow(unused_imports)]
-        use $crate::plan::{BoundLoad, Compare, Form};
+        use $crate::plan::{BoundLoad, Compare, ExplicitCheck, Form};
         const I8: $crate::ir::Type = $crate::ir::types::I8;
         const I16: $crate::ir::Type = $crate::ir::types::I16;
         const I32: $crate::ir::Type = $crate::ir::types::I32;

@@ -10,17 +10,20 @@
 
 use super::vcode::{VBlock, VCode};
 use super::{CodegenError, Fact, MachBlock, MachInst, RegClass, VReg};
+use crate::cfg::{branch_destinations, reverse_postorder};
 use crate::ir::{Block, Function, Inst, InstructionData, Opcode, Type, Value, ValueDef};
 use cranelift_entity::SecondaryMap;
 
 /// What a backend provides to the generic lowering driver.
 pub trait Backend {
     /// The backend's machine instruction.
-    type MInst: MachInst;
+    type MInst: super::abi::AbiInst;
     /// The target: its name (for messages) and the facts the planner reads.
     const TARGET: &'static crate::target::Target;
     /// The target's name, for messages (`x86_64`, `pulley64`).
     const NAME: &'static str = Self::TARGET.name;
+    /// The calling convention.
+    const CALL_CONV: &'static super::abi::CallConv;
     /// `enable_heap_access_spectre_mitigation`.
     fn spectre(&self) -> bool;
     /// The register class holding values of `ty`, or an error naming the unsupported type:
@@ -36,17 +39,32 @@ pub trait Backend {
             ))),
         }
     }
+    /// Runs the backend's ISLE `lower` term on one instruction (its generated
+    /// `constructor_lower`): the registers of the results, or `None` when no rule matched.
+    fn isle_lower(
+        ctx: &mut super::isle::IsleContext<'_, '_, Self>,
+        inst: Inst,
+    ) -> Option<Vec<VReg>>
+    where
+        Self: Sized;
     /// Lowers one instruction, returning the registers of its results in order.
     fn lower_inst(
         &self,
         ctx: &mut Lower<'_, Self::MInst>,
         inst: Inst,
-    ) -> Result<Vec<VReg>, CodegenError>;
+    ) -> Result<Vec<VReg>, CodegenError>
+    where
+        Self: Sized,
+    {
+        let mut isle = super::isle::IsleContext::new(ctx, self);
+        let out = Self::isle_lower(&mut isle, inst);
+        isle.finish(inst, out)
+    }
     /// The pseudo-instruction at the top of the entry block that defines the parameters in
     /// their argument registers.
-    fn gen_args(&self, params: &[(VReg, Type)]) -> Result<Self::MInst, CodegenError>;
-    /// An unconditional branch to `target`, used in split edges.
-    fn gen_jump(&self, target: MachBlock) -> Self::MInst;
+    fn gen_args(&self, params: &[(VReg, Type)]) -> Result<Self::MInst, CodegenError> {
+        super::abi::gen_args(Self::CALL_CONV, params)
+    }
     /// A fresh register holding `v` made right here, when that is no dearer than a copy (a
     /// small constant): a branch argument then needs no copy of a register that lives across
     /// the whole loop.
@@ -71,12 +89,12 @@ pub struct Lower<'f, I: MachInst> {
     /// arguments (IR target, its args) in the same order.
     cur_targets: Vec<MachBlock>,
     cur_args: Vec<Vec<VReg>>,
-    memo: std::collections::HashMap<(u32, u64, u64), VReg>,
+    memo: std::collections::HashMap<Memo, VReg>,
     /// The IR block being lowered.
     cur_block: Option<Block>,
     /// Values computed where an IR value is defined (see [`Lower::hoist_to`]), by that value
     /// and a backend-chosen key: valid in the whole function.
-    at_def: std::collections::HashMap<(Value, (u32, u64, u64)), VReg>,
+    at_def: std::collections::HashMap<(Value, Derived), VReg>,
     /// Instructions to place at the end of an IR block, before its terminator.
     appendix: SecondaryMap<Block, Vec<I>>,
     /// The current block's runs of accesses that may share one check.
@@ -102,35 +120,61 @@ pub struct CallParts {
     pub ret_tys: Vec<Type>,
 }
 
+/// A machine value lowering makes once and then reuses ([`Lower::memoized`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Memo {
+    /// The constant `imm`, at the backend's operand width `width` (0 when it has one).
+    Const {
+        /// The value.
+        imm: u64,
+        /// The backend's width tag.
+        width: u8,
+    },
+    /// The sum of two registers.
+    AddRegs(VReg, VReg),
+    /// A register zero-extended from 32 to 64 bits.
+    Zext32(VReg),
+    /// A value derived from one IR value ([`Lower::derive`]).
+    Derived(Value, Derived),
+}
+
+/// What is derived from an IR value ([`Lower::derive`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Derived {
+    /// `v - k` (for a constant `v`: that constant).
+    Minus(u64),
+    /// `v + k`.
+    Plus(u64),
+    /// A zero register made where `v` is (the null address of a Spectre check on bound `v`).
+    Zero,
+}
+
 /// Where [`Lower::hoist_to`] redirected emission, to be undone by [`Lower::end_hoist`].
 pub struct Hoist {
     block: Block,
     mark: usize,
-    memo: std::collections::HashMap<(u32, u64, u64), VReg>,
+    memo: std::collections::HashMap<Memo, VReg>,
 }
 
 /// A value derived from one IR value that [`Lower::derive`] found not made yet: make it,
 /// then hand the register to [`Lower::derived`].
 pub enum Derivation {
     /// Made here, once per block (the IR value is defined in this block).
-    Here((u32, u64, u64)),
+    Here(Memo),
     /// Made where the IR value is defined: emission is redirected there until `derived`.
-    There(Hoist, Value, (u32, u64, u64)),
+    There(Hoist, Value, Derived),
 }
 
-/// Set in a memo tag that names an IR value rather than machine registers.
-const IR_VALUE_KEY: u32 = 1 << 31;
-
 impl<'f, I: MachInst> Lower<'f, I> {
-    /// A register computed earlier in the current block for `key` (a backend-chosen tag and
-    /// operands), so repeated machine-level values (constants, addresses) are made once.
-    /// Valid within one block only: the table is emptied at each block start.
-    pub fn memoized(&self, key: (u32, u64, u64)) -> Option<VReg> {
+    /// A register computed earlier in the current block for `key`, so repeated
+    /// machine-level values (constants, addresses) are made once. Valid within one block
+    /// only: the table is emptied at each block start.
+    pub fn memoized(&self, key: Memo) -> Option<VReg> {
         self.memo.get(&key).copied()
     }
 
     /// Records `reg` as the value of `key` for the rest of the block.
-    pub fn memoize(&mut self, key: (u32, u64, u64), reg: VReg) {
+    pub fn memoize(&mut self, key: Memo, reg: VReg) {
         self.memo.insert(key, reg);
     }
 
@@ -149,7 +193,7 @@ impl<'f, I: MachInst> Lower<'f, I> {
     }
 
     /// The register made earlier by a hoisted computation on `v` for `key`.
-    pub fn hoisted(&self, v: Value, key: (u32, u64, u64)) -> Option<VReg> {
+    pub fn hoisted(&self, v: Value, key: Derived) -> Option<VReg> {
         self.at_def.get(&(v, key)).copied()
     }
 
@@ -166,29 +210,28 @@ impl<'f, I: MachInst> Lower<'f, I> {
 
     /// Ends a [`Lower::hoist_to`]: moves what was emitted since to its block and records
     /// `reg` as the value of `(v, key)` for the rest of the function.
-    pub fn end_hoist(&mut self, h: Hoist, v: Value, key: (u32, u64, u64), reg: VReg) {
+    pub fn end_hoist(&mut self, h: Hoist, v: Value, key: Derived, reg: VReg) {
         let moved = self.insts.split_off(h.mark);
         self.appendix[h.block].extend(moved);
         self.memo = h.memo;
         self.at_def.insert((v, key), reg);
     }
 
-    /// A value computed from IR value `v` alone (`tag` and `k` say which: `bound - k`, say),
+    /// A value computed from IR value `v` alone (`key` says which: `bound - k`, say),
     /// placed where `v` is defined when that is another block (once before a loop instead
     /// of on every iteration) and made once per function there; made once per block in the
     /// current block otherwise. `Ok` when it exists already; else emit it and pass its
     /// register to [`Lower::derived`]:
     /// `match ctx.derive(v, key) { Ok(r) => r, Err(d) => { let r = make(ctx); ctx.derived(d, r) } }`.
-    pub fn derive(&mut self, v: Value, (tag, k): (u32, u64)) -> Result<VReg, Derivation> {
+    pub fn derive(&mut self, v: Value, key: Derived) -> Result<VReg, Derivation> {
         let Some(block) = self.hoist_target(v) else {
-            // The per-block memo is keyed by machine values; this one names an IR value.
-            let memo = (tag | IR_VALUE_KEY, k, v.as_u32().into());
+            let memo = Memo::Derived(v, key);
             return self.memoized(memo).ok_or(Derivation::Here(memo));
         };
-        if let Some(r) = self.hoisted(v, (tag, k, 0)) {
+        if let Some(r) = self.hoisted(v, key) {
             return Ok(r);
         }
-        Err(Derivation::There(self.hoist_to(block), v, (tag, k, 0)))
+        Err(Derivation::There(self.hoist_to(block), v, key))
     }
 
     /// Records `reg` as the value [`Lower::derive`] asked for and ends its redirection.
@@ -270,6 +313,39 @@ impl<'f, I: MachInst> Lower<'f, I> {
     pub fn sink(&mut self, inst: Inst) {
         debug_assert!(self.deferred[inst]);
         self.deferred[inst] = false;
+    }
+
+    /// When condition `c` (of a branch, trap or select) is an `icmp`, possibly widened by a
+    /// `uextend`, that waits to be lowered for this use only, sinks both into the user, which
+    /// folds the comparison into itself (a compare-and-branch, a flag test): the comparison's
+    /// condition and operands.
+    pub fn sink_compare(&mut self, c: Value) -> Option<(crate::ir::IntCC, Value, Value)> {
+        let dfg = &self.func.dfg;
+        let mut inner = c;
+        let mut extension = None;
+        if let Some(d) = self.def_inst(inner) {
+            if self.is_deferred(d) && dfg.opcode(d) == Opcode::Uextend {
+                extension = Some(d);
+                inner = dfg.insts[d].arguments()[0];
+            }
+        }
+        let d = self.def_inst(inner)?;
+        if !self.is_deferred(d) {
+            return None;
+        }
+        let InstructionData::IntCompare {
+            opcode: Opcode::Icmp,
+            cond,
+            args: [x, y],
+        } = dfg.insts[d]
+        else {
+            return None;
+        };
+        if let Some(e) = extension {
+            self.sink(e);
+        }
+        self.sink(d);
+        Some((cond, x, y))
     }
 
     /// Records a fact about `vreg`.
@@ -387,62 +463,8 @@ impl<B: Backend> DynBackend<B::MInst> for B {
     }
 }
 
-/// The IR blocks a terminator branches to, with their arguments, in target order.
-pub fn branch_destinations(data: &InstructionData) -> Vec<(Block, &[Value])> {
-    match data {
-        InstructionData::Jump { destination, .. } => {
-            vec![(destination.block, &destination.args[..])]
-        }
-        InstructionData::Brif {
-            block_then,
-            block_else,
-            ..
-        } => vec![
-            (block_then.block, &block_then.args[..]),
-            (block_else.block, &block_else.args[..]),
-        ],
-        InstructionData::BranchTable { table, .. } => std::iter::once(&table.default)
-            .chain(&table.targets)
-            .map(|c| (c.block, &c.args[..]))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 fn may_write_memory(op: Opcode) -> bool {
     op.can_store() || op.is_call() || op.other_side_effects()
-}
-
-/// Reverse postorder of the blocks reachable from the entry.
-pub(crate) fn reverse_postorder(func: &Function) -> Vec<Block> {
-    let Some(entry) = func.layout.entry_block() else {
-        return Vec::new();
-    };
-    let mut visited: SecondaryMap<Block, bool> = SecondaryMap::new();
-    let mut post = Vec::new();
-    // Iterative DFS: (block, next successor index).
-    let mut stack = vec![(entry, 0usize)];
-    visited[entry] = true;
-    while let Some(&mut (b, ref mut i)) = stack.last_mut() {
-        let succs = func
-            .layout
-            .block_insts(b)
-            .last()
-            .map(|&t| branch_destinations(&func.dfg.insts[t]))
-            .unwrap_or_default();
-        if let Some(&(s, _)) = succs.get(*i) {
-            *i += 1;
-            if !visited[s] {
-                visited[s] = true;
-                stack.push((s, 0));
-            }
-        } else {
-            post.push(b);
-            stack.pop();
-        }
-    }
-    post.reverse();
-    post
 }
 
 /// The mid-end every backend runs, then lowering: value numbering over the dominator tree,
@@ -453,10 +475,7 @@ pub fn optimize_and_lower<B: Backend>(
     backend: &B,
 ) -> Result<VCode<B::MInst>, CodegenError> {
     let mut func = func.clone();
-    super::gvn::run(&mut func);
-    if super::licm::run(&mut func) > 0 {
-        super::gvn::run(&mut func);
-    }
+    crate::opt::optimize(&mut func);
     lower(&func, backend)
 }
 
@@ -574,7 +593,7 @@ pub fn lower<B: Backend>(func: &Function, backend: &B) -> Result<VCode<B::MInst>
             }
             Err((_, _, target)) => {
                 let m = ctx.block_map[target].unwrap();
-                ctx.emit(backend.gen_jump(m));
+                ctx.emit(B::MInst::gen_jump(m));
                 vb.succs.push(m);
                 vb.branch_args.push(Vec::new());
             }
@@ -721,7 +740,7 @@ fn lower_block<B: Backend>(
             &func.dfg.insts[inst],
             InstructionData::Load { opcode: Opcode::Load, flags, .. } if flags.trap_code.is_none()
         );
-        let pure = super::is_pure(op);
+        let pure = crate::opt::is_pure(op);
         if !notrap_load && !pure {
             continue;
         }
@@ -764,7 +783,7 @@ fn lower_block<B: Backend>(
         let op = data.opcode();
         let results = func.dfg.inst_results(inst);
         // Unused results of instructions without effects are dropped (reads included).
-        let pure = super::is_pure(op) || (op.can_load() && !op.can_trap() && !op.can_store());
+        let pure = crate::opt::is_pure(op) || (op.can_load() && !op.can_trap() && !op.can_store());
         if pure && !results.is_empty() && results.iter().all(|&v| ctx.uses[v] == 0) {
             continue;
         }

@@ -7,49 +7,19 @@
 //! register environment, and emission. Facts ([`Fact`]) ride on virtual registers so that a
 //! checker can later validate each machine instruction against the facts of its operands.
 
+pub mod abi;
 pub mod access;
 pub mod buffer;
-pub mod dom;
 pub mod emit;
-pub mod gvn;
 pub mod isle;
-pub mod licm;
 pub mod lower;
 pub mod share;
 pub mod vcode;
 
-use crate::ir::{AccessKind, BoundsCheckedAccess, Function, Inst, Memory, Opcode, TrapCode, Type};
+use crate::ir::{BoundsCheckedAccess, Function, Inst, Memory, TrapCode, Type};
 pub use regalloc2::{Allocation, Operand, PReg, PRegSet, RegClass, VReg};
 use std::collections::BTreeMap;
 use std::fmt;
-
-/// Whether instructions of `op` only compute their results: no memory access, no trap, no
-/// other effect, no control flow. Such instructions may be moved, merged or dropped.
-pub fn is_pure(op: crate::ir::Opcode) -> bool {
-    !op.can_load()
-        && !op.can_store()
-        && !op.can_trap()
-        && !op.other_side_effects()
-        && !op.is_call()
-        && !op.is_terminator()
-}
-
-/// The access kind of an ordinary load or store: `uload8` is `U8`, `istore16` is `I16`,
-/// `load` and `store` are `Full`.
-pub fn plain_access_kind(op: Opcode) -> AccessKind {
-    match op {
-        Opcode::Uload8 => AccessKind::U8,
-        Opcode::Sload8 => AccessKind::S8,
-        Opcode::Uload16 => AccessKind::U16,
-        Opcode::Sload16 => AccessKind::S16,
-        Opcode::Uload32 => AccessKind::U32,
-        Opcode::Sload32 => AccessKind::S32,
-        Opcode::Istore8 => AccessKind::I8,
-        Opcode::Istore16 => AccessKind::I16,
-        Opcode::Istore32 => AccessKind::I32,
-        _ => AccessKind::Full,
-    }
-}
 
 /// A bounds-checked access's operands (the IR's own accessor) and the type of the value it
 /// loads or stores, when `inst` is one.
@@ -117,6 +87,10 @@ pub trait MachInst: Clone + fmt::Debug {
     fn is_pure(&self) -> bool {
         false
     }
+    /// An unconditional branch to `target` (split edges are made of one).
+    fn gen_jump(target: MachBlock) -> Self
+    where
+        Self: Sized;
     /// Whether the instruction returns from the function.
     fn is_ret(&self) -> bool;
     /// The successor blocks when the instruction ends a block with a branch.

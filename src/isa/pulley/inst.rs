@@ -738,7 +738,42 @@ impl MInst {
     }
 }
 
+impl crate::machinst::abi::AbiInst for MInst {
+    fn gen_args(args: Vec<(VReg, PReg)>, stack: Vec<VReg>) -> Self {
+        assert!(
+            stack.is_empty(),
+            "Pulley's convention passes nothing on the stack"
+        );
+        MInst::Args { args }
+    }
+    fn gen_ret(rets: Vec<(VReg, PReg)>) -> Self {
+        MInst::Ret { rets }
+    }
+    fn gen_call(
+        callee: String,
+        args: Vec<(VReg, PReg)>,
+        stack_args: Vec<VReg>,
+        rets: Vec<(VReg, PReg)>,
+    ) -> Self {
+        assert!(
+            stack_args.is_empty(),
+            "Pulley's convention passes nothing on the stack"
+        );
+        MInst::Call { callee, args, rets }
+    }
+    fn gen_move(dst: VReg, src: VReg) -> Self {
+        let op = match src.class() {
+            RegClass::Float => UnOp::Fmov,
+            _ => UnOp::Xmov,
+        };
+        MInst::Un { op, dst, src }
+    }
+}
+
 impl MachInst for MInst {
+    fn gen_jump(target: MachBlock) -> Self {
+        MInst::Jump { target }
+    }
     fn operands(&self, collect: &mut Vec<Operand>) {
         let mut copy = self.clone();
         copy.visit(&mut |v, role| {

@@ -1,5 +1,6 @@
 //! The `pulley64` backend: Pulley bytecode for `pulley-interpreter` 48.0.8.
 
+pub mod abi;
 pub mod emit;
 pub mod inst;
 pub mod lower;

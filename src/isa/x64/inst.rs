@@ -893,7 +893,35 @@ impl MInst {
     }
 }
 
+impl crate::machinst::abi::AbiInst for MInst {
+    fn gen_args(args: Vec<(VReg, PReg)>, stack: Vec<VReg>) -> Self {
+        MInst::Args { args, stack }
+    }
+    fn gen_ret(rets: Vec<(VReg, PReg)>) -> Self {
+        MInst::Ret { rets }
+    }
+    fn gen_call(
+        callee: String,
+        args: Vec<(VReg, PReg)>,
+        stack_args: Vec<VReg>,
+        rets: Vec<(VReg, PReg)>,
+    ) -> Self {
+        MInst::Call {
+            callee,
+            args,
+            stack_args,
+            rets,
+        }
+    }
+    fn gen_move(dst: VReg, src: VReg) -> Self {
+        MInst::Mov { dst, src }
+    }
+}
+
 impl MachInst for MInst {
+    fn gen_jump(target: MachBlock) -> Self {
+        MInst::Jump { target }
+    }
     fn operands(&self, collect: &mut Vec<Operand>) {
         self.clone().visit(&mut |v, role| {
             collect.push(match role {

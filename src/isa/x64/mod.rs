@@ -1,6 +1,7 @@
 //! The x86_64 backend: System V machine code encoded with `cranelift-assembler-x64`, run
 //! in-process by [`run`] through [`crate::native`].
 
+pub mod abi;
 pub mod emit;
 pub mod inst;
 pub mod lower;

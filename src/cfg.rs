@@ -1,10 +1,62 @@
-//! Reverse postorder, predecessors and immediate dominators of the blocks reachable from the
-//! entry (Cooper, Harvey and Kennedy, "A Simple, Fast Dominance Algorithm"), for the passes
-//! before lowering.
+//! The control-flow graph of a function: branch destinations, successors, reverse
+//! postorder, predecessors and immediate dominators of the blocks reachable from the entry
+//! (Cooper, Harvey and Kennedy, "A Simple, Fast Dominance Algorithm").
+//!
+//! One implementation for every reader: the IR verifier (dominance of definitions over uses),
+//! the mid-end passes (`crate::opt`) and lowering (block order, critical edges). It depends on
+//! the IR alone. The IR it reads may be malformed (the verifier runs it first): a branch to a
+//! block that is not in the layout is not an edge.
 
-use super::lower::branch_destinations;
-use crate::ir::{Block, Function};
+use crate::ir::{Block, Function, InstructionData, Value};
 use cranelift_entity::SecondaryMap;
+
+/// The IR blocks a terminator branches to, with their arguments, in target order.
+pub fn branch_destinations(data: &InstructionData) -> Vec<(Block, &[Value])> {
+    match data {
+        InstructionData::Jump { destination, .. } => {
+            vec![(destination.block, &destination.args[..])]
+        }
+        InstructionData::Brif {
+            block_then,
+            block_else,
+            ..
+        } => vec![
+            (block_then.block, &block_then.args[..]),
+            (block_else.block, &block_else.args[..]),
+        ],
+        InstructionData::BranchTable { table, .. } => std::iter::once(&table.default)
+            .chain(&table.targets)
+            .map(|c| (c.block, &c.args[..]))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The blocks reachable from the entry, in reverse postorder (the entry first).
+pub fn reverse_postorder(func: &Function) -> Vec<Block> {
+    let Some(entry) = func.layout.entry_block() else {
+        return Vec::new();
+    };
+    let mut visited: SecondaryMap<Block, bool> = SecondaryMap::new();
+    let mut post = Vec::new();
+    // Iterative DFS: (block, next successor index), so deep CFGs cannot overflow the stack.
+    let mut stack = vec![(entry, 0usize)];
+    visited[entry] = true;
+    while let Some(&mut (b, ref mut i)) = stack.last_mut() {
+        if let Some(&s) = succs(func, b).get(*i) {
+            *i += 1;
+            if !visited[s] {
+                visited[s] = true;
+                stack.push((s, 0));
+            }
+        } else {
+            post.push(b);
+            stack.pop();
+        }
+    }
+    post.reverse();
+    post
+}
 
 /// The control-flow facts of one function.
 pub struct DomTree {
@@ -18,7 +70,7 @@ pub struct DomTree {
     pub idom: Vec<usize>,
 }
 
-/// The successors of `b`, in branch order.
+/// The successors of `b` in the layout, in branch order.
 pub fn succs(func: &Function, b: Block) -> Vec<Block> {
     func.layout
         .block_insts(b)
@@ -27,6 +79,7 @@ pub fn succs(func: &Function, b: Block) -> Vec<Block> {
             branch_destinations(&func.dfg.insts[t])
                 .into_iter()
                 .map(|d| d.0)
+                .filter(|&s| func.layout.is_block_inserted(s))
                 .collect()
         })
         .unwrap_or_default()
@@ -35,7 +88,7 @@ pub fn succs(func: &Function, b: Block) -> Vec<Block> {
 impl DomTree {
     /// Computes the tree of `func`.
     pub fn new(func: &Function) -> DomTree {
-        let order = super::lower::reverse_postorder(func);
+        let order = reverse_postorder(func);
         let mut rpo: SecondaryMap<Block, usize> = SecondaryMap::with_default(usize::MAX);
         for (i, &b) in order.iter().enumerate() {
             rpo[b] = i;
@@ -90,6 +143,16 @@ impl DomTree {
             preds,
             idom,
         }
+    }
+
+    /// Whether `b` is reachable from the entry.
+    pub fn reachable(&self, b: Block) -> bool {
+        self.rpo[b] != usize::MAX
+    }
+
+    /// Whether block `a` dominates block `b`; false when either is unreachable.
+    pub fn block_dominates(&self, a: Block, b: Block) -> bool {
+        self.reachable(a) && self.reachable(b) && self.dominates(self.rpo[a], self.rpo[b])
     }
 
     /// Whether the block at position `a` dominates the one at position `b`.

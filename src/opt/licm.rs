@@ -62,10 +62,10 @@ pub fn run(func: &mut Function) -> usize {
     if func.layout.entry_block().is_none() {
         return 0;
     }
-    let tree = super::dom::DomTree::new(func);
+    let tree = crate::cfg::DomTree::new(func);
     let (order, rpo, preds) = (&tree.order, &tree.rpo, &tree.preds);
     let dominates = |a: usize, b: usize| tree.dominates(a, b);
-    let succs = super::dom::succs;
+    let succs = crate::cfg::succs;
 
     // Natural loops: header -> member blocks, from back edges (latch -> header).
     let mut loops: Vec<(Block, Vec<Block>)> = Vec::new();

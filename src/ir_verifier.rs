@@ -4,7 +4,11 @@
 //! one terminator); branch targets and their arguments; SSA (every use is defined and
 //! dominated by its definition); the type constraints generated from `meta/`; per-opcode rules
 //! (extension widths, call and return signatures); and the bounds-checked accesses' own rules.
-//! All errors are collected, each with the span of the offending entity.
+//! All errors are collected, each with the span of the offending entity. Dominance comes
+//! from `crate::cfg`, the same dominator tree the mid-end uses.
+//!
+//! (Named `ir_verifier` so that it is never confused with the top-level `verifier/` crate,
+//! the proof-carrying-code kernel, which checks machine code rather than the IR.)
 
 use crate::diagnostics::Diagnostic;
 use crate::ir::*;
@@ -207,7 +211,7 @@ impl Verifier<'_> {
 
     fn instructions(&mut self) {
         let func = self.func;
-        let dom = Dominators::compute(func);
+        let dom = crate::cfg::DomTree::new(func);
         let mut position: SecondaryMap<Inst, u32> = SecondaryMap::new();
         for &b in func.layout.blocks() {
             for (i, &inst) in func.layout.block_insts(b).iter().enumerate() {
@@ -227,11 +231,13 @@ impl Verifier<'_> {
                             self.at_inst(inst, format!("use of undefined value {v}"));
                             continue;
                         }
-                        ValueDef::Param(b, _) => dom.dominates(b, block) || !dom.reachable(block),
+                        ValueDef::Param(b, _) => {
+                            dom.block_dominates(b, block) || !dom.reachable(block)
+                        }
                         ValueDef::Result(d, _) => match func.layout.inst_block(d) {
                             None => false,
                             Some(db) if db == block => position[d] < position[inst],
-                            Some(db) => dom.dominates(db, block) || !dom.reachable(block),
+                            Some(db) => dom.block_dominates(db, block) || !dom.reachable(block),
                         },
                     };
                     if !def_ok {
@@ -466,118 +472,6 @@ impl Verifier<'_> {
                 inst,
                 format!("offset {:#x} plus the access size {size} overflows 64 bits: every execution would trap", offset),
             );
-        }
-    }
-}
-
-/// Dominator tree by the iterative algorithm of Cooper, Harvey and Kennedy over reverse
-/// post-order.
-struct Dominators {
-    idom: SecondaryMap<Block, Option<Block>>,
-    rpo_number: SecondaryMap<Block, u32>,
-}
-
-impl Dominators {
-    fn compute(func: &Function) -> Self {
-        let succs = |b: Block| -> Vec<Block> {
-            func.layout
-                .block_insts(b)
-                .last()
-                .map(|&i| {
-                    func.dfg.insts[i]
-                        .branch_destinations()
-                        .into_iter()
-                        .map(|c| c.block)
-                        .filter(|t| func.layout.is_block_inserted(*t))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let mut rpo = Vec::new();
-        let mut visited: SecondaryMap<Block, bool> = SecondaryMap::new();
-        if let Some(entry) = func.layout.entry_block() {
-            // Iterative post-order DFS.
-            let mut stack = vec![(entry, 0usize)];
-            visited[entry] = true;
-            while let Some((b, i)) = stack.pop() {
-                let s = succs(b);
-                if i < s.len() {
-                    stack.push((b, i + 1));
-                    if !visited[s[i]] {
-                        visited[s[i]] = true;
-                        stack.push((s[i], 0));
-                    }
-                } else {
-                    rpo.push(b);
-                }
-            }
-            rpo.reverse();
-        }
-        let mut rpo_number: SecondaryMap<Block, u32> = SecondaryMap::new();
-        for (n, &b) in rpo.iter().enumerate() {
-            rpo_number[b] = n as u32 + 1;
-        }
-        let mut preds: SecondaryMap<Block, Vec<Block>> = SecondaryMap::new();
-        for &b in &rpo {
-            for s in succs(b) {
-                preds[s].push(b);
-            }
-        }
-        let mut idom: SecondaryMap<Block, Option<Block>> = SecondaryMap::new();
-        if let Some(&entry) = rpo.first() {
-            idom[entry] = Some(entry);
-        }
-        let mut changed = true;
-        while changed {
-            changed = false;
-            for &b in rpo.iter().skip(1) {
-                let mut new = None;
-                for &p in &preds[b] {
-                    if idom[p].is_none() {
-                        continue;
-                    }
-                    new = Some(match new {
-                        None => p,
-                        Some(n) => {
-                            let (mut x, mut y) = (p, n);
-                            while x != y {
-                                while rpo_number[x] > rpo_number[y] {
-                                    x = idom[x].unwrap();
-                                }
-                                while rpo_number[y] > rpo_number[x] {
-                                    y = idom[y].unwrap();
-                                }
-                            }
-                            x
-                        }
-                    });
-                }
-                if new != idom[b] {
-                    idom[b] = new;
-                    changed = true;
-                }
-            }
-        }
-        Dominators { idom, rpo_number }
-    }
-
-    fn reachable(&self, b: Block) -> bool {
-        self.rpo_number[b] != 0
-    }
-
-    /// Whether `a` dominates `b` (both reachable).
-    fn dominates(&self, a: Block, mut b: Block) -> bool {
-        if !self.reachable(a) || !self.reachable(b) {
-            return false;
-        }
-        loop {
-            if a == b {
-                return true;
-            }
-            match self.idom[b] {
-                Some(p) if p != b => b = p,
-                _ => return false,
-            }
         }
     }
 }

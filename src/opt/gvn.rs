@@ -9,8 +9,8 @@
 //! instruction traps: trapping instructions, bounds-checked accesses included, are left
 //! alone.
 
-use super::dom::DomTree;
 use super::is_pure;
+use crate::cfg::DomTree;
 use crate::ir::{Function, Inst, InstructionData, Opcode, Type, Value};
 use cranelift_entity::SecondaryMap;
 use std::collections::HashMap;

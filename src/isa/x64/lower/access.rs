@@ -1,0 +1,295 @@
+//! The bounds-checked accesses: each is rendered from its plan (`crate::plan`), one
+//! constructor per form, and this file never decides whether an access is safe. The access
+//! itself is one instruction on `disp(base, index)`.
+
+use super::*;
+
+/// The address of a bounds-checked access, and whether the access is a trap site.
+#[derive(Clone, Copy, Debug)]
+pub struct Address {
+    amode: Amode,
+    trap: bool,
+}
+
+impl IsleContext<'_, '_> {
+    pub(super) fn lower_address_always_traps(&mut self, inst: Inst) -> Address {
+        let a = self.access(inst);
+        let base = self.access_base(&a);
+        self.index64(&a);
+        self.emit(MInst::Trap { code: a.trap });
+        Address {
+            amode: Amode {
+                base,
+                index: None,
+                disp: 0,
+            },
+            trap: false,
+        }
+    }
+
+    pub(super) fn lower_address_in_bounds(&mut self, inst: Inst, disp: u64) -> Address {
+        let a = self.access(inst);
+        let base = self.access_base(&a);
+        let (base, disp) = match i32::try_from(disp) {
+            Ok(d) => (base, d),
+            Err(_) => (self.add_const(base, disp), 0),
+        };
+        Address {
+            amode: Amode {
+                base,
+                index: None,
+                disp,
+            },
+            trap: false,
+        }
+    }
+
+    pub(super) fn lower_address_faulting(&mut self, inst: Inst) -> Address {
+        let a = self.access(inst);
+        let base = self.access_base(&a);
+        let index = self.index64(&a);
+        let (base, disp) = self.far_base(&a, base);
+        Address {
+            amode: Amode {
+                base,
+                index: Some(index),
+                disp,
+            },
+            trap: true,
+        }
+    }
+
+    pub(super) fn lower_address_covered(
+        &mut self,
+        inst: Inst,
+        leader: Inst,
+        nullable: bool,
+        delta: i64,
+    ) -> Address {
+        if !nullable {
+            // `disp(base, index)`: a trap site, since the run's check may have relied on the
+            // guard (`index > bound` only).
+            return self.lower_address_faulting(inst);
+        }
+        // The leader's `base + index + offset`, or null; the plan keeps `delta` within the
+        // target's null reach.
+        let (_, addr) = self.covered_access(inst, leader);
+        Address {
+            amode: Amode {
+                base: addr,
+                index: None,
+                disp: delta as i32,
+            },
+            trap: true,
+        }
+    }
+
+    pub(super) fn lower_access_at(&mut self, inst: Inst, addr: Address) -> Vec<VReg> {
+        let a = self.access(inst);
+        let (ty, kind) = (a.ty, a.kind);
+        let op = match a.store_value {
+            Some(_) => store_op(ty, kind).map(Err),
+            None => load_op(ty, kind).map(Ok),
+        };
+        let Some(op) = op else {
+            self.fail(CodegenError::new(format!(
+                "x86_64: no bounds-checked access of {ty} as {kind:?}"
+            )));
+            return if a.store_value.is_some() {
+                Vec::new()
+            } else {
+                vec![self.placeholder()]
+            };
+        };
+        let Address { amode, trap } = addr;
+        let trap = trap.then_some(a.trap);
+        let rmw = self.read_modify_write(a.inst);
+        match (a.store_value, op, rmw) {
+            (Some(_), Err(_), Some(rmw)) => {
+                self.lower.sink(rmw.op_inst);
+                let size = int_size(self.ty(rmw.other));
+                let b = self.rmi(rmw.other, size);
+                // The read faults where the elided load would have, with the same code.
+                self.emit(MInst::AluMem {
+                    op: rmw.op,
+                    size,
+                    amode,
+                    b,
+                    trap: trap.or(Some(a.trap)),
+                });
+                Vec::new()
+            }
+            (Some(x), Err(op), None) => {
+                let src = self.put_value(x);
+                self.store_value(op, a.big_endian, src, amode, trap);
+                Vec::new()
+            }
+            // The store of the read-modify-write will read this value itself.
+            (_, Ok(_), Some(_)) => vec![self.vreg(RegClass::Int)],
+            (_, Ok(op), None) => vec![self.load_value(op, a.big_endian, amode, trap)],
+            (None, Err(_), _) => unreachable!("stores have a value"),
+        }
+    }
+
+    /// The index as a 64-bit register: an i32 is zero-extended already.
+    pub(super) fn index64(&mut self, a: &Access) -> VReg {
+        self.put_value(a.index)
+    }
+
+    /// `base + k` as the base of an address whose displacement is 0, when `k` does not fit
+    /// i32, made once where `base` is defined.
+    pub(super) fn far_base(&mut self, a: &Access, base: VReg) -> (VReg, i32) {
+        match i32::try_from(a.offset) {
+            Ok(d) => (base, d),
+            Err(_) => {
+                let k = a.offset;
+                (
+                    self.derived(a.base, Derived::Plus(k), |cx| cx.add_const(base, k)),
+                    0,
+                )
+            }
+        }
+    }
+
+    /// The bound as the second operand of a comparison: the `notrap` vmctx load that defines
+    /// it folded into the `cmp` when the comparison is its only use in this block.
+    pub(super) fn bound_operand(&mut self, a: &Access) -> Rmi {
+        if let Some(m) = self.foldable_load(a.bound) {
+            return Rmi::Mem(m);
+        }
+        Rmi::Reg(self.access_bound(a))
+    }
+
+    /// Whether `v` is a deferred single-use `load.i64 notrap` that can become a memory
+    /// operand; sinks it when so.
+    pub(super) fn foldable_load(&mut self, v: Value) -> Option<Amode> {
+        let (load, arg, disp) = self.foldable_bound_load(v)?;
+        self.lower.sink(load);
+        let base = self.put_value(arg);
+        Some(Amode {
+            base,
+            index: None,
+            disp,
+        })
+    }
+
+    /// The load `bound_operand` would fold (`v`'s deferred trusted 64-bit load), with its
+    /// address operand and offset.
+    pub(super) fn foldable_bound_load(&self, v: Value) -> Option<(Inst, Value, i32)> {
+        let load = self.lower.def_inst(v)?;
+        if !self.lower.is_deferred(load) || self.ty(v) != I64 {
+            return None;
+        }
+        match *self.data(load) {
+            InstructionData::Load {
+                opcode: Opcode::Load,
+                flags,
+                arg,
+                offset: Offset32(k),
+            } if flags.trap_code.is_none() && flags.endianness != Some(Endianness::Big) => {
+                Some((load, arg, k))
+            }
+            _ => None,
+        }
+    }
+
+    /// The explicit check of `a` for `end` with `compare` (the plan's), and the address of
+    /// its access.
+    pub(super) fn explicit_check(&mut self, inst: Inst, check: ExplicitCheck) -> Address {
+        let a = &self.access(inst);
+        let base = self.access_base(a);
+        let (compare, end, null_select) = (check.compare, check.end, check.null_select);
+        let index = self.index64(a);
+        // The out-of-bounds condition, as a flag test.
+        let cmp = |cc, a: VReg, b: Rmi| Test::Cmp {
+            size: Size::Q,
+            cc,
+            a,
+            b,
+        };
+        let test = match compare {
+            Compare::ConstantBound { limit } => match imm32(limit, Size::Q) {
+                Some(k) => cmp(Cc::A, index, Rmi::Imm(k)),
+                None => {
+                    let l = self.derived(a.bound, Derived::Minus(end), |cx| {
+                        cx.const_reg(Size::Q, limit)
+                    });
+                    cmp(Cc::A, index, Rmi::Reg(l))
+                }
+            },
+            Compare::OneByte => {
+                let b = self.bound_operand(a);
+                cmp(Cc::Ae, index, b)
+            }
+            Compare::Guard => {
+                let b = self.bound_operand(a);
+                cmp(Cc::A, index, b)
+            }
+            // `bound - K` once, where the bound is defined (outside the loop).
+            Compare::BoundMinusEnd => {
+                let bound = self.access_bound(a);
+                let bk = self.derived(a.bound, Derived::Minus(end), |cx| cx.sub_const(bound, end));
+                cmp(Cc::A, index, Rmi::Reg(bk))
+            }
+            // With the bound compared in memory when it is loaded right here.
+            Compare::EndAboveBound { may_wrap: false } => {
+                let sum = self.add_const(index, end);
+                let b = self.bound_operand(a);
+                cmp(Cc::A, sum, b)
+            }
+            // `index + K` may wrap: it traps on the carry first.
+            Compare::EndAboveBound { may_wrap: true } => {
+                let k = match imm32(end, Size::Q) {
+                    Some(k) => Rmi::Imm(k),
+                    None => Rmi::Reg(self.const_reg(Size::Q, end)),
+                };
+                let sum = self.vreg(RegClass::Int);
+                self.emit(MInst::AddTrap {
+                    size: Size::Q,
+                    dst: sum,
+                    a: index,
+                    b: k,
+                    code: a.trap,
+                });
+                let b = self.bound_operand(a);
+                cmp(Cc::A, sum, b)
+            }
+        };
+        if !null_select {
+            self.emit(MInst::TrapIf { test, code: a.trap });
+            let (base, disp) = self.far_base(a, base);
+            // Later accesses of the run use `disp(base, index)` themselves.
+            self.lower.record_checked(a.inst, index);
+            Address {
+                amode: Amode {
+                    base,
+                    index: Some(index),
+                    disp,
+                },
+                trap: self.lower.plan(a.inst).access_is_trap_site(),
+            }
+        } else {
+            // addr = base + index + offset; out of bounds, a conditional move makes it null.
+            // Later accesses of the run address relative to it (`Form::Covered`).
+            let (b, disp) = self.far_base(a, base);
+            let addr = self.lea(b, Some(index), disp);
+            let zero = self.derived(a.bound, Derived::Zero, |cx| cx.const_reg(Size::Q, 0));
+            let safe = self.vreg(RegClass::Int);
+            self.emit(MInst::Select {
+                test,
+                dst: safe,
+                t: zero,
+                f: addr,
+            });
+            self.lower.record_checked(a.inst, safe);
+            Address {
+                amode: Amode {
+                    base: safe,
+                    index: None,
+                    disp: 0,
+                },
+                trap: true,
+            }
+        }
+    }
+}
