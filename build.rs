@@ -11,17 +11,23 @@ fn main() {
 
     let prelude = Path::new("src/machinst/prelude.isle");
     println!("cargo:rerun-if-changed={}", prelude.display());
-    // One rule file per backend.
-    for (isa, rules) in [
-        ("pulley", "src/isa/pulley/lower.isle"),
-        ("x64", "src/isa/x64/lower.isle"),
-    ] {
-        println!("cargo:rerun-if-changed={rules}");
-        let files = [
-            prelude.to_path_buf(),
-            out.join("clif_lower.isle"),
-            PathBuf::from(rules),
-        ];
+    // One rule file per backend: every `src/isa/<isa>/lower.isle`, compiled to
+    // `<isa>_lower.rs`, which the backend's `lower.rs` includes. A new ISA folder is found
+    // here by itself.
+    println!("cargo:rerun-if-changed=src/isa");
+    let mut isas: Vec<(String, PathBuf)> = std::fs::read_dir("src/isa")
+        .expect("reading src/isa")
+        .filter_map(|e| {
+            let dir = e.ok()?.path();
+            let rules = dir.join("lower.isle");
+            let isa = dir.file_name()?.to_str()?.to_string();
+            rules.is_file().then_some((isa, rules))
+        })
+        .collect();
+    isas.sort();
+    for (isa, rules) in isas {
+        println!("cargo:rerun-if-changed={}", rules.display());
+        let files = [prelude.to_path_buf(), out.join("clif_lower.isle"), rules];
         let options = cranelift_isle::codegen::CodegenOptions {
             exclude_global_allow_pragmas: true,
             ..Default::default()

@@ -536,61 +536,27 @@ impl HostMemories for RealMemories {
     }
 }
 
-/// Compiled code of one backend, and how it runs.
-#[cfg(unix)]
-enum Image {
-    /// pulley64 bytecode in its own `Vm`.
-    Pulley(
-        crate::isa::pulley::run::PulleyImage,
-        Box<pulley_interpreter::interp::Vm>,
-    ),
-    /// x86_64 machine code, run natively.
-    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-    X64(crate::isa::x64::run::X64Image),
-}
-
 /// One function set compiled by one of our backends, with its own memories.
 #[cfg(unix)]
 struct BackendRun {
-    label: &'static str,
-    image: Image,
+    label: String,
+    image: Box<dyn crate::isa::Image>,
     mems: RealMemories,
 }
 
 #[cfg(unix)]
 impl BackendRun {
-    /// Compiles `funcs` for `target` (`pulley64`, `x86_64`).
+    /// Compiles and links `funcs` with `backend`.
     fn new(
-        label: &'static str,
-        target: &str,
+        backend: crate::isa::Backend,
         funcs: &[&Function],
-        spectre: bool,
         file: &ParsedFile,
     ) -> Result<Self, String> {
-        let image = match crate::isa::Backend::for_target(target, spectre)? {
-            crate::isa::Backend::Pulley(backend) => {
-                let mut compiled = Vec::new();
-                for f in funcs {
-                    let code = crate::isa::pulley::compile(f, &backend)
-                        .map_err(|e| format!("{label}: {}: {e}", f.name))?;
-                    compiled.push((f.name.clone(), code));
-                }
-                Image::Pulley(
-                    crate::isa::pulley::run::PulleyImage::link(compiled)?,
-                    Box::new(crate::isa::pulley::run::fresh_vm()?),
-                )
-            }
-            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-            crate::isa::Backend::X64(backend) => {
-                let no_host = |_: &str| None;
-                Image::X64(
-                    crate::isa::x64::run::X64Image::build(funcs, &backend, &no_host)
-                        .map_err(|e| format!("{label}: {e}"))?,
-                )
-            }
-            #[allow(unreachable_patterns)]
-            _ => return Err(format!("{label}: cannot run {target} code on this host")),
+        let label = match backend.spectre() {
+            false => backend.name().to_string(),
+            true => format!("{} with Spectre mitigation", backend.name()),
         };
+        let image = backend.link(funcs).map_err(|e| format!("{label}: {e}"))?;
         let mut mems = RealMemories::default();
         host_memories(file, &mut mems)?;
         Ok(BackendRun { label, image, mems })
@@ -609,17 +575,10 @@ impl BackendRun {
             .iter()
             .map(|p| p.value_type)
             .collect();
-        let exit = match &mut self.image {
-            Image::Pulley(image, vm) => {
-                let mut no_host = |name: &str, _: &mut pulley_interpreter::interp::Vm| {
-                    Err(format!("{name} is not defined in this file"))
-                };
-                image.call(vm, &func.name, &args, &rets, &mut no_host)?
-            }
-            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-            Image::X64(image) => image.call(&func.name, &args, &rets)?,
-        };
-        let label = self.label;
+        let exit = self
+            .image
+            .call(&func.name, &args, &rets, &mut crate::isa::NoHost)?;
+        let label = &self.label;
         Ok(exit.into_outcome(|| format!("{label} code of {}", func.name)))
     }
 }
@@ -761,24 +720,17 @@ fn run(
     if let (true, Some((mem, size))) = (on_backends, &huge) {
         // Said every time: these run lines are checked on the interpreter only.
         eprintln!(
-            "note: {name}: pulley64 and x86_64 not run: host memory `{mem}` has {size:#x} bytes; real memory for it would have to be committed and filled with the test pattern (limit {MAX_REAL_MEMORY:#x})"
+            "note: {name}: our backends not run: host memory `{mem}` has {size:#x} bytes; real memory for it would have to be committed and filled with the test pattern (limit {MAX_REAL_MEMORY:#x})"
         );
     }
     #[cfg(unix)]
     if on_backends && huge.is_none() {
-        let mut runs = vec![
-            ("pulley64", "pulley64", false),
-            ("pulley64 with Spectre mitigation", "pulley64", true),
-        ];
-        if cfg!(all(target_arch = "x86_64", target_os = "linux")) {
-            runs.push(("x86_64", "x86_64", false));
-            runs.push(("x86_64 with Spectre mitigation", "x86_64", true));
-        }
-        for (label, target, spectre) in runs {
-            backend_runs.push(
-                BackendRun::new(label, target, &funcs, spectre, file)
-                    .map_err(|e| format!("{name}: {e}"))?,
-            );
+        for spectre in [false, true] {
+            for backend in crate::isa::Backend::runnable(spectre) {
+                backend_runs.push(
+                    BackendRun::new(backend, &funcs, file).map_err(|e| format!("{name}: {e}"))?,
+                );
+            }
         }
     }
     let mut any = false;

@@ -153,17 +153,20 @@ enum Command {
     },
 }
 
-/// The execution paths of `clif-bounds wast`.
-const WAST_TARGETS: &[&str] = &[
-    "interp",
-    "interp-legalized",
-    #[cfg(unix)]
-    "pulley64",
-    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-    "x86_64",
-    #[cfg(all(unix, feature = "cranelift"))]
-    "cranelift",
-];
+/// The execution paths of `clif-bounds wast`: the interpreter, each of our backends whose
+/// code runs here, and real Cranelift.
+fn wast_targets() -> Vec<&'static str> {
+    let mut t = vec!["interp", "interp-legalized"];
+    t.extend(
+        clif_bounds::isa::Backend::runnable(false)
+            .iter()
+            .map(|b| b.name()),
+    );
+    if cfg!(all(unix, feature = "cranelift")) {
+        t.push("cranelift");
+    }
+    t
+}
 
 const EXAMPLE: &str = include_str!("example.clif");
 const EXAMPLE_WAT: &str = include_str!("example.wat");
@@ -362,14 +365,12 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 match target.as_str() {
                     "interp" => Ok(Box::new(InterpreterEngine::fused())),
                     "interp-legalized" => Ok(Box::new(InterpreterEngine::legalized(settings))),
-                    #[cfg(unix)]
-                    "pulley64" => Ok(Box::new(clif_bounds::wasm::pulley::PulleyEngine::new(
-                        settings.spectre,
-                    )?)),
-                    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-                    "x86_64" => Ok(Box::new(clif_bounds::wasm::x64::X64Engine::new(
-                        settings.spectre,
-                    ))),
+                    t if clif_bounds::isa::BACKEND_TARGETS.contains(&t) => {
+                        let backend = clif_bounds::isa::Backend::for_target(t, settings.spectre)?;
+                        Ok(Box::new(clif_bounds::wasm::backend::BackendEngine::new(
+                            backend,
+                        )?))
+                    }
                     #[cfg(all(unix, feature = "cranelift"))]
                     "cranelift" => Ok(Box::new(
                         clif_bounds::wasm::cranelift::CraneliftEngine::new(settings.spectre)
@@ -377,7 +378,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     )),
                     t => Err(format!(
                         "error: unknown wast target `{t}` (known: {})",
-                        WAST_TARGETS.join(", ")
+                        wast_targets().join(", ")
                     )),
                 }
             };
@@ -490,26 +491,25 @@ fn wasm_example() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     println!("Its `sum` function, translated for a dynamic memory (no guard, may move):\n");
     print!("{}", t.functions[0]);
-    let mut paths: Vec<(&str, Box<dyn Engine>)> = vec![
-        ("interpreter, fused", Box::new(InterpreterEngine::fused())),
+    let mut paths: Vec<(String, Box<dyn Engine>)> = vec![
         (
-            "interpreter, legalized",
+            "interpreter, fused".into(),
+            Box::new(InterpreterEngine::fused()),
+        ),
+        (
+            "interpreter, legalized".into(),
             Box::new(InterpreterEngine::legalized(Default::default())),
         ),
     ];
-    #[cfg(unix)]
-    paths.push((
-        "our pulley64 backend, fused",
-        Box::new(clif_bounds::wasm::pulley::PulleyEngine::new(false)?),
-    ));
-    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-    paths.push((
-        "our x86_64 backend, fused (native)",
-        Box::new(clif_bounds::wasm::x64::X64Engine::new(false)),
-    ));
+    for backend in clif_bounds::isa::Backend::runnable(false) {
+        paths.push((
+            format!("our {} backend, fused", backend.name()),
+            Box::new(clif_bounds::wasm::backend::BackendEngine::new(backend)?),
+        ));
+    }
     #[cfg(all(unix, feature = "cranelift"))]
     paths.push((
-        "real Cranelift 0.135.8, legalized",
+        "real Cranelift 0.135.8, legalized".into(),
         Box::new(clif_bounds::wasm::cranelift::CraneliftEngine::new(false)?),
     ));
     println!("\nRunning it (data at byte 16 holds 1, 2, 3, 4; the memory is 1 page, 64 KiB):");
@@ -674,7 +674,7 @@ fn bench_command(
     bench_report(&rows, "time", "us", &|i, r| {
         rows[i].time[r].as_secs_f64() * 1e6
     });
-    if target == bench::BenchTarget::X86_64 {
+    if target.name() == "x86_64" {
         access_report()?;
     }
     Ok(ExitCode::SUCCESS)

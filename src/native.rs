@@ -261,3 +261,48 @@ pub fn call(code: &CodeMemory, entry: u64, vmctx: u64, values: &mut [u64]) -> Re
         (_, None) => Err(Fault::Crash { signal: 0, pc: 0 }),
     }
 }
+
+/// The host that natively running generated code calls into, for the call in progress on
+/// this thread ([`with_host`]).
+#[cfg(target_arch = "x86_64")]
+mod host {
+    use crate::isa::Host;
+    use std::cell::Cell;
+
+    thread_local! {
+        static HOST: Cell<Option<*mut (dyn Host + 'static)>> = const { Cell::new(None) };
+    }
+
+    /// Runs `f` (which runs generated code) with `host` reachable from the host functions
+    /// ([`function`]).
+    pub fn with_host<T>(host: &mut dyn Host, f: impl FnOnce() -> T) -> T {
+        // SAFETY: the pointer is only dereferenced by `memory_grow` while `f` runs on this
+        // thread, within the borrow of `host`; it is cleared before `host` is given back.
+        let ptr: *mut (dyn Host + 'static) = unsafe { std::mem::transmute(host) };
+        let outer = HOST.with(|h| h.replace(Some(ptr)));
+        let r = f();
+        HOST.with(|h| h.set(outer));
+        r
+    }
+
+    /// `memory.grow` as generated code calls it (System V): `(vmctx, memory index, delta in
+    /// pages)`, returning the old size in pages or `u64::MAX` (also when the host fails: the
+    /// generated code then sees a failed growth).
+    extern "sysv64" fn memory_grow(vmctx: u64, index: u32, delta: u64) -> u64 {
+        HOST.with(|h| match h.get() {
+            // SAFETY: set by `with_host` for the duration of the call that reached here.
+            Some(host) => unsafe { &mut *host }
+                .memory_grow(vmctx, index, delta)
+                .map_or(u64::MAX, |old| old as u64),
+            None => u64::MAX,
+        })
+    }
+
+    /// The address of the host function generated code calls by `name`.
+    pub fn function(name: &str) -> Option<u64> {
+        (name == crate::isa::MEMORY_GROW).then_some(memory_grow as *const () as usize as u64)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub use host::{function as host_function, with_host};

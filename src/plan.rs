@@ -709,7 +709,7 @@ mod tests {
             index_ty,
             const_index: None,
             const_bound: None,
-            offset: k - 4,
+            offset: k.saturating_sub(4),
             k,
             foreign_order: false,
             integer: true,
@@ -787,5 +787,163 @@ mod tests {
             None,
         );
         assert!(matches!(p.form(), Form::Explicit { .. }), "{p:?}");
+    }
+
+    /// Every plan is exact under its premises, for every index and bound the declaration
+    /// allows (sampled at the edges): an access that always traps is out of bounds, one in
+    /// bounds is not, a faulting plan's out-of-bounds accesses end within the faulting range,
+    /// Pulley's modes trap exactly when the access is out of bounds (their unchecked `bound -
+    /// K` never wraps), and each explicit comparison is the trap condition itself (the guard
+    /// form: or the guard catches the rest).
+    #[test]
+    fn every_plan_is_exact_under_its_declaration() {
+        let mut plans = 0;
+        let mut points = 0u64;
+        let mut forms = std::collections::BTreeSet::new();
+        for target in [&Target::X86_64, &Target::PULLEY64] {
+            for spectre in [false, true] {
+                let r = Renderer {
+                    spectre,
+                    runs: false,
+                    checked_modes: true,
+                    legalized: false,
+                };
+                for index_ty in [types::I32, types::I64] {
+                    for (min, max) in [(0, None), (0x1_0000, Some(0x1_0000)), (0x1_0000, None)] {
+                        for guard in [0, 0x1_0000, 1 << 31] {
+                            for reservation in [None, Some(1 << 32)] {
+                                let mem = MemoryData {
+                                    index_type: index_ty,
+                                    min,
+                                    max,
+                                    reservation,
+                                    guard,
+                                };
+                                for offset in [0, 4, 0xfff8, 0xfffd, 0xfffe, 0xffff_0000, 1 << 33] {
+                                    for size in [1, 4, 8] {
+                                        for konst in [None, Some(0), Some(0xfff8), Some(1 << 32)] {
+                                            let f = AccessFacts {
+                                                const_index: konst.filter(|_| offset == 0),
+                                                const_bound: konst.filter(|_| offset == 4),
+                                                offset,
+                                                k: offset + size,
+                                                ..facts(mem, index_ty, offset + size)
+                                            };
+                                            let p = plan(&f, target, r, None);
+                                            plans += 1;
+                                            forms.insert(
+                                                format!("{:?}", p.form())
+                                                    .split([' ', '{'])
+                                                    .next()
+                                                    .unwrap()
+                                                    .to_string(),
+                                            );
+                                            points += check_plan(&f, &p, target);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Every form the planner has without runs and bound loads was exercised.
+        for form in ["AlwaysTraps", "InBounds", "Faults", "G32", "Explicit"] {
+            assert!(forms.contains(form), "no {form} plan in {forms:?}");
+        }
+        assert!(
+            plans > 1000 && points > 100_000,
+            "{plans} plans, {points} points"
+        );
+    }
+
+    /// Checks `p` against the trap condition at every sampled index and bound `f` allows;
+    /// returns the number of points.
+    fn check_plan(f: &AccessFacts, p: &Plan, target: &Target) -> u64 {
+        const EDGES: [u64; 12] = [
+            0,
+            1,
+            0xfff7,
+            0xfff8,
+            0x1_0000,
+            0xffff_fffb,
+            0xffff_fffc,
+            0xffff_ffff,
+            1 << 32,
+            u64::MAX - 8,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        let max_bound = f.mem.max_bound(target.pointer);
+        let index_max = index_max(f.index_ty, target.pointer);
+        let k = u128::from(f.k);
+        let mut points = 0;
+        for &index in &EDGES {
+            let index = f.const_index.unwrap_or(index);
+            if u128::from(index) > index_max {
+                continue;
+            }
+            for &bound in EDGES.iter().chain(&[f.mem.min, f.k, f.k - 1]) {
+                let bound = f.const_bound.unwrap_or(bound);
+                let declared = bound >= f.mem.min
+                    && u128::from(bound) <= max_bound
+                    && f.mem.reservation.is_none_or(|r| bound <= r);
+                if !declared {
+                    continue;
+                }
+                points += 1;
+                let oob = crate::semantics::out_of_bounds(index, f.offset, f.k - f.offset, bound);
+                let (i, b) = (u128::from(index), u128::from(bound));
+                let at = format!("{p:?} index {index:#x} bound {bound:#x} {f:?}");
+                match p.form() {
+                    Form::AlwaysTraps { .. } => assert!(oob, "{at}"),
+                    Form::InBounds { disp } => {
+                        assert!(!oob, "{at}");
+                        assert_eq!(disp, index + f.offset, "{at}");
+                    }
+                    Form::Faults => {
+                        assert!(target.faulting_ranges_trap(), "{at}");
+                        assert!(!oob || i + k <= f.mem.faulting_end(bound), "{at}");
+                    }
+                    Form::G32 { rebase, offset } => {
+                        assert!(b >= k && rebase < f.k, "{at}");
+                        let limit = (bound - rebase) - u64::from(offset) - (f.k - f.offset);
+                        assert_eq!(index > limit, oob, "{at}");
+                    }
+                    Form::Explicit { check } => {
+                        let end = u128::from(check.end);
+                        let c = match check.compare {
+                            Compare::ConstantBound { limit } => {
+                                assert_eq!(f.const_bound, Some(bound), "{at}");
+                                i > u128::from(limit)
+                            }
+                            Compare::OneByte => i >= b,
+                            Compare::Guard => i > b,
+                            Compare::BoundMinusEnd => {
+                                assert!(b >= end, "{at}");
+                                i > b - end
+                            }
+                            Compare::EndAboveBound { may_wrap } => {
+                                let sum = i + end;
+                                assert!(may_wrap || sum <= u128::from(u64::MAX), "{at}");
+                                sum > b
+                            }
+                        };
+                        if check.compare == Compare::Guard {
+                            // Not out of bounds by the comparison: the guard catches the rest.
+                            assert!(c || !oob || i + k <= f.mem.faulting_end(bound), "{at}");
+                            assert!(!c || oob, "{at}");
+                        } else {
+                            assert_eq!(c, oob, "{at}");
+                        }
+                    }
+                    Form::Covered { .. } | Form::G32Bne { .. } => {
+                        unreachable!("no runs and no bound loads here")
+                    }
+                }
+            }
+        }
+        points
     }
 }

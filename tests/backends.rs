@@ -162,47 +162,26 @@ fn random_arithmetic_agrees_with_the_interpreter() {
             .unwrap_or_else(|e| panic!("{}\n{text}", e[0].message));
         let mut backends: Vec<(String, Runner)> = Vec::new();
         for spectre in [false, true] {
-            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-            {
-                let backend = clif_bounds::isa::x64::X64Backend { spectre };
-                let image =
-                    clif_bounds::isa::x64::run::X64Image::build(&[&func], &backend, &|_| None)
-                        .unwrap_or_else(|e| panic!("x86_64: {e}\n{text}"));
+            for backend in clif_bounds::isa::Backend::runnable(spectre) {
+                let mut image = match backend.link(&[&func]) {
+                    Ok(image) => image,
+                    // pulley64 has no i8/i16 shifts, rotates or bit counts (yet): said below.
+                    Err(e) if e.contains("no operation for type i") => {
+                        pulley_skipped += 1;
+                        continue;
+                    }
+                    Err(e) => panic!("{e}\n{text}"),
+                };
                 backends.push((
-                    "x86_64".into(),
+                    backend.name().into(),
                     Box::new(move |args| {
                         image
-                            .call("%f", args, &rets)
+                            .call("%f", args, &rets, &mut clif_bounds::isa::NoHost)
                             .unwrap()
                             .into_outcome(String::new)
                     }),
                 ));
             }
-            let backend = clif_bounds::isa::pulley::PulleyBackend { spectre };
-            let code = match clif_bounds::isa::pulley::compile(&func, &backend) {
-                Ok(code) => code,
-                // pulley64 has no i8/i16 shifts, rotates or bit counts (yet): said below.
-                Err(e) if e.message.contains("no operation for type i") => {
-                    pulley_skipped += 1;
-                    continue;
-                }
-                Err(e) => panic!("pulley64: {e}\n{text}"),
-            };
-            let image = clif_bounds::isa::pulley::run::PulleyImage::link(vec![("%f".into(), code)])
-                .unwrap();
-            let mut vm = clif_bounds::isa::pulley::run::fresh_vm().unwrap();
-            backends.push((
-                "pulley64".into(),
-                Box::new(move |args| {
-                    let mut no_host = |n: &str, _: &mut pulley_interpreter::interp::Vm| {
-                        Err(format!("no host function {n}"))
-                    };
-                    image
-                        .call(&mut vm, "%f", args, &rets, &mut no_host)
-                        .unwrap()
-                        .into_outcome(String::new)
-                }),
-            ));
         }
         for _ in 0..8 {
             let pick = |rng: &mut Rng| {
@@ -351,47 +330,23 @@ fn float_conversions_agree_with_the_interpreter() {
         clif_bounds::ir_verifier::verify_function(&func, types::I64)
             .unwrap_or_else(|e| panic!("{}\n{text}", e[0].message));
         let name = func.name.to_string();
-        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-        let image = clif_bounds::isa::x64::run::X64Image::build(
-            &[&func],
-            &clif_bounds::isa::x64::X64Backend { spectre: false },
-            &|_| None,
-        )
-        .unwrap_or_else(|e| panic!("x86_64: {e}\n{text}"));
-        let pulley = clif_bounds::isa::pulley::compile(
-            &func,
-            &clif_bounds::isa::pulley::PulleyBackend { spectre: false },
-        )
-        .unwrap_or_else(|e| panic!("pulley64: {e}\n{text}"));
-        let pimage =
-            clif_bounds::isa::pulley::run::PulleyImage::link(vec![(name.clone(), pulley)]).unwrap();
-        let mut vm = clif_bounds::isa::pulley::run::fresh_vm().unwrap();
+        let mut images: Vec<_> = clif_bounds::isa::Backend::runnable(false)
+            .into_iter()
+            .map(|b| {
+                let image = b.link(&[&func]).unwrap_or_else(|e| panic!("{e}\n{text}"));
+                (b.name(), image)
+            })
+            .collect();
         for &x in &inputs {
             let args = [DataValue::new(types::I64, x)];
             let mut interp = Interpreter::new([&func], types::I64);
             let want = interp.call(&name, &args).unwrap();
             let mut got = Vec::new();
-            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-            {
-                got.push((
-                    "x86_64",
-                    image
-                        .call(&name, &args, &rets)
-                        .unwrap()
-                        .into_outcome(String::new),
-                ));
-            }
-            {
-                let mut no_host = |n: &str, _: &mut pulley_interpreter::interp::Vm| {
-                    Err(format!("no host function {n}"))
-                };
-                got.push((
-                    "pulley64",
-                    pimage
-                        .call(&mut vm, &name, &args, &rets, &mut no_host)
-                        .unwrap()
-                        .into_outcome(String::new),
-                ));
+            for (who, image) in &mut images {
+                let exit = image
+                    .call(&name, &args, &rets, &mut clif_bounds::isa::NoHost)
+                    .unwrap();
+                got.push((*who, exit.into_outcome(String::new)));
             }
             for (who, got) in got {
                 points += 1;

@@ -124,3 +124,71 @@ fn every_opcode_is_documented_and_round_trips_by_name() {
     }
     assert!(Opcode::from_name("heap_load").is_none());
 }
+
+/// The planner is the only authority on how an access is made safe: no backend folder and
+/// not the legalizer reads a memory declaration's facts, builds access facts or calls the
+/// planner itself (backends read plans through `Lower::plan`; `Plan` cannot be constructed
+/// outside `src/plan.rs`, which a `compile_fail` doctest there holds).
+#[test]
+fn only_the_planner_decides_how_an_access_is_made_safe() {
+    fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                rust_files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs" || x == "isle") {
+                out.push(p);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src/isa"), &mut files);
+    // What deciding soundness would need: the declaration's sizes, or the planner's inputs.
+    let forbidden = [
+        ".memories[",
+        "MemoryData",
+        "faulting_end",
+        "max_bound",
+        "faulting_ranges_trap",
+        "AccessFacts",
+        "plan_block",
+        "plan::plan(",
+        "Premise",
+        "null_reach",
+        "checked_modes",
+    ];
+    let mut found = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let code = code.split(";;").next().unwrap_or("");
+            for word in forbidden {
+                if code.contains(word) {
+                    found.push(format!("{}:{}: {word}", f.display(), n + 1));
+                }
+            }
+        }
+    }
+    // The legalizer asks the planner like a backend, never reads the declaration itself.
+    let legalize = std::fs::read_to_string(root.join("src/legalize.rs")).unwrap();
+    for word in [
+        ".memories[",
+        "MemoryData",
+        ".min",
+        ".guard",
+        "faulting_end",
+        "max_bound",
+    ] {
+        if legalize.contains(word) {
+            found.push(format!("src/legalize.rs: {word}"));
+        }
+    }
+    assert!(files.len() > 10, "the backend folders were not found");
+    assert!(
+        found.is_empty(),
+        "soundness decided outside src/plan.rs:\n{}",
+        found.join("\n")
+    );
+}

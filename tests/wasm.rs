@@ -4,15 +4,15 @@
 
 use clif_bounds::interpreter::{DataValue, Outcome};
 use clif_bounds::ir::{types, Opcode, TrapCode};
+use clif_bounds::isa::Backend;
 use clif_bounds::legalize::Settings;
 use clif_bounds::native::{self, CodeMemory, Fault};
+use clif_bounds::wasm::backend::BackendEngine;
 use clif_bounds::wasm::cranelift::CraneliftEngine;
 use clif_bounds::wasm::module;
-use clif_bounds::wasm::pulley::PulleyEngine;
 use clif_bounds::wasm::runtime::{Engine, Extern, InstantiationError, InterpreterEngine, Store};
 use clif_bounds::wasm::script::{run_paths, EngineFactory};
 use clif_bounds::wasm::translate::translate_module;
-use clif_bounds::wasm::x64::X64Engine;
 use clif_bounds::wasm::MemoryConfig;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -88,7 +88,9 @@ fn spec_scripts_through_real_cranelift() {
 fn spec_scripts_on_our_pulley_backend() {
     for spectre in [false, true] {
         spec_on(&format!("pulley64, spectre {spectre}"), &|| {
-            Ok(Box::new(PulleyEngine::new(spectre)?))
+            Ok(Box::new(BackendEngine::new(Backend::for_target(
+                "pulley64", spectre,
+            )?)?))
         });
     }
 }
@@ -97,10 +99,14 @@ fn spec_scripts_on_our_pulley_backend() {
 fn spec_scripts_on_our_x64_backend() {
     for spectre in [false, true] {
         spec_on(&format!("x86_64, spectre {spectre}"), &|| {
-            Ok(Box::new(X64Engine::new(spectre)))
+            Ok(Box::new(BackendEngine::new(Backend::for_target(
+                "x86_64", spectre,
+            )?)?))
         });
         spec_on(&format!("x86_64 legalized, spectre {spectre}"), &|| {
-            Ok(Box::new(X64Engine::legalized(settings(spectre))))
+            Ok(Box::new(BackendEngine::legalized(Backend::for_target(
+                "x86_64", spectre,
+            )?)?))
         });
     }
 }
@@ -212,6 +218,9 @@ const GROWER: &str = r#"
 /// from the same call sequence on every engine.
 #[test]
 fn memory_growth_under_each_configuration() {
+    fn backend(target: &str, spectre: bool) -> Box<dyn Engine> {
+        Box::new(BackendEngine::new(Backend::for_target(target, spectre).unwrap()).unwrap())
+    }
     let bytes = wat::parse_str(GROWER).unwrap();
     type MakeEngine = fn() -> Box<dyn Engine>;
     let engines: Vec<(&str, MakeEngine)> = vec![
@@ -219,8 +228,10 @@ fn memory_growth_under_each_configuration() {
         ("cranelift", || {
             Box::new(CraneliftEngine::new(false).unwrap())
         }),
-        ("x86_64", || Box::new(X64Engine::new(false))),
-        ("x86_64, spectre", || Box::new(X64Engine::new(true))),
+        ("x86_64", || backend("x86_64", false)),
+        ("x86_64, spectre", || backend("x86_64", true)),
+        ("pulley64", || backend("pulley64", false)),
+        ("pulley64, spectre", || backend("pulley64", true)),
     ];
     let tight = MemoryConfig::parse("reservation=128KiB,guard=64KiB,may-move=no").unwrap();
     for (engine_name, make) in engines {

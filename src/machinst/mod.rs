@@ -28,29 +28,6 @@ pub fn bounds_checked(func: &Function, inst: Inst) -> Option<(BoundsCheckedAcces
     Some((c, func.dfg.ctrl_type(inst)))
 }
 
-/// How a call into compiled code ended, for every runner (Pulley's `Vm`, native x86_64).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Exit {
-    /// Returned these values.
-    Returned(Vec<crate::interpreter::DataValue>),
-    /// Trapped with this code.
-    Trapped(TrapCode),
-}
-
-impl Exit {
-    /// The interpreter's outcome for this exit; a trap is located at `location()`.
-    pub fn into_outcome(self, location: impl FnOnce() -> String) -> crate::interpreter::Outcome {
-        use crate::interpreter::{Outcome, Trap};
-        match self {
-            Exit::Returned(v) => Outcome::Returned(v),
-            Exit::Trapped(code) => Outcome::Trapped(Trap {
-                code,
-                location: location(),
-            }),
-        }
-    }
-}
-
 /// A block of machine code, as regalloc2 numbers it (emission order).
 pub type MachBlock = regalloc2::Block;
 

@@ -9,13 +9,11 @@
 //! the same runtime memories. Every kernel's result must be the same on all three before its
 //! times count. [`AccessConfig`] compares x86_64 instructions per access statically.
 
+use super::backend::BackendEngine;
 use super::config::MemoryConfig;
-use super::cranelift::CraneliftPulleyEngine;
-use super::pulley::PulleyEngine;
 use super::runtime::{Engine, Extern, Store};
 use crate::interpreter::{DataValue, Outcome};
 use crate::ir::types;
-use crate::legalize::Settings;
 use std::time::{Duration, Instant};
 
 /// One kernel: WAT with `IDX` standing for the index type (`i32` or `i64`) and `run(n)`
@@ -186,47 +184,33 @@ pub struct Row {
     pub time: [Duration; 3],
 }
 
-/// Where the kernels run: (a), (b), (c) on Pulley or natively on x86_64.
+/// Where the kernels run: a backend's target. (a) and (b) are that backend, (c) real
+/// Cranelift for the same target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BenchTarget {
-    /// Our pulley64 backend and real Cranelift's, in `pulley-interpreter`.
-    Pulley64,
-    /// Our x86_64 backend and real Cranelift's, native.
-    X86_64,
-}
+pub struct BenchTarget(&'static str);
 
 impl BenchTarget {
-    /// The target named `name`.
+    /// The target named `name`, when it has a backend whose code runs here.
     pub fn parse(name: &str) -> Result<BenchTarget, String> {
-        match name {
-            "pulley64" => Ok(BenchTarget::Pulley64),
-            "x86_64" => Ok(BenchTarget::X86_64),
-            t => Err(format!("no benchmark for target `{t}` (pulley64, x86_64)")),
+        let backend = crate::isa::Backend::for_target(name, false)?;
+        if !backend.runs_here() {
+            return Err(format!("{name} code cannot run on this host"));
         }
+        Ok(BenchTarget(backend.name()))
     }
     /// The name.
     pub fn name(self) -> &'static str {
-        match self {
-            BenchTarget::Pulley64 => "pulley64",
-            BenchTarget::X86_64 => "x86_64",
-        }
+        self.0
     }
 }
 
 fn engines(target: BenchTarget, spectre: bool) -> Result<[Box<dyn Engine>; 3], String> {
-    let settings = Settings::for_target(target.name(), spectre)?;
-    Ok(match target {
-        BenchTarget::Pulley64 => [
-            Box::new(PulleyEngine::new(spectre)?),
-            Box::new(PulleyEngine::legalized(settings)?),
-            Box::new(CraneliftPulleyEngine::new(spectre)?),
-        ],
-        BenchTarget::X86_64 => [
-            Box::new(super::x64::X64Engine::new(spectre)),
-            Box::new(super::x64::X64Engine::legalized(settings)),
-            Box::new(super::cranelift::CraneliftEngine::new(spectre)?),
-        ],
-    })
+    let backend = crate::isa::Backend::for_target(target.name(), spectre)?;
+    Ok([
+        Box::new(BackendEngine::new(backend)?),
+        Box::new(BackendEngine::legalized(backend)?),
+        super::cranelift::engine_for(target.name(), spectre)?,
+    ])
 }
 
 /// One measured call of a kernel. Its own function, never inlined, so that an instruction
@@ -529,10 +513,8 @@ impl AccessConfig {
         let t = super::translate::translate_module(&module, &self.memory())
             .map_err(|e| e.to_string())?;
         let f = &t.functions[0];
-        let backend = crate::isa::x64::X64Backend {
-            spectre: self.spectre,
-        };
-        let ours = crate::isa::x64::compile(f, &backend).map_err(|e| e.to_string())?;
+        let backend = crate::isa::Backend::for_target("x86_64", self.spectre)?;
+        let ours = backend.compile(f).map_err(|e| e.to_string())?;
         let theirs = super::cranelift::compile_x64(f, self.spectre)?;
         Ok((
             crate::isa::x64::count_work_instructions(&ours.code),

@@ -250,7 +250,8 @@ impl Engine for CraneliftEngine {
                         })?;
                         base + s
                     }
-                    Target::Grow => super::native_host::grow_host_addr(),
+                    Target::Grow => crate::native::host_function(crate::isa::MEMORY_GROW)
+                        .ok_or("no host memory.grow")?,
                 };
                 let value = target.wrapping_add(r.addend as u64);
                 match r.kind {
@@ -298,7 +299,7 @@ impl Engine for CraneliftEngine {
         let returns = translation.returns(index)?;
         let mut values: Vec<u64> = args[1..].iter().map(|a| a.bits).collect();
         values.resize(values.len().max(returns.len()).max(1), 0);
-        let r = super::native_host::with_memories(memories, || {
+        let r = crate::native::with_host(&mut super::runtime::StoreHost(memories), || {
             native::call(
                 &compiled.code,
                 compiled.code.addr(entry),
@@ -326,14 +327,23 @@ impl Engine for CraneliftEngine {
     }
 }
 
+/// Real Cranelift's engine for `target` (`x86_64` native, `pulley64`), the (c) column of
+/// the benchmark.
+pub fn engine_for(target: &str, spectre: bool) -> Result<Box<dyn Engine>, String> {
+    match target {
+        "x86_64" => Ok(Box::new(CraneliftEngine::new(spectre)?)),
+        "pulley64" => Ok(Box::new(CraneliftPulleyEngine::new(spectre)?)),
+        t => Err(format!("no real Cranelift engine for target `{t}` here")),
+    }
+}
+
 /// Real Cranelift 0.135.8 compiling the legalized form for `pulley64`, run by the same
 /// `pulley-interpreter` as our backend: the baseline of the Pulley benchmark. Functions that
 /// call others are not supported (the benchmark kernels call nothing).
 pub struct CraneliftPulleyEngine {
     settings: Settings,
     isa: OwnedTargetIsa,
-    images: HashMap<usize, crate::isa::pulley::run::PulleyImage>,
-    vm: pulley_interpreter::interp::Vm,
+    images: HashMap<usize, crate::isa::pulley::run::PulleyRun>,
 }
 
 impl CraneliftPulleyEngine {
@@ -359,7 +369,6 @@ impl CraneliftPulleyEngine {
             settings,
             isa,
             images: HashMap::new(),
-            vm: crate::isa::pulley::run::fresh_vm()?,
         })
     }
 }
@@ -373,7 +382,7 @@ impl Engine for CraneliftPulleyEngine {
     }
 
     fn code_size(&self, instance: usize) -> Option<usize> {
-        self.images.get(&instance).map(|i| i.code().len())
+        self.images.get(&instance).map(crate::isa::Image::code_size)
     }
 
     fn load(&mut self, instance: usize, translation: &Translation) -> Result<(), String> {
@@ -407,10 +416,9 @@ impl Engine for CraneliftPulleyEngine {
             }
             compiled.push((f.name.clone(), unit));
         }
-        self.images.insert(
-            instance,
-            crate::isa::pulley::run::PulleyImage::link(compiled)?,
-        );
+        let image = crate::isa::pulley::run::PulleyImage::link(compiled)?;
+        self.images
+            .insert(instance, crate::isa::pulley::run::PulleyRun::new(image)?);
         Ok(())
     }
 
@@ -422,15 +430,14 @@ impl Engine for CraneliftPulleyEngine {
         args: &[DataValue],
         _memories: &Arc<Mutex<Memories>>,
     ) -> Result<Outcome, String> {
-        let image = super::runtime::loaded(&self.images, instance)?;
         let returns = translation.returns(index)?;
-        let mut no_host = |name: &str, _: &mut pulley_interpreter::interp::Vm| {
-            Err(format!(
-                "{name}: host calls are not supported on this engine"
-            ))
-        };
+        let image = self
+            .images
+            .get_mut(&instance)
+            .ok_or_else(|| format!("instance {instance} was not loaded"))?;
         let name = func_name(index);
-        let exit = image.call(&mut self.vm, &name, args, &returns, &mut no_host)?;
+        // The benchmark kernels call nothing (calls are refused when loading).
+        let exit = crate::isa::Image::call(image, &name, args, &returns, &mut crate::isa::NoHost)?;
         Ok(exit.into_outcome(|| format!("Cranelift pulley64 code of {name}")))
     }
 }

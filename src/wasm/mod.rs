@@ -6,21 +6,16 @@
 //! [`VmLayout`]: the runtime fills it in, and rewrites a memory's base and bound in every
 //! instance that uses the memory when it grows.
 
+pub mod backend;
 #[cfg(all(unix, feature = "cranelift"))]
 pub mod bench;
 pub mod config;
 #[cfg(all(unix, feature = "cranelift"))]
 pub mod cranelift;
 pub mod module;
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-pub mod native_host;
-#[cfg(unix)]
-pub mod pulley;
 pub mod runtime;
 pub mod script;
 pub mod translate;
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-pub mod x64;
 
 pub use config::{MemoryConfig, MemoryPlan};
 

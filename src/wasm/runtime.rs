@@ -368,6 +368,18 @@ pub(crate) fn loaded<T>(by_instance: &HashMap<usize, T>, instance: usize) -> Res
         .ok_or_else(|| format!("instance {instance} was not loaded"))
 }
 
+/// The runtime as compiled code's host: `memory.grow` on the store's memories.
+pub struct StoreHost<'a>(pub &'a Arc<Mutex<Memories>>);
+
+impl crate::isa::Host for StoreHost<'_> {
+    fn memory_grow(&mut self, vmctx: u64, index: u32, delta: u64) -> Result<i64, String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .grow(vmctx, index, delta)
+    }
+}
+
 /// How translated code runs. An engine sees every instance's translation once, when it is
 /// instantiated, and is then asked to call its functions.
 pub trait Engine {

@@ -22,7 +22,7 @@ use wasmparser::{BlockType, FuncType, MemArg, MemArgTarget, Operator};
 
 /// The external name of the runtime's `memory.grow`: `(vmctx, memory index, delta pages)`
 /// returning the old size in pages or -1.
-pub const MEMORY_GROW: &str = "%memory_grow";
+pub use crate::isa::MEMORY_GROW;
 
 /// A translated module: one CLIF function per defined Wasm function.
 #[derive(Clone, Debug)]

@@ -3,10 +3,11 @@
 
 use crate::interpreter::DataValue;
 use crate::ir::{types, TrapCode, Type};
+use crate::isa::{Exit, Host, Image, MEMORY_GROW};
 use crate::machinst::CompiledCode;
-pub use crate::machinst::Exit;
 use pulley_interpreter::encode;
 use pulley_interpreter::interp::{DoneReason, FRegVal, RegType, TrapKind, Val, Vm, XRegVal};
+use pulley_interpreter::XReg;
 use std::collections::{BTreeMap, HashMap};
 use std::ptr::NonNull;
 
@@ -159,6 +160,52 @@ impl PulleyImage {
             };
             format!("Pulley stopped ({kind}) at offset {offset:#x}, which is not a trap site")
         })
+    }
+}
+
+/// A linked image with the `Vm` it runs in: Pulley's [`Image`].
+pub struct PulleyRun {
+    image: PulleyImage,
+    vm: Vm,
+}
+
+impl PulleyRun {
+    /// `image`, to run in a fresh `Vm`.
+    pub fn new(image: PulleyImage) -> Result<Self, String> {
+        Ok(PulleyRun {
+            image,
+            vm: fresh_vm()?,
+        })
+    }
+}
+
+impl Image for PulleyRun {
+    fn code_size(&self) -> usize {
+        self.image.code().len()
+    }
+
+    fn call(
+        &mut self,
+        name: &str,
+        args: &[DataValue],
+        rets: &[Type],
+        host: &mut dyn Host,
+    ) -> Result<Exit, String> {
+        let mut host = |callee: &str, vm: &mut Vm| -> Result<(), String> {
+            if callee != MEMORY_GROW {
+                return Err(format!("no host function {callee}"));
+            }
+            // (vmctx, memory index, delta in pages) in x0-x2, the old size or -1 in x0.
+            let (vmctx, mem, delta) = (
+                vm[XReg::x0].get_u64(),
+                vm[XReg::x1].get_u32(),
+                vm[XReg::x2].get_u64(),
+            );
+            let old = host.memory_grow(vmctx, mem, delta)?;
+            vm[XReg::x0] = XRegVal::new_i64(old);
+            Ok(())
+        };
+        self.image.call(&mut self.vm, name, args, rets, &mut host)
     }
 }
 

@@ -5,6 +5,7 @@ pub mod abi;
 pub mod emit;
 pub mod inst;
 pub mod lower;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub mod run;
 
 use crate::ir::Function;

@@ -11,8 +11,8 @@ use super::emit::Regs;
 use super::{compile, X64Backend};
 use crate::interpreter::DataValue;
 use crate::ir::{Function, Signature, Type};
+use crate::isa::{Exit, Host, Image};
 use crate::machinst::CompiledCode;
-pub use crate::machinst::Exit;
 use crate::native::{self, CodeMemory, Fault};
 use cranelift_assembler_x64::inst as asm;
 use std::collections::{BTreeMap, HashMap};
@@ -94,13 +94,9 @@ fn host_has_features() -> Result<(), String> {
 }
 
 impl X64Image {
-    /// Compiles `funcs` with `backend` and places them; `host` gives the address of each
-    /// called name that is not among them (a System V function of the host).
-    pub fn build(
-        funcs: &[&Function],
-        backend: &X64Backend,
-        host: &dyn Fn(&str) -> Option<u64>,
-    ) -> Result<X64Image, String> {
+    /// Compiles `funcs` with `backend` and places them; a called name that is not among them
+    /// is a host function ([`native::host_function`]).
+    pub fn build(funcs: &[&Function], backend: &X64Backend) -> Result<X64Image, String> {
         host_has_features()?;
         let mut units: Vec<(String, bool, CompiledCode)> = Vec::new();
         for f in funcs {
@@ -113,7 +109,7 @@ impl X64Image {
                 compile(&t, backend).map_err(|e| format!("the trampoline of {}: {e}", f.name))?;
             units.push((f.name.to_string(), true, code));
         }
-        Self::link(units, host)
+        Self::link(units, &native::host_function)
     }
 
     fn link(
@@ -194,7 +190,7 @@ impl X64Image {
 
     /// Calls function `name` with `args`; a fault at a trap site is `Exit::Trapped`, any
     /// other fault in the generated code an error naming the signal and pc.
-    pub fn call(&self, name: &str, args: &[DataValue], rets: &[Type]) -> Result<Exit, String> {
+    fn call_native(&self, name: &str, args: &[DataValue], rets: &[Type]) -> Result<Exit, String> {
         let tramp = *self
             .trampolines
             .get(name)
@@ -214,5 +210,21 @@ impl X64Image {
                 pc.wrapping_sub(self.code.addr(0))
             )),
         }
+    }
+}
+
+impl Image for X64Image {
+    fn code_size(&self) -> usize {
+        self.size
+    }
+
+    fn call(
+        &mut self,
+        name: &str,
+        args: &[DataValue],
+        rets: &[Type],
+        host: &mut dyn Host,
+    ) -> Result<Exit, String> {
+        native::with_host(host, || self.call_native(name, args, rets))
     }
 }
