@@ -504,13 +504,13 @@ fn host_memory_sizes(file: &ParsedFile) -> Vec<(String, u64)> {
 #[cfg(unix)]
 #[derive(Default)]
 struct RealMemories {
-    maps: Vec<(String, crate::wasm::runtime::Mapping)>,
+    maps: Vec<(String, crate::native::Mapping)>,
 }
 
 #[cfg(unix)]
 impl HostMemories for RealMemories {
     fn map(&mut self, name: &str, size: u64) -> Result<(), String> {
-        let mut m = crate::wasm::runtime::Mapping::reserve(size.saturating_add(1 << 16))?;
+        let mut m = crate::native::Mapping::reserve(size.saturating_add(1 << 16))?;
         m.make_accessible(size)?;
         // The same initial contents as the interpreter's memories.
         // SAFETY: the first `size` bytes were just made accessible.

@@ -306,3 +306,94 @@ mod host {
 
 #[cfg(target_arch = "x86_64")]
 pub use host::{function as host_function, with_host};
+
+/// Host pages: the granularity of `mmap` and `mprotect`.
+const HOST_PAGE: u64 = 4096;
+
+fn round_up(n: u64) -> Option<u64> {
+    n.checked_add(HOST_PAGE - 1).map(|n| n & !(HOST_PAGE - 1))
+}
+
+/// An anonymous private mapping, unmapped on drop.
+pub(crate) struct Mapping {
+    /// The first byte.
+    pub(crate) ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; access is serialised by the
+// store's mutex and by the single thread running code at a time.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    /// Reserves `len` bytes, all inaccessible.
+    pub(crate) fn reserve(len: u64) -> Result<Mapping, String> {
+        let len = round_up(len.max(HOST_PAGE))
+            .and_then(|l| usize::try_from(l).ok())
+            .ok_or_else(|| {
+                format!("cannot reserve {len:#x} bytes: larger than the address space")
+            })?;
+        // SAFETY: a fresh anonymous mapping; the kernel picks the address.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(format!(
+                "cannot reserve {len:#x} bytes of address space: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(Mapping {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    /// Makes the first `len` bytes readable and writable (rounded up to host pages).
+    pub(crate) fn make_accessible(&mut self, len: u64) -> Result<(), String> {
+        let len = round_up(len).unwrap_or(u64::MAX);
+        if len > self.len as u64 {
+            return Err(format!(
+                "{len:#x} bytes do not fit a mapping of {:#x}",
+                self.len
+            ));
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: the range lies inside this mapping.
+        let r = unsafe {
+            libc::mprotect(
+                self.ptr.cast(),
+                len as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
+        };
+        if r != 0 {
+            return Err(format!(
+                "mprotect of {len:#x} bytes failed: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The first byte.
+    pub(crate) fn addr(&self) -> u64 {
+        self.ptr as u64
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `reserve` mapped.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}

@@ -10,7 +10,7 @@
 //!   in bounds for every execution ([`Form::InBounds`]), or every out-of-bounds address lands
 //!   in a range that faults ([`Form::Faults`]);
 //! - no check of its own, because an earlier access of its run checked a larger end
-//!   ([`Form::Covered`], see `machinst::share`);
+//!   ([`Form::Covered`], see `plan::share`);
 //! - an access that checks itself ([`Form::G32`], [`Form::G32Bne`]: Pulley's bounds-checking
 //!   addressing modes, which compute `bound - K` without wrapping checks);
 //! - an explicit comparison ([`Form::Explicit`]), whose form ([`Compare`]) is the cheapest one
@@ -28,8 +28,10 @@
 //! ```
 
 use crate::ir::{types, Function, Inst, InstructionData, MemoryData, Opcode, Type, Value};
-use crate::machinst::share::Shared;
+pub mod share;
+
 use crate::target::{NullCheck, Target};
+use share::Shared;
 use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::fmt;
@@ -254,7 +256,7 @@ pub enum Premise {
     },
     /// `index + end` cannot wrap at pointer width.
     SumFits,
-    /// The run's first access checked a larger end (`machinst::share`).
+    /// The run's first access checked a larger end (`plan::share`).
     RunCheckedBy {
         /// The run's first access.
         leader: Inst,
@@ -361,7 +363,7 @@ pub struct Renderer {
 }
 
 /// Plans every bounds-checked access of one block, in order, given the block's runs
-/// (`machinst::share::runs`). A covered access relies on its leader's plan, made first.
+/// (`share::runs`). A covered access relies on its leader's plan, made first.
 pub fn plan_block(
     func: &Function,
     target: &Target,

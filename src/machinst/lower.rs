@@ -98,7 +98,7 @@ pub struct Lower<'f, I: MachInst> {
     /// Instructions to place at the end of an IR block, before its terminator.
     appendix: SecondaryMap<Block, Vec<I>>,
     /// The current block's runs of accesses that may share one check.
-    shared: std::collections::HashMap<Inst, super::share::Shared>,
+    shared: std::collections::HashMap<Inst, crate::plan::share::Shared>,
     /// The current block's plans for its bounds-checked accesses (`crate::plan`).
     plans: std::collections::HashMap<Inst, crate::plan::Plan>,
     /// The register holding the address a run's leader checked for the whole run, by
@@ -265,11 +265,11 @@ impl<'f, I: MachInst> Lower<'f, I> {
         self.shared.contains_key(&access)
     }
 
-    /// For a later access of a run (see [`super::share`]), the run's first access.
+    /// For a later access of a run (see [`crate::plan::share`]), the run's first access.
     pub fn run_leader(&self, access: Inst) -> Option<Inst> {
         match self.shared.get(&access)? {
-            super::share::Shared::Covered { leader } => Some(*leader),
-            super::share::Shared::Leader { .. } => None,
+            crate::plan::share::Shared::Covered { leader } => Some(*leader),
+            crate::plan::share::Shared::Leader { .. } => None,
         }
     }
 
@@ -730,7 +730,7 @@ fn lower_block<B: Backend>(
     let insts = func.layout.block_insts(b);
     ctx.memo.clear();
     ctx.cur_block = Some(b);
-    ctx.shared = super::share::runs(func, b);
+    ctx.shared = crate::plan::share::runs(func, b);
     ctx.checked.clear();
     // Which instructions may be deferred to their single user later in this block: pure
     // ones, and `notrap` loads with no memory write or call in between.

@@ -13,7 +13,6 @@ pub mod buffer;
 pub mod emit;
 pub mod isle;
 pub mod lower;
-pub mod share;
 pub mod vcode;
 
 use crate::ir::{BoundsCheckedAccess, Function, Inst, Memory, TrapCode, Type};

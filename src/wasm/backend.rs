@@ -76,10 +76,7 @@ impl Engine for BackendEngine {
     ) -> Result<Outcome, String> {
         let returns = translation.returns(index)?;
         let name = func_name(index);
-        let image = self
-            .images
-            .get_mut(&instance)
-            .ok_or_else(|| format!("instance {instance} was not loaded"))?;
+        let image = super::runtime::loaded_mut(&mut self.images, instance)?;
         let exit = image.call(&name, args, &returns, &mut StoreHost(memories))?;
         let target = self.backend.name();
         Ok(exit.into_outcome(|| format!("{target} code of {name}")))

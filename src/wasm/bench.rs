@@ -522,3 +522,154 @@ impl AccessConfig {
         ))
     }
 }
+
+/// Instructions per access on x86_64, ours (fused) against real Cranelift (legalized), for
+/// the 96 Wasmtime load/store configurations.
+pub fn access_report() -> Result<(), String> {
+    use AccessConfig;
+    println!("\ninstructions of a one-access function (without frame and ret):");
+    println!("{:<60} {:>5} {:>9}", "configuration", "ours", "Cranelift");
+    let (mut ours, mut theirs, mut fewer, mut worse) = (0, 0, 0, 0);
+    for c in AccessConfig::all() {
+        let (o, t) = c.instruction_counts()?;
+        println!("{:<60} {o:>5} {t:>9}", c.label());
+        ours += o;
+        theirs += t;
+        fewer += usize::from(o < t);
+        worse += usize::from(o > t);
+    }
+    println!(
+        "total: ours {ours}, Cranelift {theirs} ({:.2}x); fewer in {fewer} of 96, more in {worse}",
+        theirs as f64 / ours as f64
+    );
+    Ok(())
+}
+
+/// Runs the benchmark once under callgrind, which counts the host instructions of each
+/// measured call (`bench::measured_call`, dumped after every call): deterministic, whatever
+/// else the machine does. Returns the rows and, per row, the counts of (a), (b), (c).
+pub fn instructions_under_callgrind(
+    target: BenchTarget,
+) -> Result<(Vec<Row>, Vec<[u64; 3]>), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("error: this program's path: {e}"))?;
+    let dir = std::env::temp_dir().join(format!("clif-bounds-callgrind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("error: {}: {e}", dir.display()))?;
+    let function = "measured_call";
+    eprintln!("bench: one run under callgrind (a few minutes)");
+    let out = std::process::Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg("--collect-atstart=no")
+        .arg(format!("--toggle-collect={function}"))
+        .arg(format!("--dump-after={function}"))
+        .arg(format!(
+            "--callgrind-out-file={}",
+            dir.join("out").display()
+        ))
+        .arg(&exe)
+        .args(["bench", "--raw", "--target", target.name(), "--reps", "1"])
+        .output()
+        .map_err(|e| format!("error: starting valgrind (Debian package valgrind): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "error: the benchmark under callgrind failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let rows = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(Row::parse_line)
+        .collect::<Result<Vec<_>, _>>()?;
+    // One dump per measured call, numbered from 1 in call order: per row, (a), (b), (c).
+    let count = |n: usize| -> Result<u64, String> {
+        let path = dir.join(format!("out.{n}"));
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("error: {}: {e}", path.display()))?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("summary: "))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| format!("error: {}: no summary line", path.display()))
+    };
+    let counts = (0..rows.len())
+        .map(|r| Ok([count(3 * r + 1)?, count(3 * r + 2)?, count(3 * r + 3)?]))
+        .collect::<Result<Vec<_>, String>>()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((rows, counts))
+}
+
+/// The benchmark table and its summary, for a metric where less is better (`metric(row,
+/// engine)`, engines (a), (b), (c)).
+pub fn report(rows: &[Row], what: &str, unit: &str, metric: &dyn Fn(usize, usize) -> f64) {
+    println!(
+        "{:<12} {:<5} {:<5} {:<13} {:<7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>12} {:>12} {:>12} {:>7} {:>7}",
+        "kernel",
+        "index",
+        "bound",
+        "memory",
+        "spectre",
+        "size a",
+        "size b",
+        "size c",
+        "a/c",
+        "b/c",
+        format!("{what} a"),
+        format!("{what} b"),
+        format!("{what} c"),
+        "c/a",
+        "c/b"
+    );
+    let ratio = |x: f64, y: f64| if y > 0.0 { x / y } else { f64::NAN };
+    for (i, r) in rows.iter().enumerate() {
+        let m = |e| metric(i, e);
+        println!(
+            "{:<12} {:<5} {:<5} {:<13} {:<7} {:>8} {:>8} {:>8} {:>7.2} {:>7.2} {:>10.1}{unit} {:>10.1}{unit} {:>10.1}{unit} {:>7.2} {:>7.2}",
+            r.kernel,
+            if r.memory64 { "i64" } else { "i32" },
+            if r.fixed { "const" } else { "load" },
+            r.memory,
+            if r.spectre { "on" } else { "off" },
+            r.size[0],
+            r.size[1],
+            r.size[2],
+            ratio(r.size[0] as f64, r.size[2] as f64),
+            ratio(r.size[1] as f64, r.size[2] as f64),
+            m(0),
+            m(1),
+            m(2),
+            ratio(m(2), m(0)),
+            ratio(m(2), m(1)),
+        );
+    }
+    // Geometric means of the speed-up of (a) over (c), overall and per group.
+    let geo = |f: &dyn Fn(&Row) -> bool| {
+        let v: Vec<f64> = (0..rows.len())
+            .filter(|&i| f(&rows[i]))
+            .map(|i| metric(i, 2) / metric(i, 0))
+            .collect();
+        let g = (v.iter().map(|x| x.ln()).sum::<f64>() / v.len().max(1) as f64).exp();
+        (g, v.len(), v.iter().cloned().fold(f64::INFINITY, f64::min))
+    };
+    println!();
+    for (label, f) in [
+        ("all", &(|_: &Row| true) as &dyn Fn(&Row) -> bool),
+        ("memory64", &|r: &Row| r.memory64),
+        ("i32 index", &|r: &Row| !r.memory64),
+        ("spectre off (trapnz form)", &|r: &Row| !r.spectre),
+        ("spectre on", &|r: &Row| r.spectre),
+        ("offset > u16 (far_offset)", &|r: &Row| r.kernel == "far_offset"),
+        ("constant bound (fixed size)", &|r: &Row| r.fixed),
+        ("bound loaded (growable)", &|r: &Row| !r.fixed),
+        (
+            "where upstream's matcher misses (any of memory64, trapnz, offset > u16, constant bound)",
+            &|r: &Row| r.memory64 || !r.spectre || r.kernel == "far_offset" || r.fixed,
+        ),
+    ] {
+        let (g, n, min) = geo(f);
+        println!("(c)/(a) {what}, {label}: geometric mean {g:.2}x over {n} rows, worst {min:.2}x");
+    }
+    let larger = rows.iter().filter(|r| r.size[0] > r.size[2]).count();
+    println!(
+        "rows where (a) has more bytecode than (c): {larger} of {}",
+        rows.len()
+    );
+}

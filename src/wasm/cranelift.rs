@@ -431,10 +431,7 @@ impl Engine for CraneliftPulleyEngine {
         _memories: &Arc<Mutex<Memories>>,
     ) -> Result<Outcome, String> {
         let returns = translation.returns(index)?;
-        let image = self
-            .images
-            .get_mut(&instance)
-            .ok_or_else(|| format!("instance {instance} was not loaded"))?;
+        let image = super::runtime::loaded_mut(&mut self.images, instance)?;
         let name = func_name(index);
         // The benchmark kernels call nothing (calls are refused when loading).
         let exit = crate::isa::Image::call(image, &name, args, &returns, &mut crate::isa::NoHost)?;

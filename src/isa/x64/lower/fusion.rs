@@ -18,7 +18,7 @@ impl IsleContext<'_, '_> {
     /// The read-modify-write that `inst` (the load or the store) is part of, if any: a
     /// bounds-checked i32/i64 load whose only use is an `iadd`/`isub`/`band`/`bor`/`bxor`
     /// (the load's value first for `isub`) deferred to its only use, a bounds-checked store
-    /// of that result, and both accesses of one run (`machinst::share`: same memory, base,
+    /// of that result, and both accesses of one run (`plan::share`: same memory, base,
     /// bound, index and trap code, nothing observable in between) at the same offset, width
     /// and byte order. Then the load is not made on its own: the store reads, operates and
     /// writes in one instruction, after the run's check, and traps where the load would have.
