@@ -9,7 +9,8 @@
 //! - no check at all, because the access can never be in bounds ([`Form::AlwaysTraps`]), is
 //!   in bounds for every execution ([`Form::InBounds`]), or every out-of-bounds address lands
 //!   in a range that faults ([`Form::Faults`]);
-//! - no check of its own, because an earlier access of its run checked a larger end
+//! - no check of its own, because an earlier access of its run checks an end at least as
+//!   large
 //!   ([`Form::Covered`], see `plan::share`);
 //! - an access that checks itself ([`Form::G32`], [`Form::G32Bne`]: Pulley's bounds-checking
 //!   addressing modes, which compute `bound - K` without wrapping checks);
@@ -196,6 +197,9 @@ pub struct ExplicitCheck {
     /// Part of the offset too large for the target's displacement, added to the base
     /// (once, where the base is defined) instead.
     pub rebase: u64,
+    /// The bound's load, when the comparison may read the bound from memory itself
+    /// ([`Target::compare_with_memory`]) instead of from a register.
+    pub bound_load: Option<BoundLoad>,
 }
 
 /// The comparison of an explicit check, true when out of bounds; `index` is zero-extended to
@@ -256,13 +260,17 @@ pub enum Premise {
     },
     /// `index + end` cannot wrap at pointer width.
     SumFits,
-    /// The run's first access checked a larger end (`plan::share`).
+    /// The run's first access checks an end at least this access's (`plan::share`): on a
+    /// leader, the run's largest end, which it checks for the run.
     RunCheckedBy {
         /// The run's first access.
         leader: Inst,
-        /// The end it checked.
+        /// The end it checks.
         end: u64,
     },
+    /// The index is wider than a pointer: the renderer traps when its bits above the pointer
+    /// width are set (no bound can admit such an index), then checks the narrowed index.
+    IndexNarrowed,
     /// An access within this distance of a null address faults, so a null checked address
     /// still traps ([`Target::null_check`]).
     NullReach {
@@ -358,7 +366,9 @@ pub struct Renderer {
     pub runs: bool,
     /// The target's bounds-checking addressing modes may be used (Pulley's `g32`).
     pub checked_modes: bool,
-    /// The plan becomes CLIF (the legalizer), not machine code.
+    /// The plan becomes CLIF (the legalizer), not machine code. Its plain accesses carry the
+    /// trap code, which every lowering honours on a null address in either byte order, so
+    /// the Spectre form needs no null-testing addressing mode.
     pub legalized: bool,
 }
 
@@ -424,6 +434,9 @@ pub fn plan(facts: &AccessFacts, target: &Target, r: Renderer, run: Option<Run>)
     let min = u128::from(facts.mem.min);
     let index_max = index_max(facts.index_ty, target.pointer);
 
+    if facts.index_ty.bits() > target.pointer.bits() {
+        p.premises.push(Premise::IndexNarrowed);
+    }
     let own_always_traps = always_traps(facts, target, k);
     // A constant index in bounds for the smallest memory.
     if let (Some(i), None) = (facts.const_index, own_always_traps) {
@@ -577,10 +590,11 @@ pub fn plan(facts: &AccessFacts, target: &Target, r: Renderer, run: Option<Run>)
                 end,
                 null_select,
                 rebase: rebase(facts, target),
+                bound_load: None,
             },
         };
         p.premises.push(premise);
-        if let Some(pw) = pointer_width_premise(target, k) {
+        if let Some(pw) = pointer_width_premise(target, end) {
             p.premises.push(pw);
         }
         // Backends that cannot branch unconditionally still render a comparison that is
@@ -622,6 +636,7 @@ pub fn plan(facts: &AccessFacts, target: &Target, r: Renderer, run: Option<Run>)
             end,
             null_select,
             rebase: rebase(facts, target),
+            bound_load: facts.bound_load.filter(|_| target.compare_with_memory),
         },
     };
     p

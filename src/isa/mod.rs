@@ -3,8 +3,8 @@
 //! layer in [`crate::machinst`], and [`Backend`], the one enum every command, filetest, Wasm
 //! engine and benchmark asks for compiling, linking and running code of a target.
 //!
-//! A new ISA is a new folder and one arm in each `match` of [`Backend`] (`build.rs` finds its
-//! `lower.isle` by itself).
+//! A new ISA is a new folder, its `Target` constant, and an arm in each of [`Backend`]'s
+//! methods with its name in [`BACKEND_TARGETS`] (`build.rs` finds its `lower.isle` by itself).
 
 pub mod pulley;
 pub mod x64;

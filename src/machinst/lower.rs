@@ -123,12 +123,12 @@ pub struct CallParts {
 /// A machine value lowering makes once and then reuses ([`Lower::memoized`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Memo {
-    /// The constant `imm`, at the backend's operand width `width` (0 when it has one).
+    /// The constant `imm`, made by an operation of `bits` bits.
     Const {
         /// The value.
         imm: u64,
-        /// The backend's width tag.
-        width: u8,
+        /// The width of the operation that made it.
+        bits: u8,
     },
     /// The sum of two registers.
     AddRegs(VReg, VReg),

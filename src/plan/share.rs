@@ -13,8 +13,9 @@
 //!   run's last access, which then has not written), so trapping at the leader is
 //!   indistinguishable.
 //!
-//! This analysis only says which accesses may share; a backend decides per run whether it
-//! uses the widened check (an explicit check) or not (an operation that checks by itself).
+//! This analysis only says which accesses may share; the planner (`crate::plan`) decides per
+//! access whether the run's widened check is made (an explicit check on the leader) and which
+//! later accesses it covers.
 
 use crate::ir::{Block, Function, Inst, Memory, TrapCode, Value};
 use std::collections::HashMap;

@@ -103,7 +103,7 @@ impl IsleContext<'_, '_> {
         dst
     }
     fn const_reg(&mut self, imm: u64) -> VReg {
-        if let Some(r) = self.lower.memoized(Memo::Const { imm, width: 0 }) {
+        if let Some(r) = self.lower.memoized(Memo::Const { imm, bits: 64 }) {
             return r;
         }
         let dst = self.vreg(RegClass::Int);
@@ -111,7 +111,7 @@ impl IsleContext<'_, '_> {
             dst,
             imm: imm as i64,
         });
-        self.lower.memoize(Memo::Const { imm, width: 0 }, dst);
+        self.lower.memoize(Memo::Const { imm, bits: 64 }, dst);
         dst
     }
     /// `a + b` (64-bit), made once per block for the same registers.

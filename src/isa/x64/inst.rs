@@ -30,6 +30,15 @@ impl Size {
             Size::L
         }
     }
+    /// The width in bits.
+    pub fn bits(self) -> u8 {
+        match self {
+            Size::B => 8,
+            Size::W => 16,
+            Size::L => 32,
+            Size::Q => 64,
+        }
+    }
     /// The exact width of an integer type, for comparisons.
     pub fn exact(bits: u32) -> Size {
         match bits {

@@ -7,8 +7,8 @@ use super::inst::{
     Test, UnaryOp,
 };
 use crate::ir::{
-    AccessKind, Endianness, Ieee32, Ieee64, Imm64, Inst, InstructionData, MemFlags, Offset32,
-    Opcode, TrapCode, Type, Value, ValueDef,
+    AccessKind, Endianness, Ieee32, Ieee64, Imm64, Inst, InstructionData, MemFlags, Opcode,
+    TrapCode, Type, Value, ValueDef,
 };
 use crate::machinst::access::{Access, PlainAccess};
 use crate::machinst::lower::{Backend, Derived, Memo};
@@ -87,7 +87,7 @@ impl IsleContext<'_, '_> {
     fn const_reg(&mut self, size: Size, imm: u64) -> VReg {
         let key = Memo::Const {
             imm,
-            width: size as u8,
+            bits: size.bits(),
         };
         if let Some(r) = self.lower.memoized(key) {
             return r;

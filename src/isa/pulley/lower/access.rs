@@ -186,20 +186,18 @@ impl IsleContext<'_, '_> {
             let oob = self.bin_reg(cmp, lhs, rhs);
             // The null address, made where the bound is (before a loop, say).
             let zero = self.derived(a.bound, Derived::Zero, |cx| cx.const_reg(0));
-            // Offsets beyond i32 are added before the select so the null address stays null.
-            let addr = match i32::try_from(a.offset) {
-                Ok(_) => addr,
-                Err(_) => self.add_const(addr, a.offset),
-            };
+            // The plan's rebase (an offset beyond the displacement) is added before the
+            // select, so the null address stays null; the run's later accesses are then not
+            // covered (the planner knows), so the address is recorded only without it.
+            let addr = self.add_const(addr, check.rebase);
             let safe = self.select_reg_raw(oob, zero, addr);
-            let offset = match i32::try_from(a.offset) {
-                Ok(o) => {
-                    self.lower.record_checked(a.inst, safe);
-                    o
-                }
-                Err(_) => 0,
-            };
-            Amode::Z { base: safe, offset }
+            if check.rebase == 0 {
+                self.lower.record_checked(a.inst, safe);
+            }
+            Amode::Z {
+                base: safe,
+                offset: (a.offset - check.rebase) as i32,
+            }
         } else {
             self.emit(MInst::TrapIf {
                 cond: if or_equal {

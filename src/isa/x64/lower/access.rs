@@ -55,7 +55,8 @@ impl IsleContext<'_, '_> {
                 index: Some(index),
                 disp,
             },
-            trap: true,
+            // The faulting range, or a guard a run's `index > bound` check relied on.
+            trap: self.lower.plan(inst).access_is_trap_site(),
         }
     }
 
@@ -67,8 +68,7 @@ impl IsleContext<'_, '_> {
         delta: i64,
     ) -> Address {
         if !nullable {
-            // `disp(base, index)`: a trap site, since the run's check may have relied on the
-            // guard (`index > bound` only).
+            // `disp(base, index)`, as if the run's check were this access's own.
             return self.lower_address_faulting(inst);
         }
         // The leader's `base + index + offset`, or null; the plan keeps `delta` within the
@@ -151,46 +151,31 @@ impl IsleContext<'_, '_> {
         }
     }
 
-    /// The bound as the second operand of a comparison: the `notrap` vmctx load that defines
-    /// it folded into the `cmp` when the comparison is its only use in this block.
-    pub(super) fn bound_operand(&mut self, a: &Access) -> Rmi {
-        if let Some(m) = self.foldable_load(a.bound) {
-            return Rmi::Mem(m);
+    /// The bound as the second operand of a comparison: the bound's load folded into the
+    /// `cmp` when the plan says the comparison may read it from memory.
+    pub(super) fn bound_operand(&mut self, a: &Access, load: Option<BoundLoad>) -> Rmi {
+        if let Some(l) = load {
+            self.lower.sink(l.inst);
+            let base = self.put_value(l.addr);
+            return Rmi::Mem(Amode {
+                base,
+                index: None,
+                disp: l.offset,
+            });
         }
         Rmi::Reg(self.access_bound(a))
     }
 
-    /// Whether `v` is a deferred single-use `load.i64 notrap` that can become a memory
-    /// operand; sinks it when so.
-    pub(super) fn foldable_load(&mut self, v: Value) -> Option<Amode> {
-        let (load, arg, disp) = self.foldable_bound_load(v)?;
-        self.lower.sink(load);
-        let base = self.put_value(arg);
-        Some(Amode {
-            base,
-            index: None,
-            disp,
-        })
-    }
-
-    /// The load `bound_operand` would fold (`v`'s deferred trusted 64-bit load), with its
-    /// address operand and offset.
-    pub(super) fn foldable_bound_load(&self, v: Value) -> Option<(Inst, Value, i32)> {
-        let load = self.lower.def_inst(v)?;
-        if !self.lower.is_deferred(load) || self.ty(v) != I64 {
-            return None;
+    /// `base + rebase` (made once, where `base` is defined) and the displacement left: the
+    /// plan moves an offset too large for a displacement into the base.
+    fn rebased(&mut self, a: &Access, base: VReg, rebase: u64) -> (VReg, i32) {
+        if rebase == 0 {
+            return (base, a.offset as i32);
         }
-        match *self.data(load) {
-            InstructionData::Load {
-                opcode: Opcode::Load,
-                flags,
-                arg,
-                offset: Offset32(k),
-            } if flags.trap_code.is_none() && flags.endianness != Some(Endianness::Big) => {
-                Some((load, arg, k))
-            }
-            _ => None,
-        }
+        let b = self.derived(a.base, Derived::Plus(rebase), |cx| {
+            cx.add_const(base, rebase)
+        });
+        (b, (a.offset - rebase) as i32)
     }
 
     /// The explicit check of `a` for `end` with `compare` (the plan's), and the address of
@@ -218,11 +203,11 @@ impl IsleContext<'_, '_> {
                 }
             },
             Compare::OneByte => {
-                let b = self.bound_operand(a);
+                let b = self.bound_operand(a, check.bound_load);
                 cmp(Cc::Ae, index, b)
             }
             Compare::Guard => {
-                let b = self.bound_operand(a);
+                let b = self.bound_operand(a, check.bound_load);
                 cmp(Cc::A, index, b)
             }
             // `bound - K` once, where the bound is defined (outside the loop).
@@ -234,7 +219,7 @@ impl IsleContext<'_, '_> {
             // With the bound compared in memory when it is loaded right here.
             Compare::EndAboveBound { may_wrap: false } => {
                 let sum = self.add_const(index, end);
-                let b = self.bound_operand(a);
+                let b = self.bound_operand(a, check.bound_load);
                 cmp(Cc::A, sum, b)
             }
             // `index + K` may wrap: it traps on the carry first.
@@ -251,13 +236,13 @@ impl IsleContext<'_, '_> {
                     b: k,
                     code: a.trap,
                 });
-                let b = self.bound_operand(a);
+                let b = self.bound_operand(a, check.bound_load);
                 cmp(Cc::A, sum, b)
             }
         };
         if !null_select {
             self.emit(MInst::TrapIf { test, code: a.trap });
-            let (base, disp) = self.far_base(a, base);
+            let (base, disp) = self.rebased(a, base, check.rebase);
             // Later accesses of the run use `disp(base, index)` themselves.
             self.lower.record_checked(a.inst, index);
             Address {
@@ -271,7 +256,7 @@ impl IsleContext<'_, '_> {
         } else {
             // addr = base + index + offset; out of bounds, a conditional move makes it null.
             // Later accesses of the run address relative to it (`Form::Covered`).
-            let (b, disp) = self.far_base(a, base);
+            let (b, disp) = self.rebased(a, base, check.rebase);
             let addr = self.lea(b, Some(index), disp);
             let zero = self.derived(a.bound, Derived::Zero, |cx| cx.const_reg(Size::Q, 0));
             let safe = self.vreg(RegClass::Int);
