@@ -50,10 +50,41 @@ pub enum Fact {
     MemoryBound(Memory),
 }
 
+/// How an instruction uses one of its register operands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Read.
+    Use,
+    /// Written (late: may share a register with a use).
+    Def,
+    /// Written into the register of operand `n` (two-address form).
+    Reuse(usize),
+    /// Read from a fixed register.
+    FixedUse(PReg),
+    /// Written to a fixed register.
+    FixedDef(PReg),
+    /// A scratch register: written early, dead after.
+    Temp,
+}
+
 /// The target-independent properties of a backend's machine instruction.
 pub trait MachInst: Clone + fmt::Debug {
+    /// Calls `f` on every register operand with its role, in one fixed order: operand
+    /// collection, allocation and emission all walk it, so their orders cannot drift apart.
+    fn visit(&mut self, f: &mut dyn FnMut(&mut VReg, Role));
     /// Reports the instruction's register operands, in the order emission reads allocations.
-    fn operands(&self, collect: &mut Vec<Operand>);
+    fn operands(&self, collect: &mut Vec<Operand>) {
+        self.clone().visit(&mut |v, role| {
+            collect.push(match role {
+                Role::Use => Operand::reg_use(*v),
+                Role::Def => Operand::reg_def(*v),
+                Role::Reuse(n) => Operand::reg_reuse_def(*v, n),
+                Role::FixedUse(p) => Operand::reg_fixed_use(*v, p),
+                Role::FixedDef(p) => Operand::reg_fixed_def(*v, p),
+                Role::Temp => Operand::reg_temp(*v),
+            })
+        });
+    }
     /// Physical registers the instruction overwrites beyond its defs (calls).
     fn clobbers(&self) -> PRegSet {
         PRegSet::empty()
@@ -74,7 +105,9 @@ pub trait MachInst: Clone + fmt::Debug {
     /// The target of an unconditional jump.
     fn jump_target(&self) -> Option<MachBlock>;
     /// Calls `f` on every register operand, in the order of [`MachInst::operands`].
-    fn visit_regs(&mut self, f: &mut dyn FnMut(&mut VReg));
+    fn visit_regs(&mut self, f: &mut dyn FnMut(&mut VReg)) {
+        self.visit(&mut |v, _| f(v));
+    }
     /// Replaces each virtual register operand by the physical register regalloc2 gave it
     /// (as a `VReg` numbered by hardware encoding), in operand order.
     fn allocate(&mut self, allocs: &[Allocation]) {

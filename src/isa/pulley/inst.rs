@@ -5,7 +5,7 @@
 //! encoder call, so the operand order regalloc2 sees is the order emission reads.
 
 use crate::ir::TrapCode;
-use crate::machinst::{MachBlock, MachInst, Operand, PReg, PRegSet, RegClass, VReg};
+use crate::machinst::{MachBlock, MachInst, PReg, PRegSet, RegClass, Role, VReg};
 
 use pulley_interpreter::encode;
 use pulley_interpreter::regs::BinaryOperands;
@@ -666,23 +666,10 @@ pub fn caller_saved() -> PRegSet {
     s
 }
 
-/// Whether an operand is read or written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Read.
-    Use,
-    /// Written.
-    Def,
-    /// Read from a fixed register.
-    FixedUse(PReg),
-    /// Written to a fixed register.
-    FixedDef(PReg),
-}
-
 impl MInst {
     /// Visits every register operand in a fixed order (operand collection and emission both
     /// walk it, so their orders cannot drift apart).
-    pub fn visit(&mut self, f: &mut dyn FnMut(&mut VReg, Role)) {
+    fn operand_roles(&mut self, f: &mut dyn FnMut(&mut VReg, Role)) {
         use Role::*;
         match self {
             MInst::Args { args } => args.iter_mut().for_each(|(v, p)| f(v, FixedDef(*p))),
@@ -774,16 +761,8 @@ impl MachInst for MInst {
     fn gen_jump(target: MachBlock) -> Self {
         MInst::Jump { target }
     }
-    fn operands(&self, collect: &mut Vec<Operand>) {
-        let mut copy = self.clone();
-        copy.visit(&mut |v, role| {
-            collect.push(match role {
-                Role::Use => Operand::reg_use(*v),
-                Role::Def => Operand::reg_def(*v),
-                Role::FixedUse(p) => Operand::reg_fixed_use(*v, p),
-                Role::FixedDef(p) => Operand::reg_fixed_def(*v, p),
-            })
-        });
+    fn visit(&mut self, f: &mut dyn FnMut(&mut VReg, Role)) {
+        self.operand_roles(f)
     }
     fn clobbers(&self) -> PRegSet {
         match self {
@@ -811,9 +790,6 @@ impl MachInst for MInst {
     }
     fn is_ret(&self) -> bool {
         matches!(self, MInst::Ret { .. } | MInst::Trap { .. })
-    }
-    fn visit_regs(&mut self, f: &mut dyn FnMut(&mut VReg)) {
-        self.visit(&mut |v, _| f(v));
     }
 
     fn jump_target(&self) -> Option<MachBlock> {

@@ -8,7 +8,7 @@
 //! `cranelift-assembler-x64`.
 
 use crate::ir::TrapCode;
-use crate::machinst::{MachBlock, MachInst, Operand, PReg, PRegSet, RegClass, VReg};
+use crate::machinst::{MachBlock, MachInst, PReg, PRegSet, RegClass, Role, VReg};
 
 /// An integer operation's width. 8- and 16-bit values are computed with 32-bit operations
 /// wherever the bits above them do not matter.
@@ -651,23 +651,6 @@ pub enum MInst {
     },
 }
 
-/// How an instruction uses one of its registers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Read.
-    Use,
-    /// Written (late: may share a register with a use).
-    Def,
-    /// Written into the register of operand `n` (two-address form).
-    Reuse(usize),
-    /// Read from a fixed register.
-    FixedUse(PReg),
-    /// Written to a fixed register.
-    FixedDef(PReg),
-    /// A scratch register: written early, dead after.
-    Temp,
-}
-
 /// x86-64 register numbers.
 #[allow(missing_docs)]
 pub mod regs {
@@ -745,7 +728,7 @@ impl Test {
 impl MInst {
     /// Calls `f` on every register operand, in the order regalloc2 sees them and emission
     /// reads their allocations.
-    pub fn visit(&mut self, f: &mut dyn FnMut(&mut VReg, Role)) {
+    fn operand_roles(&mut self, f: &mut dyn FnMut(&mut VReg, Role)) {
         use Role::*;
         match self {
             MInst::Args { args, stack } => {
@@ -931,17 +914,8 @@ impl MachInst for MInst {
     fn gen_jump(target: MachBlock) -> Self {
         MInst::Jump { target }
     }
-    fn operands(&self, collect: &mut Vec<Operand>) {
-        self.clone().visit(&mut |v, role| {
-            collect.push(match role {
-                Role::Use => Operand::reg_use(*v),
-                Role::Def => Operand::reg_def(*v),
-                Role::Reuse(n) => Operand::reg_reuse_def(*v, n),
-                Role::FixedUse(p) => Operand::reg_fixed_use(*v, p),
-                Role::FixedDef(p) => Operand::reg_fixed_def(*v, p),
-                Role::Temp => Operand::reg_temp(*v),
-            })
-        });
+    fn visit(&mut self, f: &mut dyn FnMut(&mut VReg, Role)) {
+        self.operand_roles(f)
     }
 
     fn clobbers(&self) -> PRegSet {
@@ -986,10 +960,6 @@ impl MachInst for MInst {
 
     fn is_ret(&self) -> bool {
         matches!(self, MInst::Ret { .. })
-    }
-
-    fn visit_regs(&mut self, f: &mut dyn FnMut(&mut VReg)) {
-        self.visit(&mut |v, _| f(v));
     }
 
     fn jump_target(&self) -> Option<MachBlock> {
