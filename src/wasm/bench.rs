@@ -554,7 +554,8 @@ pub fn instructions_under_callgrind(
     let exe = std::env::current_exe().map_err(|e| format!("error: this program's path: {e}"))?;
     let dir = std::env::temp_dir().join(format!("clif-bounds-callgrind-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("error: {}: {e}", dir.display()))?;
-    let function = "measured_call";
+    // The symbol callgrind matches: this module's `measured_call`.
+    let function = concat!(module_path!(), "::measured_call");
     eprintln!("bench: one run under callgrind (a few minutes)");
     let out = std::process::Command::new("valgrind")
         .arg("--tool=callgrind")
