@@ -422,185 +422,211 @@ pub enum Run<'p> {
     },
 }
 
+/// The premises of one plan.
+type Premises = SmallVec<[Premise; 2]>;
+
 /// The plan for one access: the cheapest form that is correct for every execution the facts
 /// allow. Backends and the legalizer render its result and never re-derive a premise.
+///
+/// The forms are tried in order; each stage returns a form only with the premises that make
+/// it sound: in bounds for every execution, covered by its run's check, every out-of-bounds
+/// address faulting, one of the target's bounds-checking modes, and otherwise an explicit
+/// check (which, when no execution can be in bounds, always traps).
 pub fn plan(facts: &AccessFacts, target: &Target, r: Renderer, run: Option<Run>) -> Plan {
-    let k = facts.k;
-    let mut p = Plan {
-        k,
-        form: Form::Faults,
-        premises: SmallVec::new(),
-    };
-    let min = u128::from(facts.mem.min);
-    let index_max = index_max(facts.index_ty, target.pointer);
-
+    let mut premises = Premises::new();
     if facts.index_ty.bits() > target.pointer.bits() {
-        p.premises.push(Premise::IndexNarrowed);
+        premises.push(Premise::IndexNarrowed);
     }
-    let own_always_traps = always_traps(facts, target, k);
-    // A constant index in bounds for the smallest memory.
-    if let (Some(i), None) = (facts.const_index, own_always_traps) {
-        if u128::from(i) + u128::from(k) <= min {
-            p.form = Form::InBounds {
-                disp: i + facts.offset,
-            };
-            p.premises.push(Premise::ConstantIndex(i));
-            p.premises.push(Premise::MinCovers { end: i + k });
-            return p;
-        }
+    let never_in_bounds = always_traps(facts, target, facts.k).is_some();
+    let form = None
+        .or_else(|| in_bounds(facts, never_in_bounds, &mut premises))
+        .or_else(|| covered(facts, target, r, run, &mut premises))
+        .or_else(|| faulting(facts, target, never_in_bounds, &mut premises))
+        .or_else(|| checked_mode(facts, target, r, &mut premises))
+        .unwrap_or_else(|| explicit(facts, target, r, run, &mut premises));
+    Plan {
+        k: facts.k,
+        form,
+        premises,
     }
+}
 
-    // Covered by the run's check.
-    if let (
-        true,
-        Some(Run::Follows {
-            leader,
-            plan: Some(lp),
-            leader_offset,
-        }),
-    ) = (r.runs, run)
-    {
-        if let Form::Explicit {
-            check:
-                ExplicitCheck {
-                    null_select,
-                    end,
-                    rebase,
-                    ..
-                },
-        } = lp.form
-        {
-            let delta = facts.offset.wrapping_sub(leader_offset) as i64;
-            let reachable = !null_select
-                || match target.null_check {
-                    // The leader's null-or-checked address is its own `base + index +
-                    // offset`: this access stays within reach of null.
-                    NullCheck::Unmapped { reach } => delta.unsigned_abs() < reach,
-                    // The address is the leader's `base + index`, tested by the access
-                    // itself, which needs a null-testing mode and the whole offset in its
-                    // displacement (the leader's too).
-                    NullCheck::BaseRegister => {
-                        !facts.foreign_order
-                            && rebase == 0
-                            && facts.offset <= target.max_displacement
-                    }
-                };
-            let addressable = match target.null_check {
-                NullCheck::Unmapped { .. } => true,
-                // Relative to the leader's `base + index`: the offset is the displacement.
-                NullCheck::BaseRegister => facts.offset <= target.max_displacement,
-            };
-            if reachable && addressable {
-                p.form = Form::Covered {
-                    leader,
-                    nullable: null_select,
-                    delta,
-                };
-                p.premises.push(Premise::RunCheckedBy { leader, end });
-                if null_select {
-                    p.premises.push(match target.null_check {
-                        NullCheck::Unmapped { .. } => Premise::NullReach { delta },
-                        NullCheck::BaseRegister => Premise::NullTestedByAccess,
-                    });
-                }
-                if null_select || target.faulting_ranges_trap() {
-                    // A nullable address faults on null; a run checked with only
-                    // `index > bound` leaves the guard to fault for the others.
-                    p.premises.push(Premise::FaultIsTrap);
-                }
-                return p;
-            }
-        }
+/// A constant index in bounds for the smallest memory (case D).
+fn in_bounds(f: &AccessFacts, never_in_bounds: bool, p: &mut Premises) -> Option<Form> {
+    let i = f.const_index.filter(|_| !never_in_bounds)?;
+    if u128::from(i) + u128::from(f.k) > u128::from(f.mem.min) {
+        return None;
     }
+    p.push(Premise::ConstantIndex(i));
+    p.push(Premise::MinCovers { end: i + f.k });
+    Some(Form::InBounds { disp: i + f.offset })
+}
 
-    // Every out-of-bounds address faults (case C).
-    if target.faulting_ranges_trap() && own_always_traps.is_none() {
-        let faulting_end = facts.mem.faulting_end(facts.mem.min);
-        if index_max + u128::from(k) <= faulting_end {
-            p.form = Form::Faults;
-            p.premises.push(Premise::FaultingRangeCovers {
-                index_max,
-                faulting_end,
-            });
-            p.premises.push(Premise::FaultIsTrap);
-            return p;
-        }
-    }
-
-    // Pulley's bounds-checking modes, for i32 indexes, native order. Their unchecked
-    // `bound - offset - size` needs `bound >= K`.
-    if let (true, Some(modes)) = (r.checked_modes, target.checked_modes) {
-        if facts.index_ty == types::I32 && !facts.foreign_order {
-            // g32bne reads the bound itself; only the minimum size can vouch for it.
-            if let (true, Some(b), Ok(offset)) = (
-                facts.integer && facts.mem.min >= k,
-                facts.bound_load,
-                u8::try_from(facts.offset),
-            ) {
-                if u64::try_from(b.offset).is_ok_and(|o| o <= modes.bne_bound_offset_max)
-                    && u64::from(offset) <= modes.bne_offset_max
-                {
-                    p.form = Form::G32Bne { bound: b, offset };
-                    p.premises.push(Premise::MinCovers { end: k });
-                    return p;
-                }
-            }
-            let covers = if facts.mem.min >= k {
-                Some(Premise::MinCovers { end: k })
-            } else {
-                facts
-                    .const_bound
-                    .filter(|&b| b >= k)
-                    .map(Premise::ConstantBound)
-            };
-            if let Some(premise) = covers {
-                // `bound - rebase` cannot wrap: `bound >= K > rebase`.
-                let rebase = facts.offset & !modes.offset_max;
-                p.form = Form::G32 {
-                    rebase,
-                    offset: (facts.offset - rebase) as u16,
-                };
-                p.premises.push(premise);
-                return p;
-            }
-        }
-    }
-
-    // An explicit check of the run's end when this access leads one.
-    let end = match (r.runs, run) {
-        (true, Some(Run::Leads { end })) => end,
-        _ => k,
+/// A later access of a run whose leader's explicit check covers it, when the leader's
+/// address can serve it: in the Spectre form that address may be null, and this access must
+/// still trap there.
+fn covered(
+    f: &AccessFacts,
+    target: &Target,
+    r: Renderer,
+    run: Option<Run>,
+    p: &mut Premises,
+) -> Option<Form> {
+    let Some(Run::Follows {
+        leader,
+        plan: Some(lp),
+        leader_offset,
+    }) = run.filter(|_| r.runs)
+    else {
+        return None;
     };
-    if end != k {
-        if let Some(Run::Leads { .. }) = run {
-            p.premises.push(Premise::RunCheckedBy {
-                leader: facts.inst,
-                end,
-            });
+    let Form::Explicit { check } = lp.form else {
+        return None;
+    };
+    let null_select = check.null_select;
+    let delta = f.offset.wrapping_sub(leader_offset) as i64;
+    let reachable = !null_select
+        || match target.null_check {
+            // The leader's null-or-checked address is its own `base + index + offset`: this
+            // access stays within reach of null.
+            NullCheck::Unmapped { reach } => delta.unsigned_abs() < reach,
+            // The address is the leader's `base + index`, tested by the access itself, which
+            // needs a null-testing mode and the whole offset in its displacement (the
+            // leader's too).
+            NullCheck::BaseRegister => {
+                !f.foreign_order && check.rebase == 0 && f.offset <= target.max_displacement
+            }
+        };
+    let addressable = match target.null_check {
+        NullCheck::Unmapped { .. } => true,
+        // Relative to the leader's `base + index`: the offset is the displacement.
+        NullCheck::BaseRegister => f.offset <= target.max_displacement,
+    };
+    if !(reachable && addressable) {
+        return None;
+    }
+    p.push(Premise::RunCheckedBy {
+        leader,
+        end: check.end,
+    });
+    if null_select {
+        p.push(match target.null_check {
+            NullCheck::Unmapped { .. } => Premise::NullReach { delta },
+            NullCheck::BaseRegister => Premise::NullTestedByAccess,
+        });
+    }
+    if null_select || target.faulting_ranges_trap() {
+        // A nullable address faults on null; a run checked with only `index > bound` leaves
+        // the guard to fault for the others.
+        p.push(Premise::FaultIsTrap);
+    }
+    Some(Form::Covered {
+        leader,
+        nullable: null_select,
+        delta,
+    })
+}
+
+/// Every out-of-bounds address lands in a range that faults, and faults are traps (case C).
+fn faulting(
+    f: &AccessFacts,
+    target: &Target,
+    never_in_bounds: bool,
+    p: &mut Premises,
+) -> Option<Form> {
+    if !target.faulting_ranges_trap() || never_in_bounds {
+        return None;
+    }
+    let index_max = index_max(f.index_ty, target.pointer);
+    // The faulting range is shortest when the bound is at its minimum.
+    let faulting_end = f.mem.faulting_end(f.mem.min);
+    if index_max + u128::from(f.k) > faulting_end {
+        return None;
+    }
+    p.push(Premise::FaultingRangeCovers {
+        index_max,
+        faulting_end,
+    });
+    p.push(Premise::FaultIsTrap);
+    Some(Form::Faults)
+}
+
+/// Pulley's bounds-checking modes, for i32 indexes in native order. Their unchecked
+/// `bound - offset - size` needs `bound >= K`.
+fn checked_mode(f: &AccessFacts, target: &Target, r: Renderer, p: &mut Premises) -> Option<Form> {
+    let modes = target.checked_modes.filter(|_| r.checked_modes)?;
+    if f.index_ty != types::I32 || f.foreign_order {
+        return None;
+    }
+    let k = f.k;
+    // g32bne reads the bound itself; only the minimum size can vouch for it.
+    if let (true, Some(b), Ok(offset)) = (
+        f.integer && f.mem.min >= k,
+        f.bound_load,
+        u8::try_from(f.offset),
+    ) {
+        if u64::try_from(b.offset).is_ok_and(|o| o <= modes.bne_bound_offset_max)
+            && u64::from(offset) <= modes.bne_offset_max
+        {
+            p.push(Premise::MinCovers { end: k });
+            return Some(Form::G32Bne { bound: b, offset });
         }
     }
-    let widened = AccessFacts { k: end, ..*facts };
+    let covers = if f.mem.min >= k {
+        Premise::MinCovers { end: k }
+    } else {
+        Premise::ConstantBound(f.const_bound.filter(|&b| b >= k)?)
+    };
+    p.push(covers);
+    // `bound - rebase` cannot wrap: `bound >= K > rebase`.
+    let rebase = f.offset & !modes.offset_max;
+    Some(Form::G32 {
+        rebase,
+        offset: (f.offset - rebase) as u16,
+    })
+}
+
+/// An explicit check, of the run's largest end when this access leads a run: always trapping
+/// when no execution can be in bounds, else the cheapest exact comparison.
+fn explicit(
+    f: &AccessFacts,
+    target: &Target,
+    r: Renderer,
+    run: Option<Run>,
+    p: &mut Premises,
+) -> Form {
+    let end = match run.filter(|_| r.runs) {
+        Some(Run::Leads { end }) => end,
+        _ => f.k,
+    };
+    if end != f.k {
+        p.push(Premise::RunCheckedBy {
+            leader: f.inst,
+            end,
+        });
+    }
+    let widened = AccessFacts { k: end, ..*f };
     // The legalizer's plain accesses carry the trap code, which every lowering honours on
     // null in either byte order.
-    let null_select = r.spectre && (r.legalized || target.null_traps(facts.foreign_order));
+    let null_select = r.spectre && (r.legalized || target.null_traps(f.foreign_order));
     if let Some(premise) = always_traps(&widened, target, end) {
-        p.form = Form::AlwaysTraps {
+        p.push(premise);
+        if let Some(pw) = pointer_width_premise(target, end) {
+            p.push(pw);
+        }
+        // Backends that cannot branch unconditionally still render a comparison that is
+        // always true; the legalizer and x86_64 trap outright.
+        return Form::AlwaysTraps {
             check: ExplicitCheck {
                 compare: Compare::EndAboveBound { may_wrap: true },
                 end,
                 null_select,
-                rebase: rebase(facts, target),
+                rebase: rebase(f, target),
                 bound_load: None,
             },
         };
-        p.premises.push(premise);
-        if let Some(pw) = pointer_width_premise(target, end) {
-            p.premises.push(pw);
-        }
-        // Backends that cannot branch unconditionally still render a comparison that is
-        // always true; the legalizer and x86_64 trap outright.
-        return p;
     }
+    let index_max = index_max(f.index_ty, target.pointer);
     let (compare, premise) = compare(&widened, target, index_max);
     // x86_64 compares with the bound in memory: a bound loaded right here is cheaper
     // compared with `index + end` in one `cmp` than subtracted in a register first, where
@@ -608,38 +634,37 @@ pub fn plan(facts: &AccessFacts, target: &Target, r: Renderer, run: Option<Run>)
     let compare = match (compare, premise) {
         (Compare::BoundMinusEnd, _)
             if target.compare_with_memory
-                && facts.bound_load.is_some()
+                && f.bound_load.is_some()
                 && end <= target.max_displacement
-                && facts.index_ty == types::I32 =>
+                && f.index_ty == types::I32 =>
         {
-            p.premises.push(Premise::SumFits);
+            p.push(Premise::SumFits);
             Compare::EndAboveBound { may_wrap: false }
         }
         (c, Some(premise)) => {
-            p.premises.push(premise);
+            p.push(premise);
             c
         }
         (c, None) => c,
     };
-    if null_select || (compare == Compare::Guard) {
-        p.premises.push(Premise::FaultIsTrap);
+    if null_select || compare == Compare::Guard {
+        p.push(Premise::FaultIsTrap);
     }
     if null_select {
-        p.premises.push(match target.null_check {
+        p.push(match target.null_check {
             NullCheck::Unmapped { .. } => Premise::NullReach { delta: 0 },
             NullCheck::BaseRegister => Premise::NullTestedByAccess,
         });
     }
-    p.form = Form::Explicit {
+    Form::Explicit {
         check: ExplicitCheck {
             compare,
             end,
             null_select,
-            rebase: rebase(facts, target),
-            bound_load: facts.bound_load.filter(|_| target.compare_with_memory),
+            rebase: rebase(f, target),
+            bound_load: f.bound_load.filter(|_| target.compare_with_memory),
         },
-    };
-    p
+    }
 }
 
 /// The part of the offset that does not fit the target's displacement.
