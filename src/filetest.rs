@@ -556,7 +556,11 @@ impl BackendRun {
             false => backend.name().to_string(),
             true => format!("{} with Spectre mitigation", backend.name()),
         };
-        let image = backend.link(funcs).map_err(|e| format!("{label}: {e}"))?;
+        // `link`'s errors name the target; the Spectre setting is said here.
+        let image = backend.link(funcs).map_err(|e| match backend.spectre() {
+            true => format!("{e} (with Spectre mitigation)"),
+            false => e,
+        })?;
         let mut mems = RealMemories::default();
         host_memories(file, &mut mems)?;
         Ok(BackendRun { label, image, mems })

@@ -97,23 +97,29 @@ pub struct CallResults {
 /// The machine instructions the shared call and return lowering builds.
 pub trait AbiInst: MachInst + Sized {
     /// Defines the function's parameters: those in registers, and those in the caller's
-    /// stack slots in order.
-    fn gen_args(args: Vec<(VReg, PReg)>, stack: Vec<VReg>) -> Self;
+    /// stack slots in order (each loaded by an instruction of its own, so that no single
+    /// instruction defines more values than there are registers).
+    fn gen_args(args: Vec<(VReg, PReg)>, stack: Vec<VReg>) -> Vec<Self>;
     /// Returns the values in their return registers.
     fn gen_ret(rets: Vec<(VReg, PReg)>) -> Self;
-    /// Calls `callee` with arguments in registers and on the stack; defines the results.
+    /// Calls `callee` with arguments in registers and on the stack, and defines the results:
+    /// the call and whatever puts the stack arguments in place first (one instruction per
+    /// argument, so that no single instruction needs them all in registers at once).
     fn gen_call(
         callee: String,
         args: Vec<(VReg, PReg)>,
         stack_args: Vec<VReg>,
         rets: Vec<(VReg, PReg)>,
-    ) -> Self;
+    ) -> Vec<Self>;
     /// A register copy (`dst` and `src` of one class).
     fn gen_move(dst: VReg, src: VReg) -> Self;
 }
 
-/// The pseudo-instruction defining the function's parameters (`params`) under `conv`.
-pub fn gen_args<I: AbiInst>(conv: &CallConv, params: &[(VReg, Type)]) -> Result<I, CodegenError> {
+/// The instructions defining the function's parameters (`params`) under `conv`.
+pub fn gen_args<I: AbiInst>(
+    conv: &CallConv,
+    params: &[(VReg, Type)],
+) -> Result<Vec<I>, CodegenError> {
     let tys: Vec<Type> = params.iter().map(|p| p.1).collect();
     let locs = conv.locs(&tys, false, "parameters")?;
     let vregs: Vec<VReg> = params.iter().map(|p| p.0).collect();
@@ -181,7 +187,9 @@ where
             })
             .collect();
         let regs = rets.iter().map(|r| r.0).collect();
-        self.emit(B::MInst::gen_call(call.callee, args, stack_args, rets));
+        for i in B::MInst::gen_call(call.callee, args, stack_args, rets) {
+            self.emit(i);
+        }
         Some(CallResults {
             regs,
             tys: call.ret_tys,

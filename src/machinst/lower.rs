@@ -62,7 +62,7 @@ pub trait Backend {
     }
     /// The pseudo-instruction at the top of the entry block that defines the parameters in
     /// their argument registers.
-    fn gen_args(&self, params: &[(VReg, Type)]) -> Result<Self::MInst, CodegenError> {
+    fn gen_args(&self, params: &[(VReg, Type)]) -> Result<Vec<Self::MInst>, CodegenError> {
         super::abi::gen_args(Self::CALL_CONV, params)
     }
     /// A fresh register holding `v` made right here, when that is no dearer than a copy (a
@@ -584,8 +584,9 @@ pub fn lower<B: Backend>(func: &Function, backend: &B) -> Result<VCode<B::MInst>
                         .zip(&params)
                         .map(|(&p, &r)| (r, func.dfg.value_type(p)))
                         .collect();
-                    let args = backend.gen_args(&typed)?;
-                    ctx.emit(args);
+                    for i in backend.gen_args(&typed)? {
+                        ctx.emit(i);
+                    }
                 } else {
                     vb.params = params;
                 }

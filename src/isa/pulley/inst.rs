@@ -726,12 +726,12 @@ impl MInst {
 }
 
 impl crate::machinst::abi::AbiInst for MInst {
-    fn gen_args(args: Vec<(VReg, PReg)>, stack: Vec<VReg>) -> Self {
+    fn gen_args(args: Vec<(VReg, PReg)>, stack: Vec<VReg>) -> Vec<Self> {
         assert!(
             stack.is_empty(),
             "Pulley's convention passes nothing on the stack"
         );
-        MInst::Args { args }
+        vec![MInst::Args { args }]
     }
     fn gen_ret(rets: Vec<(VReg, PReg)>) -> Self {
         MInst::Ret { rets }
@@ -741,12 +741,12 @@ impl crate::machinst::abi::AbiInst for MInst {
         args: Vec<(VReg, PReg)>,
         stack_args: Vec<VReg>,
         rets: Vec<(VReg, PReg)>,
-    ) -> Self {
+    ) -> Vec<Self> {
         assert!(
             stack_args.is_empty(),
             "Pulley's convention passes nothing on the stack"
         );
-        MInst::Call { callee, args, rets }
+        vec![MInst::Call { callee, args, rets }]
     }
     fn gen_move(dst: VReg, src: VReg) -> Self {
         let op = match src.class() {

@@ -120,17 +120,30 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
     }
     saved.sort_unstable();
     let has_calls = vcode.insts.iter().any(|i| matches!(i, MInst::Call { .. }));
+    // The outgoing-argument area at the bottom of the frame, below the spill slots: the
+    // largest call's stack arguments, in a 16-byte multiple so that calls stay aligned.
+    let outgoing = vcode
+        .insts
+        .iter()
+        .filter_map(|i| match i {
+            MInst::Call { stack_args, .. } => Some(*stack_args),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+        .next_multiple_of(2)
+        * 8;
     // Parameters on the stack are read through the frame pointer.
     let stack_params = vcode
         .insts
         .iter()
-        .any(|i| matches!(i, MInst::Args { stack, .. } if !stack.is_empty()));
+        .any(|i| matches!(i, MInst::StackArg { .. }));
     let spill_bytes = out.num_spillslots as u32 * 8;
     // After `push rbp` the stack is 16-byte aligned; with calls, the saved registers and the
     // spill area together keep it so.
     let save_bytes = saved.len() as u32 * 8;
     let reserve = if has_calls {
-        (spill_bytes + save_bytes).next_multiple_of(16) - save_bytes
+        (spill_bytes + save_bytes).next_multiple_of(16) - save_bytes + outgoing
     } else {
         spill_bytes
     };
@@ -142,6 +155,7 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
         frame: frame.then_some((reserve, saved.clone())),
         next: None,
         tables: Vec::new(),
+        outgoing: outgoing as i32,
     };
     crate::machinst::emit::emit_blocks(vcode, &out, &mut e)?;
     for (code, label) in e.buf.take_islands() {
@@ -168,6 +182,8 @@ struct Emitter {
     next: Option<Label>,
     /// Jump tables to place after the code.
     tables: Vec<(Label, Vec<MachBlock>)>,
+    /// Bytes of the outgoing-argument area below the spill slots.
+    outgoing: i32,
 }
 
 impl crate::machinst::emit::Emit<MInst> for Emitter {
@@ -226,14 +242,6 @@ fn frame_slot(reg: usize, disp: i32) -> asm::Amode<u8> {
             disp,
         },
         None,
-    )
-}
-
-/// The spill slot regalloc2 allocated.
-fn slot(a: Allocation) -> asm::Amode<u8> {
-    frame_slot(
-        regs::RSP,
-        (a.as_stack().expect("a stack slot").index() * 8) as i32,
     )
 }
 
@@ -310,11 +318,17 @@ impl Emitter {
         }
     }
 
+    /// The spill slot regalloc2 allocated: above the outgoing-argument area.
+    fn slot(&self, a: Allocation) -> asm::Amode<u8> {
+        let index = a.as_stack().expect("a stack slot").index() as i32;
+        frame_slot(regs::RSP, self.outgoing + index * 8)
+    }
+
     fn emit_move(&mut self, from: Allocation, to: Allocation) -> Result<(), CodegenError> {
         match (from.as_reg(), to.as_reg()) {
             (Some(f), Some(t)) => self.mov(t.class(), t.hw_enc() as u8, f.hw_enc() as u8),
-            (Some(f), None) => self.store_slot(slot(to), f.class(), f.hw_enc() as u8),
-            (None, Some(t)) => self.load_slot(t.class(), t.hw_enc() as u8, slot(from)),
+            (Some(f), None) => self.store_slot(self.slot(to), f.class(), f.hw_enc() as u8),
+            (None, Some(t)) => self.load_slot(t.class(), t.hw_enc() as u8, self.slot(from)),
             (None, None) => {
                 return Err(CodegenError::new(
                     "internal error: regalloc2 asked for a stack-to-stack move",
@@ -699,12 +713,11 @@ impl Emitter {
 
     fn emit_inst(&mut self, inst: &MInst) -> Result<(), CodegenError> {
         match inst {
-            MInst::Args { stack, .. } => {
+            MInst::Args { .. } => {}
+            MInst::StackArg { dst, slot } => {
                 // Above the saved frame pointer and the return address.
-                for (k, v) in stack.iter().enumerate() {
-                    let m = frame_slot(regs::RBP, 16 + 8 * k as i32);
-                    self.load_slot(v.class(), n(*v), m);
-                }
+                let m = frame_slot(regs::RBP, 16 + 8 * *slot as i32);
+                self.load_slot(dst.class(), n(*dst), m);
             }
             MInst::Ret { .. } => {
                 self.epilogue();
@@ -1257,26 +1270,16 @@ impl Emitter {
                 self.jump(Some(cc), l);
             }
             MInst::Trap { code } => i::ud2_zo::new(trap_code(*code)).encode(self.s()),
-            MInst::Call {
-                callee, stack_args, ..
-            } => {
-                // Stack arguments go in slots just below the call, in a 16-byte multiple so
-                // that the stack stays aligned.
-                let area = (8 * stack_args.len() as i32 + 15) & !15;
-                let rsp = regs::RSP as u8;
-                if area > 0 {
-                    i::subq_mi_sxl::<Regs>::new(GM::Gpr(rsp), area).encode(self.s());
-                    for (k, v) in stack_args.iter().enumerate() {
-                        let m = frame_slot(regs::RSP, 8 * k as i32);
-                        self.store_slot(m, v.class(), n(*v));
-                    }
-                }
+            // The stack arguments are in the outgoing area at the bottom of the frame, where
+            // the callee finds them above its return address.
+            MInst::StoreCallArg { src, slot } => {
+                let m = frame_slot(regs::RSP, 8 * *slot as i32);
+                self.store_slot(m, src.class(), n(*src));
+            }
+            MInst::Call { callee, .. } => {
                 let at = self.buf.offset();
                 i::callq_d::new(0).encode(self.s());
                 self.buf.add_reloc(at, callee);
-                if area > 0 {
-                    i::addq_mi_sxl::<Regs>::new(GM::Gpr(rsp), area).encode(self.s());
-                }
             }
         }
         Ok(())

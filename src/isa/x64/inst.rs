@@ -287,13 +287,19 @@ pub enum FUnOp {
 /// An x86-64 machine instruction (or a short fixed sequence) over virtual registers.
 #[derive(Clone, Debug)]
 pub enum MInst {
-    /// Defines the function's parameters: those in argument registers, and those in the
-    /// caller's stack slots (loaded from above the return address, through the frame pointer).
+    /// Defines the function's parameters that arrive in argument registers.
     Args {
         /// Parameter registers and where they arrive.
         args: Vec<(VReg, PReg)>,
-        /// Parameters passed on the stack, in slot order.
-        stack: Vec<VReg>,
+    },
+    /// Loads the parameter the caller passed in stack slot `slot` (above the return address,
+    /// through the frame pointer). One instruction per parameter: a function may have more
+    /// of them than there are registers.
+    StackArg {
+        /// The parameter.
+        dst: VReg,
+        /// Its slot, in order of the stack parameters.
+        slot: u32,
     },
     /// Returns the values in their return registers.
     Ret {
@@ -644,10 +650,19 @@ pub enum MInst {
         callee: String,
         /// Arguments and their registers.
         args: Vec<(VReg, PReg)>,
-        /// Arguments passed on the stack, in slot order (stored just below the call).
-        stack_args: Vec<VReg>,
+        /// How many arguments the `StoreCallArg`s before the call put in the outgoing area.
+        stack_args: u32,
         /// Results and their registers.
         rets: Vec<(VReg, PReg)>,
+    },
+    /// Stores a stack argument of the next call into slot `slot` of the outgoing-argument
+    /// area at the bottom of the frame. One instruction per argument: a call may have more
+    /// of them than there are registers.
+    StoreCallArg {
+        /// The argument.
+        src: VReg,
+        /// Its slot, in order of the stack arguments.
+        slot: u32,
     },
 }
 
@@ -731,10 +746,8 @@ impl MInst {
     fn operand_roles(&mut self, f: &mut dyn FnMut(&mut VReg, Role)) {
         use Role::*;
         match self {
-            MInst::Args { args, stack } => {
-                args.iter_mut().for_each(|(v, p)| f(v, FixedDef(*p)));
-                stack.iter_mut().for_each(|v| f(v, Def));
-            }
+            MInst::Args { args } => args.iter_mut().for_each(|(v, p)| f(v, FixedDef(*p))),
+            MInst::StackArg { dst, .. } => f(dst, Def),
             MInst::Ret { rets } => rets.iter_mut().for_each(|(v, p)| f(v, FixedUse(*p))),
             MInst::Alu { dst, a, b, .. } => {
                 f(a, Use);
@@ -871,23 +884,25 @@ impl MInst {
                 f(tmp1, Temp);
                 f(tmp2, Temp);
             }
-            MInst::Call {
-                args,
-                stack_args,
-                rets,
-                ..
-            } => {
+            MInst::Call { args, rets, .. } => {
                 args.iter_mut().for_each(|(v, p)| f(v, FixedUse(*p)));
-                stack_args.iter_mut().for_each(|v| f(v, Use));
                 rets.iter_mut().for_each(|(v, p)| f(v, FixedDef(*p)));
             }
+            MInst::StoreCallArg { src, .. } => f(src, Use),
         }
     }
 }
 
 impl crate::machinst::abi::AbiInst for MInst {
-    fn gen_args(args: Vec<(VReg, PReg)>, stack: Vec<VReg>) -> Self {
-        MInst::Args { args, stack }
+    fn gen_args(args: Vec<(VReg, PReg)>, stack: Vec<VReg>) -> Vec<Self> {
+        let loads = stack
+            .into_iter()
+            .enumerate()
+            .map(|(slot, dst)| MInst::StackArg {
+                dst,
+                slot: slot as u32,
+            });
+        std::iter::once(MInst::Args { args }).chain(loads).collect()
     }
     fn gen_ret(rets: Vec<(VReg, PReg)>) -> Self {
         MInst::Ret { rets }
@@ -897,13 +912,23 @@ impl crate::machinst::abi::AbiInst for MInst {
         args: Vec<(VReg, PReg)>,
         stack_args: Vec<VReg>,
         rets: Vec<(VReg, PReg)>,
-    ) -> Self {
-        MInst::Call {
-            callee,
-            args,
-            stack_args,
-            rets,
-        }
+    ) -> Vec<Self> {
+        let n = stack_args.len() as u32;
+        let stores = stack_args
+            .into_iter()
+            .enumerate()
+            .map(|(slot, src)| MInst::StoreCallArg {
+                src,
+                slot: slot as u32,
+            });
+        stores
+            .chain(std::iter::once(MInst::Call {
+                callee,
+                args,
+                stack_args: n,
+                rets,
+            }))
+            .collect()
     }
     fn gen_move(dst: VReg, src: VReg) -> Self {
         MInst::Mov { dst, src }
