@@ -15,17 +15,10 @@ pub mod isle;
 pub mod lower;
 pub mod vcode;
 
-use crate::ir::{BoundsCheckedAccess, Function, Inst, Memory, TrapCode, Type};
+use crate::ir::{Memory, TrapCode};
 pub use regalloc2::{Allocation, Operand, PReg, PRegSet, RegClass, VReg};
 use std::collections::BTreeMap;
 use std::fmt;
-
-/// A bounds-checked access's operands (the IR's own accessor) and the type of the value it
-/// loads or stores, when `inst` is one.
-pub fn bounds_checked(func: &Function, inst: Inst) -> Option<(BoundsCheckedAccess, Type)> {
-    let c = func.dfg.insts[inst].bounds_checked_access()?;
-    Some((c, func.dfg.ctrl_type(inst)))
-}
 
 /// A block of machine code, as regalloc2 numbers it (emission order).
 pub type MachBlock = regalloc2::Block;

@@ -7,12 +7,12 @@ use super::inst::{
     Test, UnaryOp,
 };
 use crate::ir::{
-    AccessKind, Endianness, Ieee32, Ieee64, Imm64, Inst, InstructionData, MemFlags, Opcode,
-    TrapCode, Type, Value, ValueDef,
+    AccessKind, Ieee32, Ieee64, Imm64, Inst, InstructionData, Opcode, TrapCode, Type, Value,
+    ValueDef,
 };
 use crate::machinst::access::{Access, PlainAccess};
 use crate::machinst::lower::{Backend, Derived, Memo};
-use crate::machinst::{bounds_checked, CodegenError, RegClass, VReg};
+use crate::machinst::{CodegenError, RegClass, VReg};
 use crate::semantics::Extension;
 
 mod access;
@@ -22,7 +22,7 @@ mod memory;
 
 use super::abi::SYSTEM_V;
 use access::Address;
-use memory::{is_big, load_op, store_op};
+use memory::{load_op, store_op};
 
 crate::isle_prelude_types!();
 

@@ -139,16 +139,12 @@ impl IsleContext<'_, '_> {
     /// `base + k` as the base of an address whose displacement is 0, when `k` does not fit
     /// i32, made once where `base` is defined.
     pub(super) fn far_base(&mut self, a: &Access, base: VReg) -> (VReg, i32) {
-        match i32::try_from(a.offset) {
-            Ok(d) => (base, d),
-            Err(_) => {
-                let k = a.offset;
-                (
-                    self.derived(a.base, Derived::Plus(k), |cx| cx.add_const(base, k)),
-                    0,
-                )
-            }
-        }
+        let rebase = if i32::try_from(a.offset).is_ok() {
+            0
+        } else {
+            a.offset
+        };
+        self.rebased(a, base, rebase)
     }
 
     /// The bound as the second operand of a comparison: the bound's load folded into the

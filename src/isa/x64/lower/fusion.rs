@@ -25,8 +25,8 @@ impl IsleContext<'_, '_> {
     pub(super) fn read_modify_write(&self, inst: Inst) -> Option<Rmw> {
         let func = self.lower.func;
         let dfg = &func.dfg;
-        let (c, _) = bounds_checked(func, inst)?;
-        if c.value.is_some() {
+        let c = Access::of(func, inst)?;
+        if c.store_value.is_some() {
             return self.rmw_of_store(inst);
         }
         // A load: the read-modify-write of the store its value reaches, if that one is
@@ -48,8 +48,8 @@ impl IsleContext<'_, '_> {
     pub(super) fn rmw_of_store(&self, store: Inst) -> Option<Rmw> {
         let func = self.lower.func;
         let dfg = &func.dfg;
-        let (s, s_ty) = bounds_checked(func, store)?;
-        let op_inst = self.lower.def_inst(s.value?)?;
+        let s = Access::of(func, store)?;
+        let op_inst = self.lower.def_inst(s.store_value?)?;
         if !self.lower.is_deferred(op_inst) || self.lower.use_count(dfg.first_result(op_inst)) != 1
         {
             return None;
@@ -74,17 +74,19 @@ impl IsleContext<'_, '_> {
         let leader = |i| self.lower.run_leader(i).unwrap_or(i);
         candidates.iter().find_map(|&(loaded, other)| {
             let load = self.lower.def_inst(loaded)?;
-            let (l, l_ty) = bounds_checked(func, load)?;
-            let same_place = l.value.is_none()
+            let l = Access::of(func, load)?;
+            // (Both are in one run, so both name their trap code: equal `trap`s are equal
+            // flags.)
+            let same_place = l.store_value.is_none()
                 && (l.memory, l.base, l.bound, l.index, l.offset)
                     == (s.memory, s.base, s.bound, s.index, s.offset)
-                && l.access == AccessKind::Full
-                && s.access == AccessKind::Full
-                && l_ty == s_ty
-                && (l_ty == I32 || l_ty == I64)
-                && !is_big(l.flags)
-                && !is_big(s.flags)
-                && l.flags.trap_code == s.flags.trap_code;
+                && l.kind == AccessKind::Full
+                && s.kind == AccessKind::Full
+                && l.ty == s.ty
+                && (l.ty == I32 || l.ty == I64)
+                && !l.big_endian
+                && !s.big_endian
+                && l.trap == s.trap;
             // One run: nothing observable between the read and the write.
             let one_run = self.lower.run_leader(store).is_some() && leader(store) == leader(load);
             (same_place && one_run && loaded != other && self.lower.use_count(loaded) == 1)

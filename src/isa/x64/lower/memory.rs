@@ -38,10 +38,6 @@ pub(super) fn store_op(ty: Type, kind: AccessKind) -> Option<StoreOp> {
     })
 }
 
-pub(super) fn is_big(flags: MemFlags) -> bool {
-    flags.endianness == Some(Endianness::Big)
-}
-
 impl IsleContext<'_, '_> {
     pub(super) fn lower_plain_load(&mut self, inst: Inst) -> VReg {
         let p = PlainAccess::of(self.lower.func, inst).expect("the rule matched a load");
