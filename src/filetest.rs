@@ -51,11 +51,12 @@ pub fn clif_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     files
 }
 
-/// Runs every `.clif` file under `paths`.
-pub fn run_paths(paths: &[PathBuf]) -> Summary {
+/// Runs every `.clif` file under `paths`; with `pcc`, every backend compile proves its
+/// memory accesses (as a file's `set enable_pcc=true` asks for that file).
+pub fn run_paths(paths: &[PathBuf], pcc: bool) -> Summary {
     let mut summary = Summary::default();
     for f in clif_files(paths) {
-        match run_path(&f) {
+        match run_path(&f, pcc) {
             Ok(()) => summary.passed += 1,
             Err(e) => summary.failures.push((f, e)),
         }
@@ -76,10 +77,10 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// Runs one file.
-pub fn run_path(path: &Path) -> Result<(), String> {
+pub fn run_path(path: &Path, pcc: bool) -> Result<(), String> {
     let src = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
     let name = path.display().to_string();
-    let r = run_source(&name, &src);
+    let r = run_source(&name, &src, pcc);
     if let Err(Failure::Bless(new)) = &r {
         std::fs::write(path, new).map_err(|e| format!("cannot bless: {e}"))?;
         return Ok(());
@@ -107,8 +108,13 @@ impl From<String> for Failure {
     }
 }
 
-fn run_source(name: &str, src: &str) -> Result<(), Failure> {
+fn run_source(name: &str, src: &str, pcc: bool) -> Result<(), Failure> {
     let file = parse_file(src).map_err(|d| d.render(name, src))?;
+    let pcc = pcc
+        || file
+            .settings()
+            .iter()
+            .any(|(k, v)| k == "enable_pcc" && v == "true");
     let tests = file.header_words("test");
     if tests.is_empty() {
         return Err(
@@ -138,7 +144,7 @@ fn run_source(name: &str, src: &str) -> Result<(), Failure> {
             }
             "interpret" => {
                 for &p in &pointers {
-                    run(name, src, &file, p, false, &mut |_| {})?;
+                    run(name, src, &file, p, false, false, &mut |_| {})?;
                 }
             }
             "run" => {
@@ -155,9 +161,9 @@ fn run_source(name: &str, src: &str) -> Result<(), Failure> {
                     )
                     .into());
                 }
-                run(name, src, &file, types::I64, true, &mut |_| {})?;
+                run(name, src, &file, types::I64, true, pcc, &mut |_| {})?;
             }
-            "compile" => compile_precise(name, src, &file)?,
+            "compile" => compile_precise(name, src, &file, pcc)?,
             other => return Err(format!("unknown test kind `{other}`").into()),
         }
     }
@@ -166,7 +172,7 @@ fn run_source(name: &str, src: &str) -> Result<(), Failure> {
 
 /// `test compile precise-output`: each function's machine code, disassembled, must equal the
 /// comment block that follows the function. `CLIF_BOUNDS_TEST_BLESS=1` rewrites the blocks.
-fn compile_precise(name: &str, src: &str, file: &ParsedFile) -> Result<(), Failure> {
+fn compile_precise(name: &str, src: &str, file: &ParsedFile, pcc: bool) -> Result<(), Failure> {
     let precise = file.header.iter().any(|h| {
         h.keyword == "test"
             && src[h.span.start as usize..h.span.end as usize].contains("precise-output")
@@ -184,7 +190,8 @@ fn compile_precise(name: &str, src: &str, file: &ParsedFile) -> Result<(), Failu
         .iter()
         .any(|(k, v)| k == "enable_heap_access_spectre_mitigation" && v == "true");
     let backend = crate::isa::Backend::for_target(target, spectre)
-        .map_err(|e| format!("`test compile`: {e}"))?;
+        .map_err(|e| format!("`test compile`: {e}"))?
+        .with_pcc(pcc);
     let bless = std::env::var_os("CLIF_BOUNDS_TEST_BLESS").is_some_and(|v| v == "1");
     let mut blessed = src.to_string();
     let mut mismatch = None;
@@ -641,7 +648,7 @@ pub fn interpret_path(path: &Path, report: &mut dyn FnMut(&str)) -> Result<(), S
         Some(t) => crate::target::Target::lookup_or_err(t)?.pointer,
         None => types::I64,
     };
-    run(&name, &src, &file, pointer, false, report).map_err(|f| f.to_string())
+    run(&name, &src, &file, pointer, false, false, report).map_err(|f| f.to_string())
 }
 
 fn run(
@@ -650,6 +657,7 @@ fn run(
     file: &ParsedFile,
     pointer: Type,
     on_backends: bool,
+    pcc: bool,
     report: &mut dyn FnMut(&str),
 ) -> Result<(), Failure> {
     for pf in &file.functions {
@@ -732,7 +740,8 @@ fn run(
         for spectre in [false, true] {
             for backend in crate::isa::Backend::runnable(spectre) {
                 backend_runs.push(
-                    BackendRun::new(backend, &funcs, file).map_err(|e| format!("{name}: {e}"))?,
+                    BackendRun::new(backend.with_pcc(pcc), &funcs, file)
+                        .map_err(|e| format!("{name}: {e}"))?,
                 );
             }
         }

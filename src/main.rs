@@ -34,6 +34,9 @@ enum Command {
         /// Files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Proof-carrying code (`enable_pcc`) on every backend compile of every file.
+        #[arg(long)]
+        pcc: bool,
     },
     /// Parse and print the functions of a file in canonical form.
     Cat {
@@ -105,6 +108,10 @@ enum Command {
         /// Spectre mitigation for legalized paths: on or off.
         #[arg(long, default_value = "off")]
         spectre: String,
+        /// Proof-carrying code (`enable_pcc`): prove every memory access of the code our
+        /// backends compile; a function that fails to prove is a compile error.
+        #[arg(long)]
+        pcc: bool,
     },
     /// Benchmark Wasm kernels on Pulley: (a) our backend on the fused instruction, (b) our
     /// backend on the legalized form, (c) real Cranelift 0.135.8 pulley64 on the legalized
@@ -150,6 +157,10 @@ enum Command {
         /// is the CLIF file's `set` line, or off.
         #[arg(long)]
         spectre: Option<String>,
+        /// Proof-carrying code (`enable_pcc`; default: the CLIF file's `set` line): prove
+        /// every memory access and print what was proven.
+        #[arg(long)]
+        pcc: bool,
     },
 }
 
@@ -199,8 +210,8 @@ fn read(path: &PathBuf) -> Result<String, String> {
 fn run(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Example => example(),
-        Command::Test { paths } => {
-            let summary = run_paths(&paths);
+        Command::Test { paths, pcc } => {
+            let summary = run_paths(&paths, pcc);
             for (path, why) in &summary.failures {
                 println!("FAIL {}: {why}", path.display());
             }
@@ -301,7 +312,8 @@ fn run(command: Command) -> Result<ExitCode, String> {
             memory,
             sizes_only,
             spectre,
-        } => compile_command(&file, &target, &memory, sizes_only, spectre.as_deref()),
+            pcc,
+        } => compile_command(&file, &target, &memory, sizes_only, spectre.as_deref(), pcc),
         Command::Translate {
             file,
             memory,
@@ -358,15 +370,23 @@ fn run(command: Command) -> Result<ExitCode, String> {
             target,
             memory,
             spectre,
+            pcc,
         } => {
             let config = MemoryConfig::parse(&memory).map_err(|e| format!("error: {e}"))?;
             let settings = legalize_settings("x86_64", &spectre)?;
+            if pcc && !clif_bounds::isa::BACKEND_TARGETS.contains(&target.as_str()) {
+                return Err(format!(
+                    "error: --pcc checks the code of our backends ({}), not `{target}`",
+                    clif_bounds::isa::BACKEND_TARGETS.join(", ")
+                ));
+            }
             let make = || -> Result<Box<dyn Engine>, String> {
                 match target.as_str() {
                     "interp" => Ok(Box::new(InterpreterEngine::fused())),
                     "interp-legalized" => Ok(Box::new(InterpreterEngine::legalized(settings))),
                     t if clif_bounds::isa::BACKEND_TARGETS.contains(&t) => {
-                        let backend = clif_bounds::isa::Backend::for_target(t, settings.spectre)?;
+                        let backend = clif_bounds::isa::Backend::for_target(t, settings.spectre)?
+                            .with_pcc(pcc);
                         Ok(Box::new(clif_bounds::wasm::backend::BackendEngine::new(
                             backend,
                         )?))
@@ -546,6 +566,7 @@ fn compile_command(
     memory: &str,
     sizes_only: bool,
     spectre: Option<&str>,
+    pcc: bool,
 ) -> Result<ExitCode, String> {
     // `cranelift`: real Cranelift 0.135.8 for x86_64 on the legalized form, to compare.
     let upstream = target == "cranelift";
@@ -563,14 +584,14 @@ fn compile_command(
         file.extension().and_then(|e| e.to_str()),
         Some("wat" | "wasm")
     );
-    let (functions, file_spectre) = if is_wasm {
+    let (functions, file_spectre, file_pcc) = if is_wasm {
         let config = MemoryConfig::parse(memory).map_err(|e| format!("error: {e}"))?;
         let bytes = read_wasm(file)?;
         let module = clif_bounds::wasm::module::parse(&bytes)
             .map_err(|e| format!("error: {}: {e}", file.display()))?;
         let translation = clif_bounds::wasm::translate::translate_module(&module, &config)
             .map_err(|e| format!("error: {}: {e}", file.display()))?;
-        (translation.functions, None)
+        (translation.functions, None, false)
     } else {
         let src = read(file)?;
         let name = file.display().to_string();
@@ -580,21 +601,28 @@ fn compile_command(
             .iter()
             .find(|(k, _)| k == "enable_heap_access_spectre_mitigation")
             .map(|(_, v)| v == "true");
+        let file_pcc = sets.iter().any(|(k, v)| k == "enable_pcc" && v == "true");
         let mut functions = Vec::new();
         for pf in &parsed.functions {
             verify_function(&pf.func, clif_bounds::ir::types::I64)
                 .map_err(|e| render_all(&e, &name, &src))?;
             functions.push(pf.func.clone());
         }
-        (functions, file_spectre)
+        (functions, file_spectre, file_pcc)
     };
+    let pcc = pcc || file_pcc;
+    if pcc && upstream {
+        return Err("error: --pcc checks the code of our backends, not real Cranelift's".into());
+    }
     let spectre = match spectre {
         Some(s) => parse_switch(s)?,
         None => file_spectre.unwrap_or(false),
     };
     let backend =
         clif_bounds::isa::Backend::for_target(if upstream { "x86_64" } else { target }, spectre)
-            .map_err(|e| format!("error: {e}"))?;
+            .map_err(|e| format!("error: {e}"))?
+            .with_pcc(pcc);
+    let mut proven = clif_bounds::machinst::pcc::PccReport::default();
     for (i, f) in functions.iter().enumerate() {
         #[cfg(feature = "cranelift")]
         let code = if upstream {
@@ -619,6 +647,12 @@ fn compile_command(
         if !sizes_only {
             print!("{}", backend.disassemble(&code.code));
         }
+        if let Some(r) = &code.pcc {
+            proven.add(r);
+        }
+    }
+    if pcc {
+        println!("{proven}");
     }
     Ok(ExitCode::SUCCESS)
 }

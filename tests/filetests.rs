@@ -5,7 +5,7 @@ use std::path::PathBuf;
 #[test]
 fn filetests() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/filetests");
-    let summary = clif_bounds::filetest::run_paths(&[dir]);
+    let summary = clif_bounds::filetest::run_paths(&[dir], false);
     for (path, why) in &summary.failures {
         eprintln!("FAIL {}: {why}", path.display());
     }

@@ -641,7 +641,10 @@ fn in_child(memory: &NativeMemory, body: impl FnOnce() -> u64) -> [u64; 4] {
 
 /// `fused` compiled by our x86_64 backend.
 fn ours_x64(fused: &clif_bounds::ir::Function, spectre: bool, text: &str) -> Compiled {
-    let backend = clif_bounds::isa::x64::X64Backend { spectre };
+    let backend = clif_bounds::isa::x64::X64Backend {
+        spectre,
+        pcc: false,
+    };
     let c = clif_bounds::isa::x64::compile(fused, &backend)
         .unwrap_or_else(|e| panic!("our x86_64 backend: {e}\n{text}"));
     Compiled {
@@ -778,6 +781,7 @@ fn run(mutation: Option<Mutation>, random: usize, stop_at_first: bool) -> Run {
         let ours = {
             let backend = clif_bounds::isa::pulley::PulleyBackend {
                 spectre: config.spectre,
+                pcc: false,
             };
             let c = clif_bounds::isa::pulley::compile(&fused, &backend)
                 .unwrap_or_else(|e| panic!("our pulley64 backend: {e}\n{text}"));
@@ -937,7 +941,10 @@ fn shared_check_runs(rng: &mut Rng, functions: usize) -> (usize, Vec<String>) {
             }
         }
         for spectre in [false, true] {
-            let backend = clif_bounds::isa::pulley::PulleyBackend { spectre };
+            let backend = clif_bounds::isa::pulley::PulleyBackend {
+                spectre,
+                pcc: false,
+            };
             let c = clif_bounds::isa::pulley::compile(&fused, &backend)
                 .unwrap_or_else(|e| panic!("our pulley64 backend: {e}\n{text}"));
             let ours = Compiled {

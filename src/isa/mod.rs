@@ -86,8 +86,14 @@ impl Backend {
     /// The backend of `target`, with `enable_heap_access_spectre_mitigation` as given.
     pub fn for_target(target: &str, spectre: bool) -> Result<Backend, String> {
         match target {
-            "pulley64" => Ok(Backend::Pulley(pulley::PulleyBackend { spectre })),
-            "x86_64" => Ok(Backend::X64(x64::X64Backend { spectre })),
+            "pulley64" => Ok(Backend::Pulley(pulley::PulleyBackend {
+                spectre,
+                pcc: false,
+            })),
+            "x86_64" => Ok(Backend::X64(x64::X64Backend {
+                spectre,
+                pcc: false,
+            })),
             t => Err(format!(
                 "no backend for target `{t}` (available: {})",
                 BACKEND_TARGETS.join(", ")
@@ -110,6 +116,23 @@ impl Backend {
         match self {
             Backend::Pulley(_) => pulley::PulleyBackend::NAME,
             Backend::X64(_) => x64::X64Backend::NAME,
+        }
+    }
+
+    /// The same backend with `enable_pcc` as given: proof-carrying code checks every
+    /// function it compiles (see [`crate::machinst::pcc`]).
+    pub fn with_pcc(self, pcc: bool) -> Backend {
+        match self {
+            Backend::Pulley(b) => Backend::Pulley(pulley::PulleyBackend { pcc, ..b }),
+            Backend::X64(b) => Backend::X64(x64::X64Backend { pcc, ..b }),
+        }
+    }
+
+    /// `enable_pcc`.
+    pub fn pcc(&self) -> bool {
+        match self {
+            Backend::Pulley(b) => b.pcc,
+            Backend::X64(b) => b.pcc,
         }
     }
 

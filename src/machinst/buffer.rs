@@ -110,6 +110,7 @@ impl CodeBuffer {
             traps: self.traps,
             relocs: self.relocs,
             frame_size,
+            pcc: None,
         }
     }
 }

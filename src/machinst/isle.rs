@@ -42,11 +42,9 @@ impl<'a, 'f, B: Backend> IsleContext<'a, 'f, B> {
         super::access::Access::of(self.lower.func, inst)
             .expect("a rule for bounds-checked accesses matched")
     }
-    /// The register holding an access's `base`, with its fact.
+    /// The register holding an access's `base`.
     pub fn access_base(&mut self, a: &super::access::Access) -> VReg {
-        let base = self.put_value(a.base);
-        self.lower.set_fact(base, super::Fact::MemoryBase(a.memory));
-        base
+        self.put_value(a.base)
     }
     /// For an access its run's check covers (`crate::plan::Form::Covered`): the access (its
     /// base made, as for every form) and the address `leader` recorded for the run.
@@ -59,12 +57,9 @@ impl<'a, 'f, B: Backend> IsleContext<'a, 'f, B> {
             .expect("a covered access follows its leader's check");
         (a, addr)
     }
-    /// The register holding an access's `bound`, with its fact.
+    /// The register holding an access's `bound`.
     pub fn access_bound(&mut self, a: &super::access::Access) -> VReg {
-        let bound = self.put_value(a.bound);
-        self.lower
-            .set_fact(bound, super::Fact::MemoryBound(a.memory));
-        bound
+        self.put_value(a.bound)
     }
     /// `make()`, a value derived from IR value `v` alone, made once where `v` is defined
     /// (see [`Lower::derive`]).

@@ -9,7 +9,7 @@
 //! the bound from memory). Pure instructions whose results are unused are not lowered.
 
 use super::vcode::{VBlock, VCode};
-use super::{CodegenError, Fact, MachBlock, MachInst, RegClass, VReg};
+use super::{CodegenError, MachBlock, MachInst, RegClass, VReg};
 use crate::cfg::{branch_destinations, reverse_postorder};
 use crate::ir::{Block, Function, Inst, InstructionData, Opcode, Type, Value, ValueDef};
 use cranelift_entity::SecondaryMap;
@@ -26,6 +26,10 @@ pub trait Backend {
     const CALL_CONV: &'static super::abi::CallConv;
     /// `enable_heap_access_spectre_mitigation`.
     fn spectre(&self) -> bool;
+    /// Whether proof-carrying code checks this backend's lowered code (`enable_pcc`).
+    fn pcc(&self) -> bool {
+        false
+    }
     /// The register class holding values of `ty`, or an error naming the unsupported type:
     /// integers up to 64 bits in integer registers, f32/f64 in float registers.
     fn reg_class(&self, ty: Type) -> Result<RegClass, CodegenError> {
@@ -81,8 +85,14 @@ pub struct Lower<'f, I: MachInst> {
     uses: SecondaryMap<Value, u32>,
     deferred: SecondaryMap<Inst, bool>,
     next_vreg: usize,
-    facts: Vec<Option<Fact>>,
     insts: Vec<I>,
+    /// For each instruction of `insts`: whether it was emitted while lowering a
+    /// bounds-checked access (whose memory accesses proof-carrying code must prove).
+    in_access: Vec<bool>,
+    /// The IR instruction being lowered (deferred ones nest).
+    cur_inst: Option<Inst>,
+    /// The bounds-checked accesses lowered, for proof-carrying code's declarations.
+    accesses: Vec<super::access::Access>,
     /// The machine block of each IR block that is reached.
     block_map: SecondaryMap<Block, Option<MachBlock>>,
     /// Successor machine blocks of the terminator being lowered, and the edge blocks needing
@@ -96,7 +106,7 @@ pub struct Lower<'f, I: MachInst> {
     /// and a backend-chosen key: valid in the whole function.
     at_def: std::collections::HashMap<(Value, Derived), VReg>,
     /// Instructions to place at the end of an IR block, before its terminator.
-    appendix: SecondaryMap<Block, Vec<I>>,
+    appendix: SecondaryMap<Block, Vec<(I, bool)>>,
     /// The current block's runs of accesses that may share one check.
     shared: std::collections::HashMap<Inst, crate::plan::share::Shared>,
     /// The current block's plans for its bounds-checked accesses (`crate::plan`).
@@ -212,7 +222,8 @@ impl<'f, I: MachInst> Lower<'f, I> {
     /// `reg` as the value of `(v, key)` for the rest of the function.
     pub fn end_hoist(&mut self, h: Hoist, v: Value, key: Derived, reg: VReg) {
         let moved = self.insts.split_off(h.mark);
-        self.appendix[h.block].extend(moved);
+        let in_access = self.in_access.split_off(h.mark);
+        self.appendix[h.block].extend(moved.into_iter().zip(in_access));
         self.memo = h.memo;
         self.at_def.insert((v, key), reg);
     }
@@ -277,13 +288,16 @@ impl<'f, I: MachInst> Lower<'f, I> {
     pub fn alloc_vreg(&mut self, class: RegClass) -> VReg {
         let v = VReg::new(self.next_vreg, class);
         self.next_vreg += 1;
-        self.facts.push(None);
         v
     }
 
     /// Appends `inst` to the block being lowered.
     pub fn emit(&mut self, inst: I) {
         self.insts.push(inst);
+        let in_access = self
+            .cur_inst
+            .is_some_and(|i| self.func.dfg.insts[i].bounds_checked_access().is_some());
+        self.in_access.push(in_access);
     }
 
     /// How many times `v` is used (instruction operands and branch arguments).
@@ -348,11 +362,6 @@ impl<'f, I: MachInst> Lower<'f, I> {
         Some((cond, x, y))
     }
 
-    /// Records a fact about `vreg`.
-    pub fn set_fact(&mut self, vreg: VReg, fact: Fact) {
-        self.facts[vreg.vreg()] = Some(fact);
-    }
-
     /// The successor machine blocks of the terminator being lowered, in the order of its
     /// block calls (`brif`: then, else; `br_table`: default, then the table).
     pub fn targets(&self) -> &[MachBlock] {
@@ -405,7 +414,13 @@ impl<'f, I: MachInst> Lower<'f, I> {
     }
 
     fn lower_one(&mut self, backend: &dyn DynBackend<I>, inst: Inst) -> Result<(), CodegenError> {
-        let regs = backend.lower_inst_dyn(self, inst)?;
+        if let Some(a) = super::access::Access::of(self.func, inst) {
+            self.accesses.push(a);
+        }
+        let outer = self.cur_inst.replace(inst);
+        let regs = backend.lower_inst_dyn(self, inst);
+        self.cur_inst = outer;
+        let regs = regs?;
         let results = self.func.dfg.inst_results(inst);
         if regs.len() != results.len() {
             return Err(CodegenError::new(format!(
@@ -539,8 +554,10 @@ pub fn lower<B: Backend>(func: &Function, backend: &B) -> Result<VCode<B::MInst>
         uses,
         deferred: SecondaryMap::new(),
         next_vreg: 0,
-        facts: Vec::new(),
         insts: Vec::new(),
+        in_access: Vec::new(),
+        cur_inst: None,
+        accesses: Vec::new(),
         block_map,
         cur_targets: Vec::new(),
         cur_args: Vec::new(),
@@ -623,19 +640,29 @@ pub fn lower<B: Backend>(func: &Function, backend: &B) -> Result<VCode<B::MInst>
     }
 
     let num_vregs = ctx.next_vreg;
-    let insts = place_appendices(ctx.insts, &mut blocks, &layout, &mut ctx.appendix);
+    let pcc = backend
+        .pcc()
+        .then(|| super::pcc::declarations::<B>(func, &ctx.value_regs, &ctx.accesses, num_vregs));
+    let insts = ctx.insts.into_iter().zip(ctx.in_access).collect();
+    let insts = place_appendices(insts, &mut blocks, &layout, &mut ctx.appendix);
     let insts = remove_dead(insts, &mut blocks);
-    Ok(VCode::new(insts, blocks, num_vregs, ctx.facts))
+    let (insts, in_access): (Vec<B::MInst>, Vec<bool>) = insts.into_iter().unzip();
+    let mut vcode = VCode::new(insts, blocks, num_vregs);
+    if let Some(mut info) = pcc {
+        info.in_access = in_access;
+        vcode.pcc = Some(info);
+    }
+    Ok(vcode)
 }
 
 /// Puts the instructions hoisted into each IR block just before its terminator (the last
 /// instruction: a branch reads registers only, so what precedes it may define more).
 fn place_appendices<I: MachInst>(
-    insts: Vec<I>,
+    insts: Vec<(I, bool)>,
     blocks: &mut [VBlock],
     layout: &[Result<Block, (Block, usize, Block)>],
-    appendix: &mut SecondaryMap<Block, Vec<I>>,
-) -> Vec<I> {
+    appendix: &mut SecondaryMap<Block, Vec<(I, bool)>>,
+) -> Vec<(I, bool)> {
     if layout
         .iter()
         .all(|item| item.map_or(true, |b| appendix[b].is_empty()))
@@ -660,11 +687,11 @@ fn place_appendices<I: MachInst>(
 /// Drops pure machine instructions none of whose results is used, until none is left.
 /// Lowering leaves such instructions behind when a value it materialised (a constant LICM
 /// hoisted, say) ends up folded into every user as an immediate.
-fn remove_dead<I: MachInst>(insts: Vec<I>, blocks: &mut [VBlock]) -> Vec<I> {
+fn remove_dead<I: MachInst>(insts: Vec<(I, bool)>, blocks: &mut [VBlock]) -> Vec<(I, bool)> {
     use regalloc2::OperandKind;
     let operands: Vec<Vec<regalloc2::Operand>> = insts
         .iter()
-        .map(|i| {
+        .map(|(i, _)| {
             let mut ops = Vec::new();
             i.operands(&mut ops);
             ops
@@ -691,7 +718,7 @@ fn remove_dead<I: MachInst>(insts: Vec<I>, blocks: &mut [VBlock]) -> Vec<I> {
         for i in (0..insts.len()).rev() {
             let defs = || operands[i].iter().filter(|o| o.kind() == OperandKind::Def);
             if dead[i]
-                || !insts[i].is_pure()
+                || !insts[i].0.is_pure()
                 || defs().any(|o| uses.get(&o.vreg()).copied().unwrap_or(0) > 0)
             {
                 continue;

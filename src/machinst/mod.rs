@@ -4,8 +4,8 @@
 //! trap islands, a trap table and call relocations ([`buffer`]).
 //!
 //! A backend supplies a [`MachInst`] type, the ISLE rules that choose its instructions, its
-//! register environment, and emission. Facts ([`Fact`]) ride on virtual registers so that a
-//! checker can later validate each machine instruction against the facts of its operands.
+//! register environment, and emission. Proof-carrying code ([`pcc`]) checks the lowered
+//! machine instructions of a function against the regions its accesses declare.
 
 pub mod abi;
 pub mod access;
@@ -13,35 +13,16 @@ pub mod buffer;
 pub mod emit;
 pub mod isle;
 pub mod lower;
+pub mod pcc;
 pub mod vcode;
 
-use crate::ir::{Memory, TrapCode};
+use crate::ir::TrapCode;
 pub use regalloc2::{Allocation, Operand, PReg, PRegSet, RegClass, VReg};
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// A block of machine code, as regalloc2 numbers it (emission order).
 pub type MachBlock = regalloc2::Block;
-
-/// What a lowered value is known to be. Facts are attached to virtual registers by lowering
-/// and survive register allocation (they are indexed by virtual register), so a proof checker
-/// can walk the machine instructions and check every memory access against them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fact {
-    /// The value, as an unsigned integer of `bits` bits, lies in `[min, max]`.
-    Range {
-        /// The width the range is stated in.
-        bits: u16,
-        /// Smallest value.
-        min: u64,
-        /// Largest value.
-        max: u64,
-    },
-    /// The base address of `memory`.
-    MemoryBase(Memory),
-    /// The current bound of `memory`: `min <= value <= max` of its declaration.
-    MemoryBound(Memory),
-}
 
 /// How an instruction uses one of its register operands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +123,8 @@ pub struct CompiledCode {
     pub relocs: Vec<Reloc>,
     /// Bytes of the stack frame beyond the saved frame pointer and return address.
     pub frame_size: u32,
+    /// What proof-carrying code proved, when it was enabled.
+    pub pcc: Option<pcc::PccReport>,
 }
 
 /// A backend could not compile a function.

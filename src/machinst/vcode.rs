@@ -2,7 +2,7 @@
 //! shape `regalloc2` consumes: SSA virtual registers, block parameters instead of phis, and no
 //! critical edges (lowering splits them).
 
-use super::{Fact, MachBlock, MachInst, Operand, PRegSet, RegClass, VReg};
+use super::{MachBlock, MachInst, Operand, PRegSet, RegClass, VReg};
 use regalloc2::{Function, Inst as RaInst, InstRange};
 
 /// One block of machine instructions.
@@ -31,8 +31,8 @@ pub struct VCode<I: MachInst> {
     pub blocks: Vec<VBlock>,
     /// Number of virtual registers handed out.
     pub num_vregs: usize,
-    /// Facts known about virtual registers, indexed by virtual register number.
-    pub facts: Vec<Option<Fact>>,
+    /// What proof-carrying code checks the instructions against, when it is enabled.
+    pub pcc: Option<super::pcc::PccInfo>,
     operands: Vec<Operand>,
     operand_ranges: Vec<(u32, u32)>,
     clobbers: Vec<PRegSet>,
@@ -79,12 +79,7 @@ pub fn thread_jumps<I: MachInst>(vcode: &VCode<I>, out: &regalloc2::Output) -> V
 
 impl<I: MachInst> VCode<I> {
     /// Assembles the blocks and precomputes what regalloc2 asks for.
-    pub fn new(
-        insts: Vec<I>,
-        blocks: Vec<VBlock>,
-        num_vregs: usize,
-        facts: Vec<Option<Fact>>,
-    ) -> Self {
+    pub fn new(insts: Vec<I>, blocks: Vec<VBlock>, num_vregs: usize) -> Self {
         let mut operands = Vec::new();
         let mut operand_ranges = Vec::with_capacity(insts.len());
         let mut clobbers = Vec::with_capacity(insts.len());
@@ -98,16 +93,11 @@ impl<I: MachInst> VCode<I> {
             insts,
             blocks,
             num_vregs,
-            facts,
+            pcc: None,
             operands,
             operand_ranges,
             clobbers,
         }
-    }
-
-    /// The fact known about `vreg`, if any.
-    pub fn fact(&self, vreg: VReg) -> Option<Fact> {
-        self.facts.get(vreg.vreg()).copied().flatten()
     }
 }
 

@@ -50,6 +50,7 @@ pub fn machine_env() -> MachineEnv {
 pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
     let out = regalloc2::run(vcode, &machine_env(), &RegallocOptions::default())
         .map_err(|e| CodegenError::new(format!("register allocation failed: {e}")))?;
+    crate::machinst::pcc::check_allocation(vcode, &machine_env(), &out)?;
 
     // Callee-saved registers in use, calls and spills decide the frame.
     let mut saved: u16 = 0;

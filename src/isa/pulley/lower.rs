@@ -44,6 +44,8 @@ pub struct PulleyBackend {
     /// `enable_heap_access_spectre_mitigation`: explicit checks select a null address instead
     /// of branching (see RFC.md, "Pulley").
     pub spectre: bool,
+    /// `enable_pcc`: proof-carrying code checks the lowered code of every function.
+    pub pcc: bool,
 }
 
 impl Backend for PulleyBackend {
@@ -54,6 +56,9 @@ impl Backend for PulleyBackend {
 
     fn spectre(&self) -> bool {
         self.spectre
+    }
+    fn pcc(&self) -> bool {
+        self.pcc
     }
 
     fn isle_lower(ctx: &mut IsleContext<'_, '_>, inst: Inst) -> Option<Vec<VReg>> {

@@ -4,6 +4,7 @@ pub mod abi;
 pub mod emit;
 pub mod inst;
 pub mod lower;
+pub mod pcc;
 pub mod run;
 
 use crate::ir::Function;
@@ -13,7 +14,7 @@ pub use lower::PulleyBackend;
 /// Compiles one function to Pulley bytecode (after the shared mid-end passes, see
 /// [`crate::machinst::lower::optimize_and_lower`]).
 pub fn compile(func: &Function, backend: &PulleyBackend) -> Result<CompiledCode, CodegenError> {
-    emit::emit(&crate::machinst::lower::optimize_and_lower(func, backend)?)
+    crate::machinst::pcc::compile(func, backend, emit::emit)
 }
 
 /// The disassembly of `code`, one instruction per line with its offset.

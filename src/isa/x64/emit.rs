@@ -103,6 +103,7 @@ const CALLEE_SAVED: [u8; 5] = [3, 12, 13, 14, 15];
 pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
     let out = regalloc2::run(vcode, &machine_env(), &RegallocOptions::default())
         .map_err(|e| CodegenError::new(format!("register allocation failed: {e}")))?;
+    crate::machinst::pcc::check_allocation(vcode, &machine_env(), &out)?;
 
     let mut saved: Vec<u8> = Vec::new();
     let mut note = |a: Allocation| {

@@ -41,6 +41,8 @@ pub struct X64Backend {
     /// `enable_heap_access_spectre_mitigation`: explicit checks redirect the address to null
     /// with a conditional move instead of relying on the branch alone.
     pub spectre: bool,
+    /// `enable_pcc`: proof-carrying code checks the lowered code of every function.
+    pub pcc: bool,
 }
 
 impl Backend for X64Backend {
@@ -51,6 +53,9 @@ impl Backend for X64Backend {
 
     fn spectre(&self) -> bool {
         self.spectre
+    }
+    fn pcc(&self) -> bool {
+        self.pcc
     }
 
     fn isle_lower(ctx: &mut IsleContext<'_, '_>, inst: Inst) -> Option<Vec<VReg>> {

@@ -5,6 +5,7 @@ pub mod abi;
 pub mod emit;
 pub mod inst;
 pub mod lower;
+pub mod pcc;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub mod run;
 
@@ -15,7 +16,7 @@ pub use lower::X64Backend;
 /// Compiles one function to x86-64 machine code (after the shared mid-end passes, see
 /// [`crate::machinst::lower::optimize_and_lower`]).
 pub fn compile(func: &Function, backend: &X64Backend) -> Result<CompiledCode, CodegenError> {
-    emit::emit(&crate::machinst::lower::optimize_and_lower(func, backend)?)
+    crate::machinst::pcc::compile(func, backend, emit::emit)
 }
 
 /// The disassembly of `code` (capstone, AT&T syntax as in upstream's filetests), one

@@ -1,0 +1,244 @@
+//! Proof-carrying code rules of the Pulley instructions (see [`crate::machinst::pcc`]): what
+//! each instruction tells the kernel, one arm per instruction.
+//!
+//! Pulley's 32-bit operations write the low half of a register and leave the upper half as
+//! it was (`pulley-interpreter`'s `set_u32`), so a 32-bit result says nothing about the
+//! 64-bit register, and no convention promises anything about the upper bits of a narrow
+//! value: an i32 index must be zero-extended (`zext32`) or used by a mode that extends it
+//! (`g32`, `g32bne`) before it is part of an address. Faults are not traps on Pulley: an
+//! access is proven in bounds, or the instruction itself tests first (`_z` on a null base,
+//! `g32` against the bound).
+
+use super::inst::{Amode, BinOp, BrCond, ImmCond, ImmOp, MInst, MemOp, UnOp};
+use crate::machinst::pcc::kernel::{Address, Cc, Cmp, Fact, Operand, PccError};
+use crate::machinst::pcc::{id, Cx, PccInst};
+use crate::machinst::VReg;
+
+fn width(op: MemOp) -> u64 {
+    use MemOp::*;
+    match op {
+        X8U | X8S => 1,
+        X16U | X16S | X16UBe | X16SBe => 2,
+        X32 | X32Be | F32 | F32Be => 4,
+        X64 | X64Be | F64 | F64Be => 8,
+    }
+}
+
+fn br_cond(c: BrCond) -> (Cc, u8) {
+    use BrCond::*;
+    match c {
+        Eq32 => (Cc::Eq, 32),
+        Neq32 => (Cc::Ne, 32),
+        Ult32 => (Cc::Ult, 32),
+        Ulteq32 => (Cc::Ule, 32),
+        Eq64 => (Cc::Eq, 64),
+        Neq64 => (Cc::Ne, 64),
+        Ult64 => (Cc::Ult, 64),
+        Ulteq64 => (Cc::Ule, 64),
+        Slt32 | Slteq32 => (Cc::Other, 32),
+        Slt64 | Slteq64 => (Cc::Other, 64),
+    }
+}
+
+/// The comparison of `a` with immediate `imm` (as [`ImmCond::immediate`] encodes it).
+fn imm_cmp(c: ImmCond, wide: bool, a: VReg, imm: i64) -> Cmp {
+    use ImmCond::*;
+    let (cc, k) = match c {
+        Eq => (Cc::Eq, imm as u64),
+        Neq => (Cc::Ne, imm as u64),
+        Ult => (Cc::Ult, imm as u64),
+        Ugt => (Cc::Ugt, imm as u64),
+        Ulteq => (Cc::Ule, imm as u64),
+        Ugteq => (Cc::Uge, imm as u64),
+        Slt | Sgt | Slteq | Sgteq => (Cc::Other, 0),
+    };
+    let bits = if wide { 64 } else { 32 };
+    Cmp {
+        cc,
+        a: Operand::Value(id(a)),
+        b: Operand::Imm(if wide { k } else { k & u64::from(u32::MAX) }),
+        bits,
+    }
+}
+
+/// The memory access of `amode`, `width` bytes.
+fn access(cx: &mut Cx<'_>, amode: &Amode, width: u64, trap: bool) -> Result<(), PccError> {
+    match *amode {
+        Amode::O32 { base, offset } => cx.memory(
+            Address {
+                base: id(base),
+                index: None,
+                disp: i64::from(offset),
+            },
+            width,
+            trap,
+            false,
+        ),
+        // The mode traps when the base register is null.
+        Amode::Z { base, offset } => cx.memory(
+            Address {
+                base: id(base),
+                index: None,
+                disp: i64::from(offset),
+            },
+            width,
+            trap,
+            true,
+        ),
+        Amode::G32 {
+            base,
+            bound,
+            index,
+            offset,
+        } => cx.g32(base, id(bound), index, u64::from(offset), width),
+        Amode::G32Bne {
+            base,
+            bound_addr,
+            bound_offset,
+            index,
+            offset,
+        } => {
+            let bound = cx.field(bound_addr, i64::from(bound_offset))?;
+            cx.g32(base, bound, index, u64::from(offset), width)
+        }
+    }
+}
+
+impl PccInst for MInst {
+    fn value_fact(_bits: u8) -> Fact {
+        Fact::ANY
+    }
+
+    fn pcc(&self, cx: &mut Cx<'_>) -> Result<(), PccError> {
+        match self {
+            MInst::Args { args } => args.iter().for_each(|&(v, _)| cx.abi_def(v)),
+            MInst::Ret { rets } => {
+                for &(v, _) in rets {
+                    cx.abi_use(v)?;
+                }
+            }
+            MInst::Bin { op, dst, a, b } => {
+                let (dst, a, b) = (id(*dst), id(*a), id(*b));
+                let cmp = |cc| Cmp {
+                    cc,
+                    a: Operand::Value(a),
+                    b: Operand::Value(b),
+                    bits: 64,
+                };
+                match op {
+                    BinOp::Xadd64 => cx.k.add(dst, a, Operand::Value(b), 64, false),
+                    // The result's low 32 bits are 0 or 1; the others are whatever the
+                    // register held: a condition, not an integer.
+                    BinOp::Xult64 => cx.k.compare(dst, cmp(Cc::Ult)),
+                    BinOp::Xulteq64 => cx.k.compare(dst, cmp(Cc::Ule)),
+                    BinOp::Xeq64 => cx.k.compare(dst, cmp(Cc::Eq)),
+                    BinOp::Xneq64 => cx.k.compare(dst, cmp(Cc::Ne)),
+                    _ => cx.k.define(dst, Fact::ANY),
+                }
+            }
+            MInst::MulAdd { dst, .. } | MInst::FConst { dst, .. } => {
+                cx.k.define(id(*dst), Fact::ANY)
+            }
+            MInst::BinImm {
+                op,
+                wide: true,
+                dst,
+                a,
+                imm,
+            } => {
+                let (dst, a) = (id(*dst), id(*a));
+                match op {
+                    ImmOp::Add if *imm >= 0 => {
+                        cx.k.add(dst, a, Operand::Imm(*imm as u64), 64, false)
+                    }
+                    ImmOp::Sub if *imm >= 0 => cx.k.sub_imm(dst, a, *imm as u64, 64),
+                    ImmOp::And if *imm >= 0 => cx.k.define(
+                        dst,
+                        Fact::Int {
+                            lo: 0,
+                            hi: *imm as u64,
+                            le: None,
+                        },
+                    ),
+                    _ => cx.k.define(dst, Fact::ANY),
+                }
+            }
+            MInst::BinImm { dst, .. } => cx.k.define(id(*dst), Fact::ANY),
+            MInst::AddTrap {
+                wide, dst, a, b, ..
+            } => {
+                if *wide {
+                    cx.k.add(id(*dst), id(*a), Operand::Value(id(*b)), 64, true)
+                } else {
+                    cx.k.define(id(*dst), Fact::ANY)
+                }
+            }
+            MInst::Un { op, dst, src } => {
+                let (dst, src) = (id(*dst), id(*src));
+                match op {
+                    UnOp::Xmov | UnOp::Fmov => cx.k.copy(dst, src),
+                    UnOp::Zext8 => cx.k.zero_extend(dst, src, 8),
+                    UnOp::Zext16 => cx.k.zero_extend(dst, src, 16),
+                    UnOp::Zext32 => cx.k.zero_extend(dst, src, 32),
+                    _ => cx.k.define(dst, Fact::ANY),
+                }
+            }
+            MInst::XConst { dst, imm } => cx.k.constant(id(*dst), *imm as u64),
+            MInst::Select { dst, cond, a, b } => {
+                cx.k.select_on(id(*dst), id(*cond), id(*a), id(*b))
+            }
+            MInst::Load {
+                op,
+                dst,
+                amode,
+                trap,
+            } => {
+                access(cx, amode, width(*op), trap.is_some())?;
+                cx.k.define(id(*dst), Fact::ANY);
+            }
+            MInst::Store {
+                op, amode, trap, ..
+            } => access(cx, amode, width(*op), trap.is_some())?,
+            MInst::Jump { .. }
+            | MInst::BrIf { .. }
+            | MInst::BrCmp { .. }
+            | MInst::BrCmpImm { .. }
+            | MInst::BrTable { .. }
+            | MInst::Trap { .. } => {}
+            // Past the trap, the condition does not hold.
+            MInst::TrapIf { cond, a, b, .. } => {
+                let (cc, bits) = br_cond(*cond);
+                cx.k.assume(
+                    Cmp {
+                        cc,
+                        a: Operand::Value(id(*a)),
+                        b: Operand::Value(id(*b)),
+                        bits,
+                    },
+                    false,
+                );
+            }
+            MInst::TrapIfImm {
+                cond, wide, a, imm, ..
+            } => cx.k.assume(imm_cmp(*cond, *wide, *a, *imm), false),
+            MInst::TrapIfNonzero { x, zero, .. } => cx.k.assume(
+                Cmp {
+                    cc: if *zero { Cc::Eq } else { Cc::Ne },
+                    a: Operand::Value(id(*x)),
+                    b: Operand::Imm(0),
+                    bits: 32,
+                },
+                false,
+            ),
+            MInst::Call { args, rets, .. } => {
+                for &(v, _) in args {
+                    cx.abi_use(v)?;
+                }
+                for &(v, _) in rets {
+                    cx.abi_def(v);
+                }
+            }
+        }
+        Ok(())
+    }
+}

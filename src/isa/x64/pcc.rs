@@ -1,0 +1,332 @@
+//! Proof-carrying code rules of the x86_64 instructions (see [`crate::machinst::pcc`]): what
+//! each instruction tells the kernel, one arm per instruction.
+//!
+//! The convention the rules rely on and check: a register holding an IR integer of 32 bits
+//! or fewer has its upper 32 bits clear (32-bit operations clear them; 8- and 16-bit
+//! operations keep them), so an i32 index is used as a 64-bit address component as it is.
+//! Parameters and call results are assumed to keep it; arguments, returned values and block
+//! arguments are checked to.
+
+use super::inst::{AluOp, Amode, Cc as XCc, ExtOp, LoadOp, MInst, Rmi, Size, StoreOp, Test};
+use crate::machinst::pcc::kernel::{Address, Cc, Cmp, Fact, Operand, PccError};
+use crate::machinst::pcc::{id, Cx, PccInst};
+
+fn address(a: &Amode) -> Address {
+    Address {
+        base: id(a.base),
+        index: a.index.map(id),
+        disp: i64::from(a.disp),
+    }
+}
+
+fn bytes(size: Size) -> u64 {
+    match size {
+        Size::B => 1,
+        Size::W => 2,
+        Size::L => 4,
+        Size::Q => 8,
+    }
+}
+
+fn load_width(op: LoadOp) -> u64 {
+    use LoadOp::*;
+    match op {
+        U8 | S8To32 | S8To64 => 1,
+        U16 | S16To32 | S16To64 => 2,
+        U32 | S32To64 | F32 => 4,
+        X64 | F64 => 8,
+    }
+}
+
+fn store_width(op: StoreOp) -> u64 {
+    match op {
+        StoreOp::B => 1,
+        StoreOp::W => 2,
+        StoreOp::L | StoreOp::F32 => 4,
+        StoreOp::Q | StoreOp::F64 => 8,
+    }
+}
+
+/// What an operation of `size` leaves in its destination register: a 32-bit operation
+/// clears the upper half; an 8- or 16-bit one keeps the upper bits of `a` (the register it
+/// writes in place).
+fn result_of_width(
+    cx: &mut Cx<'_>,
+    size: Size,
+    dst: crate::machinst::VReg,
+    a: Option<crate::machinst::VReg>,
+) {
+    let f = match size {
+        Size::L => Fact::bits(32),
+        Size::Q => Fact::ANY,
+        Size::B | Size::W => match a.map(|a| cx.k.fact(id(a))) {
+            Some(Fact::Int { hi, .. }) if hi <= u64::from(u32::MAX) => Fact::bits(32),
+            _ => Fact::ANY,
+        },
+    };
+    cx.k.define(id(dst), f);
+}
+
+/// An `Rmi` as a comparison operand; a memory operand is a read, of a declared field when
+/// the comparison reads a bound from the VM context.
+fn operand(cx: &mut Cx<'_>, b: &Rmi, size: Size) -> Result<Option<Operand>, PccError> {
+    Ok(match *b {
+        Rmi::Reg(r) => Some(Operand::Value(id(r))),
+        Rmi::Imm(i) => Some(Operand::Imm(match size {
+            Size::Q => i64::from(i) as u64,
+            _ => u64::from(i as u32),
+        })),
+        Rmi::Mem(m) if m.index.is_none() && cx.k.field(id(m.base), i64::from(m.disp)).is_some() => {
+            Some(Operand::Value(cx.field(m.base, i64::from(m.disp))?))
+        }
+        Rmi::Mem(m) => {
+            cx.memory(address(&m), bytes(size), false, false)?;
+            None
+        }
+    })
+}
+
+/// The comparison a flag test makes.
+fn test(cx: &mut Cx<'_>, t: &Test) -> Result<Cmp, PccError> {
+    Ok(match *t {
+        Test::Cmp { size, cc, a, ref b } => {
+            let b = operand(cx, b, size)?;
+            let cc = match (cc, b) {
+                (_, None) => Cc::Other,
+                (XCc::A, _) => Cc::Ugt,
+                (XCc::Ae, _) => Cc::Uge,
+                (XCc::B, _) => Cc::Ult,
+                (XCc::Be, _) => Cc::Ule,
+                (XCc::E, _) => Cc::Eq,
+                (XCc::Ne, _) => Cc::Ne,
+                _ => Cc::Other,
+            };
+            Cmp {
+                cc,
+                a: Operand::Value(id(a)),
+                b: b.unwrap_or(Operand::Imm(0)),
+                bits: if size == Size::Q { 64 } else { 32 },
+            }
+        }
+        Test::NonZero { size, x, zero } => Cmp {
+            cc: if zero { Cc::Eq } else { Cc::Ne },
+            a: Operand::Value(id(x)),
+            b: Operand::Imm(0),
+            bits: if size == Size::Q { 64 } else { 32 },
+        },
+    })
+}
+
+impl PccInst for MInst {
+    fn value_fact(bits: u8) -> Fact {
+        if bits <= 32 {
+            Fact::bits(32)
+        } else {
+            Fact::ANY
+        }
+    }
+
+    fn pcc(&self, cx: &mut Cx<'_>) -> Result<(), PccError> {
+        match self {
+            MInst::Args { args } => args.iter().for_each(|&(v, _)| cx.abi_def(v)),
+            MInst::StackArg { dst, .. } => {
+                cx.stack();
+                cx.abi_def(*dst);
+            }
+            MInst::Ret { rets } => {
+                for &(v, _) in rets {
+                    cx.abi_use(v)?;
+                }
+            }
+            MInst::Alu {
+                op,
+                size,
+                dst,
+                a,
+                b,
+            } => {
+                let bits = if *size == Size::Q { 64 } else { 32 };
+                let (dst, a) = (*dst, *a);
+                match (op, b) {
+                    (_, Rmi::Mem(m)) => {
+                        cx.memory(address(m), bytes(*size), false, false)?;
+                        result_of_width(cx, *size, dst, None);
+                    }
+                    (AluOp::Add, Rmi::Reg(r)) => {
+                        cx.k.add(id(dst), id(a), Operand::Value(id(*r)), bits, false)
+                    }
+                    (AluOp::Add, Rmi::Imm(i)) if *i >= 0 => {
+                        cx.k.add(id(dst), id(a), Operand::Imm(*i as u64), bits, false)
+                    }
+                    (AluOp::Add, Rmi::Imm(i)) => {
+                        cx.k.sub_imm(id(dst), id(a), i.unsigned_abs().into(), bits)
+                    }
+                    (AluOp::Sub, Rmi::Imm(i)) if *i >= 0 => {
+                        cx.k.sub_imm(id(dst), id(a), *i as u64, bits)
+                    }
+                    (AluOp::And, Rmi::Imm(i)) if *i >= 0 => cx.k.define(
+                        id(dst),
+                        Fact::Int {
+                            lo: 0,
+                            hi: *i as u64,
+                            le: None,
+                        },
+                    ),
+                    _ => result_of_width(cx, *size, dst, Some(a)),
+                }
+            }
+            MInst::AluMem {
+                size,
+                amode,
+                b,
+                trap,
+                ..
+            } => {
+                if let Rmi::Mem(m) = b {
+                    cx.memory(address(m), bytes(*size), false, false)?;
+                }
+                cx.memory(address(amode), bytes(*size), trap.is_some(), false)?;
+            }
+            MInst::MulImm { size, dst, .. } => result_of_width(cx, *size, *dst, None),
+            MInst::Lea { dst, amode } => cx.k.address_of(id(*dst), address(amode)),
+            MInst::Shift { size, dst, a, .. } | MInst::Unary { size, dst, a, .. } => {
+                result_of_width(cx, *size, *dst, Some(*a))
+            }
+            MInst::Count { dst, .. } => cx.k.define(
+                id(*dst),
+                Fact::Int {
+                    lo: 0,
+                    hi: 64,
+                    le: None,
+                },
+            ),
+            MInst::Ext { op, dst, src } => match op {
+                ExtOp::Zx8 => cx.k.zero_extend(id(*dst), id(*src), 8),
+                ExtOp::Zx16 => cx.k.zero_extend(id(*dst), id(*src), 16),
+                ExtOp::Zx32 => cx.k.zero_extend(id(*dst), id(*src), 32),
+                ExtOp::Sx8To32 | ExtOp::Sx16To32 => cx.k.any_of_width(id(*dst), 32),
+                ExtOp::Sx8To64 | ExtOp::Sx16To64 | ExtOp::Sx32To64 => {
+                    cx.k.define(id(*dst), Fact::ANY)
+                }
+            },
+            MInst::Mov { dst, src } => cx.k.copy(id(*dst), id(*src)),
+            MInst::Imm { size, dst, imm } => {
+                let k = if *size == Size::Q {
+                    *imm
+                } else {
+                    u64::from(*imm as u32)
+                };
+                cx.k.constant(id(*dst), k)
+            }
+            MInst::FImm { dst, tmp, .. } => {
+                cx.k.define(id(*tmp), Fact::ANY);
+                cx.k.define(id(*dst), Fact::ANY);
+            }
+            MInst::FAlu { dst, .. } | MInst::FUn { dst, .. } | MInst::IntToFloat { dst, .. } => {
+                cx.k.define(id(*dst), Fact::ANY)
+            }
+            // `movd` to an integer register clears the upper half.
+            MInst::Bitcast { wide, dst, .. } => {
+                cx.k.define(id(*dst), if *wide { Fact::ANY } else { Fact::bits(32) })
+            }
+            MInst::FloatToInt {
+                dst_wide,
+                dst,
+                tmp_x,
+                tmp_x2,
+                tmp_g,
+                ..
+            } => {
+                for t in [tmp_x, tmp_x2, tmp_g] {
+                    cx.k.define(id(*t), Fact::ANY);
+                }
+                cx.k.define(id(*dst), if *dst_wide { Fact::ANY } else { Fact::bits(32) });
+            }
+            MInst::U64ToFloat {
+                dst, tmp1, tmp2, ..
+            } => {
+                for t in [dst, tmp1, tmp2] {
+                    cx.k.define(id(*t), Fact::ANY);
+                }
+            }
+            // `setcc` and `movzbl`: exactly 0 or 1.
+            MInst::SetCc { test: t, dst } => {
+                test(cx, t)?;
+                cx.k.define(id(*dst), Fact::bits(1));
+            }
+            MInst::FCmp { dst, tmp, .. } => {
+                cx.k.define(id(*tmp), Fact::ANY);
+                cx.k.define(id(*dst), Fact::bits(1));
+            }
+            MInst::Select {
+                test: t,
+                dst,
+                t: on,
+                f,
+            } => {
+                let cmp = test(cx, t)?;
+                cx.k.select(id(*dst), cmp, id(*on), id(*f));
+            }
+            MInst::Load {
+                op,
+                dst,
+                amode,
+                trap,
+            } => {
+                cx.memory(address(amode), load_width(*op), trap.is_some(), false)?;
+                let f = match op {
+                    LoadOp::U8 => Fact::bits(8),
+                    LoadOp::U16 => Fact::bits(16),
+                    LoadOp::U32 | LoadOp::S8To32 | LoadOp::S16To32 => Fact::bits(32),
+                    _ => Fact::ANY,
+                };
+                cx.k.define(id(*dst), f);
+            }
+            MInst::Store {
+                op, amode, trap, ..
+            } => cx.memory(address(amode), store_width(*op), trap.is_some(), false)?,
+            MInst::AddTrap {
+                size, dst, a, b, ..
+            } => {
+                let bits = if *size == Size::Q { 64 } else { 32 };
+                match operand(cx, b, *size)? {
+                    Some(b) => cx.k.add(id(*dst), id(*a), b, bits, true),
+                    None => result_of_width(cx, *size, *dst, None),
+                }
+            }
+            MInst::Div {
+                size, quot, rem, ..
+            } => {
+                result_of_width(cx, *size, *quot, None);
+                result_of_width(cx, *size, *rem, None);
+            }
+            MInst::SignHi { size, dst, .. } => result_of_width(cx, *size, *dst, None),
+            MInst::Jump { .. } | MInst::Trap { .. } => {}
+            MInst::Br { test: t, .. } => {
+                test(cx, t)?;
+            }
+            MInst::BrTable { tmp1, tmp2, .. } => {
+                cx.k.define(id(*tmp1), Fact::ANY);
+                cx.k.define(id(*tmp2), Fact::ANY);
+            }
+            // Past the trap, the condition does not hold.
+            MInst::TrapIf { test: t, .. } => {
+                let cmp = test(cx, t)?;
+                cx.k.assume(cmp, false);
+            }
+            MInst::Call { args, rets, .. } => {
+                for &(v, _) in args {
+                    cx.abi_use(v)?;
+                }
+                for &(v, _) in rets {
+                    cx.abi_def(v);
+                }
+            }
+            MInst::StoreCallArg { src, .. } => {
+                cx.stack();
+                cx.abi_use(*src)?;
+            }
+        }
+        Ok(())
+    }
+}

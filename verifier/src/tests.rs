@@ -1,0 +1,211 @@
+//! The rules on the shapes lowering produces, and the off-by-one versions each must reject.
+
+use super::*;
+
+const BASE: Value = 1;
+const BOUND: Value = 2;
+const INDEX: Value = 3;
+
+/// A dynamic memory: bound in `[0x10000, 0x1_0000_0000]`, no guard.
+fn dynamic(guard: u64, faults_trap: bool) -> Checker {
+    Checker::new(Declarations {
+        regions: vec![Region {
+            memory: MemoryType {
+                min: 0x10000,
+                max: 1 << 32,
+                reservation: None,
+                guard,
+                may_move: true,
+            },
+            base: BASE,
+            bound: BOUND,
+            bound_const: None,
+        }],
+        fields: vec![],
+        null_reach: 4096,
+        faults_trap,
+    })
+}
+
+fn ugt(a: Value, b: Operand) -> Cmp {
+    Cmp {
+        cc: Cc::Ugt,
+        a: Operand::Value(a),
+        b,
+        bits: 64,
+    }
+}
+
+fn at(base: Value, index: Option<Value>, disp: i64) -> Address {
+    Address { base, index, disp }
+}
+
+#[test]
+fn bound_minus_k_check_proves_the_access_and_not_one_byte_more() {
+    // bk = bound - 8; trap if index > bk; load 4 bytes at base + index + 4.
+    for (disp, width, ok) in [(4, 4, true), (5, 4, false), (4, 5, false), (0, 8, true)] {
+        let mut c = dynamic(0, true);
+        c.define(INDEX, Fact::bits(32));
+        c.sub_imm(10, BOUND, 8, 64);
+        c.assume(ugt(INDEX, Operand::Value(10)), false);
+        let r = c.access(at(BASE, Some(INDEX), disp), width, true, false);
+        assert_eq!(r.is_ok(), ok, "disp {disp} width {width}: {r:?}");
+    }
+}
+
+#[test]
+fn a_sum_checked_against_the_bound_bounds_its_index() {
+    // end = index + 8 (exact: overflow traps); trap if end > bound; access [index, +8).
+    let mut c = dynamic(0, true);
+    c.define(INDEX, Fact::ANY);
+    c.add(11, INDEX, Operand::Imm(8), 64, true);
+    c.assume(ugt(11, Operand::Value(BOUND)), false);
+    assert_eq!(
+        c.access(at(BASE, Some(INDEX), 0), 8, true, false),
+        Ok(Proof::Accessible)
+    );
+    assert!(c.access(at(BASE, Some(INDEX), 1), 8, true, false).is_err());
+}
+
+#[test]
+fn a_sum_that_may_wrap_proves_nothing() {
+    let mut c = dynamic(0, true);
+    c.define(INDEX, Fact::ANY);
+    c.add(11, INDEX, Operand::Imm(8), 64, false);
+    c.assume(ugt(11, Operand::Value(BOUND)), false);
+    assert!(c.access(at(BASE, Some(INDEX), 0), 8, true, false).is_err());
+}
+
+#[test]
+fn the_spectre_select_is_in_bounds_or_null_within_the_null_page() {
+    let mut c = dynamic(0, true);
+    c.define(INDEX, Fact::bits(32));
+    c.sub_imm(10, BOUND, 8, 64);
+    c.add(12, BASE, Operand::Value(INDEX), 64, false);
+    c.constant(13, 0);
+    let oob = ugt(INDEX, Operand::Value(10));
+    c.select(14, oob, 13, 12);
+    assert_eq!(
+        c.access(at(14, None, 0), 8, true, false),
+        Ok(Proof::Accessible)
+    );
+    // Not a trap site: the null case would crash the host.
+    assert!(c.access(at(14, None, 0), 8, false, false).is_err());
+    // Past the null page.
+    assert!(c.access(at(14, None, 4096), 1, true, false).is_err());
+    // The operands swapped: the address survives exactly when out of bounds.
+    c.select(15, oob, 12, 13);
+    assert!(c.access(at(15, None, 0), 8, true, false).is_err());
+}
+
+#[test]
+fn pulley_z_mode_tests_an_exact_null_only() {
+    let mut c = dynamic(0, false);
+    c.define(INDEX, Fact::bits(32));
+    c.sub_imm(10, BOUND, 8, 64);
+    c.add(12, BASE, Operand::Value(INDEX), 64, false);
+    c.constant(13, 0);
+    c.compare(16, ugt(INDEX, Operand::Value(10)));
+    c.select_on(14, 16, 13, 12);
+    assert_eq!(
+        c.access(at(14, None, 0), 8, true, true),
+        Ok(Proof::Accessible)
+    );
+    // Without the null test, nothing faults on Pulley.
+    assert!(c.access(at(14, None, 0), 8, true, false).is_err());
+    // A null plus something is not what `_z` tests.
+    c.add(17, 14, Operand::Imm(4), 64, false);
+    assert!(c.access(at(17, None, 0), 4, true, true).is_err());
+}
+
+#[test]
+fn a_guard_covers_a_32_bit_index_only_when_it_is_big_enough() {
+    let c = Checker::new(Declarations {
+        regions: vec![Region {
+            memory: MemoryType {
+                min: 0,
+                max: 1 << 32,
+                reservation: Some(1 << 32),
+                guard: 0x8000_0000,
+                may_move: false,
+            },
+            base: BASE,
+            bound: BOUND,
+            bound_const: None,
+        }],
+        fields: vec![],
+        null_reach: 4096,
+        faults_trap: true,
+    });
+    let mut c = c;
+    c.define(INDEX, Fact::bits(32));
+    let a = |disp| at(BASE, Some(INDEX), disp);
+    assert_eq!(
+        c.access(a(0x7fff_fff9), 8, true, false),
+        Ok(Proof::AccessibleOrFaults)
+    );
+    assert!(c.access(a(0x7fff_fffa), 8, true, false).is_err());
+    // Not a trap site.
+    assert!(c.access(a(0), 8, false, false).is_err());
+    // An index of unknown width (a missing zero-extension).
+    c.define(20, Fact::ANY);
+    assert!(c.access(at(BASE, Some(20), 0), 1, true, false).is_err());
+}
+
+#[test]
+fn g32_needs_its_bound_at_least_offset_plus_size() {
+    let mut c = dynamic(0, false);
+    c.define(INDEX, Fact::ANY);
+    assert_eq!(c.g32(BASE, BOUND, INDEX, 8, 8), Ok(Proof::Accessible));
+    // min is 0x10000: an offset of 0xfff8 plus 8 is the most g32 may rely on.
+    assert!(c.g32(BASE, BOUND, INDEX, 0xfff8, 8).is_ok());
+    assert!(c.g32(BASE, BOUND, INDEX, 0xfff9, 8).is_err());
+}
+
+#[test]
+fn g32_with_a_rebased_base_and_bound() {
+    let mut c = dynamic(0, false);
+    c.define(INDEX, Fact::ANY);
+    c.add(30, BASE, Operand::Imm(0x8000), 64, false);
+    c.sub_imm(31, BOUND, 0x8000, 64);
+    assert!(c.g32(30, 31, INDEX, 0x10, 4).is_ok());
+    // The bound rebased, the base not: the access would reach 0x8000 bytes too far.
+    assert!(c.g32(BASE, 31, INDEX, 0x10, 4).is_ok());
+    assert!(c.g32(30, BOUND, INDEX, 0x10, 4).is_err());
+}
+
+#[test]
+fn a_constant_bound_check_proves_within_the_minimum() {
+    let mut c = dynamic(0, true);
+    c.define(INDEX, Fact::bits(32));
+    c.assume(ugt(INDEX, Operand::Imm(0xfff8)), false);
+    assert!(c.access(at(BASE, Some(INDEX), 0), 8, false, false).is_ok());
+    assert!(c.access(at(BASE, Some(INDEX), 1), 8, false, false).is_err());
+}
+
+#[test]
+fn assumptions_end_with_their_scope() {
+    let mut c = dynamic(0, true);
+    c.define(INDEX, Fact::bits(32));
+    let m = c.mark();
+    c.assume(ugt(INDEX, Operand::Imm(0x100)), false);
+    assert!(c.access(at(BASE, Some(INDEX), 0), 1, false, false).is_ok());
+    c.undo(m);
+    assert!(c.access(at(BASE, Some(INDEX), 0), 1, false, false).is_err());
+}
+
+#[test]
+fn a_32_bit_comparison_of_a_64_bit_value_proves_nothing() {
+    let mut c = dynamic(0, true);
+    c.define(INDEX, Fact::ANY);
+    c.assume(
+        Cmp {
+            cc: Cc::Ugt,
+            a: Operand::Value(INDEX),
+            b: Operand::Imm(0x100),
+            bits: 32,
+        },
+        false,
+    );
+    assert!(c.access(at(BASE, Some(INDEX), 0), 1, false, false).is_err());
+}
