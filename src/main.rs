@@ -136,6 +136,11 @@ enum Command {
         /// prints the instructions per access of the 96 Wasmtime configurations).
         #[arg(long, default_value = "pulley64")]
         target: String,
+        /// Instead of timing: compile the PCC corpus (the kernels, the 96 access
+        /// configurations and the shapes of past bugs) on every backend with proof-carrying
+        /// code, and report what was proven and the checking time as a share of compile time.
+        #[arg(long)]
+        pcc: bool,
     },
     /// Compile the functions of a CLIF or Wasm file and print, per function, the machine code
     /// disassembly and its size.
@@ -305,7 +310,14 @@ fn run(command: Command) -> Result<ExitCode, String> {
             raw,
             instructions,
             target,
-        } => bench_command(&target, reps, processes, raw, instructions),
+            pcc,
+        } => {
+            if pcc {
+                pcc_survey_command()
+            } else {
+                bench_command(&target, reps, processes, raw, instructions)
+            }
+        }
         Command::Compile {
             file,
             target,
@@ -655,6 +667,41 @@ fn compile_command(
         println!("{proven}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `clif-bounds bench --pcc`.
+#[cfg(all(unix, feature = "cranelift"))]
+fn pcc_survey_command() -> Result<ExitCode, String> {
+    use clif_bounds::wasm::pcc;
+    let units = pcc::corpus()?;
+    let functions: usize = units.iter().map(|u| u.functions.len()).sum();
+    println!(
+        "proof-carrying code over {} modules ({functions} functions): the benchmark kernels, the 96 access configurations, the shapes of past bugs",
+        units.len()
+    );
+    let mut ok = true;
+    for target in clif_bounds::isa::BACKEND_TARGETS {
+        let s = pcc::survey(target, &units)?;
+        println!("{}: {}", s.target, s.report);
+        println!(
+            "{}: the check took {:.1} ms of {:.1} ms compiling ({:.1}%); with regalloc2's checker, compiling took {:+.1}% against {:.1} ms without PCC",
+            s.target,
+            s.report.check_nanos as f64 / 1e6,
+            s.compile_nanos as f64 / 1e6,
+            100.0 * s.share(),
+            100.0 * s.overhead(),
+            s.plain_nanos as f64 / 1e6,
+        );
+        for f in &s.failures {
+            println!("FAIL {f}");
+        }
+        ok &= s.failures.is_empty();
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 #[cfg(all(unix, feature = "cranelift"))]

@@ -340,3 +340,22 @@ fn x64_instructions_per_access_never_exceed_cranelift() {
     );
     assert!(worse.is_empty(), "{}", worse.join("\n"));
 }
+
+/// Proof-carrying code has no false positive and leaves nothing unproven on the PCC corpus
+/// (the benchmark kernels under every preset and both Spectre settings, the 96 Wasmtime
+/// load/store configurations, the shapes of past bugs), on every backend.
+#[test]
+fn pcc_proves_every_access_of_the_corpus() {
+    let units = clif_bounds::wasm::pcc::corpus().unwrap();
+    for target in clif_bounds::isa::BACKEND_TARGETS {
+        let s = clif_bounds::wasm::pcc::survey(target, &units).unwrap();
+        println!("{}: {}", s.target, s.report);
+        assert!(s.failures.is_empty(), "{target}: {:#?}", s.failures);
+        assert_eq!(s.report.unproven, 0, "{target}: {}", s.report);
+        assert!(
+            s.report.functions >= 500 && s.report.linear >= 500,
+            "{target}: {}",
+            s.report
+        );
+    }
+}

@@ -640,9 +640,15 @@ pub fn lower<B: Backend>(func: &Function, backend: &B) -> Result<VCode<B::MInst>
     }
 
     let num_vregs = ctx.next_vreg;
-    let pcc = backend
-        .pcc()
-        .then(|| super::pcc::declarations::<B>(func, &ctx.value_regs, &ctx.accesses, num_vregs));
+    let pcc = backend.pcc().then(|| {
+        super::pcc::declarations::<B>(
+            func,
+            &ctx.value_regs,
+            &ctx.accesses,
+            &ctx.block_map,
+            num_vregs,
+        )
+    });
     let insts = ctx.insts.into_iter().zip(ctx.in_access).collect();
     let insts = place_appendices(insts, &mut blocks, &layout, &mut ctx.appendix);
     let insts = remove_dead(insts, &mut blocks);

@@ -102,6 +102,7 @@ pub fn declarations<B: Backend>(
     func: &Function,
     value_regs: &SecondaryMap<Value, Option<VReg>>,
     accesses: &[super::access::Access],
+    block_map: &SecondaryMap<crate::ir::Block, Option<super::MachBlock>>,
     num_vregs: usize,
 ) -> PccInfo {
     let target = B::TARGET;
@@ -142,11 +143,28 @@ pub fn declarations<B: Backend>(
             if load.store_value.is_some() {
                 continue;
             }
+            // Where the load is: its machine block, and how many calls precede it there
+            // (machine calls are the IR's calls, in the same order).
+            let block = func
+                .layout
+                .inst_block(def)
+                .expect("a lowered load is in a block");
+            let calls = func
+                .layout
+                .block_insts(block)
+                .iter()
+                .take_while(|&&i| i != def)
+                .filter(|&&i| func.dfg.opcode(i).is_call())
+                .count() as u32;
             let field = kernel::Field {
                 addr: id(load.addr),
                 offset: i64::from(load.offset),
                 holds: id(v),
                 readonly: load.flags.readonly,
+                at: (
+                    block_map[block].map_or(u32::MAX, |b| b.index() as u32),
+                    calls,
+                ),
             };
             if !decls.fields.contains(&field) {
                 decls.fields.push(field);
@@ -241,6 +259,11 @@ impl Cx<'_> {
         self.k.field_access(id(addr), offset)?;
         self.count(Proof::Field);
         Ok(self.k.field(id(addr), offset).expect("checked").holds)
+    }
+
+    /// A call: fields calls may change hold their next values after it.
+    pub fn call(&mut self) {
+        self.k.call();
     }
 
     /// An access of the frame's own stack slots (laid out by emission, not addressable by
@@ -378,6 +401,7 @@ pub fn check<I: PccInst>(vcode: &VCode<I>, func: &str) -> Result<PccReport, Code
         let m = k.mark();
         stack.push((b, m, true));
         let vb = &vcode.blocks[b];
+        k.enter_block(b as u32);
         let mut cx = Cx {
             k: &mut k,
             in_access: false,

@@ -13,6 +13,8 @@ pub mod config;
 #[cfg(all(unix, feature = "cranelift"))]
 pub mod cranelift;
 pub mod module;
+#[cfg(all(unix, feature = "cranelift"))]
+pub mod pcc;
 pub mod runtime;
 pub mod script;
 pub mod translate;

@@ -111,6 +111,10 @@ pub struct Field {
     pub holds: Value,
     /// Whether the field is read-only while the function runs.
     pub readonly: bool,
+    /// Where the read that yields `holds` is: in block `.0`, after `.1` calls of that block.
+    /// A field that calls may change (a memory's bound or movable base after `memory.grow`)
+    /// holds different values at different points; a read is matched to its holder by this.
+    pub at: (u32, u32),
 }
 
 /// Everything the kernel assumes about a function: its regions and fields, and the target's
@@ -404,6 +408,8 @@ pub struct Checker {
     sums: HashMap<Value, Sum>,
     /// Upper bounds assumed on values, innermost last: `(value, static, symbolic)`.
     assumed: Vec<(Value, u64, Option<Sym>)>,
+    /// The current block and the number of calls made in it so far.
+    at: (u32, u32),
 }
 
 impl Checker {
@@ -443,7 +449,18 @@ impl Checker {
             facts,
             sums: HashMap::new(),
             assumed: Vec::new(),
+            at: (0, 0),
         }
+    }
+
+    /// The walk enters block `b`.
+    pub fn enter_block(&mut self, b: u32) {
+        self.at = (b, 0);
+    }
+
+    /// A call is made here: fields calls may change hold their next values.
+    pub fn call(&mut self) {
+        self.at.1 += 1;
     }
 
     /// The declarations.
@@ -511,12 +528,24 @@ impl Checker {
         }
     }
 
-    /// The value held by VM context field `addr + offset`, if that is a declared field.
+    /// The declared field `addr + offset` as read here: the holder read at this point, or
+    /// the only one, or any when they are read-only; `None` when it is not declared or when
+    /// a field calls may change has several holders and none is read here.
     pub fn field(&self, addr: Value, offset: i64) -> Option<&Field> {
-        self.decls
+        let mut holders = self
+            .decls
             .fields
             .iter()
-            .find(|f| f.addr == addr && f.offset == offset)
+            .filter(|f| f.addr == addr && f.offset == offset);
+        let first = holders.clone().next()?;
+        if let Some(here) = holders.clone().find(|f| f.at == self.at) {
+            return Some(here);
+        }
+        let mut all = holders.clone();
+        if all.all(|f| f.holds == first.holds) || holders.all(|f| f.readonly) {
+            return Some(first);
+        }
+        None
     }
 
     /// A scope mark for [`Checker::undo`].

@@ -234,6 +234,7 @@ impl PccInst for MInst {
                 for &(v, _) in args {
                     cx.abi_use(v)?;
                 }
+                cx.call();
                 for &(v, _) in rets {
                     cx.abi_def(v);
                 }
