@@ -17,6 +17,7 @@ pub mod ir_verifier;
 pub mod isa;
 pub mod legalize;
 pub mod machinst;
+pub mod mutants;
 #[cfg(unix)]
 pub mod native;
 pub mod opt;

@@ -142,6 +142,11 @@ enum Command {
         #[arg(long)]
         pcc: bool,
     },
+    /// Inject each known class of lowering bug in turn (builds with the `pcc-mutants`
+    /// feature only) and show that proof-carrying code rejects it on the PCC corpus; ends
+    /// with `N of N mutants rejected`.
+    #[cfg(all(unix, feature = "cranelift", feature = "pcc-mutants"))]
+    Mutants,
     /// Compile the functions of a CLIF or Wasm file and print, per function, the machine code
     /// disassembly and its size.
     Compile {
@@ -318,6 +323,8 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 bench_command(&target, reps, processes, raw, instructions)
             }
         }
+        #[cfg(all(unix, feature = "cranelift", feature = "pcc-mutants"))]
+        Command::Mutants => mutants_command(),
         Command::Compile {
             file,
             target,
@@ -667,6 +674,69 @@ fn compile_command(
         println!("{proven}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `clif-bounds mutants`.
+#[cfg(all(unix, feature = "cranelift", feature = "pcc-mutants"))]
+fn mutants_command() -> Result<ExitCode, String> {
+    use clif_bounds::mutants::{set, Mutant};
+    use clif_bounds::wasm::pcc;
+    let units = pcc::corpus()?;
+    let functions: usize = units.iter().map(|u| u.functions.len()).sum();
+    let targets = clif_bounds::isa::BACKEND_TARGETS;
+    // Unmutated, every function proves: each rejection below is its mutant's.
+    set(None);
+    for t in targets {
+        let s = pcc::survey(t, &units)?;
+        if let Some(f) = s.failures.first() {
+            return Err(format!("error: the unmutated corpus does not prove: {f}"));
+        }
+    }
+    println!(
+        "each mutant compiles the PCC corpus ({functions} functions) on {} with proof-carrying code:",
+        targets.join(" and ")
+    );
+    let mut rejected = 0;
+    for m in Mutant::ALL {
+        set(Some(m));
+        let (mut by_pcc, mut other, mut example) = (0, 0, None);
+        let mut per_target = Vec::new();
+        for t in targets {
+            let mut n = 0;
+            for f in pcc::survey(t, &units)?.failures {
+                if f.contains("pcc: ") {
+                    n += 1;
+                    example.get_or_insert(f);
+                } else {
+                    other += 1;
+                }
+            }
+            by_pcc += n;
+            per_target.push(format!("{t} {n}"));
+        }
+        set(None);
+        let other = match other {
+            0 => String::new(),
+            n => format!(" ({n} other compile errors)"),
+        };
+        match example {
+            Some(e) => {
+                rejected += 1;
+                let e: String = e.chars().take(400).collect();
+                println!(
+                    "  {m:?}: rejected in {by_pcc} functions ({}){other}; first: {e}",
+                    per_target.join(", ")
+                );
+            }
+            None => println!("  {m:?}: NOT REJECTED{other}"),
+        }
+    }
+    println!("{rejected} of {} mutants rejected", Mutant::ALL.len());
+    Ok(if rejected == Mutant::ALL.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `clif-bounds bench --pcc`.

@@ -572,11 +572,12 @@ fn checked_mode(f: &AccessFacts, target: &Target, r: Renderer, p: &mut Premises)
             return Some(Form::G32Bne { bound: b, offset });
         }
     }
-    let covers = if f.mem.min >= k {
-        Premise::MinCovers { end: k }
-    } else {
-        Premise::ConstantBound(f.const_bound.filter(|&b| b >= k)?)
-    };
+    let covers =
+        if f.mem.min >= k || crate::mutants::active(crate::mutants::Mutant::G32WithoutPremise) {
+            Premise::MinCovers { end: k }
+        } else {
+            Premise::ConstantBound(f.const_bound.filter(|&b| b >= k)?)
+        };
     p.push(covers);
     // `bound - rebase` cannot wrap: `bound >= K > rebase`.
     let rebase = f.offset & !modes.offset_max;

@@ -305,6 +305,24 @@ impl<'f, I: MachInst> Lower<'f, I> {
         self.uses[v]
     }
 
+    /// For `v` defined as `ishl.i32 x, c` with a constant `c` (possibly zero-extended to
+    /// i64), `x` and `c`: the shape of a shifted Wasm index (used by a test-only mutant).
+    pub fn shifted_i32(&self, v: Value) -> Option<(Value, u8)> {
+        let dfg = &self.func.dfg;
+        let mut v = v;
+        if let Some(d) = self.def_inst(v) {
+            if dfg.opcode(d) == Opcode::Uextend {
+                v = dfg.insts[d].arguments()[0];
+            }
+        }
+        let d = self.def_inst(v)?;
+        if dfg.opcode(d) != Opcode::Ishl || dfg.value_type(v) != crate::ir::types::I32 {
+            return None;
+        }
+        let args = dfg.insts[d].arguments();
+        Some((args[0], self.iconst(args[1])? as u8))
+    }
+
     /// The instruction defining `v`, if it is an instruction result.
     pub fn def_inst(&self, v: Value) -> Option<Inst> {
         match self.func.dfg.value_def(v) {

@@ -19,6 +19,7 @@ use super::vcode::VCode;
 use super::{CodegenError, MachInst, VReg};
 use crate::ir::{Function, Value};
 pub use clif_bounds_verifier as kernel;
+
 use clif_bounds_verifier::{Address, Checker, Fact, PccError, Proof};
 use cranelift_entity::SecondaryMap;
 
@@ -392,7 +393,7 @@ pub fn check<I: PccInst>(vcode: &VCode<I>, func: &str) -> Result<PccReport, Code
     };
     let children = dominator_children(vcode);
     // Depth-first along the dominator tree; the stack holds (block, scope mark, entered).
-    let mut stack = vec![(0usize, 0usize, false)];
+    let mut stack = vec![(0usize, k.mark(), false)];
     while let Some((b, mark, entered)) = stack.pop() {
         if entered {
             k.undo(mark);
@@ -437,7 +438,7 @@ pub fn check<I: PccInst>(vcode: &VCode<I>, func: &str) -> Result<PccReport, Code
             }
         }
         for &c in children[b].iter().rev() {
-            stack.push((c, 0, false));
+            stack.push((c, k.mark(), false));
         }
     }
     Ok(report)

@@ -410,6 +410,18 @@ pub struct Checker {
     assumed: Vec<(Value, u64, Option<Sym>)>,
     /// The current block and the number of calls made in it so far.
     at: (u32, u32),
+    /// Values defined so far on the walk.
+    defined: std::collections::HashSet<Value>,
+    /// Bases of memories that may move, defined before a call on the current path: after
+    /// the call (which may grow the memory) they may point to freed memory. Innermost last.
+    stale: Vec<Value>,
+}
+
+/// A scope for [`Checker::undo`].
+#[derive(Clone, Copy, Debug)]
+pub struct Mark {
+    assumed: usize,
+    stale: usize,
 }
 
 impl Checker {
@@ -450,6 +462,8 @@ impl Checker {
             sums: HashMap::new(),
             assumed: Vec::new(),
             at: (0, 0),
+            defined: Default::default(),
+            stale: Vec::new(),
         }
     }
 
@@ -458,9 +472,16 @@ impl Checker {
         self.at = (b, 0);
     }
 
-    /// A call is made here: fields calls may change hold their next values.
+    /// A call is made here: fields calls may change hold their next values, and the bases
+    /// of memories that may move, loaded before it, are stale after it.
     pub fn call(&mut self) {
         self.at.1 += 1;
+        for r in &self.decls.regions {
+            if r.memory.may_move && self.defined.contains(&r.base) && !self.stale.contains(&r.base)
+            {
+                self.stale.push(r.base);
+            }
+        }
     }
 
     /// The declarations.
@@ -481,6 +502,7 @@ impl Checker {
     /// declared fact (the instruction that materialises it is what the declaration is
     /// about).
     pub fn define(&mut self, v: Value, fact: Fact) {
+        self.defined.insert(v);
         if !self.is_declared(v) {
             self.facts.insert(v, fact);
         }
@@ -549,13 +571,17 @@ impl Checker {
     }
 
     /// A scope mark for [`Checker::undo`].
-    pub fn mark(&self) -> usize {
-        self.assumed.len()
+    pub fn mark(&self) -> Mark {
+        Mark {
+            assumed: self.assumed.len(),
+            stale: self.stale.len(),
+        }
     }
 
-    /// Drops the assumptions made since `mark`.
-    pub fn undo(&mut self, mark: usize) {
-        self.assumed.truncate(mark);
+    /// Drops the assumptions (and the calls' effects) made since `mark`.
+    pub fn undo(&mut self, mark: Mark) {
+        self.assumed.truncate(mark.assumed);
+        self.stale.truncate(mark.stale);
     }
 
     // ---- Arithmetic rules --------------------------------------------------------------
@@ -888,6 +914,12 @@ impl Checker {
             .collect();
         if regions.is_empty() {
             return err(format!("a region whose base is v{base}"), f);
+        }
+        if self.stale.contains(&base) {
+            return err(
+                format!("a base of a memory that may move, loaded after the last call (v{base} was loaded before it)"),
+                f,
+            );
         }
         let faults = self.decls.faults_trap && trap_site;
         if let Some((_, nhi)) = null {

@@ -209,3 +209,58 @@ fn a_32_bit_comparison_of_a_64_bit_value_proves_nothing() {
     );
     assert!(c.access(at(BASE, Some(INDEX), 0), 1, false, false).is_err());
 }
+
+#[test]
+fn a_base_of_a_memory_that_may_move_is_stale_after_a_call() {
+    let mut c = dynamic(0, true);
+    c.define(BASE, Fact::ANY);
+    c.define(INDEX, Fact::bits(32));
+    c.sub_imm(10, BOUND, 8, 64);
+    c.assume(ugt(INDEX, Operand::Value(10)), false);
+    let m = c.mark();
+    assert!(c.access(at(BASE, Some(INDEX), 0), 8, true, false).is_ok());
+    c.call();
+    let e = c
+        .access(at(BASE, Some(INDEX), 0), 8, true, false)
+        .unwrap_err();
+    assert!(e.needed.contains("may move"), "{e}");
+    // The call was on another path.
+    c.undo(m);
+    assert!(c.access(at(BASE, Some(INDEX), 0), 8, true, false).is_ok());
+}
+
+#[test]
+fn a_field_that_calls_change_is_read_by_its_holder_at_that_point() {
+    let region = |base, bound| Region {
+        memory: MemoryType {
+            min: 0x10000,
+            max: 1 << 32,
+            reservation: None,
+            guard: 0,
+            may_move: true,
+        },
+        base,
+        bound,
+        bound_const: None,
+    };
+    let field = |holds, calls| Field {
+        addr: 9,
+        offset: 8,
+        holds,
+        readonly: false,
+        at: (0, calls),
+    };
+    let mut c = Checker::new(Declarations {
+        regions: vec![region(1, 2), region(5, 6)],
+        fields: vec![field(2, 0), field(6, 1)],
+        null_reach: 0,
+        faults_trap: false,
+    });
+    c.enter_block(0);
+    assert_eq!(c.field(9, 8).map(|f| f.holds), Some(2));
+    c.call();
+    assert_eq!(c.field(9, 8).map(|f| f.holds), Some(6));
+    c.call();
+    // Neither holder is read after a second call.
+    assert_eq!(c.field(9, 8), None);
+}

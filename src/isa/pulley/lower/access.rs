@@ -2,6 +2,7 @@
 //! constructor per form, and this file never decides whether an access is safe.
 
 use super::*;
+use crate::mutants::{active, Mutant};
 
 impl IsleContext<'_, '_> {
     pub(super) fn lower_address_in_bounds(&mut self, inst: Inst, disp: u64) -> Amode {
@@ -18,7 +19,7 @@ impl IsleContext<'_, '_> {
     ) -> Amode {
         let (a, addr) = self.covered_access(inst, leader);
         // The plan keeps the offset within the displacement.
-        let offset = a.offset as i32;
+        let offset = a.offset as i32 + i32::from(active(Mutant::CoveredPastEnd));
         if nullable {
             Amode::Z { base: addr, offset }
         } else {
@@ -78,7 +79,11 @@ impl IsleContext<'_, '_> {
 
     pub(super) fn lower_access_at(&mut self, inst: Inst, amode: Amode) -> Vec<VReg> {
         let a = self.access(inst);
-        let Some((op, widen)) = self.access_op(&a) else {
+        let op = self.access_op(&a).map(|(op, widen)| match op {
+            MemOp::X32 if active(Mutant::WiderAccess) => (MemOp::X64, widen),
+            op => (op, widen),
+        });
+        let Some((op, widen)) = op else {
             self.fail(CodegenError::new(
                 "pulley64: bounds-checked access of an unsupported type and kind",
             ));
@@ -114,9 +119,17 @@ impl IsleContext<'_, '_> {
     pub(super) fn explicit_check(&mut self, inst: Inst, check: ExplicitCheck) -> Amode {
         let a = &self.access(inst);
         let base = self.access_base(a);
-        let (compare, end, null_select) = (check.compare, check.end, check.null_select);
+        let (mut compare, mut end, null_select) = (check.compare, check.end, check.null_select);
+        if active(Mutant::KOffByOne) {
+            end -= 1;
+            compare = match compare {
+                Compare::ConstantBound { limit } => Compare::ConstantBound { limit: limit + 1 },
+                Compare::OneByte => Compare::BoundMinusEnd,
+                c => c,
+            };
+        }
         let index = self.put_value(a.index);
-        let index = if a.index_ty == I32 {
+        let index = if a.index_ty == I32 && !active(Mutant::MissingZeroExtension) {
             let key = Memo::Zext32(index);
             match self.lower.memoized(key) {
                 Some(r) => r,
@@ -132,13 +145,16 @@ impl IsleContext<'_, '_> {
         if let (false, Compare::ConstantBound { limit }) = (null_select, compare) {
             // Compare the index with an immediate.
             if let Some(imm) = ImmCond::Ugt.immediate(true, limit) {
-                self.emit(MInst::TrapIfImm {
-                    cond: ImmCond::Ugt,
-                    wide: true,
-                    a: index,
-                    imm,
-                    code: a.trap,
-                });
+                if !active(Mutant::DroppedCheck) {
+                    self.emit(MInst::TrapIfImm {
+                        cond: ImmCond::Ugt,
+                        wide: true,
+                        a: index,
+                        imm,
+                        code: a.trap,
+                    });
+                }
+                let index = self.mutant_shifted_index(a, index);
                 let addr = self.add_regs(base, index);
                 self.lower.record_checked(a.inst, addr);
                 return self.amode(addr, a.offset, false);
@@ -176,7 +192,10 @@ impl IsleContext<'_, '_> {
                 (bound, end)
             }
         };
-        let addr = self.add_regs(base, index);
+        let addr = {
+            let index = self.mutant_shifted_index(a, index);
+            self.add_regs(base, index)
+        };
         if null_select {
             let cmp = if or_equal {
                 BinOp::Xulteq64
@@ -190,7 +209,14 @@ impl IsleContext<'_, '_> {
             // select, so the null address stays null; the run's later accesses are then not
             // covered (the planner knows), so the address is recorded only without it.
             let addr = self.add_const(addr, check.rebase);
-            let safe = self.select_reg_raw(oob, zero, addr);
+            let safe = match (
+                active(Mutant::SpectreSelectDropped),
+                active(Mutant::SpectreWrongOperand),
+            ) {
+                (true, _) => addr,
+                (_, true) => self.select_reg_raw(oob, addr, zero),
+                _ => self.select_reg_raw(oob, zero, addr),
+            };
             if check.rebase == 0 {
                 self.lower.record_checked(a.inst, safe);
             }
@@ -198,6 +224,9 @@ impl IsleContext<'_, '_> {
                 base: safe,
                 offset: (a.offset - check.rebase) as i32,
             }
+        } else if active(Mutant::DroppedCheck) {
+            self.lower.record_checked(a.inst, addr);
+            self.amode(addr, a.offset, false)
         } else {
             self.emit(MInst::TrapIf {
                 cond: if or_equal {
@@ -212,6 +241,27 @@ impl IsleContext<'_, '_> {
             self.lower.record_checked(a.inst, addr);
             self.amode(addr, a.offset, false)
         }
+    }
+
+    /// The mutant of CVE-2023-26489: for an index defined as `ishl.i32 x, c`, the address
+    /// uses `x << c` computed in 64 bits (as a scaled address mode would).
+    fn mutant_shifted_index(&mut self, a: &Access, index: VReg) -> VReg {
+        if !active(Mutant::ShiftedIndexFolded) {
+            return index;
+        }
+        let Some((x, c)) = self.lower.shifted_i32(a.index) else {
+            return index;
+        };
+        let x = self.put_value(x);
+        let dst = self.vreg(RegClass::Int);
+        self.emit(MInst::BinImm {
+            op: ImmOp::Shl,
+            wide: true,
+            dst,
+            a: x,
+            imm: i64::from(c),
+        });
+        dst
     }
 
     /// The access, width and byte order, of `a`, and the extension after a narrow load into

@@ -3,6 +3,7 @@
 //! itself is one instruction on `disp(base, index)`.
 
 use super::*;
+use crate::mutants::{active, Mutant};
 
 /// The address of a bounds-checked access, and whether the access is a trap site.
 #[derive(Clone, Copy, Debug)]
@@ -48,6 +49,7 @@ impl IsleContext<'_, '_> {
         let a = self.access(inst);
         let base = self.access_base(&a);
         let index = self.index64(&a);
+        let index = self.mutant_shifted_index(&a, index);
         let (base, disp) = self.far_base(&a, base);
         Address {
             amode: Amode {
@@ -69,7 +71,11 @@ impl IsleContext<'_, '_> {
     ) -> Address {
         if !nullable {
             // `disp(base, index)`, as if the run's check were this access's own.
-            return self.lower_address_faulting(inst);
+            let mut addr = self.lower_address_faulting(inst);
+            if active(Mutant::CoveredPastEnd) {
+                addr.amode.disp += 1;
+            }
+            return addr;
         }
         // The leader's `base + index + offset`, or null; the plan keeps `delta` within the
         // target's null reach.
@@ -78,7 +84,7 @@ impl IsleContext<'_, '_> {
             amode: Amode {
                 base: addr,
                 index: None,
-                disp: delta as i32,
+                disp: delta as i32 + i32::from(active(Mutant::CoveredPastEnd)),
             },
             trap: true,
         }
@@ -103,6 +109,11 @@ impl IsleContext<'_, '_> {
         };
         let Address { amode, trap } = addr;
         let trap = trap.then_some(a.trap);
+        let op = match op {
+            Ok(LoadOp::U32) if active(Mutant::WiderAccess) => Ok(LoadOp::X64),
+            Err(StoreOp::L) if active(Mutant::WiderAccess) => Err(StoreOp::Q),
+            op => op,
+        };
         let rmw = self.read_modify_write(a.inst);
         match (a.store_value, op, rmw) {
             (Some(_), Err(_), Some(rmw)) => {
@@ -133,7 +144,38 @@ impl IsleContext<'_, '_> {
 
     /// The index as a 64-bit register: an i32 is zero-extended already.
     pub(super) fn index64(&mut self, a: &Access) -> VReg {
-        self.put_value(a.index)
+        let index = self.put_value(a.index);
+        if active(Mutant::MissingZeroExtension) && a.index_ty == I32 {
+            let r = self.vreg(RegClass::Int);
+            self.emit(MInst::Ext {
+                op: ExtOp::Sx32To64,
+                dst: r,
+                src: index,
+            });
+            return r;
+        }
+        index
+    }
+
+    /// The mutant of CVE-2023-26489: for an index defined as `ishl.i32 x, c`, the address
+    /// uses `x << c` computed in 64 bits (as a scaled address mode would).
+    fn mutant_shifted_index(&mut self, a: &Access, index: VReg) -> VReg {
+        if !active(Mutant::ShiftedIndexFolded) {
+            return index;
+        }
+        let Some((x, c)) = self.lower.shifted_i32(a.index) else {
+            return index;
+        };
+        let x = self.put_value(x);
+        let dst = self.vreg(RegClass::Int);
+        self.emit(MInst::Shift {
+            op: ShiftOp::Shl,
+            size: Size::Q,
+            dst,
+            a: x,
+            amount: Ok(c),
+        });
+        dst
     }
 
     /// `base + k` as the base of an address whose displacement is 0, when `k` does not fit
@@ -179,7 +221,15 @@ impl IsleContext<'_, '_> {
     pub(super) fn explicit_check(&mut self, inst: Inst, check: ExplicitCheck) -> Address {
         let a = &self.access(inst);
         let base = self.access_base(a);
-        let (compare, end, null_select) = (check.compare, check.end, check.null_select);
+        let (mut compare, mut end, null_select) = (check.compare, check.end, check.null_select);
+        if active(Mutant::KOffByOne) {
+            end -= 1;
+            compare = match compare {
+                Compare::ConstantBound { limit } => Compare::ConstantBound { limit: limit + 1 },
+                Compare::OneByte => Compare::Guard,
+                c => c,
+            };
+        }
         let index = self.index64(a);
         // The out-of-bounds condition, as a flag test.
         let cmp = |cc, a: VReg, b: Rmi| Test::Cmp {
@@ -237,10 +287,13 @@ impl IsleContext<'_, '_> {
             }
         };
         if !null_select {
-            self.emit(MInst::TrapIf { test, code: a.trap });
+            if !active(Mutant::DroppedCheck) {
+                self.emit(MInst::TrapIf { test, code: a.trap });
+            }
             let (base, disp) = self.rebased(a, base, check.rebase);
             // Later accesses of the run use `disp(base, index)` themselves.
             self.lower.record_checked(a.inst, index);
+            let index = self.mutant_shifted_index(a, index);
             Address {
                 amode: Amode {
                     base,
@@ -256,12 +309,21 @@ impl IsleContext<'_, '_> {
             let addr = self.lea(b, Some(index), disp);
             let zero = self.derived(a.bound, Derived::Zero, |cx| cx.const_reg(Size::Q, 0));
             let safe = self.vreg(RegClass::Int);
+            let (t, f) = match active(Mutant::SpectreWrongOperand) {
+                false => (zero, addr),
+                true => (addr, zero),
+            };
             self.emit(MInst::Select {
                 test,
                 dst: safe,
-                t: zero,
-                f: addr,
+                t,
+                f,
             });
+            let safe = if active(Mutant::SpectreSelectDropped) {
+                addr
+            } else {
+                safe
+            };
             self.lower.record_checked(a.inst, safe);
             Address {
                 amode: Amode {
