@@ -29,11 +29,15 @@ pub enum Mutant {
     RunAcrossCall,
     /// A covered access of a run is addressed one byte past what its leader checked.
     CoveredPastEnd,
+    /// The encoder emits another access than the one proven (x86_64: the index scaled by
+    /// 4, CVE-2023-26489 at the encoder; Pulley: a 4-byte load encoded 8 bytes wide), below
+    /// the proof: the decoded access differs.
+    EmissionDiffers,
 }
 
 impl Mutant {
     /// Every mutant.
-    pub const ALL: [Mutant; 10] = [
+    pub const ALL: [Mutant; 11] = [
         Mutant::KOffByOne,
         Mutant::MissingZeroExtension,
         Mutant::DroppedCheck,
@@ -44,6 +48,7 @@ impl Mutant {
         Mutant::G32WithoutPremise,
         Mutant::RunAcrossCall,
         Mutant::CoveredPastEnd,
+        Mutant::EmissionDiffers,
     ];
 }
 

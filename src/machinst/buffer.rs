@@ -111,6 +111,7 @@ impl CodeBuffer {
             relocs: self.relocs,
             frame_size,
             pcc: None,
+            decoded: None,
         }
     }
 }

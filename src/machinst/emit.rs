@@ -22,12 +22,25 @@ pub trait Emit<I: MachInst> {
     fn emit_inst(&mut self, inst: &I) -> Result<(), CodegenError>;
 }
 
-/// Emits the blocks of `vcode` as regalloc2 allocated them (`out`) through `e`.
+/// An instruction as emitted: its registers allocated, and the code offsets it occupies.
+pub struct Emitted<I> {
+    /// First byte.
+    pub start: u32,
+    /// One past the last byte.
+    pub end: u32,
+    /// The instruction.
+    pub inst: I,
+}
+
+/// Emits the blocks of `vcode` as regalloc2 allocated them (`out`) through `e`. Under
+/// `enable_pcc` (`vcode.pcc` is set), returns every instruction with where it was emitted,
+/// for the ISA to decode its accesses back.
 pub fn emit_blocks<I: MachInst, E: Emit<I>>(
     vcode: &VCode<I>,
     out: &regalloc2::Output,
     e: &mut E,
-) -> Result<(), CodegenError> {
+) -> Result<Vec<Emitted<I>>, CodegenError> {
+    let mut emitted_insts = Vec::new();
     let n_blocks = vcode.num_blocks();
     let final_block = thread_jumps(vcode, out);
     let emitted: Vec<usize> = (0..n_blocks).filter(|&b| final_block[b] == b).collect();
@@ -42,10 +55,15 @@ pub fn emit_blocks<I: MachInst, E: Emit<I>>(
                 InstOrEdit::Inst(i) => {
                     let mut inst = vcode.insts[i.index()].clone();
                     inst.allocate(out.inst_allocs(i));
+                    let start = e.buf().offset();
                     e.emit_inst(&inst)?;
+                    if vcode.pcc.is_some() {
+                        let end = e.buf().offset();
+                        emitted_insts.push(Emitted { start, end, inst });
+                    }
                 }
             }
         }
     }
-    Ok(())
+    Ok(emitted_insts)
 }

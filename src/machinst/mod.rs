@@ -125,6 +125,9 @@ pub struct CompiledCode {
     pub frame_size: u32,
     /// What proof-carrying code proved, when it was enabled.
     pub pcc: Option<pcc::PccReport>,
+    /// Under `enable_pcc`: how many emitted memory accesses were decoded back and found to
+    /// be the proven ones (addressing mode, registers, displacement, width).
+    pub decoded: Option<u64>,
 }
 
 /// A backend could not compile a function.

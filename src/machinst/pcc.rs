@@ -53,6 +53,9 @@ pub struct PccReport {
     /// Ordinary `load`s and `store`s through addresses outside every declared region (the
     /// IR declares no type for them): not proven.
     pub unproven: u64,
+    /// Emitted accesses decoded back (capstone, Pulley's decoder) and found to be the
+    /// proven ones.
+    pub decoded: u64,
     /// Time spent checking, in nanoseconds.
     pub check_nanos: u64,
 }
@@ -67,6 +70,7 @@ impl PccReport {
         self.stack += other.stack;
         self.unproven += other.unproven;
         self.check_nanos += other.check_nanos;
+        self.decoded += other.decoded;
     }
 }
 
@@ -74,14 +78,15 @@ impl std::fmt::Display for PccReport {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         write!(
             f,
-            "pcc: {} functions; accesses proven: {} linear memory ({} in bounds, {} in bounds or faulting), {} vmctx, {} stack; {} unproven (plain accesses outside declared regions)",
+            "pcc: {} functions; accesses proven: {} linear memory ({} in bounds, {} in bounds or faulting), {} vmctx, {} stack; {} unproven (plain accesses outside declared regions); {} emitted accesses decoded back as proven",
             self.functions,
             self.linear + self.linear_or_faults,
             self.linear,
             self.linear_or_faults,
             self.vmctx,
             self.stack,
-            self.unproven
+            self.unproven,
+            self.decoded
         )
     }
 }
@@ -465,7 +470,12 @@ where
         false => None,
     };
     let mut code = emit(&vcode)?;
-    code.pcc = report;
+    if let (Some(mut r), Some(n)) = (report, code.decoded) {
+        r.decoded = n;
+        code.pcc = Some(r);
+    } else {
+        code.pcc = report;
+    }
     Ok(code)
 }
 

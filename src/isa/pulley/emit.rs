@@ -84,14 +84,18 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
         frame: frame.then_some((amt, regs)),
         next: None,
     };
-    crate::machinst::emit::emit_blocks(vcode, &out, &mut e)?;
+    let emitted = crate::machinst::emit::emit_blocks(vcode, &out, &mut e)?;
     for (code, label) in e.buf.take_islands() {
         e.buf.bind(label);
         let at = e.buf.offset();
         encode::trap(&mut e.buf.data);
         e.buf.add_trap(at, code);
     }
-    Ok(e.buf.finish(u32::from(amt) * u32::from(frame)))
+    let mut code = e.buf.finish(u32::from(amt) * u32::from(frame));
+    if vcode.pcc.is_some() {
+        code.decoded = Some(super::pcc::decode_accesses(&code.code, &emitted)?);
+    }
+    Ok(code)
 }
 
 struct Emitter {
@@ -607,6 +611,10 @@ impl Addr {
 
 fn encode_load(s: &mut Vec<u8>, op: MemOp, dst: u8, amode: &Amode) -> Result<(), CodegenError> {
     use MemOp::*;
+    let op = match op {
+        X32 if crate::mutants::active(crate::mutants::Mutant::EmissionDiffers) => X64,
+        op => op,
+    };
     let (d, f) = (xr(dst), fr(dst));
     match Addr::of(amode) {
         Addr::O32(a) => match op {

@@ -243,3 +243,108 @@ impl PccInst for MInst {
         Ok(())
     }
 }
+
+/// The addressing-mode operands of `amode` as `pulley-interpreter`'s disassembler prints
+/// them, its mode suffix, and whether the mode is one that the instruction is named for.
+fn printed_amode(amode: &Amode) -> (&'static str, Vec<String>) {
+    let x = |r: VReg| format!("x{}", r.vreg());
+    match *amode {
+        Amode::O32 { base, offset } => ("o32", vec![x(base), offset.to_string()]),
+        Amode::Z { base, offset } => ("z", vec![x(base), offset.to_string()]),
+        Amode::G32 {
+            base,
+            bound,
+            index,
+            offset,
+        } => ("g32", vec![x(base), x(bound), x(index), offset.to_string()]),
+        Amode::G32Bne {
+            base,
+            bound_addr,
+            bound_offset,
+            index,
+            offset,
+        } => (
+            "g32bne",
+            vec![
+                x(base),
+                format!("*[{} + {bound_offset}]", x(bound_addr)),
+                x(index),
+                offset.to_string(),
+            ],
+        ),
+    }
+}
+
+/// Decodes every emitted load and store back with `pulley-interpreter`'s own decoder and
+/// disassembler and checks that it is the access that was proven: the same addressing mode,
+/// registers, offset and width. An emission bug that re-addresses or widens an access is
+/// below the proof; this catches it. Returns the number of accesses checked.
+pub fn decode_accesses(
+    code: &[u8],
+    emitted: &[crate::machinst::emit::Emitted<MInst>],
+) -> Result<u64, crate::machinst::CodegenError> {
+    use crate::machinst::CodegenError;
+    use pulley_interpreter::decode::Decoder;
+    use pulley_interpreter::disas::Disassembler;
+    let mut checked = 0;
+    for e in emitted {
+        let (op, amode, is_store) = match &e.inst {
+            MInst::Load { op, amode, .. } => (*op, amode, false),
+            MInst::Store { op, amode, .. } => (*op, amode, true),
+            _ => continue,
+        };
+        let bytes = &code[e.start as usize..e.end as usize];
+        let mut d = Disassembler::new(bytes);
+        d.offsets(false).hexdump(false).br_tables(false);
+        Decoder::decode_all(&mut d).map_err(|err| {
+            CodegenError::new(format!(
+                "pcc: the access emitted at {:#x} does not decode: {err:?}",
+                e.start
+            ))
+        })?;
+        let text = d.disas().to_string();
+        let accesses: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.contains("load") || l.contains("store"))
+            .collect();
+        let (mode, want) = printed_amode(amode);
+        let fail = |why: String| {
+            CodegenError::new(format!(
+                "pcc: the access emitted at {:#x} decodes as `{}`: {why}, proven for `{:?}`",
+                e.start,
+                text.trim().replace('\n', "; "),
+                e.inst
+            ))
+        };
+        let [line] = accesses[..] else {
+            return Err(fail(format!("{} accesses, expected 1", accesses.len())));
+        };
+        let (mnemonic, operands) = line.split_once(' ').unwrap_or((line, ""));
+        let mut ops: Vec<String> = operands.split(", ").map(str::to_string).collect();
+        // The loaded or stored register is first for loads, last for stores.
+        if is_store {
+            ops.pop();
+        } else if !ops.is_empty() {
+            ops.remove(0);
+        }
+        let bits: String = mnemonic
+            .trim_start_matches(['x', 'f'])
+            .trim_start_matches("load")
+            .trim_start_matches("store")
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let suffix = mnemonic.rsplit('_').next().unwrap_or("");
+        if bits != (width(op) * 8).to_string() {
+            return Err(fail(format!("{bits} bits, expected {}", width(op) * 8)));
+        }
+        if suffix != mode || ops != want {
+            return Err(fail(format!(
+                "mode `{suffix}` with {ops:?}, expected `{mode}` with {want:?}"
+            )));
+        }
+        checked += 1;
+    }
+    Ok(checked)
+}

@@ -158,7 +158,7 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
         tables: Vec::new(),
         outgoing: outgoing as i32,
     };
-    crate::machinst::emit::emit_blocks(vcode, &out, &mut e)?;
+    let emitted = crate::machinst::emit::emit_blocks(vcode, &out, &mut e)?;
     for (code, label) in e.buf.take_islands() {
         e.buf.bind(label);
         i::ud2_zo::new(trap_code(code)).encode(&mut e.buf);
@@ -172,7 +172,11 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
             e.buf.use_label(at, start, e.block_labels[t.index()]);
         }
     }
-    Ok(e.buf.finish(if frame { reserve + save_bytes } else { 0 }))
+    let mut code = e.buf.finish(if frame { reserve + save_bytes } else { 0 });
+    if vcode.pcc.is_some() {
+        code.decoded = Some(super::pcc::decode_accesses(&code.code, &emitted)?);
+    }
+    Ok(code)
 }
 
 struct Emitter {
@@ -227,7 +231,11 @@ fn mem(m: &Amode, trap: Option<TrapCode>) -> asm::Amode<u8> {
         Some(index) => asm::Amode::ImmRegRegShift {
             base: n(m.base),
             index: asm::NonRspGpr::new(n(index)),
-            scale: asm::Scale::One,
+            scale: if crate::mutants::active(crate::mutants::Mutant::EmissionDiffers) {
+                asm::Scale::Four
+            } else {
+                asm::Scale::One
+            },
             simm32: m.disp.into(),
             trap,
         },

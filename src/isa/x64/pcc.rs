@@ -331,3 +331,148 @@ impl PccInst for MInst {
         Ok(())
     }
 }
+
+/// The 64-bit name of integer register `n`, as capstone prints it.
+fn gpr_name(n: usize) -> &'static str {
+    const NAMES: [&str; 16] = [
+        "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12",
+        "r13", "r14", "r15",
+    ];
+    NAMES.get(n).copied().unwrap_or("?")
+}
+
+/// The memory operands a proven instruction's encoding must have: its addressing mode
+/// (registers allocated) and width.
+fn expected_operands(inst: &MInst) -> Vec<(Amode, u64)> {
+    let in_test = |t: &Test| match t {
+        Test::Cmp {
+            size,
+            b: Rmi::Mem(m),
+            ..
+        } => vec![(*m, bytes(*size))],
+        _ => Vec::new(),
+    };
+    match inst {
+        MInst::Load { op, amode, .. } => vec![(*amode, load_width(*op))],
+        MInst::Store { op, amode, .. } => vec![(*amode, store_width(*op))],
+        MInst::AluMem { size, amode, .. } => vec![(*amode, bytes(*size))],
+        MInst::Alu {
+            size,
+            b: Rmi::Mem(m),
+            ..
+        }
+        | MInst::AddTrap {
+            size,
+            b: Rmi::Mem(m),
+            ..
+        } => vec![(*m, bytes(*size))],
+        MInst::TrapIf { test, .. }
+        | MInst::Select { test, .. }
+        | MInst::SetCc { test, .. }
+        | MInst::Br { test, .. } => in_test(test),
+        _ => Vec::new(),
+    }
+}
+
+/// Decodes the encoding of every emitted instruction that accesses memory through an
+/// addressing mode (with capstone, independently of the assembler that encoded it) and
+/// checks that it is the access that was proven: the same base and index registers, scale
+/// 1, the same displacement and width. An emission bug that re-addresses or widens an
+/// access is below the proof; this catches it. Returns the number of accesses checked.
+pub fn decode_accesses(
+    code: &[u8],
+    emitted: &[crate::machinst::emit::Emitted<MInst>],
+) -> Result<u64, crate::machinst::CodegenError> {
+    use crate::machinst::CodegenError;
+    use capstone::arch::BuildsCapstone;
+    thread_local! {
+        // Building a Capstone handle costs more than decoding a function's accesses.
+        static CAPSTONE: Result<capstone::Capstone, String> = capstone::Capstone::new()
+            .x86()
+            .mode(capstone::arch::x86::ArchMode::Mode64)
+            .detail(true)
+            .build()
+            .map_err(|e| e.to_string());
+    }
+    CAPSTONE.with(|cs| {
+        let cs = cs
+            .as_ref()
+            .map_err(|e| CodegenError::new(format!("pcc: capstone: {e}")))?;
+        decode_with(cs, code, emitted)
+    })
+}
+
+fn decode_with(
+    cs: &capstone::Capstone,
+    code: &[u8],
+    emitted: &[crate::machinst::emit::Emitted<MInst>],
+) -> Result<u64, crate::machinst::CodegenError> {
+    use crate::machinst::CodegenError;
+    use capstone::arch::x86::X86OperandType;
+    use capstone::arch::ArchOperand;
+    let mut checked = 0;
+    for e in emitted {
+        let expected = expected_operands(&e.inst);
+        if expected.is_empty() {
+            continue;
+        }
+        let bytes_of = &code[e.start as usize..e.end as usize];
+        let insns = cs
+            .disasm_all(bytes_of, u64::from(e.start))
+            .map_err(|err| CodegenError::new(format!("pcc: capstone: {err}")))?;
+        let mut found = Vec::new();
+        let mut text = Vec::new();
+        for i in insns.iter() {
+            text.push(format!(
+                "{} {}",
+                i.mnemonic().unwrap_or("?"),
+                i.op_str().unwrap_or("")
+            ));
+            // `lea` computes an address; it does not access memory.
+            if i.mnemonic() == Some("lea") {
+                continue;
+            }
+            let detail = cs
+                .insn_detail(i)
+                .map_err(|err| CodegenError::new(format!("pcc: capstone: {err}")))?;
+            for op in detail.arch_detail().operands() {
+                if let ArchOperand::X86Operand(op) = op {
+                    if let X86OperandType::Mem(m) = op.op_type {
+                        let name = |r: capstone::RegId| {
+                            (r.0 != 0).then(|| cs.reg_name(r).unwrap_or_default())
+                        };
+                        found.push((
+                            name(m.base()),
+                            name(m.index()),
+                            m.scale(),
+                            m.disp(),
+                            u64::from(op.size),
+                        ));
+                    }
+                }
+            }
+        }
+        let want: Vec<_> = expected
+            .iter()
+            .map(|(a, w)| {
+                (
+                    Some(gpr_name(a.base.vreg()).to_string()),
+                    a.index.map(|i| gpr_name(i.vreg()).to_string()),
+                    1,
+                    i64::from(a.disp),
+                    *w,
+                )
+            })
+            .collect();
+        if found != want {
+            return Err(CodegenError::new(format!(
+                "pcc: the access emitted at {:#x} decodes as `{}`: memory operands {found:?}, expected {want:?} (base, index, scale, displacement, bytes) as proven for `{:?}`",
+                e.start,
+                text.join("; "),
+                e.inst
+            )));
+        }
+        checked += found.len() as u64;
+    }
+    Ok(checked)
+}
