@@ -57,6 +57,21 @@ impl Verifier<'_> {
     }
 
     fn memories(&mut self) {
+        if let Some(size) = self.func.vmctx_struct {
+            let span = self.func.srcmap.vmctx_struct;
+            if !self.func.signature.params.iter().any(|p| p.vmctx) {
+                self.errors.push(Diagnostic::new(
+                    span,
+                    "mt0 describes the `vmctx` parameter, and the signature has none",
+                ));
+            }
+            if size == 0 {
+                self.errors.push(Diagnostic::new(
+                    span,
+                    "mt0: a struct of 0 bytes has no fields",
+                ));
+            }
+        }
         let ptr_max: u128 = (1u128 << self.pointer.bits()) - 1;
         for (m, mem) in self.func.memories.iter() {
             let span = self.func.srcmap.memories[m];

@@ -153,6 +153,8 @@ pub fn legalize_with(
     }
     func.memories.clear();
     func.srcmap.memories.clear();
+    // Upstream has no memory types since PCC's removal; the fact is for our checker only.
+    func.vmctx_struct = None;
     cases
 }
 

@@ -225,6 +225,9 @@ fn run(command: Command) -> Result<ExitCode, String> {
             for (path, why) in &summary.failures {
                 println!("FAIL {}: {why}", path.display());
             }
+            if pcc {
+                println!("{}", clif_bounds::machinst::pcc::tally());
+            }
             println!("{}", summary.closing_line());
             Ok(if summary.failures.is_empty() {
                 ExitCode::SUCCESS
@@ -426,6 +429,9 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 script::run_paths(&paths, config, &make).map_err(|e| format!("error: {e}"))?;
             for line in report.failures.iter().chain(&report.skips) {
                 println!("{line}");
+            }
+            if pcc {
+                println!("{}", clif_bounds::machinst::pcc::tally());
             }
             println!("{report}");
             Ok(if report.failures.is_empty() {

@@ -662,13 +662,25 @@ impl<'a> Parser<'a> {
                 let m = ctx.func.memories.push(mem);
                 ctx.func.srcmap.memories[m] =
                     Span::new(span.start as usize, self.prev_end() as usize);
+            } else if entity_number(w, "mt") == Some(0) && ctx.func.vmctx_struct.is_none() {
+                // `mt0 = struct SIZE, vmctx`: the one memory type this IR has.
+                self.pos += 2;
+                self.keyword("struct")?;
+                let (size, sspan) = self.word("the struct's size in bytes")?;
+                let size = parse_u64(size)
+                    .map_err(|_| Diagnostic::new(sspan, "expected the struct's size in bytes"))?;
+                self.punct(',', "`, vmctx` after the struct's size")?;
+                self.keyword("vmctx")?;
+                ctx.func.vmctx_struct = Some(size);
+                ctx.func.srcmap.vmctx_struct =
+                    Span::new(span.start as usize, self.prev_end() as usize);
             } else if ["ss", "dss", "gv", "mt", "jt", "const"]
                 .iter()
                 .any(|p| entity_number(w, p).is_some())
             {
                 return Err(Diagnostic::new(
                     span,
-                    format!("unsupported declaration `{w}`: stack slots, global values, memory types, jump tables and constants are not part of this IR yet"),
+                    format!("unsupported declaration `{w}`: stack slots, global values, jump tables, constants and memory types other than one `mt0 = struct SIZE, vmctx` are not part of this IR yet"),
                 ));
             } else {
                 return Err(Diagnostic::new(

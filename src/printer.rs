@@ -41,6 +41,12 @@ pub fn write_function(w: &mut dyn Write, func: &Function) -> fmt::Result {
         writeln!(w, "    {m} = {data}")?;
         any = true;
     }
+    if let Some(size) = func.vmctx_struct {
+        write!(w, "    mt0 = struct ")?;
+        crate::ir::immediates::write_unsigned(w, size)?;
+        writeln!(w, ", vmctx")?;
+        any = true;
+    }
     for &block in func.layout.blocks() {
         if any {
             writeln!(w)?;

@@ -492,6 +492,8 @@ pub struct SourceMap {
     pub blocks: SecondaryMap<Block, Span>,
     /// Each memory declaration.
     pub memories: SecondaryMap<Memory, Span>,
+    /// The VM context's memory type declaration.
+    pub vmctx_struct: Span,
     /// The function header.
     pub function: Span,
 }
@@ -507,6 +509,9 @@ pub struct Function {
     pub alias_regions: PrimaryMap<AliasRegion, AliasRegionData>,
     /// Declared memories.
     pub memories: PrimaryMap<Memory, MemoryData>,
+    /// `mt0 = struct SIZE, vmctx`: the `vmctx` parameter points to `SIZE` accessible bytes
+    /// (the VM context), a fact proof-carrying code proves its accesses against.
+    pub vmctx_struct: Option<u64>,
     /// Instructions and values.
     pub dfg: DataFlowGraph,
     /// Block and instruction order.
@@ -529,6 +534,7 @@ impl Function {
     /// i.e. whether upstream Cranelift could not read it.
     pub fn uses_bounds_checked_accesses(&self) -> bool {
         !self.memories.is_empty()
+            || self.vmctx_struct.is_some()
             || self
                 .dfg
                 .insts

@@ -46,7 +46,8 @@ pub struct PccReport {
     /// Linear-memory accesses proven accessible or inside a faulting range (or a trapping
     /// null page) at a trap site.
     pub linear_or_faults: u64,
-    /// Reads of declared VM context fields (bases and bounds).
+    /// Accesses of a declared struct: the VM context (`mt0 = struct SIZE, vmctx`: its base
+    /// and bound fields, globals, tables), or a trampoline's value array.
     pub vmctx: u64,
     /// Accesses of the frame's stack slots (parameters and outgoing arguments).
     pub stack: u64,
@@ -78,7 +79,7 @@ impl std::fmt::Display for PccReport {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         write!(
             f,
-            "pcc: {} functions; accesses proven: {} linear memory ({} in bounds, {} in bounds or faulting), {} vmctx, {} stack; {} unproven (plain accesses outside declared regions); {} emitted accesses decoded back as proven",
+            "pcc: {} functions; accesses proven: {} linear memory ({} in bounds, {} in bounds or faulting), {} vmctx struct, {} stack; {} unproven (plain accesses outside declared regions); {} emitted accesses decoded back as proven",
             self.functions,
             self.linear + self.linear_or_faults,
             self.linear,
@@ -177,6 +178,19 @@ pub fn declarations<B: Backend>(
             }
         }
     }
+    // The VM context's struct type: what its parameter points to.
+    if let (Some(size), Some(entry)) = (func.vmctx_struct, func.layout.entry_block()) {
+        for (p, param) in func
+            .dfg
+            .block_params(entry)
+            .iter()
+            .zip(&func.signature.params)
+        {
+            if param.vmctx {
+                decls.structs.push((id(*p), size));
+            }
+        }
+    }
     let mut value_bits = vec![0u8; num_vregs];
     for (v, r) in value_regs.iter() {
         let (Some(r), ty) = (r, func.dfg.value_type(v)) else {
@@ -204,6 +218,10 @@ pub trait PccInst: MachInst {
     /// `bits` bits where no instruction says more (parameters, call results, block
     /// parameters): checked wherever such a value is passed on.
     fn value_fact(bits: u8) -> Fact;
+    /// When this instruction ends a block with a conditional branch: what holds on entry to
+    /// `succ` when the branch goes there (the checker applies it when `succ` has no other
+    /// predecessor).
+    fn edge(&self, succ: super::MachBlock, cx: &mut Cx<'_>);
 }
 
 /// The checker as one instruction's rule sees it.
@@ -408,6 +426,14 @@ pub fn check<I: PccInst>(vcode: &VCode<I>, func: &str) -> Result<PccReport, Code
         stack.push((b, m, true));
         let vb = &vcode.blocks[b];
         k.enter_block(b as u32);
+        // What the branch into a block with one predecessor tells it.
+        let edge_from = match vb.preds[..] {
+            [p] if b != 0 => vcode.blocks[p.index()]
+                .end
+                .checked_sub(1)
+                .map(|t| &vcode.insts[t as usize]),
+            _ => None,
+        };
         let mut cx = Cx {
             k: &mut k,
             in_access: false,
@@ -415,6 +441,9 @@ pub fn check<I: PccInst>(vcode: &VCode<I>, func: &str) -> Result<PccReport, Code
             value_fact: I::value_fact,
             report: &mut report,
         };
+        if let Some(term) = edge_from {
+            term.edge(super::MachBlock::new(b), &mut cx);
+        }
         for &p in &vb.params {
             cx.abi_def(p);
         }
@@ -476,7 +505,28 @@ where
     } else {
         code.pcc = report;
     }
+    if let Some(r) = &code.pcc {
+        TALLY.lock().unwrap_or_else(|e| e.into_inner()).add(r);
+    }
     Ok(code)
+}
+
+/// Everything proven in this process so far, for commands that compile through layers that
+/// do not hand the reports back (`wast`, `test`).
+static TALLY: std::sync::Mutex<PccReport> = std::sync::Mutex::new(PccReport {
+    functions: 0,
+    linear: 0,
+    linear_or_faults: 0,
+    vmctx: 0,
+    stack: 0,
+    unproven: 0,
+    decoded: 0,
+    check_nanos: 0,
+});
+
+/// What every `enable_pcc` compile of this process has proven so far.
+pub fn tally() -> PccReport {
+    *TALLY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Under `enable_pcc` (the function was lowered with its [`PccInfo`]), regalloc2's own

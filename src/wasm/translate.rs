@@ -119,6 +119,8 @@ pub fn translate_module(module: &Module, config: &MemoryConfig) -> Result<Transl
         let Some(body) = &f.body else { continue };
         let index = index as u32;
         let mut func = Function::new(func_name(index), signature(&f.ty)?);
+        // What `vmctx` points to: the layout's bytes (the runtime allocates exactly these).
+        func.vmctx_struct = Some(u64::from(layout.size())).filter(|&s| s > 0);
         FuncTranslator::new(module, &layout, &plans, &mut func)?.translate(body)?;
         functions.push(func);
         indices.push(index);

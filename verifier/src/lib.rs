@@ -125,6 +125,8 @@ pub struct Declarations {
     pub regions: Vec<Region>,
     /// The VM context fields the function reads bases and bounds from.
     pub fields: Vec<Field>,
+    /// Structs: value `.0` points to `.1` accessible bytes (the VM context).
+    pub structs: Vec<(Value, u64)>,
     /// Accesses within this many bytes of address 0 fault (0: none do).
     pub null_reach: u64,
     /// Faults in faulting ranges (guards, unmapped reservations, the null page) are
@@ -408,6 +410,9 @@ pub struct Checker {
     sums: HashMap<Value, Sum>,
     /// Upper bounds assumed on values, innermost last: `(value, static, symbolic)`.
     assumed: Vec<(Value, u64, Option<Sym>)>,
+    /// Upper bounds assumed on the low 32 bits of values whose upper bits are unknown (a
+    /// 32-bit comparison on Pulley), for their zero-extension.
+    assumed_low32: Vec<(Value, u64)>,
     /// The current block and the number of calls made in it so far.
     at: (u32, u32),
     /// Values defined so far on the walk.
@@ -421,6 +426,7 @@ pub struct Checker {
 #[derive(Clone, Copy, Debug)]
 pub struct Mark {
     assumed: usize,
+    assumed_low32: usize,
     stale: usize,
 }
 
@@ -442,7 +448,7 @@ impl Checker {
             );
             let (lo, hi) = match r.bound_const {
                 Some(k) => (k, k),
-                None => (r.memory.min, r.memory.max),
+                None => (r.memory.min, r.memory.max.max(r.memory.min)),
             };
             facts.insert(
                 r.bound,
@@ -456,11 +462,24 @@ impl Checker {
                 },
             );
         }
+        for &(v, _) in &decls.structs {
+            facts.insert(
+                v,
+                Fact::Ptr {
+                    base: v,
+                    lo: 0,
+                    hi: 0,
+                    le: None,
+                    null: None,
+                },
+            );
+        }
         Checker {
             decls,
             facts,
             sums: HashMap::new(),
             assumed: Vec::new(),
+            assumed_low32: Vec::new(),
             at: (0, 0),
             defined: Default::default(),
             stale: Vec::new(),
@@ -496,6 +515,7 @@ impl Checker {
             .regions
             .iter()
             .any(|r| r.base == v || r.bound == v)
+            || self.decls.structs.iter().any(|s| s.0 == v)
     }
 
     /// States the fact of a value an instruction defines. A declared base or bound keeps its
@@ -574,6 +594,7 @@ impl Checker {
     pub fn mark(&self) -> Mark {
         Mark {
             assumed: self.assumed.len(),
+            assumed_low32: self.assumed_low32.len(),
             stale: self.stale.len(),
         }
     }
@@ -581,6 +602,7 @@ impl Checker {
     /// Drops the assumptions (and the calls' effects) made since `mark`.
     pub fn undo(&mut self, mark: Mark) {
         self.assumed.truncate(mark.assumed);
+        self.assumed_low32.truncate(mark.assumed_low32);
         self.stale.truncate(mark.stale);
     }
 
@@ -641,6 +663,27 @@ impl Checker {
         self.define(v, f);
     }
 
+    /// `v = a << k` on `bits` bits (the bits shifted out lost; for 32 bits, the result
+    /// zero-extended).
+    pub fn shl_imm(&mut self, v: Value, a: Value, k: u32, bits: u8) {
+        let f = match self.fact(a) {
+            Fact::Int { lo, hi, .. }
+                if k < 64
+                    && hi
+                        .checked_shl(k)
+                        .is_some_and(|h| h >> k == hi && h <= mask(bits)) =>
+            {
+                Fact::Int {
+                    lo: lo << k,
+                    hi: hi << k,
+                    le: None,
+                }
+            }
+            _ => Fact::bits(bits),
+        };
+        self.define(v, f);
+    }
+
     /// `v = a - k` on `bits` bits (wrapping).
     pub fn sub_imm(&mut self, v: Value, a: Value, k: u64, bits: u8) {
         let f = match self.fact(a) {
@@ -678,10 +721,19 @@ impl Checker {
 
     /// `v` = the low `from` bits of `a`, zero-extended.
     pub fn zero_extend(&mut self, v: Value, a: Value, from: u8) {
-        let f = match self.fact(a) {
+        let mut f = match self.fact(a) {
             f @ Fact::Int { hi, .. } if hi <= mask(from) => f,
+            // A condition lives in the low bit: extending keeps it.
+            f @ Fact::Bool(_) => f,
             _ => Fact::bits(from),
         };
+        if from == 32 {
+            for &(w, hi) in &self.assumed_low32 {
+                if w == a {
+                    f = narrow(f, hi, None);
+                }
+            }
+        }
         self.define(v, f);
     }
 
@@ -745,15 +797,35 @@ impl Checker {
         };
         let Operand::Value(x) = x else { return };
         let (fx, fy) = (self.fact(x), self.operand(y));
-        // A 32-bit comparison says something about the registers only when both hold
-        // 32-bit values.
-        if cmp.bits < 64 && !(fits(&fx, cmp.bits) && fits(&fy, cmp.bits)) {
-            return;
-        }
         let Fact::Int { hi, le, .. } = fy else { return };
         let s = u64::from(strict);
         let Some(hi) = hi.checked_sub(s) else { return };
+        // A 32-bit comparison says something about the registers only when both hold
+        // 32-bit values; otherwise, with a 32-bit `y`, it bounds the low half of `x`.
+        if cmp.bits < 64 && !(fits(&fx, cmp.bits) && fits(&fy, cmp.bits)) {
+            if fits(&fy, 32) {
+                self.assumed_low32.push((x, hi));
+            }
+            return;
+        }
         self.bound_above(x, hi, le.map(|l| l.plus(-i128::from(s))), 0);
+    }
+
+    /// Assumes that value `cond` is non-zero in its low `bits` bits (or, with `holds` false,
+    /// zero): what a branch on it tells its successor.
+    pub fn assume_value(&mut self, cond: Value, bits: u8, holds: bool) {
+        match self.fact(cond) {
+            Fact::Bool(cmp) => self.assume(cmp, holds),
+            _ => self.assume(
+                Cmp {
+                    cc: Cc::Ne,
+                    a: Operand::Value(cond),
+                    b: Operand::Imm(0),
+                    bits,
+                },
+                holds,
+            ),
+        }
     }
 
     fn bound_above(&mut self, x: Value, hi: u64, le: Option<Sym>, depth: u32) {
@@ -906,6 +978,17 @@ impl Checker {
                 f,
             );
         };
+        // A struct (the VM context): every byte inside it.
+        if let Some(&(_, size)) = self.decls.structs.iter().find(|s| s.0 == base) {
+            let end = u128::from(hi) + u128::from(width);
+            return match (null, end <= u128::from(size)) {
+                (None, true) => Ok(Proof::Field),
+                _ => err(
+                    format!("{width} bytes within the {size:#x}-byte struct at v{base}"),
+                    f,
+                ),
+            };
+        }
         let regions: Vec<&Region> = self
             .decls
             .regions
@@ -1001,7 +1084,7 @@ fn add_checked(a: &Fact, b: &Fact) -> Option<Fact> {
     };
     match (int(a), int(b)) {
         (Some((alo, ahi, ale)), Some((blo, bhi, ble))) => Some(Fact::Int {
-            lo: alo + blo,
+            lo: alo.saturating_add(blo),
             hi: ahi.checked_add(bhi)?,
             le: sym(ale, bhi, ble, ahi),
         }),
@@ -1073,8 +1156,10 @@ fn offset_by(f: Fact, d: i64) -> Fact {
 /// `f` narrowed by an assumed upper bound.
 fn narrow(f: Fact, hi: u64, le: Option<Sym>) -> Fact {
     match f {
+        // A bound below `lo` leaves no value (a path that cannot run); `lo <= hi` is kept
+        // so that every rule's arithmetic stays in range.
         Fact::Int { lo, hi: h, le: l } => Fact::Int {
-            lo,
+            lo: lo.min(h.min(hi)),
             hi: h.min(hi),
             // The newest symbolic bound, or the tighter of two on the same bound.
             le: match (l, le) {

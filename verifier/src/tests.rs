@@ -22,6 +22,7 @@ fn dynamic(guard: u64, faults_trap: bool) -> Checker {
             bound_const: None,
         }],
         fields: vec![],
+        structs: vec![],
         null_reach: 4096,
         faults_trap,
     })
@@ -134,6 +135,7 @@ fn a_guard_covers_a_32_bit_index_only_when_it_is_big_enough() {
             bound_const: None,
         }],
         fields: vec![],
+        structs: vec![],
         null_reach: 4096,
         faults_trap: true,
     });
@@ -253,6 +255,7 @@ fn a_field_that_calls_change_is_read_by_its_holder_at_that_point() {
     let mut c = Checker::new(Declarations {
         regions: vec![region(1, 2), region(5, 6)],
         fields: vec![field(2, 0), field(6, 1)],
+        structs: vec![],
         null_reach: 0,
         faults_trap: false,
     });
@@ -263,4 +266,23 @@ fn a_field_that_calls_change_is_read_by_its_holder_at_that_point() {
     c.call();
     // Neither holder is read after a second call.
     assert_eq!(c.field(9, 8), None);
+}
+
+#[test]
+fn a_struct_admits_exactly_its_bytes() {
+    let mut c = Checker::new(Declarations {
+        structs: vec![(7, 24)],
+        ..Declarations::default()
+    });
+    assert_eq!(c.access(at(7, None, 16), 8, false, false), Ok(Proof::Field));
+    assert!(c.access(at(7, None, 17), 8, false, false).is_err());
+    // A table slot: index <= 1 after its check, scaled by 8.
+    c.define(8, Fact::ANY);
+    c.assume(ugt(8, Operand::Imm(1)), false);
+    c.shl_imm(9, 8, 3, 64);
+    assert_eq!(
+        c.access(at(7, Some(9), 8), 8, false, false),
+        Ok(Proof::Field)
+    );
+    assert!(c.access(at(7, Some(9), 9), 8, false, false).is_err());
 }

@@ -109,6 +109,43 @@ impl PccInst for MInst {
         Fact::ANY
     }
 
+    fn edge(&self, succ: crate::machinst::MachBlock, cx: &mut Cx<'_>) {
+        match *self {
+            MInst::BrIf {
+                cond,
+                taken,
+                not_taken,
+            } if taken != not_taken => cx.k.assume_value(id(cond), 32, succ == taken),
+            MInst::BrCmp {
+                cond,
+                a,
+                b,
+                taken,
+                not_taken,
+            } if taken != not_taken => {
+                let (cc, bits) = br_cond(cond);
+                cx.k.assume(
+                    Cmp {
+                        cc,
+                        a: Operand::Value(id(a)),
+                        b: Operand::Value(id(b)),
+                        bits,
+                    },
+                    succ == taken,
+                )
+            }
+            MInst::BrCmpImm {
+                cond,
+                wide,
+                a,
+                imm,
+                taken,
+                not_taken,
+            } if taken != not_taken => cx.k.assume(imm_cmp(cond, wide, a, imm), succ == taken),
+            _ => {}
+        }
+    }
+
     fn pcc(&self, cx: &mut Cx<'_>) -> Result<(), PccError> {
         match self {
             MInst::Args { args } => args.iter().for_each(|&(v, _)| cx.abi_def(v)),
@@ -133,6 +170,34 @@ impl PccInst for MInst {
                     BinOp::Xulteq64 => cx.k.compare(dst, cmp(Cc::Ule)),
                     BinOp::Xeq64 => cx.k.compare(dst, cmp(Cc::Eq)),
                     BinOp::Xneq64 => cx.k.compare(dst, cmp(Cc::Ne)),
+                    BinOp::Xult32 => cx.k.compare(
+                        dst,
+                        Cmp {
+                            bits: 32,
+                            ..cmp(Cc::Ult)
+                        },
+                    ),
+                    BinOp::Xulteq32 => cx.k.compare(
+                        dst,
+                        Cmp {
+                            bits: 32,
+                            ..cmp(Cc::Ule)
+                        },
+                    ),
+                    BinOp::Xeq32 => cx.k.compare(
+                        dst,
+                        Cmp {
+                            bits: 32,
+                            ..cmp(Cc::Eq)
+                        },
+                    ),
+                    BinOp::Xneq32 => cx.k.compare(
+                        dst,
+                        Cmp {
+                            bits: 32,
+                            ..cmp(Cc::Ne)
+                        },
+                    ),
                     _ => cx.k.define(dst, Fact::ANY),
                 }
             }
@@ -152,6 +217,7 @@ impl PccInst for MInst {
                         cx.k.add(dst, a, Operand::Imm(*imm as u64), 64, false)
                     }
                     ImmOp::Sub if *imm >= 0 => cx.k.sub_imm(dst, a, *imm as u64, 64),
+                    ImmOp::Shl if (0..64).contains(imm) => cx.k.shl_imm(dst, a, *imm as u32, 64),
                     ImmOp::And if *imm >= 0 => cx.k.define(
                         dst,
                         Fact::Int {
@@ -221,15 +287,8 @@ impl PccInst for MInst {
             MInst::TrapIfImm {
                 cond, wide, a, imm, ..
             } => cx.k.assume(imm_cmp(*cond, *wide, *a, *imm), false),
-            MInst::TrapIfNonzero { x, zero, .. } => cx.k.assume(
-                Cmp {
-                    cc: if *zero { Cc::Eq } else { Cc::Ne },
-                    a: Operand::Value(id(*x)),
-                    b: Operand::Imm(0),
-                    bits: 32,
-                },
-                false,
-            ),
+            // Past the trap, `x` is zero (or, with `zero`, not).
+            MInst::TrapIfNonzero { x, zero, .. } => cx.k.assume_value(id(*x), 32, *zero),
             MInst::Call { args, rets, .. } => {
                 for &(v, _) in args {
                     cx.abi_use(v)?;

@@ -7,7 +7,9 @@
 //! Parameters and call results are assumed to keep it; arguments, returned values and block
 //! arguments are checked to.
 
-use super::inst::{AluOp, Amode, Cc as XCc, ExtOp, LoadOp, MInst, Rmi, Size, StoreOp, Test};
+use super::inst::{
+    AluOp, Amode, Cc as XCc, ExtOp, LoadOp, MInst, Rmi, ShiftOp, Size, StoreOp, Test,
+};
 use crate::machinst::pcc::kernel::{Address, Cc, Cmp, Fact, Operand, PccError};
 use crate::machinst::pcc::{id, Cx, PccInst};
 
@@ -118,6 +120,22 @@ fn test(cx: &mut Cx<'_>, t: &Test) -> Result<Cmp, PccError> {
 }
 
 impl PccInst for MInst {
+    fn edge(&self, succ: crate::machinst::MachBlock, cx: &mut Cx<'_>) {
+        if let MInst::Br {
+            test: t,
+            taken,
+            not_taken,
+        } = self
+        {
+            if taken != not_taken {
+                // The test's memory operand was checked at the branch itself.
+                if let Ok(cmp) = test(cx, t) {
+                    cx.k.assume(cmp, succ == *taken);
+                }
+            }
+        }
+    }
+
     fn value_fact(bits: u8) -> Fact {
         if bits <= 32 {
             Fact::bits(32)
@@ -189,6 +207,18 @@ impl PccInst for MInst {
             }
             MInst::MulImm { size, dst, .. } => result_of_width(cx, *size, *dst, None),
             MInst::Lea { dst, amode } => cx.k.address_of(id(*dst), address(amode)),
+            MInst::Shift {
+                op: ShiftOp::Shl,
+                size: size @ (Size::L | Size::Q),
+                dst,
+                a,
+                amount: Ok(k),
+            } => cx.k.shl_imm(
+                id(*dst),
+                id(*a),
+                u32::from(*k) & if *size == Size::Q { 63 } else { 31 },
+                if *size == Size::Q { 64 } else { 32 },
+            ),
             MInst::Shift { size, dst, a, .. } | MInst::Unary { size, dst, a, .. } => {
                 result_of_width(cx, *size, *dst, Some(*a))
             }

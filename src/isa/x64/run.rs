@@ -27,15 +27,26 @@ pub struct X64Image {
     entries: HashMap<String, u64>,
     /// Offsets of the trampolines, by function name.
     trampolines: HashMap<String, u64>,
+    /// The value slots each trampoline reads and writes, by function name.
+    slots: HashMap<String, usize>,
+}
+
+/// The 8-byte slots of the value array of a function with `sig`'s trampoline: one per
+/// argument or result, whichever are more, and at least one.
+fn slots(sig: &Signature) -> usize {
+    sig.params.len().max(sig.returns.len()).max(1)
 }
 
 /// The CLIF of the array-call trampoline of a function `name` with `sig`:
-/// `(i64 ignored, i64 values)`, arguments and results in 8-byte slots of `values`.
+/// `(i64 ignored, i64 values)`, arguments and results in 8-byte slots of `values`. The
+/// array is declared as the struct the trampoline works in (its `vmctx`), so that
+/// proof-carrying code proves the trampoline's accesses too.
 fn trampoline_text(name: &str, sig: &Signature) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "function %trampoline(i64, i64) system_v {{");
+    let _ = writeln!(s, "function %trampoline(i64, i64 vmctx) system_v {{");
     let _ = writeln!(s, "    sig0 = {sig}");
     let _ = writeln!(s, "    fn0 = {name} sig0");
+    let _ = writeln!(s, "    mt0 = struct {}, vmctx", 8 * slots(sig));
     let _ = writeln!(s, "\nblock0(v0: i64, v1: i64):");
     let mut args = Vec::new();
     for (i, p) in sig.params.iter().enumerate() {
@@ -99,7 +110,9 @@ impl X64Image {
     pub fn build(funcs: &[&Function], backend: &X64Backend) -> Result<X64Image, String> {
         host_has_features()?;
         let mut units: Vec<(String, bool, CompiledCode)> = Vec::new();
+        let mut value_slots = HashMap::new();
         for f in funcs {
+            value_slots.insert(f.name.to_string(), slots(&f.signature));
             let code = compile(f, backend).map_err(|e| format!("{}: {e}", f.name))?;
             units.push((f.name.to_string(), false, code));
             let text = trampoline_text(&f.name.to_string(), &f.signature);
@@ -109,7 +122,9 @@ impl X64Image {
                 compile(&t, backend).map_err(|e| format!("the trampoline of {}: {e}", f.name))?;
             units.push((f.name.to_string(), true, code));
         }
-        Self::link(units, &native::host_function)
+        let mut image = Self::link(units, &native::host_function)?;
+        image.slots = value_slots;
+        Ok(image)
     }
 
     fn link(
@@ -175,6 +190,7 @@ impl X64Image {
             size,
             entries,
             trampolines,
+            slots: HashMap::new(),
         })
     }
 
@@ -196,7 +212,9 @@ impl X64Image {
             .get(name)
             .ok_or_else(|| format!("no function {name} in the image"))?;
         let mut values: Vec<u64> = args.iter().map(|a| a.bits).collect();
-        values.resize(values.len().max(rets.len()).max(1), 0);
+        // At least the slots the trampoline reads and writes, whatever the caller passed.
+        let slots = self.slots.get(name).copied().unwrap_or(1);
+        values.resize(values.len().max(rets.len()).max(slots), 0);
         match native::call(&self.code, self.code.addr(tramp), 0, &mut values) {
             Ok(()) => Ok(Exit::Returned(
                 rets.iter()
