@@ -93,6 +93,8 @@ pub struct Lower<'f, I: MachInst> {
     cur_inst: Option<Inst>,
     /// The bounds-checked accesses lowered, for proof-carrying code's declarations.
     accesses: Vec<super::access::Access>,
+    /// `enable_pcc`: `in_access` and `accesses` are recorded only then.
+    pcc: bool,
     /// The machine block of each IR block that is reached.
     block_map: SecondaryMap<Block, Option<MachBlock>>,
     /// Successor machine blocks of the terminator being lowered, and the edge blocks needing
@@ -222,8 +224,15 @@ impl<'f, I: MachInst> Lower<'f, I> {
     /// `reg` as the value of `(v, key)` for the rest of the function.
     pub fn end_hoist(&mut self, h: Hoist, v: Value, key: Derived, reg: VReg) {
         let moved = self.insts.split_off(h.mark);
-        let in_access = self.in_access.split_off(h.mark);
-        self.appendix[h.block].extend(moved.into_iter().zip(in_access));
+        let in_access = match self.pcc {
+            true => self.in_access.split_off(h.mark),
+            false => Vec::new(),
+        };
+        self.appendix[h.block].extend(
+            moved
+                .into_iter()
+                .zip(in_access.into_iter().chain(std::iter::repeat(false))),
+        );
         self.memo = h.memo;
         self.at_def.insert((v, key), reg);
     }
@@ -294,6 +303,9 @@ impl<'f, I: MachInst> Lower<'f, I> {
     /// Appends `inst` to the block being lowered.
     pub fn emit(&mut self, inst: I) {
         self.insts.push(inst);
+        if !self.pcc {
+            return;
+        }
         let in_access = self
             .cur_inst
             .is_some_and(|i| self.func.dfg.insts[i].bounds_checked_access().is_some());
@@ -432,8 +444,10 @@ impl<'f, I: MachInst> Lower<'f, I> {
     }
 
     fn lower_one(&mut self, backend: &dyn DynBackend<I>, inst: Inst) -> Result<(), CodegenError> {
-        if let Some(a) = super::access::Access::of(self.func, inst) {
-            self.accesses.push(a);
+        if self.pcc {
+            if let Some(a) = super::access::Access::of(self.func, inst) {
+                self.accesses.push(a);
+            }
         }
         let outer = self.cur_inst.replace(inst);
         let regs = backend.lower_inst_dyn(self, inst);
@@ -576,6 +590,7 @@ pub fn lower<B: Backend>(func: &Function, backend: &B) -> Result<VCode<B::MInst>
         in_access: Vec::new(),
         cur_inst: None,
         accesses: Vec::new(),
+        pcc: backend.pcc(),
         block_map,
         cur_targets: Vec::new(),
         cur_args: Vec::new(),
@@ -667,7 +682,8 @@ pub fn lower<B: Backend>(func: &Function, backend: &B) -> Result<VCode<B::MInst>
             num_vregs,
         )
     });
-    let insts = ctx.insts.into_iter().zip(ctx.in_access).collect();
+    let in_access = ctx.in_access.into_iter().chain(std::iter::repeat(false));
+    let insts = ctx.insts.into_iter().zip(in_access).collect();
     let insts = place_appendices(insts, &mut blocks, &layout, &mut ctx.appendix);
     let insts = remove_dead(insts, &mut blocks);
     let (insts, in_access): (Vec<B::MInst>, Vec<bool>) = insts.into_iter().unzip();
