@@ -33,11 +33,14 @@ pub enum Mutant {
     /// 4, CVE-2023-26489 at the encoder; Pulley: a 4-byte load encoded 8 bytes wide), below
     /// the proof: the decoded access differs.
     EmissionDiffers,
+    /// An integer reload from a spill slot is 32 bits wide: the upper half of the register
+    /// is lost (CVE-2021-32629 lost an index's zero-extension in a reload).
+    ReloadNarrowed,
 }
 
 impl Mutant {
     /// Every mutant.
-    pub const ALL: [Mutant; 11] = [
+    pub const ALL: [Mutant; 12] = [
         Mutant::KOffByOne,
         Mutant::MissingZeroExtension,
         Mutant::DroppedCheck,
@@ -49,6 +52,7 @@ impl Mutant {
         Mutant::RunAcrossCall,
         Mutant::CoveredPastEnd,
         Mutant::EmissionDiffers,
+        Mutant::ReloadNarrowed,
     ];
 }
 

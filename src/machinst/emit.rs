@@ -22,14 +22,22 @@ pub trait Emit<I: MachInst> {
     fn emit_inst(&mut self, inst: &I) -> Result<(), CodegenError>;
 }
 
-/// An instruction as emitted: its registers allocated, and the code offsets it occupies.
+/// An instruction or a move as emitted, and the code offsets it occupies.
 pub struct Emitted<I> {
     /// First byte.
     pub start: u32,
     /// One past the last byte.
     pub end: u32,
-    /// The instruction.
-    pub inst: I,
+    /// What was emitted.
+    pub what: What<I>,
+}
+
+/// What an [`Emitted`] is.
+pub enum What<I> {
+    /// An instruction, its registers allocated.
+    Inst(I),
+    /// A move regalloc2 inserted: between registers, or a spill or reload.
+    Move(Allocation, Allocation),
 }
 
 /// Emits the blocks of `vcode` as regalloc2 allocated them (`out`) through `e`. Under
@@ -51,7 +59,15 @@ pub fn emit_blocks<I: MachInst, E: Emit<I>>(
         e.set_next(emitted.get(k + 1).map(|&n| own[n]));
         for item in out.block_insts_and_edits(vcode, MachBlock::new(b)) {
             match item {
-                InstOrEdit::Edit(Edit::Move { from, to }) => e.emit_move(*from, *to)?,
+                InstOrEdit::Edit(Edit::Move { from, to }) => {
+                    let start = e.buf().offset();
+                    e.emit_move(*from, *to)?;
+                    if vcode.pcc.is_some() {
+                        let end = e.buf().offset();
+                        let what = What::Move(*from, *to);
+                        emitted_insts.push(Emitted { start, end, what });
+                    }
+                }
                 InstOrEdit::Inst(i) => {
                     let mut inst = vcode.insts[i.index()].clone();
                     inst.allocate(out.inst_allocs(i));
@@ -59,7 +75,8 @@ pub fn emit_blocks<I: MachInst, E: Emit<I>>(
                     e.emit_inst(&inst)?;
                     if vcode.pcc.is_some() {
                         let end = e.buf().offset();
-                        emitted_insts.push(Emitted { start, end, inst });
+                        let what = What::Inst(inst);
+                        emitted_insts.push(Emitted { start, end, what });
                     }
                 }
             }

@@ -674,13 +674,16 @@ pub fn lower<B: Backend>(func: &Function, backend: &B) -> Result<VCode<B::MInst>
 
     let num_vregs = ctx.next_vreg;
     let pcc = backend.pcc().then(|| {
-        super::pcc::declarations::<B>(
+        let start = std::time::Instant::now();
+        let mut info = super::pcc::declarations::<B>(
             func,
             &ctx.value_regs,
             &ctx.accesses,
             &ctx.block_map,
             num_vregs,
-        )
+        );
+        info.nanos = start.elapsed().as_nanos() as u64;
+        info
     });
     let in_access = ctx.in_access.into_iter().chain(std::iter::repeat(false));
     let insts = ctx.insts.into_iter().zip(in_access).collect();

@@ -34,6 +34,8 @@ pub struct PccInfo {
     /// For each virtual register holding an IR integer value: its width in bits (0 when
     /// the register holds no IR value or a float).
     pub value_bits: Vec<u8>,
+    /// Time spent taking the declarations, in nanoseconds (part of the proof's cost).
+    pub nanos: u64,
 }
 
 /// Counts of the memory accesses of checked functions, by how they were proven.
@@ -122,16 +124,24 @@ pub fn declarations<B: Backend>(
         faults_trap: target.faulting_ranges_trap(),
         ..Default::default()
     };
+    let mut calls_before = std::collections::HashMap::new();
     for a in accesses {
         let m = func.memories[a.memory];
         let max = m.max_bound(target.pointer).min(u128::from(u64::MAX)) as u64;
+        // A base loaded `readonly` is the IR's promise that it does not change while the
+        // function runs: that memory does not move under it, whatever its declaration allows.
+        let base_readonly = match func.dfg.value_def(a.base) {
+            crate::ir::ValueDef::Result(def, _) => super::access::PlainAccess::of(func, def)
+                .is_some_and(|l| l.store_value.is_none() && l.flags.readonly),
+            _ => false,
+        };
         let region = kernel::Region {
             memory: kernel::MemoryType {
                 min: m.min,
                 max,
                 reservation: m.reservation,
                 guard: m.guard,
-                may_move: m.reservation.is_none(),
+                may_move: m.reservation.is_none() && !base_readonly,
             },
             base: id(a.base),
             bound: id(a.bound),
@@ -152,17 +162,17 @@ pub fn declarations<B: Backend>(
             }
             // Where the load is: its machine block, and how many calls precede it there
             // (machine calls are the IR's calls, in the same order).
-            let block = func
-                .layout
-                .inst_block(def)
-                .expect("a lowered load is in a block");
-            let calls = func
-                .layout
-                .block_insts(block)
-                .iter()
-                .take_while(|&&i| i != def)
-                .filter(|&&i| func.dfg.opcode(i).is_call())
-                .count() as u32;
+            let Some(block) = func.layout.inst_block(def) else {
+                continue;
+            };
+            let calls = *calls_before.entry(def).or_insert_with(|| {
+                func.layout
+                    .block_insts(block)
+                    .iter()
+                    .take_while(|&&i| i != def)
+                    .filter(|&&i| func.dfg.opcode(i).is_call())
+                    .count() as u32
+            });
             let field = kernel::Field {
                 addr: id(load.addr),
                 offset: i64::from(load.offset),
@@ -204,6 +214,7 @@ pub fn declarations<B: Backend>(
         decls,
         in_access: Vec::new(),
         value_bits,
+        nanos: 0,
     }
 }
 
@@ -214,6 +225,8 @@ pub trait PccInst: MachInst {
     /// Describes the instruction to the checker: the facts of what it defines, the
     /// assumptions execution past it may make, and each memory access it makes.
     fn pcc(&self, cx: &mut Cx<'_>) -> Result<(), PccError>;
+    /// Whether the instruction calls another function (which may grow a memory).
+    fn is_call(&self) -> bool;
     /// What the ISA's convention guarantees about a register holding an IR integer of
     /// `bits` bits where no instruction says more (parameters, call results, block
     /// parameters): checked wherever such a value is passed on.
@@ -250,7 +263,11 @@ impl Cx<'_> {
         width: u64,
         trap_site: bool,
         null_checked: bool,
+        write: bool,
     ) -> Result<(), PccError> {
+        if write {
+            self.k.write(addr, width)?;
+        }
         let through_region = matches!(self.k.address(addr, false), Fact::Ptr { .. })
             || matches!(self.k.fact(addr.base), Fact::Ptr { .. });
         if self.in_access || through_region {
@@ -299,7 +316,7 @@ impl Cx<'_> {
     /// `v` holds an IR value as the convention passes it (a parameter, a call result).
     pub fn abi_def(&mut self, v: VReg) {
         let f = self.abi_fact(v);
-        self.k.define(id(v), f);
+        self.k.param(id(v), f);
     }
 
     /// `v` is passed on as an IR value (a call argument, a returned value): it must have
@@ -332,6 +349,63 @@ impl Cx<'_> {
             Proof::Stack => self.report.stack += 1,
         }
     }
+}
+
+/// For each block, the bases of memories that may move that may be stale on entry: a
+/// forward "may" dataflow over every path, where a call makes every such base stale and its
+/// (re)definition makes it fresh. A base used where a call may have run since its load, on
+/// any path (a loop's back edge included), is stale there.
+fn stale_on_entry<I: PccInst>(
+    vcode: &VCode<I>,
+    moving: &[kernel::Value],
+) -> Vec<std::collections::BTreeSet<kernel::Value>> {
+    use std::collections::BTreeSet;
+    let n = vcode.blocks.len();
+    let mut entry: Vec<BTreeSet<kernel::Value>> = vec![BTreeSet::new(); n];
+    if moving.is_empty() {
+        return entry;
+    }
+    let mut ops = Vec::new();
+    let mut transfer = |b: usize, mut s: BTreeSet<kernel::Value>| {
+        let vb = &vcode.blocks[b];
+        for p in &vb.params {
+            s.remove(&id(*p));
+        }
+        for inst in &vcode.insts[vb.start as usize..vb.end as usize] {
+            if inst.is_call() {
+                s.extend(moving.iter().copied());
+            }
+            ops.clear();
+            inst.operands(&mut ops);
+            for op in &ops {
+                if op.kind() == regalloc2::OperandKind::Def {
+                    s.remove(&(op.vreg().vreg() as kernel::Value));
+                }
+            }
+        }
+        s
+    };
+    let mut exit: Vec<BTreeSet<kernel::Value>> =
+        (0..n).map(|b| transfer(b, BTreeSet::new())).collect();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for b in 0..n {
+            let mut s = BTreeSet::new();
+            for p in &vcode.blocks[b].preds {
+                s.extend(exit[p.index()].iter().copied());
+            }
+            if s != entry[b] {
+                entry[b] = s.clone();
+                let out = transfer(b, s);
+                if out != exit[b] {
+                    exit[b] = out;
+                }
+                changed = true;
+            }
+        }
+    }
+    entry
 }
 
 /// Immediate dominators of the machine blocks (block 0 is the entry), by the iterative
@@ -409,12 +483,18 @@ pub fn check<I: PccInst>(vcode: &VCode<I>, func: &str) -> Result<PccReport, Code
     let info = vcode.pcc.as_ref().ok_or_else(|| {
         CodegenError::new("internal error: pcc: the function was lowered without its declarations")
     })?;
+    if vcode.blocks.is_empty() {
+        return Err(CodegenError::new(format!(
+            "pcc: function {func} has no blocks"
+        )));
+    }
     let mut k = Checker::new(info.decls.clone());
     let mut report = PccReport {
         functions: 1,
         ..Default::default()
     };
     let children = dominator_children(vcode);
+    let stale = stale_on_entry(vcode, &k.moving_bases());
     // Depth-first along the dominator tree; the stack holds (block, scope mark, entered).
     let mut stack = vec![(0usize, k.mark(), false)];
     while let Some((b, mark, entered)) = stack.pop() {
@@ -426,6 +506,7 @@ pub fn check<I: PccInst>(vcode: &VCode<I>, func: &str) -> Result<PccReport, Code
         stack.push((b, m, true));
         let vb = &vcode.blocks[b];
         k.enter_block(b as u32);
+        k.set_stale(stale[b].iter().copied());
         // What the branch into a block with one predecessor tells it.
         let edge_from = match vb.preds[..] {
             [p] if b != 0 => vcode.blocks[p.index()]
@@ -444,17 +525,26 @@ pub fn check<I: PccInst>(vcode: &VCode<I>, func: &str) -> Result<PccReport, Code
         if let Some(term) = edge_from {
             term.edge(super::MachBlock::new(b), &mut cx);
         }
+        // A block parameter holds what its type promises; every incoming argument is checked
+        // for it below. (A declared base or bound may not be one.)
         for &p in &vb.params {
-            cx.abi_def(p);
+            let f = cx.abi_fact(p);
+            cx.k.define(id(p), f);
+        }
+        if let Some(e) = cx.k.take_violation() {
+            return Err(CodegenError::new(format!(
+                "pcc: function {func}: block {b}, its parameters: {e}"
+            )));
         }
         for i in vb.start..vb.end {
             let inst = &vcode.insts[i as usize];
             cx.in_access = info.in_access.get(i as usize).copied().unwrap_or(false);
-            inst.pcc(&mut cx).map_err(|e| {
-                CodegenError::new(format!(
+            let r = inst.pcc(&mut cx);
+            if let Some(e) = r.err().or_else(|| cx.k.take_violation()) {
+                return Err(CodegenError::new(format!(
                     "pcc: function {func}: block {b}, instruction {i} `{inst:?}`: {e}"
-                ))
-            })?;
+                )));
+            }
         }
         // Block parameters hold what their type promises: every incoming argument must.
         for (s, args) in vb.succs.iter().zip(&vb.branch_args) {
@@ -493,7 +583,8 @@ where
         true => {
             let start = std::time::Instant::now();
             let mut r = check(&vcode, &func.name)?;
-            r.check_nanos = start.elapsed().as_nanos() as u64;
+            let declarations = vcode.pcc.as_ref().map_or(0, |i| i.nanos);
+            r.check_nanos = start.elapsed().as_nanos() as u64 + declarations;
             Some(r)
         }
         false => None,
@@ -532,8 +623,9 @@ pub fn tally() -> PccReport {
 /// Under `enable_pcc` (the function was lowered with its [`PccInfo`]), regalloc2's own
 /// checker validates the allocation: every use reads the virtual register it names, through
 /// every move, spill and reload. The proof above is about virtual registers; this carries it
-/// to the physical ones (a reload that lost a zero-extension, CVE-2021-32629, is below the
-/// proof and caught here).
+/// to the physical ones. (It does not model widths: that every integer move, spill and
+/// reload keeps all 64 bits, so that a zero-extension survives it where CVE-2021-32629's
+/// reload lost one, is checked on the encoding by each ISA's `decode_accesses`.)
 pub fn check_allocation<I: MachInst>(
     vcode: &VCode<I>,
     env: &regalloc2::MachineEnv,

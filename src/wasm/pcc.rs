@@ -125,6 +125,11 @@ impl Survey {
         self.report.check_nanos as f64 / self.compile_nanos.max(1) as f64
     }
 
+    /// The proof's time as a share of compiling without PCC.
+    pub fn share_of_plain(&self) -> f64 {
+        self.report.check_nanos as f64 / self.plain_nanos.max(1) as f64
+    }
+
     /// How much longer compiling takes with PCC (the check, and regalloc2's checker), as a
     /// share of compiling without it.
     pub fn overhead(&self) -> f64 {

@@ -32,7 +32,10 @@
 //!   holds; that faults in faulting ranges and below `null_reach` are reported as traps.
 //!   These come from the IR and the runtime, not from the code being checked.
 //! - Each ISA's transfer rules: that the kernel operations an ISA names for an instruction
-//!   are what the instruction does. They are kept beside each ISA's instructions, as one
+//!   are what the instruction does, and the convention they assume where no instruction
+//!   says more (x86_64: a register holding an i32 parameter or call result has its upper
+//!   half clear; checked where this code passes such values on, assumed where it receives
+//!   them). They are kept beside each ISA's instructions, as one
 //!   exhaustive `match`, so that a new instruction does not compile without its rule.
 //! - The walk that presents instructions in an order where every definition comes before
 //!   its uses and every assumption ([`Checker::assume`]) is visible only where it holds
@@ -55,8 +58,32 @@
 
 #![deny(missing_docs)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A hasher for value numbers (small integers): one multiplication, no per-map seed. The
+/// checker looks facts up for every operand of every instruction, and the standard hasher's
+/// cost showed in the proof's time.
+#[derive(Default)]
+struct ValueHasher(u64);
+
+impl Hasher for ValueHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(v)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+type Map<T> = HashMap<Value, T, BuildHasherDefault<ValueHasher>>;
+type Set = HashSet<Value, BuildHasherDefault<ValueHasher>>;
 
 /// A machine value: a virtual register number, before register allocation.
 pub type Value = u32;
@@ -406,8 +433,8 @@ struct Sum {
 /// exact sums, and the assumptions in scope.
 pub struct Checker {
     decls: Declarations,
-    facts: HashMap<Value, Fact>,
-    sums: HashMap<Value, Sum>,
+    facts: Map<Fact>,
+    sums: Map<Sum>,
     /// Upper bounds assumed on values, innermost last: `(value, static, symbolic)`.
     assumed: Vec<(Value, u64, Option<Sym>)>,
     /// Upper bounds assumed on the low 32 bits of values whose upper bits are unknown (a
@@ -416,10 +443,16 @@ pub struct Checker {
     /// The current block and the number of calls made in it so far.
     at: (u32, u32),
     /// Values defined so far on the walk.
-    defined: std::collections::HashSet<Value>,
-    /// Bases of memories that may move, defined before a call on the current path: after
-    /// the call (which may grow the memory) they may point to freed memory. Innermost last.
-    stale: Vec<Value>,
+    defined: Set,
+    /// Bases of memories that may move such that a call may have run since they were loaded
+    /// (on some path to here): the call may have grown the memory, and they may point to
+    /// freed memory.
+    stale: Set,
+    /// Declared values whose next definition was shown to produce them ([`Checker::param`],
+    /// [`Checker::read_into`], [`Checker::constant`]).
+    vouched: Set,
+    /// The first rule violated by a definition, for [`Checker::take_violation`].
+    violation: Option<PccError>,
 }
 
 /// A scope for [`Checker::undo`].
@@ -427,14 +460,13 @@ pub struct Checker {
 pub struct Mark {
     assumed: usize,
     assumed_low32: usize,
-    stale: usize,
 }
 
 impl Checker {
     /// A checker for a function with declarations `decls`: region bases and bounds have the
     /// facts their types give them.
     pub fn new(decls: Declarations) -> Checker {
-        let mut facts = HashMap::new();
+        let mut facts = Map::default();
         for r in &decls.regions {
             facts.insert(
                 r.base,
@@ -477,12 +509,14 @@ impl Checker {
         Checker {
             decls,
             facts,
-            sums: HashMap::new(),
+            sums: Map::default(),
             assumed: Vec::new(),
             assumed_low32: Vec::new(),
             at: (0, 0),
             defined: Default::default(),
-            stale: Vec::new(),
+            stale: Default::default(),
+            vouched: Default::default(),
+            violation: None,
         }
     }
 
@@ -492,14 +526,57 @@ impl Checker {
     }
 
     /// A call is made here: fields calls may change hold their next values, and the bases
-    /// of memories that may move, loaded before it, are stale after it.
+    /// of memories that may move are stale until they are loaded again.
     pub fn call(&mut self) {
         self.at.1 += 1;
-        for r in &self.decls.regions {
-            if r.memory.may_move && self.defined.contains(&r.base) && !self.stale.contains(&r.base)
-            {
-                self.stale.push(r.base);
-            }
+        let moving = self.moving_bases();
+        self.stale.extend(moving);
+    }
+
+    /// The bases of memories that may move.
+    pub fn moving_bases(&self) -> Vec<Value> {
+        self.decls
+            .regions
+            .iter()
+            .filter(|r| r.memory.may_move)
+            .map(|r| r.base)
+            .collect()
+    }
+
+    /// The bases that may be stale on entry to the block being entered (the walk computes
+    /// them by a forward dataflow over all paths, [`Checker::moving_bases`]).
+    pub fn set_stale(&mut self, stale: impl IntoIterator<Item = Value>) {
+        self.stale.clear();
+        self.stale.extend(stale);
+    }
+
+    /// The first rule a definition violated since the last call, if any.
+    pub fn take_violation(&mut self) -> Option<PccError> {
+        self.violation.take()
+    }
+
+    /// `v` is a parameter or call result: the IR's contract names it (a declared base or
+    /// bound may be one).
+    pub fn param(&mut self, v: Value, fact: Fact) {
+        self.vouched.insert(v);
+        self.define(v, fact);
+    }
+
+    /// `v` is loaded, `width` bytes, from `addr`: a declared base or bound must be loaded
+    /// whole from the field that holds it.
+    pub fn read_into(&mut self, v: Value, addr: Address, width: u64) {
+        if !self.is_declared(v) {
+            return;
+        }
+        let holds = addr.index.is_none()
+            && width == 8
+            && self
+                .decls
+                .fields
+                .iter()
+                .any(|f| f.addr == addr.base && f.offset == addr.disp && f.holds == v);
+        if holds {
+            self.vouched.insert(v);
         }
     }
 
@@ -519,13 +596,33 @@ impl Checker {
     }
 
     /// States the fact of a value an instruction defines. A declared base or bound keeps its
-    /// declared fact (the instruction that materialises it is what the declaration is
-    /// about).
+    /// declared fact, provided its definition was shown to produce it (a parameter, a
+    /// whole read of its field, its constant); any other definition of it, or a second
+    /// definition of any value (the code must be in SSA form), is a violation.
     pub fn define(&mut self, v: Value, fact: Fact) {
-        self.defined.insert(v);
-        if !self.is_declared(v) {
-            self.facts.insert(v, fact);
+        if !self.defined.insert(v) {
+            self.violate(format!("one definition of v{v} (SSA form)"), "a second one");
+            return;
         }
+        // A base defined here is fresh, whatever calls came before.
+        self.stale.remove(&v);
+        if self.is_declared(v) {
+            if !self.vouched.remove(&v) {
+                self.violate(
+                    format!("v{v}, a declared base or bound, defined as a parameter, by a whole read of its field or as its constant"),
+                    format!("another definition, {fact}"),
+                );
+            }
+            return;
+        }
+        self.facts.insert(v, fact);
+    }
+
+    fn violate(&mut self, needed: String, had: impl fmt::Display) {
+        self.violation.get_or_insert(PccError {
+            needed,
+            had: had.to_string(),
+        });
     }
 
     /// The fact of `v` here: its definition's, re-derived through exact sums, narrowed by the
@@ -570,9 +667,9 @@ impl Checker {
         }
     }
 
-    /// The declared field `addr + offset` as read here: the holder read at this point, or
-    /// the only one, or any when they are read-only; `None` when it is not declared or when
-    /// a field calls may change has several holders and none is read here.
+    /// The declared field `addr + offset` as read here: the holder whose load is at this
+    /// point (block and calls before), or, for a read-only field, any holder; `None` when it
+    /// is not declared, or when a field calls may change is read where none of its loads is.
     pub fn field(&self, addr: Value, offset: i64) -> Option<&Field> {
         let mut holders = self
             .decls
@@ -583,8 +680,9 @@ impl Checker {
         if let Some(here) = holders.clone().find(|f| f.at == self.at) {
             return Some(here);
         }
-        let mut all = holders.clone();
-        if all.all(|f| f.holds == first.holds) || holders.all(|f| f.readonly) {
+        // A field calls may change is read only where one of its loads is: elsewhere it may
+        // hold another value. A read-only one holds one value everywhere.
+        if holders.all(|f| f.readonly) {
             return Some(first);
         }
         None
@@ -595,7 +693,6 @@ impl Checker {
         Mark {
             assumed: self.assumed.len(),
             assumed_low32: self.assumed_low32.len(),
-            stale: self.stale.len(),
         }
     }
 
@@ -603,7 +700,6 @@ impl Checker {
     pub fn undo(&mut self, mark: Mark) {
         self.assumed.truncate(mark.assumed);
         self.assumed_low32.truncate(mark.assumed_low32);
-        self.stale.truncate(mark.stale);
     }
 
     // ---- Arithmetic rules --------------------------------------------------------------
@@ -742,8 +838,16 @@ impl Checker {
         self.define(v, Fact::bits(bits));
     }
 
-    /// `v` = the constant `k`.
+    /// `v` = the constant `k` (a declared constant bound must be exactly its constant).
     pub fn constant(&mut self, v: Value, k: u64) {
+        if self
+            .decls
+            .regions
+            .iter()
+            .any(|r| r.bound == v && r.bound_const == Some(k))
+        {
+            self.vouched.insert(v);
+        }
         self.define(v, Fact::constant(k));
     }
 
@@ -803,7 +907,7 @@ impl Checker {
         // A 32-bit comparison says something about the registers only when both hold
         // 32-bit values; otherwise, with a 32-bit `y`, it bounds the low half of `x`.
         if cmp.bits < 64 && !(fits(&fx, cmp.bits) && fits(&fy, cmp.bits)) {
-            if fits(&fy, 32) {
+            if cmp.bits == 32 && fits(&fy, 32) {
                 self.assumed_low32.push((x, hi));
             }
             return;
@@ -929,7 +1033,9 @@ impl Checker {
         width: u64,
     ) -> Result<Proof, PccError> {
         let fb = self.fact(bound);
-        let end = offset + width;
+        let Some(end) = offset.checked_add(width) else {
+            return err("an offset and width that fit 64 bits", fb);
+        };
         let Fact::Int { lo, hi, le } = fb else {
             return err("an integer bound for g32", fb);
         };
@@ -949,8 +1055,34 @@ impl Checker {
             hi: ihi.min(hi - end),
             le: le.map(|s| s.plus(-i128::from(end))),
         };
-        let f = offset_by(add_exact(&self.fact(base), &index), offset as i64);
+        let f = match i64::try_from(offset) {
+            Ok(o) => offset_by(add_exact(&self.fact(base), &index), o),
+            Err(_) => Fact::ANY,
+        };
         self.check_pointer(f, width, false)
+    }
+
+    /// Checks that a write of `width` bytes at `addr` does not touch a declared field (a
+    /// field holding a base or bound: reading it must yield what it holds).
+    pub fn write(&self, addr: Address, width: u64) -> Result<(), PccError> {
+        let f = self.address(addr, false);
+        let Fact::Ptr { base, lo, hi, .. } = f else {
+            return Ok(());
+        };
+        let end = u128::from(hi) + u128::from(width);
+        for field in self.decls.fields.iter().filter(|x| x.addr == base) {
+            let (a, b) = (i128::from(field.offset), i128::from(field.offset) + 8);
+            if i128::from(lo) < b && (end as i128) > a {
+                return err(
+                    format!(
+                        "no write into the field at v{base} + {:#x}, which holds v{}",
+                        field.offset, field.holds
+                    ),
+                    f,
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Checks a read of VM context field `addr + offset`.

@@ -215,20 +215,104 @@ fn a_32_bit_comparison_of_a_64_bit_value_proves_nothing() {
 #[test]
 fn a_base_of_a_memory_that_may_move_is_stale_after_a_call() {
     let mut c = dynamic(0, true);
-    c.define(BASE, Fact::ANY);
+    c.param(BASE, Fact::ANY);
     c.define(INDEX, Fact::bits(32));
     c.sub_imm(10, BOUND, 8, 64);
     c.assume(ugt(INDEX, Operand::Value(10)), false);
-    let m = c.mark();
     assert!(c.access(at(BASE, Some(INDEX), 0), 8, true, false).is_ok());
     c.call();
     let e = c
         .access(at(BASE, Some(INDEX), 0), 8, true, false)
         .unwrap_err();
     assert!(e.needed.contains("may move"), "{e}");
-    // The call was on another path.
-    c.undo(m);
+    // A block no call reaches after the base's load.
+    c.set_stale([]);
     assert!(c.access(at(BASE, Some(INDEX), 0), 8, true, false).is_ok());
+    assert!(c.take_violation().is_none());
+}
+
+#[test]
+fn a_declared_base_or_bound_is_defined_only_as_declared() {
+    let field = Field {
+        addr: 9,
+        offset: 8,
+        holds: BOUND,
+        readonly: false,
+        at: (0, 0),
+    };
+    let decls = |bound_const| Declarations {
+        regions: vec![Region {
+            memory: MemoryType {
+                min: 0x10000,
+                max: 1 << 32,
+                reservation: None,
+                guard: 0,
+                may_move: true,
+            },
+            base: BASE,
+            bound: BOUND,
+            bound_const,
+        }],
+        fields: vec![field],
+        ..Declarations::default()
+    };
+    let load = |disp| Address {
+        base: 9,
+        index: None,
+        disp,
+    };
+    // Read whole from its field: fine.
+    let mut c = Checker::new(decls(None));
+    c.read_into(BOUND, load(8), 8);
+    c.define(BOUND, Fact::ANY);
+    assert!(c.take_violation().is_none());
+    // From the next field, or only its low half: not the bound.
+    for (disp, width) in [(16, 8), (8, 4)] {
+        let mut c = Checker::new(decls(None));
+        c.read_into(BOUND, load(disp), width);
+        c.define(BOUND, Fact::ANY);
+        assert!(c.take_violation().is_some(), "{disp} {width}");
+    }
+    // A constant bound, materialised as its constant or as another.
+    let mut c = Checker::new(decls(Some(0x20000)));
+    c.constant(BOUND, 0x20000);
+    assert!(c.take_violation().is_none());
+    let mut c = Checker::new(decls(Some(0x20000)));
+    c.constant(BOUND, 0x20001);
+    assert!(c.take_violation().is_some());
+    // Stores into the field that holds the bound.
+    let c = Checker::new(Declarations {
+        structs: vec![(9, 32)],
+        ..decls(None)
+    });
+    assert!(c.write(load(12), 4).is_err());
+    assert!(c.write(load(16), 8).is_ok());
+}
+
+#[test]
+fn a_value_is_defined_once() {
+    let mut c = dynamic(0, true);
+    c.define(20, Fact::bits(8));
+    assert!(c.take_violation().is_none());
+    c.define(20, Fact::ANY);
+    assert!(c.take_violation().is_some());
+}
+
+#[test]
+fn an_8_bit_comparison_bounds_nothing_wider() {
+    let mut c = dynamic(0, true);
+    c.define(INDEX, Fact::ANY);
+    c.assume(
+        Cmp {
+            cc: Cc::Ugt,
+            a: Operand::Value(INDEX),
+            b: Operand::Imm(15),
+            bits: 8,
+        },
+        false,
+    );
+    c.zero_extend(21, INDEX, 32);
+    assert_eq!(c.fact(21), Fact::bits(32));
 }
 
 #[test]

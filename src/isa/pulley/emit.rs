@@ -180,6 +180,11 @@ impl Emitter {
             (None, Some(t)) => {
                 let a = sp(slot(from));
                 match t.class() {
+                    RegClass::Int
+                        if crate::mutants::active(crate::mutants::Mutant::ReloadNarrowed) =>
+                    {
+                        encode::xload32le_o32(self.sink(), xr(t.hw_enc() as u8), a)
+                    }
                     RegClass::Int => encode::xload64le_o32(self.sink(), xr(t.hw_enc() as u8), a),
                     _ => encode::fload64le_o32(self.sink(), fr(t.hw_enc() as u8), a),
                 }

@@ -40,6 +40,17 @@ fn br_cond(c: BrCond) -> (Cc, u8) {
     }
 }
 
+/// The comparison of registers `a` and `b` a branch or trap condition makes.
+fn reg_cmp(c: BrCond, a: VReg, b: VReg) -> Cmp {
+    let (cc, bits) = br_cond(c);
+    Cmp {
+        cc,
+        a: Operand::Value(id(a)),
+        b: Operand::Value(id(b)),
+        bits,
+    }
+}
+
 /// The comparison of `a` with immediate `imm` (as [`ImmCond::immediate`] encodes it).
 fn imm_cmp(c: ImmCond, wide: bool, a: VReg, imm: i64) -> Cmp {
     use ImmCond::*;
@@ -62,7 +73,13 @@ fn imm_cmp(c: ImmCond, wide: bool, a: VReg, imm: i64) -> Cmp {
 }
 
 /// The memory access of `amode`, `width` bytes.
-fn access(cx: &mut Cx<'_>, amode: &Amode, width: u64, trap: bool) -> Result<(), PccError> {
+fn access(
+    cx: &mut Cx<'_>,
+    amode: &Amode,
+    width: u64,
+    trap: bool,
+    write: bool,
+) -> Result<(), PccError> {
     match *amode {
         Amode::O32 { base, offset } => cx.memory(
             Address {
@@ -73,6 +90,7 @@ fn access(cx: &mut Cx<'_>, amode: &Amode, width: u64, trap: bool) -> Result<(), 
             width,
             trap,
             false,
+            write,
         ),
         // The mode traps when the base register is null.
         Amode::Z { base, offset } => cx.memory(
@@ -84,6 +102,7 @@ fn access(cx: &mut Cx<'_>, amode: &Amode, width: u64, trap: bool) -> Result<(), 
             width,
             trap,
             true,
+            write,
         ),
         Amode::G32 {
             base,
@@ -109,6 +128,10 @@ impl PccInst for MInst {
         Fact::ANY
     }
 
+    fn is_call(&self) -> bool {
+        matches!(self, MInst::Call { .. })
+    }
+
     fn edge(&self, succ: crate::machinst::MachBlock, cx: &mut Cx<'_>) {
         match *self {
             MInst::BrIf {
@@ -122,18 +145,7 @@ impl PccInst for MInst {
                 b,
                 taken,
                 not_taken,
-            } if taken != not_taken => {
-                let (cc, bits) = br_cond(cond);
-                cx.k.assume(
-                    Cmp {
-                        cc,
-                        a: Operand::Value(id(a)),
-                        b: Operand::Value(id(b)),
-                        bits,
-                    },
-                    succ == taken,
-                )
-            }
+            } if taken != not_taken => cx.k.assume(reg_cmp(cond, a, b), succ == taken),
             MInst::BrCmpImm {
                 cond,
                 wide,
@@ -156,48 +168,24 @@ impl PccInst for MInst {
             }
             MInst::Bin { op, dst, a, b } => {
                 let (dst, a, b) = (id(*dst), id(*a), id(*b));
-                let cmp = |cc| Cmp {
+                let cmp = |cc, bits| Cmp {
                     cc,
                     a: Operand::Value(a),
                     b: Operand::Value(b),
-                    bits: 64,
+                    bits,
                 };
                 match op {
                     BinOp::Xadd64 => cx.k.add(dst, a, Operand::Value(b), 64, false),
                     // The result's low 32 bits are 0 or 1; the others are whatever the
                     // register held: a condition, not an integer.
-                    BinOp::Xult64 => cx.k.compare(dst, cmp(Cc::Ult)),
-                    BinOp::Xulteq64 => cx.k.compare(dst, cmp(Cc::Ule)),
-                    BinOp::Xeq64 => cx.k.compare(dst, cmp(Cc::Eq)),
-                    BinOp::Xneq64 => cx.k.compare(dst, cmp(Cc::Ne)),
-                    BinOp::Xult32 => cx.k.compare(
-                        dst,
-                        Cmp {
-                            bits: 32,
-                            ..cmp(Cc::Ult)
-                        },
-                    ),
-                    BinOp::Xulteq32 => cx.k.compare(
-                        dst,
-                        Cmp {
-                            bits: 32,
-                            ..cmp(Cc::Ule)
-                        },
-                    ),
-                    BinOp::Xeq32 => cx.k.compare(
-                        dst,
-                        Cmp {
-                            bits: 32,
-                            ..cmp(Cc::Eq)
-                        },
-                    ),
-                    BinOp::Xneq32 => cx.k.compare(
-                        dst,
-                        Cmp {
-                            bits: 32,
-                            ..cmp(Cc::Ne)
-                        },
-                    ),
+                    BinOp::Xult64 => cx.k.compare(dst, cmp(Cc::Ult, 64)),
+                    BinOp::Xulteq64 => cx.k.compare(dst, cmp(Cc::Ule, 64)),
+                    BinOp::Xeq64 => cx.k.compare(dst, cmp(Cc::Eq, 64)),
+                    BinOp::Xneq64 => cx.k.compare(dst, cmp(Cc::Ne, 64)),
+                    BinOp::Xult32 => cx.k.compare(dst, cmp(Cc::Ult, 32)),
+                    BinOp::Xulteq32 => cx.k.compare(dst, cmp(Cc::Ule, 32)),
+                    BinOp::Xeq32 => cx.k.compare(dst, cmp(Cc::Eq, 32)),
+                    BinOp::Xneq32 => cx.k.compare(dst, cmp(Cc::Ne, 32)),
                     _ => cx.k.define(dst, Fact::ANY),
                 }
             }
@@ -259,12 +247,20 @@ impl PccInst for MInst {
                 amode,
                 trap,
             } => {
-                access(cx, amode, width(*op), trap.is_some())?;
+                access(cx, amode, width(*op), trap.is_some(), false)?;
+                if let Amode::O32 { base, offset } = amode {
+                    let at = Address {
+                        base: id(*base),
+                        index: None,
+                        disp: i64::from(*offset),
+                    };
+                    cx.k.read_into(id(*dst), at, width(*op));
+                }
                 cx.k.define(id(*dst), Fact::ANY);
             }
             MInst::Store {
                 op, amode, trap, ..
-            } => access(cx, amode, width(*op), trap.is_some())?,
+            } => access(cx, amode, width(*op), trap.is_some(), true)?,
             MInst::Jump { .. }
             | MInst::BrIf { .. }
             | MInst::BrCmp { .. }
@@ -273,16 +269,7 @@ impl PccInst for MInst {
             | MInst::Trap { .. } => {}
             // Past the trap, the condition does not hold.
             MInst::TrapIf { cond, a, b, .. } => {
-                let (cc, bits) = br_cond(*cond);
-                cx.k.assume(
-                    Cmp {
-                        cc,
-                        a: Operand::Value(id(*a)),
-                        b: Operand::Value(id(*b)),
-                        bits,
-                    },
-                    false,
-                );
+                cx.k.assume(reg_cmp(*cond, *a, *b), false);
             }
             MInst::TrapIfImm {
                 cond, wide, a, imm, ..
@@ -334,48 +321,81 @@ fn printed_amode(amode: &Amode) -> (&'static str, Vec<String>) {
     }
 }
 
-/// Decodes every emitted load and store back with `pulley-interpreter`'s own decoder and
-/// disassembler and checks that it is the access that was proven: the same addressing mode,
-/// registers, offset and width. An emission bug that re-addresses or widens an access is
-/// below the proof; this catches it. Returns the number of accesses checked.
+/// Decodes everything emitted back with `pulley-interpreter`'s own decoder and
+/// disassembler. Each load and store must be the access that was proven: the same addressing
+/// mode, registers, offset and width. No other instruction may access memory. An integer
+/// move, spill or reload must keep all 64 bits (`xmov`, or a 64-bit access of the stack).
+/// An emission bug that re-addresses, widens or narrows an access is below the proof; this
+/// catches it. Returns the number of accesses checked.
 pub fn decode_accesses(
     code: &[u8],
     emitted: &[crate::machinst::emit::Emitted<MInst>],
 ) -> Result<u64, crate::machinst::CodegenError> {
-    use crate::machinst::CodegenError;
+    use crate::machinst::emit::What;
+    use crate::machinst::{CodegenError, RegClass};
     use pulley_interpreter::decode::Decoder;
     use pulley_interpreter::disas::Disassembler;
     let mut checked = 0;
     for e in emitted {
-        let (op, amode, is_store) = match &e.inst {
-            MInst::Load { op, amode, .. } => (*op, amode, false),
-            MInst::Store { op, amode, .. } => (*op, amode, true),
-            _ => continue,
-        };
         let bytes = &code[e.start as usize..e.end as usize];
         let mut d = Disassembler::new(bytes);
         d.offsets(false).hexdump(false).br_tables(false);
         Decoder::decode_all(&mut d).map_err(|err| {
             CodegenError::new(format!(
-                "pcc: the access emitted at {:#x} does not decode: {err:?}",
+                "pcc: the code emitted at {:#x} does not decode: {err:?}",
                 e.start
             ))
         })?;
         let text = d.disas().to_string();
-        let accesses: Vec<&str> = text
+        let lines: Vec<&str> = text
             .lines()
             .map(str::trim)
-            .filter(|l| l.contains("load") || l.contains("store"))
+            .filter(|l| !l.is_empty())
             .collect();
-        let (mode, want) = printed_amode(amode);
+        let accesses: Vec<&str> = lines
+            .iter()
+            .copied()
+            // Pulley's loads and stores: `xload..`, `fstore..` and so on (the frame's
+            // `push_frame_save`/`pop_frame_restore` are the prologue's and epilogue's own).
+            .filter(|l| {
+                let l = l.trim_start_matches(['x', 'f', 'v']);
+                l.starts_with("load") || l.starts_with("store")
+            })
+            .collect();
         let fail = |why: String| {
             CodegenError::new(format!(
-                "pcc: the access emitted at {:#x} decodes as `{}`: {why}, proven for `{:?}`",
+                "pcc: the code emitted at {:#x} decodes as `{}`: {why}",
                 e.start,
-                text.trim().replace('\n', "; "),
-                e.inst
+                lines.join("; ")
             ))
         };
+        let (op, amode, is_store, inst) = match &e.what {
+            What::Move(from, to) => {
+                let int = from.as_reg().or(to.as_reg()).map(|r| r.class()) == Some(RegClass::Int);
+                let whole = lines.iter().all(|l| {
+                    l.starts_with("xmov ")
+                        || l.starts_with("xload64le_o32 ")
+                        || l.starts_with("xstore64le_o32 ")
+                });
+                if int && !whole {
+                    return Err(fail(
+                        "a move of an integer register narrower than 64 bits".to_string(),
+                    ));
+                }
+                checked += accesses.len() as u64;
+                continue;
+            }
+            What::Inst(inst @ MInst::Load { op, amode, .. }) => (*op, amode, false, inst),
+            What::Inst(inst @ MInst::Store { op, amode, .. }) => (*op, amode, true, inst),
+            What::Inst(inst) => {
+                if !accesses.is_empty() {
+                    return Err(fail(format!("a memory access emitted for `{inst:?}`")));
+                }
+                continue;
+            }
+        };
+        let (mode, want) = printed_amode(amode);
+        let fail = |why: String| fail(format!("{why}, proven for `{inst:?}`"));
         let [line] = accesses[..] else {
             return Err(fail(format!("{} accesses, expected 1", accesses.len())));
         };

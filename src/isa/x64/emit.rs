@@ -358,6 +358,9 @@ impl Emitter {
     /// Loads a whole register (of either class) from an 8-byte stack slot.
     fn load_slot(&mut self, class: RegClass, r: u8, m: asm::Amode<u8>) {
         match class {
+            RegClass::Int if crate::mutants::active(crate::mutants::Mutant::ReloadNarrowed) => {
+                i::movl_rm::<Regs>::new(r, m).encode(self.s())
+            }
             RegClass::Int => i::movq_rm::<Regs>::new(r, m).encode(self.s()),
             _ => i::movsd_a_m::<Regs>::new(r, m).encode(self.s()),
         }
