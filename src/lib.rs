@@ -24,6 +24,8 @@ pub mod opt;
 pub mod parser;
 pub mod plan;
 pub mod printer;
+#[cfg(feature = "prove")]
+pub mod prove;
 pub mod semantics;
 pub mod target;
 pub mod wasm;

@@ -147,6 +147,15 @@ enum Command {
     /// with `N of N mutants rejected`.
     #[cfg(all(unix, feature = "cranelift", feature = "pcc-mutants"))]
     Mutants,
+    /// Prove the planner's forms sound with z3 over every index, bound, offset and memory
+    /// declaration (builds with the `prove` feature); ends with `N passed, N failed`.
+    #[cfg(feature = "prove")]
+    Prove {
+        /// Instead, the deliberately broken forms: each must be refuted with a counterexample
+        /// on which the interpreter and the broken comparison disagree.
+        #[arg(long)]
+        broken: bool,
+    },
     /// Compile the functions of a CLIF or Wasm file and print, per function, the machine code
     /// disassembly and its size.
     Compile {
@@ -328,6 +337,8 @@ fn run(command: Command) -> Result<ExitCode, String> {
         }
         #[cfg(all(unix, feature = "cranelift", feature = "pcc-mutants"))]
         Command::Mutants => mutants_command(),
+        #[cfg(feature = "prove")]
+        Command::Prove { broken } => prove_command(broken),
         Command::Compile {
             file,
             target,
@@ -739,6 +750,52 @@ fn mutants_command() -> Result<ExitCode, String> {
     }
     println!("{rejected} of {} mutants rejected", Mutant::ALL.len());
     Ok(if rejected == Mutant::ALL.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `clif-bounds prove`.
+#[cfg(feature = "prove")]
+fn prove_command(broken: bool) -> Result<ExitCode, String> {
+    use clif_bounds::prove;
+    let set = if broken {
+        prove::broken()
+    } else {
+        prove::obligations()
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for line in prove::run(set) {
+        let ok = if broken {
+            match prove::disagreement(&line) {
+                Some(why) => {
+                    println!(
+                        "{line}
+    {why}"
+                    );
+                    true
+                }
+                None => {
+                    println!(
+                        "{line}
+    NOT REFUTED with a disagreement"
+                    );
+                    false
+                }
+            }
+        } else {
+            println!("{line}");
+            line.verdict == clif_bounds_verifier::smt::Verdict::Proven
+        };
+        if ok {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -1379,5 +1379,8 @@ fn join(a: &Fact, b: &Fact) -> Fact {
     }
 }
 
+#[cfg(feature = "smt")]
+pub mod smt;
+
 #[cfg(test)]
 mod tests;

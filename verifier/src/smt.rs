@@ -1,0 +1,145 @@
+//! The SMT proof machinery (feature `smt`): an [`Obligation`] is a claim over bit-vector
+//! variables under premises, all SMT-LIB terms; [`prove`] asks z3 whether the premises and
+//! the claim's negation can hold together. Unsatisfiable means the claim holds for every
+//! value of the variables; satisfiable gives a counterexample.
+//!
+//! Obligations are text on purpose: the instruction's semantics is `meta/`'s definition
+//! rendered to SMT-LIB, so that the prover asserts exactly what the interpreter computes,
+//! and an obligation can be printed, read and pasted into another solver as it is. Only
+//! Z3's bit-vector and boolean theories are used (Debian's Z3 is 4.8.12).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// A claim to prove for every value of its variables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Obligation {
+    /// What is proven, one line.
+    pub name: String,
+    /// The variables and their widths in bits.
+    pub vars: Vec<(String, u32)>,
+    /// What may be assumed (SMT-LIB boolean terms over the variables).
+    pub premises: Vec<String>,
+    /// What must then hold (an SMT-LIB boolean term).
+    pub claim: String,
+}
+
+/// A counterexample: a value for each variable.
+pub type Model = Vec<(String, u128)>;
+
+/// What z3 answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The claim holds for every value of the variables that meets the premises.
+    Proven,
+    /// It does not: these values meet the premises and refute the claim.
+    Refuted(Model),
+    /// z3 could not decide, or could not read the obligation.
+    Unknown(String),
+}
+
+impl Obligation {
+    /// The SMT-LIB script z3 is given: declarations, premises, and the negated claim.
+    pub fn script(&self) -> String {
+        let mut s = String::new();
+        for (v, w) in &self.vars {
+            s.push_str(&format!("(declare-const {v} (_ BitVec {w}))\n"));
+        }
+        for p in &self.premises {
+            s.push_str(&format!("(assert {p})\n"));
+        }
+        s.push_str(&format!("(assert (not {}))\n", self.claim));
+        s
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Verdict::Proven => write!(f, "proven"),
+            Verdict::Refuted(m) => {
+                write!(f, "REFUTED:")?;
+                for (v, x) in m {
+                    write!(f, " {v}={x:#x}")?;
+                }
+                Ok(())
+            }
+            Verdict::Unknown(why) => write!(f, "UNKNOWN: {why}"),
+        }
+    }
+}
+
+/// Decides `o`, and how long it took.
+pub fn prove(o: &Obligation) -> (Verdict, Duration) {
+    let start = Instant::now();
+    let cfg = z3::Config::new();
+    let ctx = z3::Context::new(&cfg);
+    // Quantifier-free bit-vectors: the logic every obligation is in, and the solver Z3 tunes
+    // for it (several times faster here than the default one).
+    let solver = z3::Solver::new_for_logic(&ctx, "QF_BV").unwrap_or_else(|| z3::Solver::new(&ctx));
+    solver.from_string(o.script());
+    let verdict = match solver.check() {
+        z3::SatResult::Unsat => Verdict::Proven,
+        z3::SatResult::Unknown => Verdict::Unknown(
+            solver
+                .get_reason_unknown()
+                .unwrap_or_else(|| "no reason given".to_string()),
+        ),
+        z3::SatResult::Sat => match solver.get_model() {
+            None => Verdict::Unknown("satisfiable, without a model".to_string()),
+            Some(model) => Verdict::Refuted(
+                o.vars
+                    .iter()
+                    .map(|(v, w)| {
+                        let c = z3::ast::BV::new_const(&ctx, v.as_str(), *w);
+                        let value = model
+                            .eval(&c, true)
+                            .and_then(|x| {
+                                x.to_string()
+                                    .strip_prefix("#x")
+                                    .map(str::to_string)
+                                    .or(Some(x.to_string()))
+                            })
+                            .map(|t| parse_value(&t))
+                            .unwrap_or(0);
+                        (v.clone(), value)
+                    })
+                    .collect(),
+            ),
+        },
+    };
+    (verdict, start.elapsed())
+}
+
+/// A bit-vector literal as z3 prints it (`#x00ff`, `#b0101`, or decimal).
+fn parse_value(t: &str) -> u128 {
+    if let Some(b) = t.strip_prefix("#b") {
+        u128::from_str_radix(b, 2).unwrap_or(0)
+    } else if let Some(h) = t.strip_prefix("#x") {
+        u128::from_str_radix(h, 16).unwrap_or(0)
+    } else {
+        u128::from_str_radix(t, 16)
+            .or_else(|_| t.parse())
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_true_claim_is_proven_and_a_false_one_refuted_with_a_counterexample() {
+        let o = |claim: &str| Obligation {
+            name: "x".into(),
+            vars: vec![("x".into(), 8)],
+            premises: vec!["(bvult x #x10)".into()],
+            claim: claim.into(),
+        };
+        assert_eq!(prove(&o("(bvule x #x0f)")).0, Verdict::Proven);
+        match prove(&o("(bvule x #x0e)")).0 {
+            Verdict::Refuted(m) => assert_eq!(m, vec![("x".to_string(), 0xf)]),
+            v => panic!("{v}"),
+        }
+    }
+}
