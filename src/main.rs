@@ -763,7 +763,9 @@ fn prove_command(broken: bool) -> Result<ExitCode, String> {
     let set = if broken {
         prove::broken()
     } else {
-        prove::obligations()
+        let mut all = prove::obligations();
+        all.extend(prove::kernel_obligations());
+        all
     };
     let (mut passed, mut failed) = (0, 0);
     for line in prove::run(set) {

@@ -174,7 +174,8 @@ impl Sym {
     fn plus(self, k: i128) -> Sym {
         Sym {
             bound: self.bound,
-            k: self.k + k,
+            // Saturating: an upper bound moved toward either limit only gets weaker.
+            k: self.k.saturating_add(k),
         }
     }
 }
@@ -1154,7 +1155,7 @@ impl Checker {
         // In bounds: symbolically against a bound paired with this base, or statically
         // below the least bound.
         let in_bounds = regions.iter().any(|r| {
-            let sym = le.is_some_and(|s| s.bound == r.bound && s.k + w <= 0);
+            let sym = le.is_some_and(|s| s.bound == r.bound && s.k.saturating_add(w) <= 0);
             let least = r.bound_const.unwrap_or(r.memory.min).max(r.memory.min);
             sym || end <= u128::from(least)
         });
@@ -1166,8 +1167,9 @@ impl Checker {
         // bound `n`, `[n, n + guard)` faults).
         if faults
             && regions.iter().any(|r| {
-                let sym =
-                    le.is_some_and(|s| s.bound == r.bound && s.k + w <= i128::from(r.memory.guard));
+                let sym = le.is_some_and(|s| {
+                    s.bound == r.bound && s.k.saturating_add(w) <= i128::from(r.memory.guard)
+                });
                 sym || end <= r.memory.least_faulting_end()
             })
         {

@@ -72,12 +72,26 @@ impl fmt::Display for Verdict {
 /// Decides `o`, and how long it took.
 pub fn prove(o: &Obligation) -> (Verdict, Duration) {
     let start = Instant::now();
-    let cfg = z3::Config::new();
+    let mut cfg = z3::Config::new();
+    // An obligation z3 cannot decide in time is `Unknown`, not a hang.
+    cfg.set_timeout_msec(TIMEOUT_MS);
     let ctx = z3::Context::new(&cfg);
     // Quantifier-free bit-vectors: the logic every obligation is in, and the solver Z3 tunes
     // for it (several times faster here than the default one).
     let solver = z3::Solver::new_for_logic(&ctx, "QF_BV").unwrap_or_else(|| z3::Solver::new(&ctx));
     solver.from_string(o.script());
+    // z3 reports no parse error here: a script it could not read asserts less than it says,
+    // and would come back satisfiable with an arbitrary model.
+    let expected = o.premises.len() + 1;
+    if solver.get_assertions().len() != expected {
+        return (
+            Verdict::Unknown(format!(
+                "z3 read {} of the {expected} assertions of the obligation",
+                solver.get_assertions().len()
+            )),
+            start.elapsed(),
+        );
+    }
     let verdict = match solver.check() {
         z3::SatResult::Unsat => Verdict::Proven,
         z3::SatResult::Unknown => Verdict::Unknown(
@@ -92,17 +106,11 @@ pub fn prove(o: &Obligation) -> (Verdict, Duration) {
                     .iter()
                     .map(|(v, w)| {
                         let c = z3::ast::BV::new_const(&ctx, v.as_str(), *w);
-                        let value = model
-                            .eval(&c, true)
-                            .and_then(|x| {
-                                x.to_string()
-                                    .strip_prefix("#x")
-                                    .map(str::to_string)
-                                    .or(Some(x.to_string()))
-                            })
-                            .map(|t| parse_value(&t))
-                            .unwrap_or(0);
-                        (v.clone(), value)
+                        let value = model.eval(&c, true).and_then(|x| match x.as_u64() {
+                            Some(n) if *w <= 64 => Some(u128::from(n)),
+                            _ => parse_value(&x.to_string()),
+                        });
+                        (v.clone(), value.unwrap_or(0))
                     })
                     .collect(),
             ),
@@ -111,16 +119,15 @@ pub fn prove(o: &Obligation) -> (Verdict, Duration) {
     (verdict, start.elapsed())
 }
 
-/// A bit-vector literal as z3 prints it (`#x00ff`, `#b0101`, or decimal).
-fn parse_value(t: &str) -> u128 {
+/// How long z3 may take for one obligation.
+pub const TIMEOUT_MS: u64 = 120_000;
+
+/// A bit-vector literal as z3 prints it (`#x00ff` or `#b0101`).
+fn parse_value(t: &str) -> Option<u128> {
     if let Some(b) = t.strip_prefix("#b") {
-        u128::from_str_radix(b, 2).unwrap_or(0)
-    } else if let Some(h) = t.strip_prefix("#x") {
-        u128::from_str_radix(h, 16).unwrap_or(0)
+        u128::from_str_radix(b, 2).ok()
     } else {
-        u128::from_str_radix(t, 16)
-            .or_else(|_| t.parse())
-            .unwrap_or(0)
+        u128::from_str_radix(t.strip_prefix("#x")?, 16).ok()
     }
 }
 
