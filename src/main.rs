@@ -760,40 +760,30 @@ fn mutants_command() -> Result<ExitCode, String> {
 #[cfg(feature = "prove")]
 fn prove_command(broken: bool) -> Result<ExitCode, String> {
     use clif_bounds::prove;
-    let set = if broken {
-        prove::broken()
+    let (mut passed, mut failed) = (0, 0);
+    if broken {
+        for (line, why) in prove::run_broken() {
+            match why {
+                Some(why) => {
+                    println!("{line}\n    {why}");
+                    passed += 1;
+                }
+                None => {
+                    println!("{line}\n    NOT REFUTED with a disagreement");
+                    failed += 1;
+                }
+            }
+        }
     } else {
         let mut all = prove::obligations();
         all.extend(prove::kernel_obligations());
-        all
-    };
-    let (mut passed, mut failed) = (0, 0);
-    for line in prove::run(set) {
-        let ok = if broken {
-            match prove::disagreement(&line) {
-                Some(why) => {
-                    println!(
-                        "{line}
-    {why}"
-                    );
-                    true
-                }
-                None => {
-                    println!(
-                        "{line}
-    NOT REFUTED with a disagreement"
-                    );
-                    false
-                }
-            }
-        } else {
+        for line in prove::run(all) {
             println!("{line}");
-            line.verdict == clif_bounds_verifier::smt::Verdict::Proven
-        };
-        if ok {
-            passed += 1;
-        } else {
-            failed += 1;
+            if line.verdict == clif_bounds_verifier::smt::Verdict::Proven {
+                passed += 1;
+            } else {
+                failed += 1;
+            }
         }
     }
     println!("{passed} passed, {failed} failed");

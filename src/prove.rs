@@ -544,8 +544,27 @@ fn g32(ix: Index, size: u64, premise: bool) -> Obligation {
     o
 }
 
+/// `K` in a counterexample, as a 64-bit register holds it.
+fn k(v: &dyn Fn(&str) -> u64) -> u64 {
+    v("offset").wrapping_add(v("access_size"))
+}
+
+/// Whether a broken comparison traps, given a counterexample's variables (0 for a variable
+/// it does not name).
+type BrokenTraps = fn(&dyn Fn(&str) -> u64) -> bool;
+
+/// A deliberately broken form: the obligation z3 must refute, and the broken comparison
+/// itself, whether it traps, evaluated on a counterexample.
+pub struct Broken {
+    /// The obligation.
+    pub obligation: Obligation,
+    /// Whether the broken comparison traps, given a counterexample's variables (0 for a
+    /// variable it does not name).
+    traps: BrokenTraps,
+}
+
 /// Deliberately broken versions of the forms, each of which z3 must refute.
-pub fn broken() -> Vec<Obligation> {
+pub fn broken() -> Vec<Broken> {
     let ix = INDEXES[0];
     let mut out = Vec::new();
     // K off by one: `index > bound - (K - 1)`.
@@ -562,7 +581,10 @@ pub fn broken() -> Vec<Obligation> {
         end64(),
         oob()
     );
-    out.push(o);
+    out.push(Broken {
+        obligation: o,
+        traps: |v| v("index") > v("bound").wrapping_sub(k(v).wrapping_sub(1)),
+    });
     // A dropped zero-extension: the check and the address use a register whose low 32
     // bits are the index and whose upper bits are whatever they were.
     let mut o = base(
@@ -576,7 +598,10 @@ pub fn broken() -> Vec<Obligation> {
     o.premises
         .push("(= index ((_ zero_extend 32) ((_ extract 31 0) reg)))".to_string());
     o.claim = format!("(= (bvugt reg (bvsub bound {})) {})", end64(), oob());
-    out.push(o);
+    out.push(Broken {
+        obligation: o,
+        traps: |v| v("reg") > v("bound").wrapping_sub(k(v)),
+    });
     // `ja` for `jae` in the one-byte form.
     let mut o = base(
         "broken: index > bound for K = 1 (ja for jae)".to_string(),
@@ -586,9 +611,22 @@ pub fn broken() -> Vec<Obligation> {
     );
     o.premises.push("(= offset #x0000000000000000)".to_string());
     o.claim = format!("(= (bvugt index bound) {})", oob());
-    out.push(o);
+    out.push(Broken {
+        obligation: o,
+        traps: |v| v("index") > v("bound"),
+    });
     // g32 without `bound >= K`.
-    out.push(g32(ix, 4, false));
+    out.push(Broken {
+        obligation: g32(ix, 4, false),
+        traps: |v| {
+            let offset = v("offset");
+            v("index")
+                > v("bound")
+                    .wrapping_sub(offset & !0xffff)
+                    .wrapping_sub(offset & 0xffff)
+                    .wrapping_sub(v("access_size"))
+        },
+    });
     out
 }
 
@@ -654,45 +692,40 @@ pub fn run(set: Vec<Obligation>) -> Vec<Line> {
         .collect()
 }
 
-/// For a refuted broken obligation: the counterexample run through `meta/`'s trap condition
-/// (the interpreter's) and through the broken comparison, which must disagree; `None` when
-/// they agree (the refutation would then show nothing).
-pub fn disagreement(l: &Line) -> Option<String> {
+/// Decides the broken forms. Each line comes with, for a refutation, the counterexample run
+/// through `meta/`'s trap condition (the interpreter's) and through the broken comparison,
+/// which must disagree; `None` when they agree or it was not refuted.
+pub fn run_broken() -> Vec<(Line, Option<String>)> {
+    let set = broken();
+    let lines = run(set.iter().map(|b| b.obligation.clone()).collect());
+    lines
+        .into_iter()
+        .zip(set)
+        .map(|(l, b)| {
+            let why = disagreement(&l, b.traps);
+            (l, why)
+        })
+        .collect()
+}
+
+fn disagreement(l: &Line, broken_traps: BrokenTraps) -> Option<String> {
     let Verdict::Refuted(m) = &l.verdict else {
         return None;
     };
     let get = |n: &str| m.iter().find(|(v, _)| v == n).map_or(0, |x| x.1 as u64);
-    let (index, offset, size, bound) = (
+    let traps = crate::semantics::out_of_bounds(
         get("index"),
         get("offset"),
         get("access_size"),
         get("bound"),
     );
-    let traps = crate::semantics::out_of_bounds(index, offset, size, bound);
-    let k = offset.wrapping_add(size);
-    let name = l.obligation.name.as_str();
-    let broken_traps = if name.contains("K - 1") {
-        index > bound.wrapping_sub(k.wrapping_sub(1))
-    } else if name.contains("zero-extension") {
-        get("reg") > bound.wrapping_sub(k)
-    } else if name.contains("ja for jae") {
-        index > bound
-    } else {
-        index
-            > bound
-                .wrapping_sub(offset & !0xffff)
-                .wrapping_sub(offset & 0xffff)
-                .wrapping_sub(size)
-    };
-    (traps != broken_traps).then(|| {
+    let broken = broken_traps(&get);
+    let says = |t: bool| if t { "traps" } else { "does not trap" };
+    (traps != broken).then(|| {
         format!(
             "the interpreter {} there, the broken code {}",
-            if traps { "traps" } else { "does not trap" },
-            if broken_traps {
-                "traps"
-            } else {
-                "does not trap"
-            }
+            says(traps),
+            says(broken)
         )
     })
 }
@@ -712,8 +745,8 @@ mod tests {
         {
             assert_eq!(l.verdict, Verdict::Proven, "{l}");
         }
-        for l in run(broken()) {
-            assert!(disagreement(&l).is_some(), "{l}");
+        for (l, why) in run_broken() {
+            assert!(why.is_some(), "{l}");
         }
     }
 }

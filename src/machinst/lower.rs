@@ -89,8 +89,9 @@ pub struct Lower<'f, I: MachInst> {
     /// For each instruction of `insts`: whether it was emitted while lowering a
     /// bounds-checked access (whose memory accesses proof-carrying code must prove).
     in_access: Vec<bool>,
-    /// The IR instruction being lowered (deferred ones nest).
-    cur_inst: Option<Inst>,
+    /// Whether the IR instruction being lowered (deferred ones nest) is a bounds-checked
+    /// access.
+    cur_in_access: bool,
     /// The bounds-checked accesses lowered, for proof-carrying code's declarations.
     accesses: Vec<super::access::Access>,
     /// `enable_pcc`: `in_access` and `accesses` are recorded only then.
@@ -303,13 +304,9 @@ impl<'f, I: MachInst> Lower<'f, I> {
     /// Appends `inst` to the block being lowered.
     pub fn emit(&mut self, inst: I) {
         self.insts.push(inst);
-        if !self.pcc {
-            return;
+        if self.pcc {
+            self.in_access.push(self.cur_in_access);
         }
-        let in_access = self
-            .cur_inst
-            .is_some_and(|i| self.func.dfg.insts[i].bounds_checked_access().is_some());
-        self.in_access.push(in_access);
     }
 
     /// How many times `v` is used (instruction operands and branch arguments).
@@ -444,14 +441,16 @@ impl<'f, I: MachInst> Lower<'f, I> {
     }
 
     fn lower_one(&mut self, backend: &dyn DynBackend<I>, inst: Inst) -> Result<(), CodegenError> {
-        if self.pcc {
-            if let Some(a) = super::access::Access::of(self.func, inst) {
-                self.accesses.push(a);
-            }
-        }
-        let outer = self.cur_inst.replace(inst);
+        let access = if self.pcc {
+            super::access::Access::of(self.func, inst)
+        } else {
+            None
+        };
+        self.accesses.extend(access);
+        // Emitted from here until the instruction is lowered (deferred ones nest).
+        let outer = std::mem::replace(&mut self.cur_in_access, access.is_some());
         let regs = backend.lower_inst_dyn(self, inst);
-        self.cur_inst = outer;
+        self.cur_in_access = outer;
         let regs = regs?;
         let results = self.func.dfg.inst_results(inst);
         if regs.len() != results.len() {
@@ -588,7 +587,7 @@ pub fn lower<B: Backend>(func: &Function, backend: &B) -> Result<VCode<B::MInst>
         next_vreg: 0,
         insts: Vec::new(),
         in_access: Vec::new(),
-        cur_inst: None,
+        cur_in_access: false,
         accesses: Vec::new(),
         pcc: backend.pcc(),
         block_map,

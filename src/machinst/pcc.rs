@@ -139,7 +139,7 @@ pub fn declarations<B: Backend>(
             memory: kernel::MemoryType {
                 min: m.min,
                 max,
-                reservation: m.reservation,
+                least_faulting_end: m.faulting_end(m.min),
                 guard: m.guard,
                 may_move: m.reservation.is_none() && !base_readonly,
             },

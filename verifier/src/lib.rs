@@ -96,21 +96,14 @@ pub struct MemoryType {
     pub min: u64,
     /// The bound is at most this many bytes.
     pub max: u64,
-    /// Bytes reserved from the base: `[bound, reservation)` faults and the memory never
-    /// moves.
-    pub reservation: Option<u64>,
-    /// Bytes after the bound (or after the reservation) that fault.
+    /// The end (from the base, exclusive) of the faulting range for the smallest bound:
+    /// every bound's faulting range `[bound, faulting_end(bound))` reaches at least this far
+    /// (the declaration's `faulting_end(min)`).
+    pub least_faulting_end: u128,
+    /// Bytes after every bound that fault: `[bound, bound + guard)` is always faulting.
     pub guard: u64,
     /// The base may change when the memory grows (no reservation).
     pub may_move: bool,
-}
-
-impl MemoryType {
-    /// The end (from the base, exclusive) of the faulting range for the smallest bound: every
-    /// bound's faulting range reaches at least this far.
-    pub fn least_faulting_end(&self) -> u128 {
-        u128::from(self.reservation.unwrap_or(self.min).max(self.min)) + u128::from(self.guard)
-    }
 }
 
 /// A linear memory as one access sees it: its base and bound values and its type.
@@ -579,11 +572,6 @@ impl Checker {
         if holds {
             self.vouched.insert(v);
         }
-    }
-
-    /// The declarations.
-    pub fn declarations(&self) -> &Declarations {
-        &self.decls
     }
 
     /// Whether `v` is a declared base or bound (its fact comes from the declarations and
@@ -1170,7 +1158,7 @@ impl Checker {
                 let sym = le.is_some_and(|s| {
                     s.bound == r.bound && s.k.saturating_add(w) <= i128::from(r.memory.guard)
                 });
-                sym || end <= r.memory.least_faulting_end()
+                sym || end <= r.memory.least_faulting_end
             })
         {
             return Ok(Proof::AccessibleOrFaults);

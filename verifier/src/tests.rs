@@ -13,7 +13,7 @@ fn dynamic(guard: u64, faults_trap: bool) -> Checker {
             memory: MemoryType {
                 min: 0x10000,
                 max: 1 << 32,
-                reservation: None,
+                least_faulting_end: 0x10000 + u128::from(guard),
                 guard,
                 may_move: true,
             },
@@ -126,7 +126,7 @@ fn a_guard_covers_a_32_bit_index_only_when_it_is_big_enough() {
             memory: MemoryType {
                 min: 0,
                 max: 1 << 32,
-                reservation: Some(1 << 32),
+                least_faulting_end: (1 << 32) + 0x8000_0000,
                 guard: 0x8000_0000,
                 may_move: false,
             },
@@ -245,7 +245,7 @@ fn a_declared_base_or_bound_is_defined_only_as_declared() {
             memory: MemoryType {
                 min: 0x10000,
                 max: 1 << 32,
-                reservation: None,
+                least_faulting_end: 0x10000,
                 guard: 0,
                 may_move: true,
             },
@@ -321,7 +321,7 @@ fn a_field_that_calls_change_is_read_by_its_holder_at_that_point() {
         memory: MemoryType {
             min: 0x10000,
             max: 1 << 32,
-            reservation: None,
+            least_faulting_end: 0x10000,
             guard: 0,
             may_move: true,
         },

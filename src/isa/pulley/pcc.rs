@@ -81,7 +81,8 @@ fn access(
     write: bool,
 ) -> Result<(), PccError> {
     match *amode {
-        Amode::O32 { base, offset } => cx.memory(
+        // `_z` traps when the base register is null.
+        Amode::O32 { base, offset } | Amode::Z { base, offset } => cx.memory(
             Address {
                 base: id(base),
                 index: None,
@@ -89,19 +90,7 @@ fn access(
             },
             width,
             trap,
-            false,
-            write,
-        ),
-        // The mode traps when the base register is null.
-        Amode::Z { base, offset } => cx.memory(
-            Address {
-                base: id(base),
-                index: None,
-                disp: i64::from(offset),
-            },
-            width,
-            trap,
-            true,
+            matches!(amode, Amode::Z { .. }),
             write,
         ),
         Amode::G32 {
