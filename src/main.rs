@@ -155,6 +155,12 @@ enum Command {
         /// on which the interpreter and the broken comparison disagree.
         #[arg(long)]
         broken: bool,
+        /// Only the obligations whose name contains this text (e.g. `legalized`).
+        #[arg(long, value_name = "TEXT")]
+        only: Option<String>,
+        /// Also write every proven equivalence of a legalized form as Souper IR into DIR.
+        #[arg(long, value_name = "DIR")]
+        souper: Option<std::path::PathBuf>,
     },
     /// Compile the functions of a CLIF or Wasm file and print, per function, the machine code
     /// disassembly and its size.
@@ -338,7 +344,11 @@ fn run(command: Command) -> Result<ExitCode, String> {
         #[cfg(all(unix, feature = "cranelift", feature = "pcc-mutants"))]
         Command::Mutants => mutants_command(),
         #[cfg(feature = "prove")]
-        Command::Prove { broken } => prove_command(broken),
+        Command::Prove {
+            broken,
+            only,
+            souper,
+        } => prove_command(broken, only.as_deref(), souper.as_deref()),
         Command::Compile {
             file,
             target,
@@ -758,11 +768,15 @@ fn mutants_command() -> Result<ExitCode, String> {
 
 /// `clif-bounds prove`.
 #[cfg(feature = "prove")]
-fn prove_command(broken: bool) -> Result<ExitCode, String> {
+fn prove_command(
+    broken: bool,
+    only: Option<&str>,
+    souper: Option<&std::path::Path>,
+) -> Result<ExitCode, String> {
     use clif_bounds::prove;
     let (mut passed, mut failed) = (0, 0);
     if broken {
-        for (line, why) in prove::run_broken() {
+        for (line, why) in prove::run_broken()? {
             match why {
                 Some(why) => {
                     println!("{line}\n    {why}");
@@ -777,12 +791,73 @@ fn prove_command(broken: bool) -> Result<ExitCode, String> {
     } else {
         let mut all = prove::obligations();
         all.extend(prove::kernel_obligations());
+        let legalized = prove::legalized::obligations();
+        for why in &legalized.failed {
+            println!("{why}");
+            failed += 1;
+        }
+        // The configurations must make the legalizer choose every case it has.
+        use clif_bounds::legalize::Case;
+        for case in [
+            Case::A,
+            Case::B,
+            Case::C,
+            Case::D,
+            Case::E,
+            Case::F,
+            Case::G,
+            Case::H,
+            Case::I,
+        ] {
+            let on: Vec<&str> = legalized
+                .cases
+                .iter()
+                .filter(|(_, c)| *c == case)
+                .map(|(t, _)| *t)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if on.is_empty() {
+                println!("legalized: no configuration makes the legalizer choose case {case}");
+                failed += 1;
+            } else {
+                println!("legalized: case {case} chosen on {}", on.join(", "));
+            }
+        }
+        all.extend(legalized.obligations);
+        if let Some(only) = only {
+            all.retain(|o| o.name.contains(only));
+        }
+        let mut proven = std::collections::HashSet::new();
         for line in prove::run(all) {
             println!("{line}");
             if line.verdict == clif_bounds_verifier::smt::Verdict::Proven {
                 passed += 1;
+                proven.insert(line.obligation.name);
             } else {
                 failed += 1;
+            }
+        }
+        if let Some(dir) = souper {
+            let exports = legalized
+                .souper
+                .iter()
+                .filter(|(name, _)| proven.contains(name))
+                .map(|(_, e)| e);
+            let n = prove::souper::write(dir, exports)
+                .map_err(|e| format!("error: {}: {e}", dir.display()))?;
+            println!(
+                "wrote {n} Souper candidates and {n} left-hand sides to {}",
+                dir.display()
+            );
+            match prove::souper::check_round_trip(dir) {
+                Ok(files) => {
+                    println!("souper-ir reads all {files} files back and prints them unchanged")
+                }
+                Err(e) => {
+                    println!("{e}");
+                    failed += 1;
+                }
             }
         }
     }

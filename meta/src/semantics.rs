@@ -112,6 +112,36 @@ fn smt(e: &Expr, wide: bool) -> String {
     }
 }
 
+/// Souper IR statements computing `e`, appended to `out`; returns the operand that holds it.
+/// Inputs are the 64-bit Souper variables `%index`, `%offset`, `%access_size`, `%bound`
+/// (declared by the caller); unbounded arithmetic is done at 128 bits, as in [`smt`]. Souper
+/// has no `ugt`: `a > b` is written `ult b, a`.
+fn souper(e: &Expr, wide: bool, out: &mut Vec<String>) -> String {
+    let fresh = |ty: &str, rhs: String, out: &mut Vec<String>| {
+        let name = format!("%oob{}", out.len());
+        out.push(format!("{name}:{ty} = {rhs}"));
+        name
+    };
+    match e {
+        Expr::Var(v) if wide => fresh("i128", format!("zext %{}", v.name()), out),
+        Expr::Var(v) => format!("%{}", v.name()),
+        Expr::Add(xs) | Expr::WrappingAdd(xs) => {
+            let wide = matches!(e, Expr::Add(_));
+            let ty = if wide { "i128" } else { "i64" };
+            let mut acc = souper(&xs[0], wide, out);
+            for x in &xs[1..] {
+                let y = souper(x, wide, out);
+                acc = fresh(ty, format!("add {acc}, {y}"), out);
+            }
+            acc
+        }
+        Expr::Ugt(a, b) => {
+            let (a, b) = (souper(a, true, out), souper(b, true, out));
+            fresh("i1", format!("ult {b}, {a}"), out)
+        }
+    }
+}
+
 /// How a bounds-checked access moves bytes between memory and a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Extension {
@@ -288,6 +318,14 @@ pub fn gen_rust() -> String {
         s,
         "/// SMT-LIB term (inputs `index offset access_size bound`, 64-bit bit-vectors) that is true\n/// iff the access traps.\npub const OUT_OF_BOUNDS_SMT: &str = {:?};\n",
         smt(&out_of_bounds(), false)
+    )
+    .unwrap();
+    let mut statements = Vec::new();
+    let oob = souper(&out_of_bounds(), false, &mut statements);
+    writeln!(
+        s,
+        "/// Souper IR statements (inputs the 64-bit variables `%index %offset %access_size\n/// %bound`, declared by the user) whose last value, `{oob}`, is true iff the access traps.\npub const OUT_OF_BOUNDS_SOUPER: &str = {:?};\n",
+        statements.join("\n")
     )
     .unwrap();
     writeln!(

@@ -14,6 +14,9 @@
 
 use clif_bounds_verifier::smt::{prove, Obligation, Verdict};
 
+pub mod legalized;
+pub mod souper;
+
 /// The trap condition of `meta/` over `index offset access_size bound`.
 fn oob() -> &'static str {
     crate::semantics::OUT_OF_BOUNDS_SMT
@@ -84,6 +87,7 @@ fn base(name: String, ix: Index, size: u64, extra: &[&str]) -> Obligation {
             format!("(bvule bound {})", lit64(ix.max_bound)),
         ],
         claim: String::new(),
+        steps: Vec::new(),
     }
 }
 
@@ -96,6 +100,27 @@ fn faulting_end(of: &str, reservation: bool) -> String {
         of.to_string()
     };
     format!("(bvadd {} {})", z128(&top), z128("guard"))
+}
+
+/// `o` with `steps` (see [`Obligation::steps`]).
+fn with_steps(mut o: Obligation, steps: Vec<String>) -> Obligation {
+    o.steps = steps;
+    o
+}
+
+/// Steps for a comparison against `of - K` computed in 64 bits, given `of >= K`: `K` fits
+/// 64 bits and the subtraction does not wrap, so it is the exact one.
+fn exact_difference(of: &str) -> Vec<String> {
+    vec![
+        format!("(bvuge {} {})", z128(of), end128()),
+        format!("(= {} {})", z128(end64()), end128()),
+        format!(
+            "(= {} (bvsub {} {}))",
+            z128(&format!("(bvsub {of} {})", end64())),
+            z128(of),
+            end128()
+        ),
+    ]
 }
 
 /// Every obligation of the plans' forms.
@@ -187,6 +212,20 @@ pub fn obligations() -> Vec<Obligation> {
                     end128(),
                     faulting_end("bound", reservation)
                 );
+                // index + K <= index_max + K <= faulting_end(min) <= faulting_end(bound).
+                o.steps = vec![
+                    format!(
+                        "(bvule (bvadd {} {end}) (bvadd {} {end}))",
+                        z128("index"),
+                        z128("index_max"),
+                        end = end128()
+                    ),
+                    format!(
+                        "(bvule {} {})",
+                        faulting_end("min", reservation),
+                        faulting_end("bound", reservation)
+                    ),
+                ];
                 out.push(o);
             }
             // Explicit, BoundMinusEnd (premise MinCovers { end: K }).
@@ -199,7 +238,7 @@ pub fn obligations() -> Vec<Obligation> {
             o.premises
                 .push(format!("(bvuge {} {})", z128("min"), end128()));
             o.claim = format!("(= (bvugt index (bvsub bound {})) {})", end64(), oob());
-            out.push(o);
+            out.push(with_steps(o, exact_difference("bound")));
             // Explicit, ConstantBound (premise ConstantBound(b)): against the immediate
             // `b - K`. The planner chooses this form only when b >= K (below, the access
             // always traps: the AlwaysTraps obligation above).
@@ -213,7 +252,7 @@ pub fn obligations() -> Vec<Obligation> {
             o.premises
                 .push(format!("(bvuge {} {})", z128("b"), end128()));
             o.claim = format!("(= (bvugt index (bvsub b {})) {})", end64(), oob());
-            out.push(o);
+            out.push(with_steps(o, exact_difference("b")));
             // Explicit, EndAboveBound without wrap (premise SumFits).
             let mut o = base(
                 at("Explicit: index + K > bound is the trap condition when it cannot wrap"),
@@ -322,6 +361,7 @@ fn kernel(name: &str, vars: &[&str], premises: &[String], claim: String) -> Obli
             .collect(),
         premises,
         claim,
+        steps: Vec::new(),
     }
 }
 
@@ -337,7 +377,7 @@ pub fn kernel_obligations() -> Vec<Obligation> {
     let mut out = vec![
         // add: a in [alo, ahi], b in [blo, bhi], ahi + bhi < 2^64: the 64-bit sum is exact
         // and in [alo + blo, ahi + bhi]; with a <= s + ka, a + b <= s + ka + bhi.
-        kernel(
+        with_steps(kernel(
             "sum of two ranges that cannot wrap",
             &["a", "b", "alo", "ahi", "blo", "bhi", "s", "ka_w"],
             &[
@@ -357,10 +397,16 @@ pub fn kernel_obligations() -> Vec<Obligation> {
                 z("s"),
                 z("bhi")
             ),
-        ),
+        ), vec![
+            format!("(= {} (bvadd {} {}))", z("(bvadd a b)"), z("a"), z("b")),
+            format!("(= {} (bvadd {} {}))", z("(bvadd ahi bhi)"), z("ahi"), z("bhi")),
+            format!("(= {} (bvadd {} {}))", z("(bvadd alo blo)"), z("alo"), z("blo")),
+            format!("(bvsle (bvsub (bvadd {} {}) {}) (bvadd ka_w {}))", z("a"), z("b"), z("s"), z("b")),
+            format!("(bvsle (bvadd ka_w {}) (bvadd ka_w {}))", z("b"), z("bhi")),
+        ]),
         // sub_imm: a in [lo, hi], lo >= c: a - c in [lo - c, hi - c], and a <= s + ka gives
         // a - c <= s + ka - c.
-        kernel(
+        with_steps(kernel(
             "a constant subtracted from a range above it",
             &["a", "lo", "hi", "c", "s", "ka_w"],
             &[
@@ -375,7 +421,13 @@ pub fn kernel_obligations() -> Vec<Obligation> {
                 z("s"),
                 z("c")
             ),
-        ),
+        ), vec![
+            format!("(= {} (bvsub {} {}))", z("(bvsub a c)"), z("a"), z("c")),
+            format!("(= {} (bvsub {} {}))", z("(bvsub hi c)"), z("hi"), z("c")),
+            format!("(= {} (bvsub {} {}))", z("(bvsub lo c)"), z("lo"), z("c")),
+            format!("(= (bvsub {} {}) (bvsub (bvsub {} {}) {}))", z("(bvsub a c)"), z("s"), z("a"), z("s"), z("c")),
+            format!("(bvsle (bvsub (bvsub {} {}) {}) (bvsub ka_w {}))", z("a"), z("s"), z("c"), z("c")),
+        ]),
         // zero_extend from 32: a value below 2^32 is its own zero-extension.
         kernel(
             "zero-extension of a value that fits",
@@ -420,7 +472,7 @@ pub fn kernel_obligations() -> Vec<Obligation> {
             ),
         ),
         // Through an exact sum: x = a + c without wrap, x <= u: a <= u - c.
-        kernel(
+        with_steps(kernel(
             "a bound on an exact sum bounds its operand",
             &["x", "a", "c", "u", "s", "ku_w"],
             &[
@@ -433,7 +485,14 @@ pub fn kernel_obligations() -> Vec<Obligation> {
                 "(and (bvule a (bvsub u c)) {})",
                 le_sym("a", &format!("(bvsub ku_w {})", z("c")))
             ),
-        ),
+        ), vec![
+            format!("(= {} (bvadd {} {}))", z("x"), z("a"), z("c")),
+            format!("(bvuge {} {})", z("u"), z("c")),
+            format!("(= {} (bvsub {} {}))", z("(bvsub u c)"), z("u"), z("c")),
+            format!("(bvule a (bvsub u c))"),
+            format!("(= (bvsub {} {}) (bvsub (bvsub {} {}) {}))", z("a"), z("s"), z("x"), z("s"), z("c")),
+            format!("(bvsle (bvsub (bvsub {} {}) {}) (bvsub ku_w {}))", z("x"), z("s"), z("c"), z("c")),
+        ]),
         // A 32-bit comparison of a register with unknown upper half: its low half, zero
         // extended, is bounded.
         kernel(
@@ -463,22 +522,40 @@ pub fn kernel_obligations() -> Vec<Obligation> {
             format!("(bvule (bvadd {} {}) {})", z("off"), z(&wl), z("n")),
         ));
         // Or within the guard after it: every byte below n + guard.
-        out.push(kernel(
-            &format!(
+        out.push(with_steps(
+            kernel(
+                &format!(
                 "an access of {w} bytes at off <= bound + k, k + {w} <= guard, ends in the guard"
             ),
-            &["off", "n", "guard", "k_w"],
-            &[
-                format!("(bvsle (bvsub {} {}) k_w)", z("off"), z("n")),
-                format!("(bvsle (bvadd k_w {}) {})", z(&wl), z("guard")),
-            ],
-            format!(
-                "(bvule (bvadd {} {}) (bvadd {} {}))",
-                z("off"),
-                z(&wl),
-                z("n"),
-                z("guard")
+                &["off", "n", "guard", "k_w"],
+                &[
+                    format!("(bvsle (bvsub {} {}) k_w)", z("off"), z("n")),
+                    format!("(bvsle (bvadd k_w {}) {})", z(&wl), z("guard")),
+                ],
+                format!(
+                    "(bvule (bvadd {} {}) (bvadd {} {}))",
+                    z("off"),
+                    z(&wl),
+                    z("n"),
+                    z("guard")
+                ),
             ),
+            vec![
+                format!(
+                    "(bvsle (bvadd (bvsub {} {}) {}) (bvadd k_w {}))",
+                    z("off"),
+                    z("n"),
+                    z(&wl),
+                    z(&wl)
+                ),
+                format!(
+                    "(bvsle (bvadd (bvsub {} {}) {}) {})",
+                    z("off"),
+                    z("n"),
+                    z(&wl),
+                    z("guard")
+                ),
+            ],
         ));
         // g32: made only when index <= bound - offset - w (unchecked), given bound >= offset
         // + w: the access ends within the bound.
@@ -695,17 +772,33 @@ pub fn run(set: Vec<Obligation>) -> Vec<Line> {
 /// Decides the broken forms. Each line comes with, for a refutation, the counterexample run
 /// through `meta/`'s trap condition (the interpreter's) and through the broken comparison,
 /// which must disagree; `None` when they agree or it was not refuted.
-pub fn run_broken() -> Vec<(Line, Option<String>)> {
+///
+/// Then the legalizer's own mutations ([`legalized::broken`]): each counterexample is run on
+/// the interpreter through the instruction and through the broken expansion.
+pub fn run_broken() -> Result<Vec<(Line, Option<String>)>, String> {
     let set = broken();
-    let lines = run(set.iter().map(|b| b.obligation.clone()).collect());
-    lines
-        .into_iter()
-        .zip(set)
-        .map(|(l, b)| {
-            let why = disagreement(&l, b.traps);
-            (l, why)
-        })
-        .collect()
+    let legalizations = legalized::broken()?;
+    let obligations = set
+        .iter()
+        .map(|b| b.obligation.clone())
+        .chain(legalizations.iter().map(|b| b.obligation.clone()))
+        .collect();
+    let mut lines = run(obligations).into_iter();
+    let mut out = Vec::new();
+    for b in set {
+        let l = lines.next().ok_or("an obligation without a line")?;
+        let why = disagreement(&l, b.traps);
+        out.push((l, why));
+    }
+    for b in legalizations {
+        let l = lines.next().ok_or("an obligation without a line")?;
+        let why = match &l.verdict {
+            Verdict::Refuted(m) => b.disagreement(m),
+            _ => None,
+        };
+        out.push((l, why));
+    }
+    Ok(out)
 }
 
 fn disagreement(l: &Line, broken_traps: BrokenTraps) -> Option<String> {
@@ -745,7 +838,7 @@ mod tests {
         {
             assert_eq!(l.verdict, Verdict::Proven, "{l}");
         }
-        for (l, why) in run_broken() {
+        for (l, why) in run_broken().expect("the broken legalizations build") {
             assert!(why.is_some(), "{l}");
         }
     }
