@@ -88,6 +88,11 @@ pub fn run_path(path: &Path, pcc: bool) -> Result<(), String> {
     r.map_err(|f| f.to_string())
 }
 
+/// Runs the filetest `src` (named `name` in messages), without proof-carrying code.
+pub fn run_text(name: &str, src: &str) -> Result<(), String> {
+    run_source(name, src, false).map_err(|f| f.to_string())
+}
+
 enum Failure {
     Message(String),
     Bless(String),

@@ -774,6 +774,7 @@ fn prove_command(
     souper: Option<&std::path::Path>,
 ) -> Result<ExitCode, String> {
     use clif_bounds::prove;
+    let start = std::time::Instant::now();
     let (mut passed, mut failed) = (0, 0);
     if broken {
         for (line, why) in prove::run_broken()? {
@@ -825,6 +826,12 @@ fn prove_command(
             }
         }
         all.extend(legalized.obligations);
+        let lowered = prove::lowered::obligations();
+        for why in &lowered.failed {
+            println!("{why}");
+            failed += 1;
+        }
+        all.extend(lowered.obligations);
         if let Some(only) = only {
             all.retain(|o| o.name.contains(only));
         }
@@ -861,6 +868,11 @@ fn prove_command(
             }
         }
     }
+    println!(
+        "total: {:.1} s on {} threads",
+        start.elapsed().as_secs_f64(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     println!("{passed} passed, {failed} failed");
     Ok(if failed == 0 {
         ExitCode::SUCCESS

@@ -16,6 +16,7 @@
 //! legalizer emits; any other opcode is a failed obligation, not a silent gap.
 
 use super::souper::Export;
+use super::symbolic::{bswap, bytes_as_value, lit, low, value_as_bytes, zext, Access, Execution};
 use super::{faulting_end, lit64, z128};
 use crate::interpreter::{DataValue, Interpreter, Outcome};
 use crate::ir::{
@@ -28,26 +29,26 @@ use clif_bounds_verifier::smt::Obligation;
 use std::collections::HashMap;
 
 /// One configuration of the legalizer: the CLIF of one access, and the settings.
-struct Config {
-    target: &'static Target,
-    spectre: bool,
+pub(super) struct Config {
+    pub(super) target: &'static Target,
+    pub(super) spectre: bool,
     /// The memory declaration, as written after `mem0 = memory `.
     memory: String,
-    index: Type,
+    pub(super) index: Type,
     /// `Some(c)`: the index is the constant `c`.
     const_index: Option<u64>,
     /// `Some(c)`: the bound is the constant `c`.
     const_bound: Option<u64>,
     offset: u64,
-    ty: Type,
+    pub(super) ty: Type,
     kind: AccessKind,
     big: bool,
-    store: bool,
+    pub(super) store: bool,
 }
 
 impl Config {
     /// The function: `(base, bound, index[, value])`, one access of `mem0`.
-    fn clif(&self) -> String {
+    pub(super) fn clif(&self) -> String {
         let p = self.target.pointer;
         let mut params = format!("{p}, {p}, {}", self.index);
         if self.store {
@@ -100,7 +101,7 @@ impl Config {
         )
     }
 
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         let access = if self.store {
             format!("store.{}", self.ty)
         } else {
@@ -131,76 +132,12 @@ impl Config {
     }
 }
 
-fn lit(bits: u32, x: u128) -> String {
-    format!("(_ bv{x} {bits})")
-}
-
-fn zext(t: &str, from: u32, to: u32) -> String {
-    if from == to {
-        t.to_string()
-    } else {
-        format!("((_ zero_extend {}) {t})", to - from)
-    }
-}
-
-fn low(t: &str, from: u32, to: u32) -> String {
-    if from == to {
-        t.to_string()
-    } else {
-        format!("((_ extract {} 0) {t})", to - 1)
-    }
-}
-
-/// The bytes of an `bits`-bit term in reverse order.
-fn bswap(t: &str, bits: u32) -> String {
-    if bits == 8 {
-        return t.to_string();
-    }
-    let bytes: Vec<String> = (0..bits / 8)
-        .map(|i| format!("((_ extract {} {}) {t})", 8 * i + 7, 8 * i))
-        .collect();
-    format!("(concat {})", bytes.join(" "))
-}
-
-/// What `n` bytes of memory mean as a value in byte order `order`. The bytes are the
-/// variable `mem`, packed with the lowest address in the lowest bits. This is CLIF's memory
-/// model, shared by the instruction and the loads and stores of its expansion.
-fn bytes_as_value(order: Endianness, bits: u32) -> String {
-    match order {
-        Endianness::Little => "mem".to_string(),
-        Endianness::Big => bswap("mem", bits),
-    }
-}
-
-/// The bytes a store of the low `bits` of `v` in byte order `order` writes, packed as `mem`.
-fn value_as_bytes(v: &str, order: Endianness, bits: u32) -> String {
-    match order {
-        Endianness::Little => v.to_string(),
-        Endianness::Big => bswap(v, bits),
-    }
-}
-
-/// The one memory access an expansion makes.
-struct Accessed {
-    /// The address register (pointer width) and the immediate offset.
-    reg: String,
-    offset: i32,
-    bits: u32,
-    flags: MemFlags,
-    /// For a store, the bytes written (packed as `mem`).
-    stored: Option<String>,
-}
-
 /// A symbolic evaluation of straight-line CLIF.
 struct Eval<'f> {
     func: &'f Function,
     target: &'static Target,
     env: HashMap<Value, String>,
-    /// Conditions under which a check traps, with its trap code.
-    traps: Vec<(String, TrapCode)>,
-    access: Option<Accessed>,
-    /// Why the expansion cannot equal the instruction, whatever z3 says.
-    wrong: Vec<String>,
+    e: Execution,
 }
 
 impl Eval<'_> {
@@ -284,14 +221,15 @@ impl Eval<'_> {
                 } else {
                     format!("(not {zero})")
                 };
-                self.traps.push((cond, *code));
+                self.e.traps.push((cond, *code));
                 None
             }
             (InstructionData::IntAddTrap { args, code, .. }, Opcode::UaddOverflowTrap) => {
                 let (a, b) = (self.get(args[0])?, self.get(args[1])?);
                 let w = self.bits(args[0]);
                 let wide = format!("(bvadd {} {})", zext(&a, w, w + 1), zext(&b, w, w + 1));
-                self.traps
+                self.e
+                    .traps
                     .push((format!("(= ((_ extract {w} {w}) {wide}) #b1)"), *code));
                 Some(format!("(bvadd {a} {b})"))
             }
@@ -309,19 +247,14 @@ impl Eval<'_> {
                     _ => return Err(format!("no semantics for `{op}`")),
                 };
                 let raw = bytes_as_value(self.order(flags), bits);
+                let reg = self.get(*arg)?;
                 let value = match op {
                     Opcode::Sload8 | Opcode::Sload16 | Opcode::Sload32 => {
                         format!("((_ sign_extend {}) {raw})", out_bits - bits)
                     }
                     _ => zext(&raw, bits, out_bits),
                 };
-                self.accessed(Accessed {
-                    reg: self.get(*arg)?,
-                    offset: offset.0,
-                    bits,
-                    flags: *flags,
-                    stored: None,
-                })?;
+                self.accessed(reg, offset.0, bits, flags, None)?;
                 Some(value)
             }
             (
@@ -342,13 +275,8 @@ impl Eval<'_> {
                     _ => return Err(format!("no semantics for `{op}`")),
                 };
                 let stored = value_as_bytes(&low(&v, w, bits), self.order(flags), bits);
-                self.accessed(Accessed {
-                    reg: self.get(args[1])?,
-                    offset: offset.0,
-                    bits,
-                    flags: *flags,
-                    stored: Some(stored),
-                })?;
+                let reg = self.get(args[1])?;
+                self.accessed(reg, offset.0, bits, flags, Some(stored))?;
                 None
             }
             (_, Opcode::Return) => None,
@@ -360,17 +288,35 @@ impl Eval<'_> {
         Ok(())
     }
 
-    fn accessed(&mut self, a: Accessed) -> Result<(), String> {
-        if self.access.is_some() {
+    /// The access at `reg + offset` (the target's null check, where it has one, tests
+    /// `reg`).
+    fn accessed(
+        &mut self,
+        reg: String,
+        offset: i32,
+        bits: u32,
+        flags: &MemFlags,
+        stored: Option<String>,
+    ) -> Result<(), String> {
+        if self.e.access.is_some() {
             return Err("the expansion accesses memory twice".into());
         }
-        self.access = Some(a);
+        let pw = self.target.pointer.bits();
+        let offset = lit(pw, (offset as i64 as u128) & ((1u128 << pw) - 1));
+        self.e.access = Some(Access {
+            addr: format!("(bvadd {reg} {offset})"),
+            null_tested: Some(reg),
+            bits,
+            trap: flags.trap_code,
+            foreign: self.order(flags) != self.target.endianness,
+            stored,
+        });
         Ok(())
     }
 }
 
 /// Why a configuration has no obligation.
-enum NoObligation {
+pub(super) enum NoObligation {
     /// The IR verifier rejects its CLIF (an access kind that does not fit the type).
     Invalid(String),
     /// It cannot be evaluated (the expansion uses an opcode [`Eval`] has no semantics for).
@@ -399,73 +345,67 @@ struct Built {
     legalized: Function,
 }
 
-/// The obligation of one configuration, legalized with `mutation` (a deliberately wrong
-/// legalizer, for `prove --broken`).
-fn obligation(c: &Config, mutation: Option<Mutation>) -> Result<Built, NoObligation> {
+/// One configuration's instruction, and what z3 may assume about its inputs.
+pub(super) struct Setup {
+    /// The function, verified, before legalization.
+    pub func: Function,
+    target: &'static Target,
+    /// Pointer and index widths.
+    pw: u32,
+    iw: u32,
+    pub(super) ty: Type,
+    size: u64,
+    code: TrapCode,
+    order: Endianness,
+    extension: Extension,
+    reservation: bool,
+    /// The instruction's result (loads).
+    result: Option<Value>,
+    min: u64,
+    max_bound: u128,
+    /// The variables (meta's, 64-bit, and the memory's bytes `mem`, the stored `value`).
+    pub vars: Vec<(String, u32)>,
+    /// The declaration's promises, the configuration's constants, the memory's layout.
+    pub premises: Vec<String>,
+}
+
+/// Parses and verifies `c`'s function and states what its inputs may be.
+pub(super) fn setup(c: &Config) -> Result<Setup, NoObligation> {
     let text = c.clif();
-    let mut func =
+    let func =
         crate::parser::parse_function(&text).map_err(|e| NoObligation::Invalid(format!("{e}")))?;
     crate::ir_verifier::verify_function(&func, c.target.pointer).map_err(|d| {
         let msgs: Vec<String> = d.iter().map(|d| d.message.clone()).collect();
         NoObligation::Invalid(msgs.join("; "))
     })?;
     let entry = func.layout.entry_block().ok_or("no entry block")?;
-    let original = *func
+    let inst = *func
         .layout
         .block_insts(entry)
         .iter()
         .find(|&&i| func.dfg.insts[i].bounds_checked_access().is_some())
         .ok_or("no access")?;
-    let parts = func.dfg.insts[original]
+    let parts = func.dfg.insts[inst]
         .bounds_checked_access()
         .ok_or("no access")?;
     let mem = func.memories[parts.memory];
-    let ty = func.dfg.ctrl_type(original);
-    let result = func.dfg.inst_results(original).first().copied();
-    let settings = Settings {
-        target: *c.target,
-        spectre: c.spectre,
-    };
-    let original = func.clone();
-    let case = legalize_with(&mut func, &settings, mutation)
-        .first()
-        .map(|&(_, case)| case)
-        .ok_or("the legalizer expanded nothing")?;
-
+    let ty = func.dfg.ctrl_type(inst);
     let pw = c.target.pointer.bits();
     let iw = c.index.bits();
     let max_pw = (1u128 << pw) - 1;
     let max_bound = mem.max_bound(c.target.pointer).min(max_pw);
-    let entry_params = func.dfg.block_params(entry).to_vec();
-    // Only checks that trap exactly when the instruction does are an equivalence.
-    let souper = match case {
-        Case::E | Case::F | Case::H | Case::I if !c.spectre => super::souper::export(
-            &func,
-            &super::souper::Facts {
-                name: c.describe(),
-                bound: entry_params[1],
-                index: entry_params[2],
-                offset: c.offset,
-                size: u64::from(parts.access.access_size(ty)),
-                min: mem.min,
-                max_bound,
-                const_bound: c.const_bound,
-            },
-        )?,
-        _ => None,
-    };
     let size = u64::from(parts.access.access_size(ty));
-    let bits = size as u32 * 8;
-    let code = parts.trap_code();
-    let order = parts.flags.endianness.unwrap_or(c.target.endianness);
 
     // meta's variables are 64-bit; the function's parameters are their low bits.
     let mut vars: Vec<(String, u32)> = ["base", "bound", "index", "offset", "access_size"]
         .iter()
         .map(|v| (v.to_string(), 64))
         .collect();
-    vars.push(("mem".into(), bits));
+    vars.push(("mem".into(), size as u32 * 8));
     vars.push(("guard".into(), 64));
+    if c.store {
+        vars.push(("value".into(), ty.bits()));
+    }
     let mut premises = vec![
         format!("(= offset {})", lit64(c.offset)),
         format!("(= access_size {})", lit64(size)),
@@ -498,130 +438,209 @@ fn obligation(c: &Config, mutation: Option<Mutation>) -> Result<Built, NoObligat
         faulting_end("bound", reservation),
         lit(128, max_pw + 1)
     ));
-
-    let mut eval = Eval {
-        func: &func,
+    Ok(Setup {
         target: c.target,
-        env: HashMap::new(),
-        traps: Vec::new(),
-        access: None,
-        wrong: Vec::new(),
-    };
-    let params = func.dfg.block_params(entry).to_vec();
-    eval.env.insert(params[0], low("base", 64, pw));
-    eval.env.insert(params[1], low("bound", 64, pw));
-    eval.env.insert(params[2], low("index", 64, iw));
-    if c.store {
-        vars.push(("value".into(), ty.bits()));
-        eval.env.insert(params[3], "value".into());
+        pw,
+        iw,
+        ty,
+        size,
+        code: parts.trap_code(),
+        order: parts.flags.endianness.unwrap_or(c.target.endianness),
+        extension: parts.access.extension(),
+        reservation,
+        result: func.dfg.inst_results(inst).first().copied(),
+        min: mem.min,
+        max_bound,
+        vars,
+        premises,
+        func,
+    })
+}
+
+impl Setup {
+    /// The terms the function's parameters `(base, bound, index[, value])` hold.
+    pub(super) fn params(&self) -> [String; 4] {
+        [
+            low("base", 64, self.pw),
+            low("bound", 64, self.pw),
+            low("index", 64, self.iw),
+            "value".to_string(),
+        ]
     }
-    for &inst in func.layout.block_insts(entry) {
-        eval.step(inst)?;
-    }
-    for (_, t) in &eval.traps {
-        if *t != code {
-            eval.wrong.push(format!(
-                "a check traps with {t}, the instruction with {code}"
-            ));
+
+    /// The claim that code doing `e` equals the instruction: it traps (by a check with
+    /// the instruction's code, or a fault the target promises) exactly when `meta/`'s
+    /// condition holds, and otherwise accesses `meta/`'s address with the instruction's width
+    /// and value. `false` when `e` is wrong whatever the inputs (a trap code, a width); the
+    /// reasons are returned.
+    pub(super) fn claim(&self, e: &Execution) -> (String, Vec<String>) {
+        let mut wrong = e.wrong.clone();
+        let (pw, size, code) = (self.pw, self.size, self.code);
+        let bits = size as u32 * 8;
+        for (_, t) in &e.traps {
+            if *t != code {
+                wrong.push(format!(
+                    "a check traps with {t}, the instruction with {code}"
+                ));
+            }
         }
-    }
-    let checks = match eval.traps.len() {
-        0 => "false".to_string(),
-        _ => format!(
+        let checks = format!(
             "(or false {})",
-            eval.traps
+            e.traps
                 .iter()
                 .map(|(t, _)| t.as_str())
                 .collect::<Vec<_>>()
                 .join(" ")
-        ),
-    };
-    let oob = OUT_OF_BOUNDS_SMT;
-    let ea = low(EFFECTIVE_ADDRESS_SMT, 64, pw);
-    let claim = match &eval.access {
-        // No access: the expansion must always trap.
-        None => format!("(=> (not {oob}) false)"),
-        Some(a) => {
-            if a.bits != bits {
-                eval.wrong.push(format!(
-                    "the expansion accesses {} bytes, the instruction {size}",
-                    a.bits / 8
-                ));
-            }
-            // The address of the first byte, and the end, exact.
-            let addr = format!(
-                "(bvadd {} {})",
-                a.reg,
-                lit(pw, (a.offset as i64 as u128) & max_pw)
-            );
-            let end = format!(
-                "(bvadd {} {})",
-                zext(&a.reg, pw, 128),
-                lit(128, (a.offset as i64 as i128 as u128) + u128::from(size))
-            );
-            let may_fault = a.flags.trap_code == Some(code);
-            let foreign = a.flags.endianness.is_some_and(|o| o != c.target.endianness);
-            let null_fault = match c.target.null_check {
-                _ if !may_fault => "false".to_string(),
-                NullCheck::Unmapped { reach } => {
-                    format!("(bvule {end} {})", lit(128, reach.into()))
+        );
+        let oob = OUT_OF_BOUNDS_SMT;
+        let ea = low(EFFECTIVE_ADDRESS_SMT, 64, pw);
+        let claim = match &e.access {
+            // No access: the code must always trap.
+            None => format!("(=> (not {oob}) {checks})"),
+            Some(a) => {
+                if a.bits != bits {
+                    wrong.push(format!(
+                        "the code accesses {} bytes, the instruction {size}",
+                        a.bits / 8
+                    ));
                 }
-                NullCheck::BaseRegister if !foreign => format!("(= {} {})", a.reg, lit(pw, 0)),
-                NullCheck::BaseRegister => "false".to_string(),
-            };
-            let range_fault = if may_fault && c.target.faulting_ranges_trap() {
+                let end = format!(
+                    "(bvadd {} {})",
+                    zext(&a.addr, pw, 128),
+                    lit(128, u128::from(size))
+                );
+                let may_fault = a.trap == Some(code);
+                let null_fault = match (self.target.null_check, &a.null_tested) {
+                    _ if !may_fault => "false".to_string(),
+                    (NullCheck::Unmapped { reach }, _) => {
+                        format!("(bvule {end} {})", lit(128, reach.into()))
+                    }
+                    (NullCheck::BaseRegister, Some(r)) if !a.foreign => {
+                        format!("(= {r} {})", lit(pw, 0))
+                    }
+                    (NullCheck::BaseRegister, _) => "false".to_string(),
+                };
+                let range_fault = if may_fault && self.target.faulting_ranges_trap() {
+                    format!(
+                        "(and (bvugt {end} (bvadd {} {})) (bvule {end} (bvadd {} {})))",
+                        z128("base"),
+                        z128("bound"),
+                        z128("base"),
+                        faulting_end("bound", self.reservation)
+                    )
+                } else {
+                    "false".to_string()
+                };
+                let ty = self.ty.bits();
+                let same = match (&a.stored, &e.result) {
+                    (Some(stored), _) => {
+                        let v = low("value", ty, bits);
+                        format!("(= {stored} {})", value_as_bytes(&v, self.order, bits))
+                    }
+                    (None, Some(r)) => {
+                        let raw = bytes_as_value(self.order, bits);
+                        let want = match self.extension {
+                            Extension::Sign => {
+                                format!("((_ sign_extend {}) {raw})", ty - bits)
+                            }
+                            _ => zext(&raw, bits, ty),
+                        };
+                        format!("(= {r} {want})")
+                    }
+                    (None, None) => {
+                        wrong.push("the code loads nothing it returns".into());
+                        "false".to_string()
+                    }
+                };
                 format!(
-                    "(and (bvugt {end} (bvadd {} {})) (bvule {end} (bvadd {} {})))",
-                    z128("base"),
-                    z128("bound"),
-                    z128("base"),
-                    faulting_end("bound", reservation)
+                    "(and (=> {oob} (or {checks} {null_fault} {range_fault})) (=> (not {oob}) (and (not {checks}) (= {} {ea}) {same})))",
+                    a.addr
                 )
-            } else {
-                "false".to_string()
-            };
-            let same = match (&a.stored, result) {
-                (Some(stored), _) => {
-                    let v = low("value", ty.bits(), bits);
-                    format!("(= {stored} {})", value_as_bytes(&v, order, bits))
-                }
-                (None, Some(r)) => {
-                    let raw = bytes_as_value(order, bits);
-                    let want = match parts.access.extension() {
-                        Extension::Sign => {
-                            format!("((_ sign_extend {}) {raw})", ty.bits() - bits)
-                        }
-                        _ => zext(&raw, bits, ty.bits()),
-                    };
-                    format!("(= {} {want})", eval.get(r)?)
-                }
-                (None, None) => return Err("a load without a result".into()),
-            };
-            format!(
-                "(and (=> {oob} (or {checks} {null_fault} {range_fault})) (=> (not {oob}) (and (not {checks}) (= {addr} {ea}) {same})))"
-            )
+            }
+        };
+        match wrong.is_empty() {
+            true => (claim, wrong),
+            false => ("false".to_string(), wrong),
         }
-    };
-    let claim = match eval.wrong.is_empty() {
-        true => claim,
-        false => "false".to_string(),
-    };
-    let mut name = format!("legalized, case {case}: {}", c.describe());
-    if !eval.wrong.is_empty() {
-        name.push_str(&format!(" [{}]", eval.wrong.join("; ")));
     }
-    let obligation = Obligation {
-        name,
-        vars,
-        premises,
-        claim,
-        steps: Vec::new(),
+
+    /// The obligation named `name` that code doing `e` equals the instruction.
+    pub(super) fn obligation(&self, name: String, e: &Execution) -> Obligation {
+        let (claim, wrong) = self.claim(e);
+        let name = match wrong.is_empty() {
+            true => name,
+            false => format!("{name} [{}]", wrong.join("; ")),
+        };
+        Obligation {
+            name,
+            vars: self.vars.iter().chain(&e.unknowns).cloned().collect(),
+            premises: self.premises.clone(),
+            claim,
+            steps: Vec::new(),
+        }
+    }
+}
+
+/// The obligation of one configuration, legalized with `mutation` (a deliberately wrong
+/// legalizer, for `prove --broken`).
+fn obligation(c: &Config, mutation: Option<Mutation>) -> Result<Built, NoObligation> {
+    let s = setup(c)?;
+    let mut func = s.func.clone();
+    let settings = Settings {
+        target: *c.target,
+        spectre: c.spectre,
     };
+    let case = legalize_with(&mut func, &settings, mutation)
+        .first()
+        .map(|&(_, case)| case)
+        .ok_or("the legalizer expanded nothing")?;
+    let entry = func.layout.entry_block().ok_or("no entry block")?;
+    let params = func.dfg.block_params(entry).to_vec();
+    // Only checks that trap exactly when the instruction does are an equivalence.
+    let souper = match case {
+        Case::E | Case::F | Case::H | Case::I if !c.spectre => super::souper::export(
+            &func,
+            &super::souper::Facts {
+                name: c.describe(),
+                bound: params[1],
+                index: params[2],
+                offset: c.offset,
+                size: s.size,
+                min: s.min,
+                max_bound: s.max_bound,
+                const_bound: c.const_bound,
+            },
+        )?,
+        _ => None,
+    };
+    let mut eval = Eval {
+        func: &func,
+        target: c.target,
+        env: HashMap::new(),
+        e: Execution::default(),
+    };
+    for (v, t) in params.iter().zip(s.params()) {
+        eval.env.insert(*v, t);
+    }
+    for &inst in func.layout.block_insts(entry) {
+        eval.step(inst)?;
+    }
+    let mut e = eval.e;
+    e.result = match s.result {
+        Some(r) => Some(
+            eval.env
+                .get(&r)
+                .cloned()
+                .ok_or("the load's result is never defined")?,
+        ),
+        None => None,
+    };
+    let obligation = s.obligation(format!("legalized, case {case}: {}", c.describe()), &e);
     Ok(Built {
         obligation,
         case,
         souper,
-        original,
+        original: s.func,
         legalized: func,
     })
 }
@@ -689,7 +708,7 @@ const OFFSETS: &[u64] = &[
 /// The configurations of the bounds checks: every target kind, both Spectre settings, the
 /// memories and offsets above (which between them make the legalizer choose every case), a
 /// constant index and a constant bound; 1-, 4- and 8-byte loads.
-fn check_configs() -> Vec<Config> {
+pub(super) fn check_configs() -> Vec<Config> {
     let targets = ["x86_64", "pulley64", "pulley32"];
     let mut out = Vec::new();
     for t in targets {
@@ -741,7 +760,7 @@ fn check_configs() -> Vec<Config> {
 /// orders, loads and stores, on a target that swaps foreign orders (x86_64), one that
 /// accesses both orders (pulley64), and a big-endian one (s390x). The index is a constant
 /// in bounds (case D), so that these obligations are about the bytes moved.
-fn value_configs() -> Vec<Config> {
+pub(super) fn value_configs() -> Vec<Config> {
     let mut out = Vec::new();
     for t in ["x86_64", "pulley64", "s390x"] {
         let target = Target::lookup(t).expect("a known target");
@@ -837,6 +856,23 @@ pub struct Broken {
 const BASE: u64 = 0x1_0000_0000;
 /// How many bytes after the bound are mapped in a counterexample run.
 const AFTER: u64 = 0x1000;
+
+/// A configuration of one `load.i32` of `memory` at offset 0x10 with an i32 index.
+pub(super) fn load_config(target: &str, spectre: bool, memory: &str) -> Config {
+    Config {
+        target: Target::lookup(target).expect("a known target"),
+        spectre,
+        memory: memory.to_string(),
+        index: types::I32,
+        const_index: None,
+        const_bound: None,
+        offset: 0x10,
+        ty: types::I32,
+        kind: AccessKind::Full,
+        big: false,
+        store: false,
+    }
+}
 
 /// The legalizer with each of its test-only mutations (an off-by-one `K`; the `isub bound, K`
 /// form without the minimum size that keeps it from wrapping), in the forms they break.

@@ -15,7 +15,9 @@
 use clif_bounds_verifier::smt::{prove, Obligation, Verdict};
 
 pub mod legalized;
+pub mod lowered;
 pub mod souper;
+pub mod symbolic;
 
 /// The trap condition of `meta/` over `index offset access_size bound`.
 fn oob() -> &'static str {
@@ -63,11 +65,13 @@ const INDEXES: [Index; 2] = [
     },
 ];
 
-const SIZES: [u64; 5] = [1, 2, 4, 8, 16];
+/// The widest access (a 128-bit vector). The forms are proven with the access size a
+/// variable from 1 to this, at once: every size the instruction has, and the ones between.
+const MAX_SIZE: u64 = 16;
 
 /// The variables every obligation has, and what the declaration guarantees about them:
 /// `min <= bound <= max_bound` of the index type, and the access size.
-fn base(name: String, ix: Index, size: u64, extra: &[&str]) -> Obligation {
+fn base(name: String, ix: Index, size: Option<u64>, extra: &[&str]) -> Obligation {
     let mut vars: Vec<(String, u32)> = Vec::new();
     for v in ["index", "offset", "access_size", "bound", "min", "guard"]
         .iter()
@@ -82,7 +86,14 @@ fn base(name: String, ix: Index, size: u64, extra: &[&str]) -> Obligation {
         vars,
         premises: vec![
             format!("(bvule index {})", lit64(ix.max)),
-            format!("(= access_size {})", lit64(size)),
+            match size {
+                Some(n) => format!("(= access_size {})", lit64(n)),
+                None => format!(
+                    "(and (bvuge access_size {}) (bvule access_size {}))",
+                    lit64(1),
+                    lit64(MAX_SIZE)
+                ),
+            },
             "(bvuge bound min)".to_string(),
             format!("(bvule bound {})", lit64(ix.max_bound)),
         ],
@@ -127,8 +138,9 @@ fn exact_difference(of: &str) -> Vec<String> {
 pub fn obligations() -> Vec<Obligation> {
     let mut out = Vec::new();
     for ix in INDEXES {
-        for size in SIZES {
-            let at = |what: &str| format!("{what}, {} index, {size}-byte access", ix.name);
+        {
+            let size = None;
+            let at = |what: &str| format!("{what}, {} index, every access size", ix.name);
             // AlwaysTraps (premise EndAboveMaxBound): no declared bound admits K. The largest
             // bound is the declared maximum, itself within the index type's limit.
             let mut o = base(at("AlwaysTraps given K > max_bound"), ix, size, &["max"]);
@@ -333,7 +345,7 @@ pub fn obligations() -> Vec<Obligation> {
                 ix.name
             ),
             ix,
-            1,
+            Some(1),
             &[],
         );
         o.premises.push("(= offset #x0000000000000000)".to_string());
@@ -598,16 +610,18 @@ pub fn kernel_obligations() -> Vec<Obligation> {
 /// computed by the interpreter in 64 bits without a wrap check, where the plan moved
 /// `rebase` (the offset's bits above 16) into base and bound. With `premise`, the plan's
 /// `bound >= K` (MinCovers or ConstantBound); without it, the broken plan.
-fn g32(ix: Index, size: u64, premise: bool) -> Obligation {
-    let mut o = base(
-        format!(
-            "G32: index > bound - rebase - offset16 - size is the trap condition{}, i32 index, {size}-byte access",
-            if premise { " given bound >= K" } else { " (no bound >= K)" }
+fn g32(ix: Index, size: Option<u64>, premise: bool) -> Obligation {
+    let mut o =
+        base(
+            format!(
+            "G32: index > bound - rebase - offset16 - size is the trap condition{}, i32 index, {}",
+            if premise { " given bound >= K" } else { " (no bound >= K)" },
+            size.map_or("every access size".to_string(), |n| format!("{n}-byte access"))
         ),
-        ix,
-        size,
-        &[],
-    );
+            ix,
+            size,
+            &[],
+        );
     if premise {
         o.premises
             .push(format!("(bvuge {} {})", z128("bound"), end128()));
@@ -648,7 +662,7 @@ pub fn broken() -> Vec<Broken> {
     let mut o = base(
         "broken: index > bound - (K - 1), i32 index, 4-byte access".to_string(),
         ix,
-        4,
+        Some(4),
         &[],
     );
     o.premises
@@ -667,7 +681,7 @@ pub fn broken() -> Vec<Broken> {
     let mut o = base(
         "broken: the i32 index compared without its zero-extension, 4-byte access".to_string(),
         ix,
-        4,
+        Some(4),
         &["reg"],
     );
     o.premises
@@ -683,7 +697,7 @@ pub fn broken() -> Vec<Broken> {
     let mut o = base(
         "broken: index > bound for K = 1 (ja for jae)".to_string(),
         ix,
-        1,
+        Some(1),
         &[],
     );
     o.premises.push("(= offset #x0000000000000000)".to_string());
@@ -694,7 +708,7 @@ pub fn broken() -> Vec<Broken> {
     });
     // g32 without `bound >= K`.
     out.push(Broken {
-        obligation: g32(ix, 4, false),
+        obligation: g32(ix, Some(4), false),
         traps: |v| {
             let offset = v("offset");
             v("index")
@@ -797,6 +811,18 @@ pub fn run_broken() -> Result<Vec<(Line, Option<String>)>, String> {
             _ => None,
         };
         out.push((l, why));
+    }
+    #[cfg(feature = "pcc-mutants")]
+    {
+        let lowerings = lowered::broken()?;
+        let lines = run(lowerings.iter().map(|b| b.obligation.clone()).collect());
+        for (l, b) in lines.into_iter().zip(lowerings) {
+            let why = match &l.verdict {
+                Verdict::Refuted(m) => b.disagreement(m),
+                _ => None,
+            };
+            out.push((l, why));
+        }
     }
     Ok(out)
 }

@@ -6,6 +6,8 @@ pub mod inst;
 pub mod lower;
 pub mod pcc;
 pub mod run;
+#[cfg(feature = "prove")]
+pub mod smt;
 
 use crate::ir::Function;
 use crate::machinst::{CodegenError, CompiledCode};

@@ -8,6 +8,8 @@ pub mod lower;
 pub mod pcc;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub mod run;
+#[cfg(feature = "prove")]
+pub mod smt;
 
 use crate::ir::Function;
 use crate::machinst::{CodegenError, CompiledCode};
