@@ -825,12 +825,32 @@ fn prove_command(
                 println!("legalized: case {case} chosen on {}", on.join(", "));
             }
         }
-        all.extend(legalized.obligations);
         let lowered = prove::lowered::obligations();
         for why in &lowered.failed {
             println!("{why}");
             failed += 1;
         }
+        // The configurations' premises (declaration, layout, constants) must be satisfiable,
+        // or their proofs would say nothing.
+        let mut configs: Vec<_> = legalized
+            .obligations
+            .iter()
+            .chain(&lowered.obligations)
+            .cloned()
+            .collect();
+        if let Some(only) = only {
+            configs.retain(|o| o.name.contains(only));
+        }
+        let vacuous = prove::vacuous(&configs);
+        for v in &vacuous {
+            println!("vacuous (premises contradict each other): {v}");
+            failed += 1;
+        }
+        println!(
+            "the premises of all {} legalized and lowered configurations can hold",
+            configs.len() - vacuous.len()
+        );
+        all.extend(legalized.obligations);
         all.extend(lowered.obligations);
         if let Some(only) = only {
             all.retain(|o| o.name.contains(only));

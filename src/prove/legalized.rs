@@ -349,6 +349,8 @@ struct Built {
 pub(super) struct Setup {
     /// The function, verified, before legalization.
     pub func: Function,
+    /// Its access.
+    pub inst: Inst,
     target: &'static Target,
     /// Pointer and index widths.
     pw: u32,
@@ -454,6 +456,7 @@ pub(super) fn setup(c: &Config) -> Result<Setup, NoObligation> {
         vars,
         premises,
         func,
+        inst,
     })
 }
 

@@ -65,9 +65,42 @@ where
         });
     }
     Ok(Some(s.obligation(
-        format!("lowered ({}): {}", c.target.name, c.describe()),
+        format!(
+            "lowered ({}), {}: {}",
+            c.target.name,
+            form(&s, c, backend.spectre()),
+            c.describe()
+        ),
         &e,
     )))
+}
+
+/// The planner's form for `s`'s access on `c`'s target as the backends render it, by name
+/// (`Explicit BoundMinusEnd + null select`, `G32`, ...).
+fn form(s: &super::legalized::Setup, c: &Config, spectre: bool) -> String {
+    use crate::plan::{plan, AccessFacts, Form, Renderer};
+    let renderer = Renderer {
+        spectre,
+        runs: true,
+        checked_modes: true,
+        legalized: false,
+    };
+    let Some(facts) = AccessFacts::of(&s.func, c.target, s.inst, &|_| false) else {
+        return "no plan".into();
+    };
+    let variant = |d: String| d.split([' ', '{']).next().unwrap_or("").to_string();
+    match plan(&facts, c.target, renderer, None).form() {
+        Form::Explicit { check } => format!(
+            "Explicit {}{}",
+            variant(format!("{:?}", check.compare)),
+            if check.null_select {
+                " + null select"
+            } else {
+                ""
+            }
+        ),
+        f => variant(format!("{f:?}")),
+    }
 }
 
 /// Every obligation of the lowerings. Value configurations the IR verifier rejects are not

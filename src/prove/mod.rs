@@ -783,6 +783,25 @@ pub fn run(set: Vec<Obligation>) -> Vec<Line> {
         .collect()
 }
 
+/// The obligations of `set` whose premises contradict each other (an obligation with no
+/// input that meets its premises is proven whatever its claim): each premise set must be
+/// satisfiable, which z3 shows by refuting `false` under it.
+pub fn vacuous(set: &[Obligation]) -> Vec<String> {
+    let falses = set
+        .iter()
+        .map(|o| Obligation {
+            claim: "false".to_string(),
+            steps: Vec::new(),
+            ..o.clone()
+        })
+        .collect();
+    run(falses)
+        .into_iter()
+        .filter(|l| !matches!(l.verdict, Verdict::Refuted(_)))
+        .map(|l| format!("{}: {}", l.obligation.name, l.verdict))
+        .collect()
+}
+
 /// Decides the broken forms. Each line comes with, for a refutation, the counterexample run
 /// through `meta/`'s trap condition (the interpreter's) and through the broken comparison,
 /// which must disagree; `None` when they agree or it was not refuted.
