@@ -498,8 +498,8 @@ impl Setup {
         let oob = OUT_OF_BOUNDS_SMT;
         let ea = low(EFFECTIVE_ADDRESS_SMT, 64, pw);
         let claim = match &e.access {
-            // No access: the code must always trap.
-            None => format!("(=> (not {oob}) {checks})"),
+            // No access: the code must trap, and only where the instruction does.
+            None => format!("(and {oob} {checks})"),
             Some(a) => {
                 if a.bits != bits {
                     wrong.push(format!(
