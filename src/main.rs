@@ -799,17 +799,7 @@ fn prove_command(
         }
         // The configurations must make the legalizer choose every case it has.
         use clif_bounds::legalize::Case;
-        for case in [
-            Case::A,
-            Case::B,
-            Case::C,
-            Case::D,
-            Case::E,
-            Case::F,
-            Case::G,
-            Case::H,
-            Case::I,
-        ] {
+        for case in Case::ALL {
             let on: Vec<&str> = legalized
                 .cases
                 .iter()

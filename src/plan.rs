@@ -307,6 +307,21 @@ pub enum Case {
     I,
 }
 
+impl Case {
+    /// Every case, in order.
+    pub const ALL: [Case; 9] = [
+        Case::A,
+        Case::B,
+        Case::C,
+        Case::D,
+        Case::E,
+        Case::F,
+        Case::G,
+        Case::H,
+        Case::I,
+    ];
+}
+
 impl fmt::Display for Case {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "{self:?}")

@@ -16,7 +16,9 @@
 //! legalizer emits; any other opcode is a failed obligation, not a silent gap.
 
 use super::souper::Export;
-use super::symbolic::{bswap, bytes_as_value, lit, low, value_as_bytes, zext, Access, Execution};
+use super::symbolic::{
+    bswap, bytes_as_value, carries, lit, low, value_as_bytes, zext, Access, Execution,
+};
 use super::{faulting_end, lit64, z128};
 use crate::interpreter::{DataValue, Interpreter, Outcome};
 use crate::ir::{
@@ -227,10 +229,7 @@ impl Eval<'_> {
             (InstructionData::IntAddTrap { args, code, .. }, Opcode::UaddOverflowTrap) => {
                 let (a, b) = (self.get(args[0])?, self.get(args[1])?);
                 let w = self.bits(args[0]);
-                let wide = format!("(bvadd {} {})", zext(&a, w, w + 1), zext(&b, w, w + 1));
-                self.e
-                    .traps
-                    .push((format!("(= ((_ extract {w} {w}) {wide}) #b1)"), *code));
+                self.e.traps.push((carries(&a, &b, w), *code));
                 Some(format!("(bvadd {a} {b})"))
             }
             (

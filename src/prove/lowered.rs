@@ -103,6 +103,14 @@ fn form(s: &super::legalized::Setup, c: &Config, spectre: bool) -> String {
     }
 }
 
+/// [`lowering`] of `c` by the backend of its target (x86_64 or Pulley).
+fn lower(c: &Config) -> Result<Option<Obligation>, String> {
+    match crate::isa::Backend::for_target(c.target.name, c.spectre)? {
+        crate::isa::Backend::X64(b) => lowering(c, &b, crate::isa::x64::smt::param),
+        crate::isa::Backend::Pulley(b) => lowering(c, &b, crate::isa::pulley::smt::param),
+    }
+}
+
 /// Every obligation of the lowerings. Value configurations the IR verifier rejects are not
 /// instructions and are left out.
 pub fn obligations() -> Lowered {
@@ -111,26 +119,9 @@ pub fn obligations() -> Lowered {
         failed: Vec::new(),
     };
     let configs = check_configs().into_iter().chain(value_configs());
-    for c in configs.filter(|c| matches!(c.target.name, "x86_64" | "pulley64")) {
-        let r = match c.target.name {
-            "x86_64" => lowering(
-                &c,
-                &crate::isa::x64::X64Backend {
-                    spectre: c.spectre,
-                    pcc: false,
-                },
-                crate::isa::x64::smt::param,
-            ),
-            _ => lowering(
-                &c,
-                &crate::isa::pulley::PulleyBackend {
-                    spectre: c.spectre,
-                    pcc: false,
-                },
-                crate::isa::pulley::smt::param,
-            ),
-        };
-        match r {
+    let backends = crate::isa::BACKEND_TARGETS;
+    for c in configs.filter(|c| backends.contains(&c.target.name)) {
+        match lower(&c) {
             Ok(Some(o)) => out.obligations.push(o),
             Ok(None) => {}
             Err(e) => out.failed.push(format!(
@@ -184,24 +175,7 @@ pub fn broken() -> Result<Vec<Broken>, String> {
     let mut out = Vec::new();
     for (mutant, config) in cases {
         set(Some(mutant));
-        let built = match config.target.name {
-            "x86_64" => lowering(
-                &config,
-                &crate::isa::x64::X64Backend {
-                    spectre: config.spectre,
-                    pcc: false,
-                },
-                crate::isa::x64::smt::param,
-            ),
-            _ => lowering(
-                &config,
-                &crate::isa::pulley::PulleyBackend {
-                    spectre: config.spectre,
-                    pcc: false,
-                },
-                crate::isa::pulley::smt::param,
-            ),
-        };
+        let built = lower(&config);
         set(None);
         let mut o = built?.ok_or("a broken configuration the verifier rejects")?;
         o.name = format!("broken lowering ({mutant:?}): {}", o.name);

@@ -82,6 +82,18 @@ pub fn bswap(t: &str, bits: u32) -> String {
     format!("(concat {})", bytes.join(" "))
 }
 
+/// Whether the unsigned sum of the `bits`-bit terms `a` and `b` carries out of `bits` bits:
+/// the overflow `uadd_overflow_trap`, x86's `add`+`jb` and Pulley's `xadd*_uoverflow_trap`
+/// trap on.
+pub fn carries(a: &str, b: &str, bits: u32) -> String {
+    let sum = format!(
+        "(bvadd {} {})",
+        zext(a, bits, bits + 1),
+        zext(b, bits, bits + 1)
+    );
+    format!("(= ((_ extract {bits} {bits}) {sum}) #b1)")
+}
+
 /// What `bits / 8` bytes of memory mean as a value in byte order `order`. The bytes are the
 /// variable `mem`, packed with the lowest address in the lowest bits. This is the memory
 /// model of CLIF and of every machine here, shared by the instruction and the code.
@@ -149,6 +161,29 @@ impl Machine {
     pub fn low32(&mut self, t: String) -> String {
         let upper = self.unknown(32);
         format!("(concat {upper} {t})")
+    }
+
+    /// Defines the parameter registers `args`, in the order of the function's parameters
+    /// (an `Args` pseudo-instruction).
+    pub fn args<P>(&mut self, args: &[(crate::machinst::VReg, P)]) -> Result<(), String> {
+        for (i, (v, _)) in args.iter().enumerate() {
+            let p = self
+                .params
+                .get(i)
+                .cloned()
+                .ok_or("more arguments than parameters")?;
+            self.set(*v, p);
+        }
+        Ok(())
+    }
+
+    /// Returns the registers `rets` (a `Ret`): the run stops.
+    pub fn ret<P>(&mut self, rets: &[(crate::machinst::VReg, P)]) -> Result<Flow, String> {
+        for (v, _) in rets {
+            let t = self.get(*v)?;
+            self.returned.push(t);
+        }
+        Ok(Flow::Stop)
     }
 
     /// Records the access.

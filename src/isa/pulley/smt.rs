@@ -13,7 +13,7 @@
 use super::inst::{Amode, BinOp, BrCond, ImmCond, ImmOp, MInst, MemOp, UnOp};
 use crate::ir::Endianness;
 use crate::prove::symbolic::{
-    bswap, bytes_as_value, lit, low, sext, zext, Access, Flow, Machine, Semantics,
+    bswap, bytes_as_value, carries, lit, low, sext, zext, Access, Flow, Machine, Semantics,
 };
 
 /// `a cond b`.
@@ -67,23 +67,8 @@ fn written(m: &mut Machine, t: String, bits: u32) -> String {
 impl Semantics for MInst {
     fn execute(&self, m: &mut Machine) -> Result<Flow, String> {
         match self {
-            MInst::Args { args } => {
-                for (i, (v, _)) in args.iter().enumerate() {
-                    let p = m
-                        .params
-                        .get(i)
-                        .cloned()
-                        .ok_or("more arguments than parameters")?;
-                    m.set(*v, p);
-                }
-            }
-            MInst::Ret { rets } => {
-                for (v, _) in rets {
-                    let t = m.get(*v)?;
-                    m.returned.push(t);
-                }
-                return Ok(Flow::Stop);
-            }
+            MInst::Args { args } => m.args(args)?,
+            MInst::Ret { rets } => return m.ret(rets),
             MInst::XConst { dst, imm } => m.set(*dst, lit(64, *imm as u64 as u128)),
             MInst::Bin { op, dst, a, b } => {
                 let (x, y) = (m.get(*a)?, m.get(*b)?);
@@ -143,13 +128,7 @@ impl Semantics for MInst {
             } => {
                 let bits = if *wide { 64 } else { 32 };
                 let (x, y) = (low(&m.get(*a)?, 64, bits), low(&m.get(*b)?, 64, bits));
-                let sum = format!(
-                    "(bvadd {} {})",
-                    zext(&x, bits, bits + 1),
-                    zext(&y, bits, bits + 1)
-                );
-                m.e.traps
-                    .push((format!("(= ((_ extract {bits} {bits}) {sum}) #b1)"), *code));
+                m.e.traps.push((carries(&x, &y, bits), *code));
                 let t = written(m, format!("(bvadd {x} {y})"), bits);
                 m.set(*dst, t);
             }

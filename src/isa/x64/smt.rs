@@ -10,7 +10,7 @@ use super::inst::{AluOp, Amode, Cc, ExtOp, LoadOp, MInst, Rmi, Size, StoreOp, Te
 use crate::ir::Endianness;
 use crate::machinst::RegClass;
 use crate::prove::symbolic::{
-    bswap, bytes_as_value, lit, low, sext, zext, Access, Flow, Machine, Semantics,
+    bswap, bytes_as_value, carries, lit, low, sext, zext, Access, Flow, Machine, Semantics,
 };
 
 fn width(size: Size) -> u32 {
@@ -73,23 +73,8 @@ fn address(m: &Machine, a: &Amode) -> Result<String, String> {
 impl Semantics for MInst {
     fn execute(&self, m: &mut Machine) -> Result<Flow, String> {
         match self {
-            MInst::Args { args } => {
-                for (i, (v, _)) in args.iter().enumerate() {
-                    let p = m
-                        .params
-                        .get(i)
-                        .cloned()
-                        .ok_or("more arguments than parameters")?;
-                    m.set(*v, p);
-                }
-            }
-            MInst::Ret { rets } => {
-                for (v, _) in rets {
-                    let t = m.get(*v)?;
-                    m.returned.push(t);
-                }
-                return Ok(Flow::Stop);
-            }
+            MInst::Args { args } => m.args(args)?,
+            MInst::Ret { rets } => return m.ret(rets),
             MInst::Imm { size, dst, imm } => {
                 let bits = width(*size);
                 m.set(
@@ -153,13 +138,7 @@ impl Semantics for MInst {
             } => {
                 let bits = width(*size);
                 let (x, y) = (low(&m.get(*a)?, 64, bits), operand(m, b, bits)?);
-                let wide = format!(
-                    "(bvadd {} {})",
-                    zext(&x, bits, bits + 1),
-                    zext(&y, bits, bits + 1)
-                );
-                m.e.traps
-                    .push((format!("(= ((_ extract {bits} {bits}) {wide}) #b1)"), *code));
+                m.e.traps.push((carries(&x, &y, bits), *code));
                 m.set(*dst, zext(&format!("(bvadd {x} {y})"), bits, 64));
             }
             MInst::Lea { dst, amode } => {
