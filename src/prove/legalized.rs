@@ -297,21 +297,23 @@ impl Eval<'_> {
         flags: &MemFlags,
         stored: Option<String>,
     ) -> Result<(), String> {
-        if self.e.access.is_some() {
-            return Err("the expansion accesses memory twice".into());
-        }
         let pw = self.target.pointer.bits();
         let offset = lit(pw, (offset as i64 as u128) & ((1u128 << pw) - 1));
-        self.e.access = Some(Access {
+        self.e.record(Access {
             addr: format!("(bvadd {reg} {offset})"),
             null_tested: Some(reg),
             bits,
             trap: flags.trap_code,
             foreign: self.order(flags) != self.target.endianness,
             stored,
-        });
-        Ok(())
+            checks_before: 0,
+        })
     }
+}
+
+/// `(or t...)` of the terms `ts`.
+fn any_of(ts: &[String]) -> String {
+    format!("(or false {})", ts.join(" "))
 }
 
 /// Why a configuration has no obligation.
@@ -486,14 +488,11 @@ impl Setup {
                 ));
             }
         }
-        let checks = format!(
-            "(or false {})",
-            e.traps
-                .iter()
-                .map(|(t, _)| t.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
+        let any = |ts: &[(String, TrapCode)]| {
+            let ts: Vec<&str> = ts.iter().map(|(t, _)| t.as_str()).collect();
+            format!("(or false {})", ts.join(" "))
+        };
+        let checks = any(&e.traps);
         let oob = OUT_OF_BOUNDS_SMT;
         let ea = low(EFFECTIVE_ADDRESS_SMT, 64, pw);
         let claim = match &e.access {
@@ -511,9 +510,7 @@ impl Setup {
                     zext(&a.addr, pw, 128),
                     lit(128, u128::from(size))
                 );
-                let may_fault = a.trap == Some(code);
                 let null_fault = match (self.target.null_check, &a.null_tested) {
-                    _ if !may_fault => "false".to_string(),
                     (NullCheck::Unmapped { reach }, _) => {
                         format!("(bvule {end} {})", lit(128, reach.into()))
                     }
@@ -522,16 +519,21 @@ impl Setup {
                     }
                     (NullCheck::BaseRegister, _) => "false".to_string(),
                 };
-                let range_fault = if may_fault && self.target.faulting_ranges_trap() {
-                    format!(
+                let range_fault = match self.target.faulting_ranges_trap() {
+                    true => format!(
                         "(and (bvugt {end} (bvadd {} {})) (bvule {end} (bvadd {} {})))",
                         z128("base"),
                         z128("bound"),
                         z128("base"),
                         faulting_end("bound", self.reservation)
-                    )
-                } else {
-                    "false".to_string()
+                    ),
+                    false => "false".to_string(),
+                };
+                // A fault traps with the instruction's code only if the access carries it;
+                // any other fault is a crash, in bounds or out.
+                let traps_by_fault = match a.trap == Some(code) {
+                    true => format!("(or {null_fault} {range_fault})"),
+                    false => "false".to_string(),
                 };
                 let ty = self.ty.bits();
                 let same = match (&a.stored, &e.result) {
@@ -554,11 +556,21 @@ impl Setup {
                         "false".to_string()
                     }
                 };
+                // Out of bounds, a check made before the access, or the access's own fault,
+                // must stop it: a check after a store is too late. In bounds, nothing traps
+                // or faults, and the access is the instruction's. (Of the faults, only the
+                // null check's needs saying there: at `meta/`'s address, in bounds, the
+                // access ends at or below `base + bound`, where the faulting range begins.)
                 format!(
-                    "(and (=> {oob} (or {checks} {null_fault} {range_fault})) (=> (not {oob}) (and (not {checks}) (= {} {ea}) {same})))",
+                    "(and (=> {oob} (or {} {traps_by_fault})) (=> (not {oob}) (and (not {checks}) (not {null_fault}) (= {} {ea}) {same})))",
+                    any(&e.traps[..a.checks_before]),
                     a.addr
                 )
             }
+        };
+        let claim = match e.undefined.is_empty() {
+            true => claim,
+            false => format!("(and (not {}) {claim})", any_of(&e.undefined)),
         };
         match wrong.is_empty() {
             true => (claim, wrong),
@@ -859,7 +871,9 @@ const BASE: u64 = 0x1_0000_0000;
 /// How many bytes after the bound are mapped in a counterexample run.
 const AFTER: u64 = 0x1000;
 
-/// A configuration of one `load.i32` of `memory` at offset 0x10 with an i32 index.
+/// A configuration of one `load.i32` of `memory` at offset 0x10 with an i32 index
+/// (the lowering mutants are built only with `pcc-mutants`).
+#[cfg(feature = "pcc-mutants")]
 pub(super) fn load_config(target: &str, spectre: bool, memory: &str) -> Config {
     Config {
         target: Target::lookup(target).expect("a known target"),

@@ -16,6 +16,10 @@ pub struct Execution {
     pub result: Option<String>,
     /// Why the code cannot equal the instruction, whatever the inputs.
     pub wrong: Vec<String>,
+    /// Conditions under which the code has no defined behaviour (an operation the machine
+    /// does not define there, such as a `g32` bound subtraction past zero, which panics a
+    /// debug build of `pulley-interpreter`): the claim requires that none holds.
+    pub undefined: Vec<String>,
     /// Variables the evaluation made up (bits a register holds that nothing defined), with
     /// their widths: the claim must hold for every value of these too.
     pub unknowns: Vec<(String, u32)>,
@@ -37,6 +41,23 @@ pub struct Access {
     pub foreign: bool,
     /// For a store, the bytes written, packed as the variable `mem` is.
     pub stored: Option<String>,
+    /// How many of [`Execution::traps`] the code checks before it accesses memory (set by
+    /// [`Execution::record`]): out of bounds, only these may keep the access from happening.
+    pub checks_before: usize,
+}
+
+impl Execution {
+    /// Records the code's access, after the checks recorded so far.
+    pub fn record(&mut self, a: Access) -> Result<(), String> {
+        if self.access.is_some() {
+            return Err("the code accesses memory twice".into());
+        }
+        self.access = Some(Access {
+            checks_before: self.traps.len(),
+            ..a
+        });
+        Ok(())
+    }
 }
 
 /// The literal `x` of `bits` bits.
@@ -163,6 +184,18 @@ impl Machine {
         format!("(concat {upper} {t})")
     }
 
+    /// A 64-bit parameter register holding the `bits`-bit `t` in its low bits and unknown
+    /// bits above them: what both System V and Pulley promise of a narrow integer argument.
+    pub fn param(&mut self, t: &str, bits: u32) -> String {
+        match bits {
+            64 => t.to_string(),
+            _ => {
+                let upper = self.unknown(64 - bits);
+                format!("(concat {upper} {t})")
+            }
+        }
+    }
+
     /// Defines the parameter registers `args`, in the order of the function's parameters
     /// (an `Args` pseudo-instruction).
     pub fn args<P>(&mut self, args: &[(crate::machinst::VReg, P)]) -> Result<(), String> {
@@ -186,13 +219,9 @@ impl Machine {
         Ok(Flow::Stop)
     }
 
-    /// Records the access.
+    /// Records the access, after the checks made so far.
     pub fn access(&mut self, a: Access) -> Result<(), String> {
-        if self.e.access.is_some() {
-            return Err("the code accesses memory twice".into());
-        }
-        self.e.access = Some(a);
-        Ok(())
+        self.e.record(a)
     }
 }
 

@@ -9,6 +9,9 @@
 //! when `zext(index) > bound - offset - size`, subtracted in 64 bits without a check, and
 //! otherwise accesses `base + zext(index) + offset`; `_z` addressing traps when its base
 //! register is null; `o32` addressing never traps (a fault there would be the host's).
+//! A `g32` whose subtraction passes zero is undefined (it panics a debug build of the
+//! interpreter), so the prover requires that it cannot happen. An immediate is what its
+//! encoding holds.
 
 use super::inst::{Amode, BinOp, BrCond, ImmCond, ImmOp, MInst, MemOp, UnOp};
 use crate::ir::Endianness;
@@ -34,13 +37,25 @@ fn compare(cond: BrCond, a: &str, b: &str) -> String {
     }
 }
 
-/// `a cond imm` at 32 or 64 bits (`imm` as [`ImmCond::immediate`] made it).
+/// The `bits`-bit operand an immediate `imm` becomes once encoded: the emitter writes it as
+/// an `i8`/`i32` sign-extended by the instruction when `signed`, else as a `u8`/`u32`
+/// zero-extended; bits beyond those are not in the code, whatever the instruction held.
+fn encoded(imm: i64, signed: bool, bits: u32) -> String {
+    let x = match signed {
+        true => imm as i32 as i64 as u64,
+        false => u64::from(imm as u32),
+    };
+    lit(bits, u128::from(x) & ((1u128 << bits) - 1))
+}
+
+/// `a cond imm` at 32 or 64 bits, with `imm` as encoded.
 fn compare_imm(cond: ImmCond, wide: bool, a: &str, imm: i64) -> String {
     let bits = if wide { 64 } else { 32 };
-    let (a, b) = (
-        low(a, 64, bits),
-        lit(bits, (imm as u64 as u128) & ((1u128 << bits) - 1)),
+    let signed = !matches!(
+        cond,
+        ImmCond::Ult | ImmCond::Ugt | ImmCond::Ulteq | ImmCond::Ugteq
     );
+    let (a, b) = (low(a, 64, bits), encoded(imm, signed, bits));
     let op = match cond {
         ImmCond::Eq => return format!("(= {a} {b})"),
         ImmCond::Neq => return format!("(not (= {a} {b}))"),
@@ -107,7 +122,8 @@ impl Semantics for MInst {
             } => {
                 let bits = if *wide { 64 } else { 32 };
                 let x = low(&m.get(*a)?, 64, bits);
-                let y = lit(bits, (*imm as u64 as u128) & ((1u128 << bits) - 1));
+                // Additions and subtractions encode a `u8`/`u32`, the rest an `i8`/`i32`.
+                let y = encoded(*imm, !matches!(op, ImmOp::Add | ImmOp::Sub), bits);
                 let f = match op {
                     ImmOp::Add => "bvadd",
                     ImmOp::Sub => "bvsub",
@@ -209,6 +225,7 @@ impl Semantics for MInst {
                     trap: *trap,
                     foreign: op.big_endian(),
                     stored: None,
+                    checks_before: 0,
                 })?;
                 m.set(*dst, t);
             }
@@ -236,6 +253,7 @@ impl Semantics for MInst {
                     trap: *trap,
                     foreign: op.big_endian(),
                     stored: Some(stored),
+                    checks_before: 0,
                 })?;
             }
             other => return Err(format!("no semantics for `{other:?}`")),
@@ -277,6 +295,13 @@ fn address(
             );
             let code = trap.ok_or("a g32 access without a trap code")?;
             m.e.traps.push((format!("(bvugt {index} {limit})"), code));
+            // The interpreter subtracts in `usize` without a check: past zero, a debug build
+            // panics and a release build wraps and checks nothing. Neither is a trap.
+            let (b, o) = (m.get(bound)?, off(offset.into()));
+            m.e.undefined.push(format!(
+                "(or (bvult {b} {o}) (bvult (bvsub {b} {o}) {}))",
+                lit(64, size.into())
+            ));
             (
                 format!("(bvadd {} {index} {})", m.get(base)?, off(offset.into())),
                 None,
@@ -291,11 +316,5 @@ fn address(
 /// A parameter's register, `bits` wide, as this backend's convention passes it: the value in
 /// the low bits, whatever above them.
 pub fn param(m: &mut Machine, t: &str, bits: u32) -> String {
-    match bits {
-        64 => t.to_string(),
-        _ => {
-            let upper = m.unknown(64 - bits);
-            format!("(concat {upper} {t})")
-        }
-    }
+    m.param(t, bits)
 }

@@ -3,8 +3,12 @@
 //! access on. Registers are 64 bits; a 32-bit operation writes its result zero-extended, as
 //! x86-64 does; `cmp a, b` then a condition code is the comparison `a cc b` at the
 //! operation's width; an address is `base + index + disp` wrapping at 64 bits (scale 1).
-//! Parameters arrive as this backend's convention passes them (an i32 zero-extended, what
-//! [`super::pcc`]'s `value_fact` also assumes).
+//! An i32 parameter arrives zero-extended: not what System V promises, but this backend's
+//! invariant (`lower.isle`: every i32 value has the upper half of its register zero; its
+//! trampolines load arguments with 32-bit loads, calls outside the image re-extend i32
+//! results). The proof takes that invariant as a premise, as [`super::pcc`]'s `value_fact`
+//! does; with the upper half unknown, the lowerings that use a 32-bit index directly in
+//! `disp(base, index)` would be refuted.
 
 use super::inst::{AluOp, Amode, Cc, ExtOp, LoadOp, MInst, Rmi, Size, StoreOp, Test, UnaryOp};
 use crate::ir::Endianness;
@@ -15,6 +19,16 @@ use crate::prove::symbolic::{
 
 fn width(size: Size) -> u32 {
     u32::from(size.bits())
+}
+
+/// The width an ALU operation of `size` is encoded at: the emitter writes byte and word
+/// operations as 32-bit ones (`addl`, ...), which also zero the upper half and carry out of
+/// bit 31, so that is what the code computes.
+fn alu_width(size: Size) -> u32 {
+    match size {
+        Size::Q => 64,
+        _ => 32,
+    }
 }
 
 /// The second operand of an ALU operation or comparison, at `bits` bits.
@@ -117,7 +131,7 @@ impl Semantics for MInst {
                 a,
                 b,
             } => {
-                let bits = width(*size);
+                let bits = alu_width(*size);
                 let (x, y) = (low(&m.get(*a)?, 64, bits), operand(m, b, bits)?);
                 let f = match op {
                     AluOp::Add => "bvadd",
@@ -136,7 +150,7 @@ impl Semantics for MInst {
                 b,
                 code,
             } => {
-                let bits = width(*size);
+                let bits = alu_width(*size);
                 let (x, y) = (low(&m.get(*a)?, 64, bits), operand(m, b, bits)?);
                 m.e.traps.push((carries(&x, &y, bits), *code));
                 m.set(*dst, zext(&format!("(bvadd {x} {y})"), bits, 64));
@@ -151,9 +165,16 @@ impl Semantics for MInst {
                 dst,
                 a,
             } => {
-                let bits = width(*size);
-                let v = bswap(&low(&m.get(*a)?, 64, bits), bits);
-                m.set(*dst, zext(&v, bits, 64));
+                let (bits, r) = (width(*size), m.get(*a)?);
+                let v = bswap(&low(&r, 64, bits), bits);
+                let t = match size {
+                    // `rolw $8` swaps the low two bytes and keeps bits 16 to 63.
+                    Size::W => format!("(concat ((_ extract 63 16) {r}) {v})"),
+                    // `bswapq`, or `bswapl`, which zeroes the upper half.
+                    Size::Q | Size::L => zext(&v, bits, 64),
+                    Size::B => return Err("no byte swap of one byte".into()),
+                };
+                m.set(*dst, t);
             }
             MInst::Select {
                 test: t,
@@ -211,6 +232,7 @@ impl Semantics for MInst {
                     trap: *trap,
                     foreign: false,
                     stored: None,
+                    checks_before: 0,
                 })?;
                 m.set(*dst, v);
             }
@@ -236,6 +258,7 @@ impl Semantics for MInst {
                     trap: *trap,
                     foreign: false,
                     stored: Some(stored),
+                    checks_before: 0,
                 })?;
             }
             MInst::Bitcast { wide, dst, src } => {
@@ -254,8 +277,8 @@ impl Semantics for MInst {
     }
 }
 
-/// A parameter's register, `bits` wide, as this backend's convention passes it: an integer
-/// narrower than 64 bits zero-extended.
+/// A parameter's register, `bits` wide, as this backend's invariant keeps it: an i32
+/// zero-extended to 64 bits (the premise the module comment explains).
 pub fn param(_: &mut Machine, t: &str, bits: u32) -> String {
     zext(t, bits, 64)
 }
