@@ -93,6 +93,34 @@ pub fn run_text(name: &str, src: &str) -> Result<(), String> {
     run_source(name, src, false).map_err(|f| f.to_string())
 }
 
+/// Runs the `test run` file `src` on the interpreter and on the one backend named `target`
+/// (both Spectre settings), as a counterexample to that backend's code is reproduced: a
+/// disagreement elsewhere would only blur which code is wrong.
+pub fn run_text_on(name: &str, src: &str, target: &str) -> Result<(), String> {
+    let file = parse_file(src).map_err(|d| d.render(name, src))?;
+    run(
+        name,
+        src,
+        &file,
+        types::I64,
+        Backends::Only(target),
+        false,
+        &mut |_| {},
+    )
+    .map_err(|f| f.to_string())
+}
+
+/// Which of our backends a `run` checks against the interpreter.
+#[derive(Clone, Copy)]
+enum Backends<'a> {
+    /// None: the interpreter and the legalized forms only (`test interpret`).
+    None,
+    /// Every backend that runs on this host (`test run`).
+    All,
+    /// The one named, if it runs here.
+    Only(&'a str),
+}
+
 enum Failure {
     Message(String),
     Bless(String),
@@ -149,7 +177,7 @@ fn run_source(name: &str, src: &str, pcc: bool) -> Result<(), Failure> {
             }
             "interpret" => {
                 for &p in &pointers {
-                    run(name, src, &file, p, false, false, &mut |_| {})?;
+                    run(name, src, &file, p, Backends::None, false, &mut |_| {})?;
                 }
             }
             "run" => {
@@ -166,7 +194,15 @@ fn run_source(name: &str, src: &str, pcc: bool) -> Result<(), Failure> {
                     )
                     .into());
                 }
-                run(name, src, &file, types::I64, true, pcc, &mut |_| {})?;
+                run(
+                    name,
+                    src,
+                    &file,
+                    types::I64,
+                    Backends::All,
+                    pcc,
+                    &mut |_| {},
+                )?;
             }
             "compile" => compile_precise(name, src, &file, pcc)?,
             other => return Err(format!("unknown test kind `{other}`").into()),
@@ -653,7 +689,7 @@ pub fn interpret_path(path: &Path, report: &mut dyn FnMut(&str)) -> Result<(), S
         Some(t) => crate::target::Target::lookup_or_err(t)?.pointer,
         None => types::I64,
     };
-    run(&name, &src, &file, pointer, false, false, report).map_err(|f| f.to_string())
+    run(&name, &src, &file, pointer, Backends::None, false, report).map_err(|f| f.to_string())
 }
 
 fn run(
@@ -661,7 +697,7 @@ fn run(
     src: &str,
     file: &ParsedFile,
     pointer: Type,
-    on_backends: bool,
+    backends: Backends,
     pcc: bool,
     report: &mut dyn FnMut(&str),
 ) -> Result<(), Failure> {
@@ -734,6 +770,8 @@ fn run(
         .into_iter()
         .find(|(_, size)| *size > MAX_REAL_MEMORY);
     #[cfg(unix)]
+    let on_backends = !matches!(backends, Backends::None);
+    #[cfg(unix)]
     if let (true, Some((mem, size))) = (on_backends, &huge) {
         // Said every time: these run lines are checked on the interpreter only.
         eprintln!(
@@ -744,6 +782,11 @@ fn run(
     if on_backends && huge.is_none() {
         for spectre in [false, true] {
             for backend in crate::isa::Backend::runnable(spectre) {
+                if let Backends::Only(t) = backends {
+                    if backend.name() != t {
+                        continue;
+                    }
+                }
                 backend_runs.push(
                     BackendRun::new(backend.with_pcc(pcc), &funcs, file)
                         .map_err(|e| format!("{name}: {e}"))?,

@@ -214,6 +214,15 @@ impl Broken {
         let get = |n: &str| model.iter().find(|(v, _)| v == n).map_or(0, |x| x.1 as u64);
         let (bound, index) = (get("bound"), get("index") & 0xffff_ffff);
         let c = &self.config;
+        if !crate::isa::Backend::runnable(c.spectre)
+            .iter()
+            .any(|b| b.name() == c.target.name)
+        {
+            return Some(format!(
+                "not run: {} code does not run on this host",
+                c.target.name
+            ));
+        }
         let func = crate::parser::parse_function(&c.clif()).ok()?;
         // What the instruction does there, on the interpreter, over a host memory whose byte
         // `i` is `i`'s low byte (as `test run` fills it).
@@ -245,15 +254,18 @@ impl Broken {
         // debug build of `pulley-interpreter`: that too is the disagreement, not a crash.
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
-        let r = std::panic::catch_unwind(|| crate::filetest::run_text("counterexample", &text))
-            .unwrap_or_else(|p| {
-                let why = p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                Err(format!("the code panicked the host: {why}"))
-            });
+        let target = c.target.name;
+        let r = std::panic::catch_unwind(|| {
+            crate::filetest::run_text_on("counterexample", &text, target)
+        })
+        .unwrap_or_else(|p| {
+            let why = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(format!("the code panicked the host: {why}"))
+        });
         std::panic::set_hook(hook);
         crate::mutants::set(None);
         match r {
