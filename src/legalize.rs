@@ -114,6 +114,10 @@ pub enum Mutation {
     KMinusOne,
     /// Choose the `isub bound, K` form without the minimum-size proof.
     IsubWithoutProof,
+    /// Make the access first and check after it: a store out of bounds writes, then traps.
+    AccessBeforeCheck,
+    /// Trap whatever the operands (code that never accesses is not the instruction either).
+    AlwaysTrap,
 }
 
 /// Expands every bounds-checked access of `func` and removes its memory declarations.
@@ -231,7 +235,7 @@ fn expand(
         out,
     };
 
-    if let Form::AlwaysTraps { .. } = plan.form() {
+    if matches!(plan.form(), Form::AlwaysTraps { .. }) || mutation == Some(Mutation::AlwaysTrap) {
         let one = (&mut e).iconst(types::I8, 1.into());
         (&mut e).trapnz(one, code);
         if let Some(r) = result {
@@ -316,7 +320,7 @@ fn expand(
             (addr, 0)
         }
         _ => {
-            if let Some(oob) = oob {
+            if let (Some(oob), false) = (oob, mutation == Some(Mutation::AccessBeforeCheck)) {
                 (&mut e).trapnz(oob, code);
             }
             let addr = (&mut e).iadd(a.base, index);
@@ -330,6 +334,9 @@ fn expand(
         }
     };
     access(&mut e, &a, addr, offset, result, settings);
+    if let (Some(oob), false, Some(Mutation::AccessBeforeCheck)) = (oob, null_select, mutation) {
+        (&mut e).trapnz(oob, code);
+    }
     case
 }
 

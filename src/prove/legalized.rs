@@ -610,21 +610,24 @@ fn obligation(c: &Config, mutation: Option<Mutation>) -> Result<Built, NoObligat
         .ok_or("the legalizer expanded nothing")?;
     let entry = func.layout.entry_block().ok_or("no entry block")?;
     let params = func.dfg.block_params(entry).to_vec();
-    // Only checks that trap exactly when the instruction does are an equivalence.
+    // Only checks that trap exactly when the instruction does are an equivalence; a
+    // mutation's are not exported.
     let souper = match case {
-        Case::E | Case::F | Case::H | Case::I if !c.spectre => super::souper::export(
-            &func,
-            &super::souper::Facts {
-                name: c.describe(),
-                bound: params[1],
-                index: params[2],
-                offset: c.offset,
-                size: s.size,
-                min: s.min,
-                max_bound: s.max_bound,
-                const_bound: c.const_bound,
-            },
-        )?,
+        Case::E | Case::F | Case::H | Case::I if !c.spectre && mutation.is_none() => {
+            super::souper::export(
+                &func,
+                &super::souper::Facts {
+                    name: c.describe(),
+                    bound: params[1],
+                    index: params[2],
+                    offset: c.offset,
+                    size: s.size,
+                    min: s.min,
+                    max_bound: s.max_bound,
+                    const_bound: c.const_bound,
+                },
+            )?
+        }
         _ => None,
     };
     let mut eval = Eval {
@@ -864,6 +867,8 @@ pub struct Broken {
     legalized: Function,
     pointer: Type,
     index: Type,
+    /// A store's value type.
+    stored: Option<Type>,
 }
 
 /// Where the memory of a counterexample run lives (the broken obligations assume it).
@@ -891,7 +896,8 @@ pub(super) fn load_config(target: &str, spectre: bool, memory: &str) -> Config {
 }
 
 /// The legalizer with each of its test-only mutations (an off-by-one `K`; the `isub bound, K`
-/// form without the minimum size that keeps it from wrapping), in the forms they break.
+/// form without the minimum size that keeps it from wrapping; a store made before its check;
+/// code that always traps), in the forms they break.
 pub fn broken() -> Result<Vec<Broken>, String> {
     let x86 = Target::lookup("x86_64").expect("a known target");
     let at = |memory: &str, spectre| Config {
@@ -919,6 +925,17 @@ pub fn broken() -> Result<Vec<Broken>, String> {
             at(empty, false),
             Mutation::IsubWithoutProof,
         ),
+        // A load made before its check still traps where the instruction does: only a
+        // store shows, in memory, that the access came first.
+        (
+            "store before its check",
+            Config {
+                store: true,
+                ..at(sized, false)
+            },
+            Mutation::AccessBeforeCheck,
+        ),
+        ("always trap", at(sized, false), Mutation::AlwaysTrap),
     ] {
         let b = obligation(&c, Some(m)).map_err(|e| match e {
             NoObligation::Invalid(e) | NoObligation::Failed(e) => e,
@@ -937,6 +954,7 @@ pub fn broken() -> Result<Vec<Broken>, String> {
             legalized: b.legalized,
             pointer: c.target.pointer,
             index: c.index,
+            stored: c.store.then_some(c.ty),
         });
     }
     Ok(out)
@@ -945,23 +963,52 @@ pub fn broken() -> Result<Vec<Broken>, String> {
 impl Broken {
     /// Runs a counterexample on the interpreter, through the instruction and through the
     /// broken expansion, over a memory of `bound` bytes followed by other mapped bytes (what
-    /// lies after a memory without a guard); `Some` says how they disagree.
+    /// lies after a memory without a guard); `Some` says how they disagree: in what they
+    /// return or trap with, or, for a store, in the bytes they leave.
     pub fn disagreement(&self, model: &[(String, u128)]) -> Option<String> {
         let get = |n: &str| model.iter().find(|(v, _)| v == n).map_or(0, |x| x.1 as u64);
         let (bound, index) = (get("bound"), get("index"));
-        let run = |f: &Function| -> Result<Outcome, String> {
+        // A stored value that differs from the bytes the memory is filled with.
+        let value = (get("value") ^ 0x5a5a_5a5a_5a5a_5a5a)
+            & self.stored.map_or(0, |t| u64::MAX >> (64 - t.bits()));
+        let run = |f: &Function| -> Result<(Outcome, Vec<u8>), String> {
             let mut interp = Interpreter::new([f], self.pointer);
             interp
                 .memory
                 .map_at("heap", BASE, bound + AFTER)
                 .map_err(|e| e.0)?;
-            let args = [
+            let mut args = vec![
                 DataValue::new(self.pointer, BASE),
                 DataValue::new(self.pointer, bound),
                 DataValue::new(self.index, index),
             ];
-            interp.call(&f.name, &args).map_err(|e| e.0)
+            if let Some(t) = self.stored {
+                args.push(DataValue::new(t, value));
+            }
+            let outcome = interp.call(&f.name, &args).map_err(|e| e.0)?;
+            let bytes = interp
+                .memory
+                .read(BASE, bound + AFTER)
+                .ok_or("the memory cannot be read back")?;
+            Ok((outcome, bytes))
         };
+        let (want, got) = (run(&self.original), run(&self.legalized));
+        if let (Ok((_, a)), Ok((_, b))) = (&want, &got) {
+            let at: Vec<String> = a
+                .iter()
+                .zip(b)
+                .enumerate()
+                .filter(|(_, (x, y))| x != y)
+                .map(|(i, (x, y))| format!("[{i:#x}] {x:#04x} / {y:#04x}"))
+                .collect();
+            if !at.is_empty() {
+                return Some(format!(
+                    "on the interpreter, with base {BASE:#x}, bound {bound:#x}, index {index:#x}, value {value:#x}: the bytes the instruction / the broken expansion leave differ at {}",
+                    at.join(", ")
+                ));
+            }
+        }
+        let (want, got) = (want.map(|w| w.0), got.map(|g| g.0));
         let show = |o: &Result<Outcome, String>| match o {
             Ok(Outcome::Trapped(t)) => format!("traps {}", t.code),
             Ok(Outcome::Returned(v)) => format!(
@@ -973,7 +1020,6 @@ impl Broken {
             ),
             Err(e) => format!("fails ({e})"),
         };
-        let (want, got) = (run(&self.original), run(&self.legalized));
         // Where each traps is no difference; the trap code or a returned value is.
         let same = match (&want, &got) {
             (Ok(Outcome::Trapped(a)), Ok(Outcome::Trapped(b))) => a.code == b.code,
