@@ -840,6 +840,14 @@ fn prove_command(
             "the premises of all {} legalized and lowered configurations can hold",
             configs.len() - vacuous.len()
         );
+        // What each Souper candidate says, read back as Souper text, must hold too.
+        match prove::souper::obligations(legalized.souper.iter().map(|(_, e)| e)) {
+            Ok(candidates) => all.extend(candidates),
+            Err(e) => {
+                println!("{e}");
+                failed += 1;
+            }
+        }
         all.extend(legalized.obligations);
         all.extend(lowered.obligations);
         if let Some(only) = only {

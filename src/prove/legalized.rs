@@ -477,7 +477,7 @@ impl Setup {
     /// condition holds, and otherwise accesses `meta/`'s address with the instruction's width
     /// and value. `false` when `e` is wrong whatever the inputs (a trap code, a width); the
     /// reasons are returned.
-    pub(super) fn claim(&self, e: &Execution) -> (String, Vec<String>) {
+    pub(super) fn claim(&self, e: &Execution) -> (String, Vec<String>, Vec<String>) {
         let mut wrong = e.wrong.clone();
         let (pw, size, code) = (self.pw, self.size, self.code);
         let bits = size as u32 * 8;
@@ -495,6 +495,8 @@ impl Setup {
         let checks = any(&e.traps);
         let oob = OUT_OF_BOUNDS_SMT;
         let ea = low(EFFECTIVE_ADDRESS_SMT, 64, pw);
+        // The claim's conjuncts, each decided alone first (see `Obligation::steps`).
+        let mut parts = Vec::new();
         let claim = match &e.access {
             // No access: the code must trap, and only where the instruction does.
             None => format!("(and {oob} {checks})"),
@@ -561,11 +563,17 @@ impl Setup {
                 // or faults, and the access is the instruction's. (Of the faults, only the
                 // null check's needs saying there: at `meta/`'s address, in bounds, the
                 // access ends at or below `base + bound`, where the faulting range begins.)
-                format!(
-                    "(and (=> {oob} (or {} {traps_by_fault})) (=> (not {oob}) (and (not {checks}) (not {null_fault}) (= {} {ea}) {same})))",
-                    any(&e.traps[..a.checks_before]),
-                    a.addr
-                )
+                parts = vec![
+                    format!(
+                        "(=> {oob} (or {} {traps_by_fault}))",
+                        any(&e.traps[..a.checks_before])
+                    ),
+                    format!(
+                        "(=> (not {oob}) (and (not {checks}) (not {null_fault}) (= {} {ea}) {same}))",
+                        a.addr
+                    ),
+                ];
+                format!("(and {})", parts.join(" "))
             }
         };
         let claim = match e.undefined.is_empty() {
@@ -573,14 +581,14 @@ impl Setup {
             false => format!("(and (not {}) {claim})", any_of(&e.undefined)),
         };
         match wrong.is_empty() {
-            true => (claim, wrong),
-            false => ("false".to_string(), wrong),
+            true => (claim, parts, wrong),
+            false => ("false".to_string(), Vec::new(), wrong),
         }
     }
 
     /// The obligation named `name` that code doing `e` equals the instruction.
     pub(super) fn obligation(&self, name: String, e: &Execution) -> Obligation {
-        let (claim, wrong) = self.claim(e);
+        let (claim, parts, wrong) = self.claim(e);
         let name = match wrong.is_empty() {
             true => name,
             false => format!("{name} [{}]", wrong.join("; ")),
@@ -590,7 +598,7 @@ impl Setup {
             vars: self.vars.iter().chain(&e.unknowns).cloned().collect(),
             premises: self.premises.clone(),
             claim,
-            steps: Vec::new(),
+            steps: parts,
         }
     }
 }
@@ -768,6 +776,30 @@ pub(super) fn check_configs() -> Vec<Config> {
                 const_bound: Some(0x10000),
                 ..cfg(small, types::I32, 0x1_0000, types::I32)
             });
+            // The checks of stores and of narrow and extending accesses, whose sizes and
+            // value registers differ from the loads' above, with a symbolic index: in an
+            // explicit check, and a store in a guard region.
+            let guarded = match target.pointer.bits() {
+                32 => "index i32, min 0, max 0x4000_0000, guard 0x10000",
+                _ => "index i32, min 0, max 0x1_0000_0000, guard 0x10000",
+            };
+            let kinds = [
+                (types::I32, AccessKind::Full, true),
+                (types::I64, AccessKind::I8, true),
+                (types::I16, AccessKind::Full, false),
+                (types::I32, AccessKind::U16, false),
+                (types::I64, AccessKind::S8, false),
+            ];
+            // Beyond a guard the size only moves the end within the guard: one store there.
+            for (memory, kinds) in [(small, &kinds[..]), (guarded, &kinds[..1])] {
+                for &(ty, kind, store) in kinds {
+                    out.push(Config {
+                        kind,
+                        store,
+                        ..cfg(memory, types::I32, 0x10, ty)
+                    });
+                }
+            }
         }
     }
     out
@@ -958,6 +990,30 @@ pub fn broken() -> Result<Vec<Broken>, String> {
         });
     }
     Ok(out)
+}
+
+/// The Souper candidate of the case H check (`index > bound - 20` for a 4-byte load at
+/// offset 0x10 of a memory of at least 64 KiB, i32 index) as exported, for `prove --broken`
+/// to break its text.
+pub fn case_h_souper() -> Result<Export, String> {
+    let c = Config {
+        target: Target::lookup("x86_64").expect("a known target"),
+        spectre: false,
+        memory: "index i32, min 0x10000, max 0x1_0000_0000, guard 0".to_string(),
+        index: types::I32,
+        const_index: None,
+        const_bound: None,
+        offset: 0x10,
+        ty: types::I32,
+        kind: AccessKind::Full,
+        big: false,
+        store: false,
+    };
+    let b = obligation(&c, None).map_err(|e| match e {
+        NoObligation::Invalid(e) | NoObligation::Failed(e) => e,
+    })?;
+    b.souper
+        .ok_or_else(|| format!("no Souper export for {}", c.describe()))
 }
 
 impl Broken {

@@ -748,11 +748,18 @@ impl std::fmt::Display for Line {
                 "\n    as a run line of a function with offset {:#x}: ; run: %f(&heap0, {:#x}, {:#x})",
                 get("offset"),
                 get("bound"),
-                get("index")
+                model_index(m)
             )?;
         }
         Ok(())
     }
+}
+
+/// A counterexample's index. A Souper candidate names an i32 index `%index2` (its
+/// `%index` is the zero-extension, not a variable).
+fn model_index(m: &[(String, u128)]) -> u128 {
+    let get = |n: &str| m.iter().find(|(v, _)| v == n).map(|x| x.1);
+    get("index").or_else(|| get("index2")).unwrap_or(0)
 }
 
 /// Decides every obligation of `set`, on as many threads as the machine has cores (each
@@ -785,20 +792,37 @@ pub fn run(set: Vec<Obligation>) -> Vec<Line> {
 
 /// The obligations of `set` whose premises contradict each other (an obligation with no
 /// input that meets its premises is proven whatever its claim): each premise set must be
-/// satisfiable, which z3 shows by refuting `false` under it.
+/// satisfiable, which z3 shows by refuting `false` under it. Obligations with the same
+/// variables and premises (the access kinds of one memory and target) share one check.
 pub fn vacuous(set: &[Obligation]) -> Vec<String> {
-    let falses = set
-        .iter()
-        .map(|o| Obligation {
-            claim: "false".to_string(),
-            steps: Vec::new(),
-            ..o.clone()
-        })
-        .collect();
+    let mut groups: Vec<(Obligation, Vec<&str>)> = Vec::new();
+    for o in set {
+        match groups
+            .iter_mut()
+            .find(|(g, _)| g.vars == o.vars && g.premises == o.premises)
+        {
+            Some((_, names)) => names.push(&o.name),
+            None => groups.push((
+                Obligation {
+                    claim: "false".to_string(),
+                    steps: Vec::new(),
+                    ..o.clone()
+                },
+                vec![&o.name],
+            )),
+        }
+    }
+    let (falses, names): (Vec<_>, Vec<_>) = groups.into_iter().unzip();
     run(falses)
         .into_iter()
-        .filter(|l| !matches!(l.verdict, Verdict::Refuted(_)))
-        .map(|l| format!("{}: {}", l.obligation.name, l.verdict))
+        .zip(names)
+        .filter(|(l, _)| !matches!(l.verdict, Verdict::Refuted(_)))
+        .flat_map(|(l, names)| {
+            names
+                .into_iter()
+                .map(move |n| format!("{n}: {}", l.verdict))
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -813,12 +837,14 @@ pub fn run_broken() -> Result<Vec<(Line, Option<String>)>, String> {
     let legalizations = legalized::broken()?;
     let obligations = set
         .iter()
+        .chain(&broken_souper()?)
         .map(|b| b.obligation.clone())
         .chain(legalizations.iter().map(|b| b.obligation.clone()))
         .collect();
     let mut lines = run(obligations).into_iter();
     let mut out = Vec::new();
-    for b in set {
+    let souper = broken_souper()?;
+    for b in set.into_iter().chain(souper) {
         let l = lines.next().ok_or("an obligation without a line")?;
         let why = disagreement(&l, b.traps);
         out.push((l, why));
@@ -846,17 +872,49 @@ pub fn run_broken() -> Result<Vec<(Line, Option<String>)>, String> {
     Ok(out)
 }
 
+/// The case H Souper candidate with its text broken, each of which z3 must refute as
+/// [`souper::obligation`] reads it: `K - 1` written for `K`, and the bound's range without
+/// the minimum size that keeps `bound - K` from wrapping. (Its i32 index is `%index2`.)
+fn broken_souper() -> Result<Vec<Broken>, String> {
+    let e = legalized::case_h_souper()?;
+    let mut out = Vec::new();
+    let cases: [(&str, &str, &str, BrokenTraps); 2] = [
+        ("K - 1", ", 20:i64", ", 19:i64", |get| {
+            get("index2") > get("bound").wrapping_sub(19)
+        }),
+        ("the minimum dropped", "range=[65536,", "range=[0,", |get| {
+            get("index2") > get("bound").wrapping_sub(20)
+        }),
+    ];
+    for (what, from, to, traps) in cases {
+        let cand = e.cand.replacen(from, to, 1);
+        if cand == e.cand {
+            return Err(format!(
+                "the case H Souper candidate no longer has `{from}` to break:\n{}",
+                e.cand
+            ));
+        }
+        let mut o = souper::obligation(&souper::Export {
+            cand,
+            lhs: e.lhs.clone(),
+        })?;
+        o.name = format!("broken Souper candidate ({what}): {}", o.name);
+        out.push(Broken {
+            obligation: o,
+            traps,
+        });
+    }
+    Ok(out)
+}
+
 fn disagreement(l: &Line, broken_traps: BrokenTraps) -> Option<String> {
     let Verdict::Refuted(m) = &l.verdict else {
         return None;
     };
     let get = |n: &str| m.iter().find(|(v, _)| v == n).map_or(0, |x| x.1 as u64);
-    let traps = crate::semantics::out_of_bounds(
-        get("index"),
-        get("offset"),
-        get("access_size"),
-        get("bound"),
-    );
+    let index = model_index(m) as u64;
+    let traps =
+        crate::semantics::out_of_bounds(index, get("offset"), get("access_size"), get("bound"));
     let broken = broken_traps(&get);
     let says = |t: bool| if t { "traps" } else { "does not trap" };
     (traps != broken).then(|| {

@@ -16,6 +16,7 @@
 //! `a > b` is written `ult b, a`.
 
 use crate::ir::{Function, InstructionData, IntCC, Opcode, Value};
+use clif_bounds_verifier::smt::Obligation;
 use std::collections::HashMap;
 
 /// What an exported check is about.
@@ -244,4 +245,192 @@ pub fn check_round_trip(dir: &std::path::Path) -> Result<usize, String> {
         }
     }
     Ok(names.len())
+}
+
+/// The obligation that the candidate `export.cand` states, read back with `souper-ir` and
+/// given Souper's meaning: its variables with their `range` attributes as premises, and
+/// `cand lhs rhs` as the claim `lhs = rhs`. What z3 proved of the legalized CLIF implies it,
+/// but this proves the text a Souper user reads, so a translation slip in the export (an
+/// operand order, a range off by one) is refuted here rather than shipped.
+pub fn obligation(export: &Export) -> Result<Obligation, String> {
+    use souper_ir::ast::{
+        AssignmentRhs, Attribute, Instruction as I, Operand, Replacement, Statement,
+    };
+    let body = export.cand.split_once('\n').map_or("", |(_, b)| b);
+    let name = export
+        .cand
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("; ");
+    let replacements = souper_ir::parse::parse_replacements_str(body, None)
+        .map_err(|e| format!("{name}: souper-ir cannot read the candidate: {e}"))?;
+    let [Replacement::Cand { statements, cand }] = &replacements[..] else {
+        return Err(format!("{name}: expected one `cand` replacement"));
+    };
+    // Each value as an SMT term and its width; `uadd.with.overflow` gives a pair.
+    enum Val {
+        Bits(String, u32),
+        Pair(String, String, u32),
+    }
+    let mut vals: HashMap<souper_ir::ast::Id<Statement>, Val> = HashMap::new();
+    let mut vars = Vec::new();
+    let mut premises = Vec::new();
+    let lit = |value: i128, bits: u32| {
+        let mask = u128::MAX >> (128 - bits);
+        format!("(_ bv{} {bits})", (value as u128) & mask)
+    };
+    let bool_bv = |t: String| format!("(ite {t} #b1 #b0)");
+    for (id, s) in statements.iter() {
+        let Statement::Assignment(a) = s else {
+            return Err(format!(
+                "{name}: a path condition, which the export never writes"
+            ));
+        };
+        let width = a.r#type.map(|t| u32::from(t.width));
+        let operand = |o: &Operand, want: Option<u32>| -> Result<(String, u32), String> {
+            match o {
+                Operand::Value(v) => match vals.get(&souper_ir::ast::Id::from(*v)) {
+                    Some(Val::Bits(t, w)) => Ok((t.clone(), *w)),
+                    _ => Err(format!(
+                        "{name}: `{}` uses a value that is not a bit-vector",
+                        a.name
+                    )),
+                },
+                Operand::Constant(c) => {
+                    let w = c
+                        .r#type
+                        .map(|t| u32::from(t.width))
+                        .or(want)
+                        .ok_or_else(|| {
+                            format!("{name}: `{}` has a constant of no known width", a.name)
+                        })?;
+                    Ok((lit(c.value, w), w))
+                }
+            }
+        };
+        let need = |w: Option<u32>| w.ok_or_else(|| format!("{name}: `{}` has no type", a.name));
+        let val = match &a.value {
+            AssignmentRhs::Var => {
+                let w = need(width)?;
+                let v = a.name.trim_start_matches('%').to_string();
+                for attr in &a.attributes {
+                    if let Attribute::Range(lo, hi) = attr {
+                        // LLVM's constant range: `[lo, hi)`, wrapping when `lo > hi`.
+                        let (lo, hi) = (lit(*lo, w), lit(*hi, w));
+                        premises.push(format!(
+                            "(ite (bvule {lo} {hi}) (and (bvule {lo} {v}) (bvult {v} {hi})) (or (bvule {lo} {v}) (bvult {v} {hi})))"
+                        ));
+                    }
+                }
+                vars.push((v.clone(), w));
+                Val::Bits(v, w)
+            }
+            AssignmentRhs::Instruction(i) => {
+                let bin = |op: &str, x: &Operand, y: &Operand| -> Result<Val, String> {
+                    let (x, w) = operand(x, width)?;
+                    let (y, _) = operand(y, Some(w))?;
+                    Ok(Val::Bits(format!("({op} {x} {y})"), w))
+                };
+                let cmp = |op: &str, x: &Operand, y: &Operand| -> Result<Val, String> {
+                    // A comparison's width is its operands': an untyped constant takes the
+                    // other's.
+                    let (x, y) = match (operand(x, None), operand(y, None)) {
+                        (Ok(x), Ok(y)) => (x, y),
+                        (Ok(x), Err(_)) => {
+                            let y = operand(y, Some(x.1))?;
+                            (x, y)
+                        }
+                        (Err(_), Ok(y)) => (operand(x, Some(y.1))?, y),
+                        (Err(e), Err(_)) => return Err(e),
+                    };
+                    Ok(Val::Bits(bool_bv(format!("({op} {} {})", x.0, y.0)), 1))
+                };
+                match i {
+                    I::Add { a: x, b: y } => bin("bvadd", x, y)?,
+                    I::Sub { a: x, b: y } => bin("bvsub", x, y)?,
+                    I::Or { a: x, b: y } => bin("bvor", x, y)?,
+                    I::Ult { a: x, b: y } => cmp("bvult", x, y)?,
+                    I::Ule { a: x, b: y } => cmp("bvule", x, y)?,
+                    I::Zext { a: x } => {
+                        let w = need(width)?;
+                        let (x, from) = operand(x, None)?;
+                        Val::Bits(format!("((_ zero_extend {}) {x})", w - from), w)
+                    }
+                    I::Trunc { a: x } => {
+                        let w = need(width)?;
+                        let (x, _) = operand(x, None)?;
+                        Val::Bits(format!("((_ extract {} 0) {x})", w - 1), w)
+                    }
+                    I::UaddWithOverflow { a: x, b: y } => {
+                        let (x, w) = operand(x, None)?;
+                        let (y, _) = operand(y, Some(w))?;
+                        let carry = format!(
+                            "((_ extract {w} {w}) (bvadd ((_ zero_extend 1) {x}) ((_ zero_extend 1) {y})))"
+                        );
+                        Val::Pair(format!("(bvadd {x} {y})"), carry, w)
+                    }
+                    I::ExtractValue {
+                        a: Operand::Value(v),
+                        b: Operand::Constant(c),
+                    } => match (vals.get(&souper_ir::ast::Id::from(*v)), c.value) {
+                        (Some(Val::Pair(sum, _, w)), 0) => Val::Bits(sum.clone(), *w),
+                        (Some(Val::Pair(_, carry, _)), 1) => Val::Bits(carry.clone(), 1),
+                        _ => {
+                            return Err(format!("{name}: `{}` extracts no value of a pair", a.name))
+                        }
+                    },
+                    other => {
+                        return Err(format!(
+                            "{name}: `{}`: this translation does not know `{other:?}`",
+                            a.name
+                        ))
+                    }
+                }
+            }
+            other => return Err(format!("{name}: `{}`: no meaning for {other:?}", a.name)),
+        };
+        if let (Val::Bits(_, w), Some(t)) = (&val, width) {
+            if *w != t {
+                return Err(format!(
+                    "{name}: `{}` is typed i{t} but computes i{w}",
+                    a.name
+                ));
+            }
+        }
+        vals.insert(id, val);
+    }
+    let side = |o: &Operand| match o {
+        Operand::Value(v) => match vals.get(&souper_ir::ast::Id::from(*v)) {
+            Some(Val::Bits(t, w)) => Ok((t.clone(), *w)),
+            _ => Err(format!(
+                "{name}: `cand` names a value that is not a bit-vector"
+            )),
+        },
+        Operand::Constant(_) => Err(format!(
+            "{name}: `cand` of a constant, which the export never writes"
+        )),
+    };
+    let ((lhs, lw), (rhs, rw)) = (side(&cand.lhs)?, side(&cand.rhs)?);
+    if lw != rw {
+        return Err(format!("{name}: `cand` of i{lw} and i{rw}"));
+    }
+    Ok(Obligation {
+        name: format!("Souper candidate as written: {name}"),
+        vars,
+        premises,
+        claim: format!("(= {lhs} {rhs})"),
+        steps: Vec::new(),
+    })
+}
+
+/// One obligation per distinct candidate of `exports` (as [`write`] writes them).
+pub fn obligations<'e>(
+    exports: impl Iterator<Item = &'e Export>,
+) -> Result<Vec<Obligation>, String> {
+    let mut seen = std::collections::HashSet::new();
+    exports
+        .filter(|e| seen.insert(e.cand.lines().skip(1).collect::<Vec<_>>().join("\n")))
+        .map(obligation)
+        .collect()
 }
