@@ -415,6 +415,9 @@ pub fn kernel_obligations() -> Vec<Obligation> {
             format!("(= {} (bvadd {} {}))", z("(bvadd alo blo)"), z("alo"), z("blo")),
             format!("(bvsle (bvsub (bvadd {} {}) {}) (bvadd ka_w {}))", z("a"), z("b"), z("s"), z("b")),
             format!("(bvsle (bvadd ka_w {}) (bvadd ka_w {}))", z("b"), z("bhi")),
+            "(bvule (bvadd alo blo) (bvadd a b))".into(),
+            "(bvule (bvadd a b) (bvadd ahi bhi))".into(),
+            format!("(bvsle (bvsub {} {}) (bvadd ka_w {}))", z("(bvadd a b)"), z("s"), z("bhi")),
         ]),
         // sub_imm: a in [lo, hi], lo >= c: a - c in [lo - c, hi - c], and a <= s + ka gives
         // a - c <= s + ka - c.
@@ -439,6 +442,9 @@ pub fn kernel_obligations() -> Vec<Obligation> {
             format!("(= {} (bvsub {} {}))", z("(bvsub lo c)"), z("lo"), z("c")),
             format!("(= (bvsub {} {}) (bvsub (bvsub {} {}) {}))", z("(bvsub a c)"), z("s"), z("a"), z("s"), z("c")),
             format!("(bvsle (bvsub (bvsub {} {}) {}) (bvsub ka_w {}))", z("a"), z("s"), z("c"), z("c")),
+            "(bvule (bvsub lo c) (bvsub a c))".into(),
+            "(bvule (bvsub a c) (bvsub hi c))".into(),
+            format!("(bvsle (bvsub {} {}) (bvsub ka_w {}))", z("(bvsub a c)"), z("s"), z("c")),
         ]),
         // zero_extend from 32: a value below 2^32 is its own zero-extension.
         kernel(
@@ -517,7 +523,45 @@ pub fn kernel_obligations() -> Vec<Obligation> {
             "(bvule ((_ zero_extend 32) ((_ extract 31 0) x)) y)".into(),
         ),
     ];
-    // The access checks, for each width.
+    // Within the guard after the bound: every byte below n + guard. One obligation for
+    // every width from 1 to 16 bytes, which z3 decides faster than any one width (measured:
+    // 1.5 s against 9.8 s for the five widths the kernel uses).
+    let w = "w";
+    out.push(with_steps(
+        kernel(
+            "an access of w bytes at off <= bound + k, k + w <= guard, ends in the guard, every w from 1 to 16",
+            &["off", "n", "guard", "k_w", "w"],
+            &[
+                format!("(bvsle (bvsub {} {}) k_w)", z("off"), z("n")),
+                format!("(bvsle (bvadd k_w {}) {})", z(w), z("guard")),
+                format!("(and (bvuge w {}) (bvule w {}))", lit64(1), lit64(16)),
+            ],
+            format!(
+                "(bvule (bvadd {} {}) (bvadd {} {}))",
+                z("off"),
+                z(w),
+                z("n"),
+                z("guard")
+            ),
+        ),
+        vec![
+            format!(
+                "(bvsle (bvadd (bvsub {} {}) {}) (bvadd k_w {}))",
+                z("off"),
+                z("n"),
+                z(w),
+                z(w)
+            ),
+            format!(
+                "(bvsle (bvadd (bvsub {} {}) {}) {})",
+                z("off"),
+                z("n"),
+                z(w),
+                z("guard")
+            ),
+        ],
+    ));
+    // The other access checks, for each width.
     for w in [1u64, 2, 4, 8, 16] {
         let wl = lit64(w);
         // In bounds symbolically: off <= n + k, k + w <= 0: [off, off + w) within [0, n).
@@ -532,42 +576,6 @@ pub fn kernel_obligations() -> Vec<Obligation> {
                 ),
             ],
             format!("(bvule (bvadd {} {}) {})", z("off"), z(&wl), z("n")),
-        ));
-        // Or within the guard after it: every byte below n + guard.
-        out.push(with_steps(
-            kernel(
-                &format!(
-                "an access of {w} bytes at off <= bound + k, k + {w} <= guard, ends in the guard"
-            ),
-                &["off", "n", "guard", "k_w"],
-                &[
-                    format!("(bvsle (bvsub {} {}) k_w)", z("off"), z("n")),
-                    format!("(bvsle (bvadd k_w {}) {})", z(&wl), z("guard")),
-                ],
-                format!(
-                    "(bvule (bvadd {} {}) (bvadd {} {}))",
-                    z("off"),
-                    z(&wl),
-                    z("n"),
-                    z("guard")
-                ),
-            ),
-            vec![
-                format!(
-                    "(bvsle (bvadd (bvsub {} {}) {}) (bvadd k_w {}))",
-                    z("off"),
-                    z("n"),
-                    z(&wl),
-                    z(&wl)
-                ),
-                format!(
-                    "(bvsle (bvadd (bvsub {} {}) {}) {})",
-                    z("off"),
-                    z("n"),
-                    z(&wl),
-                    z("guard")
-                ),
-            ],
         ));
         // g32: made only when index <= bound - offset - w (unchecked), given bound >= offset
         // + w: the access ends within the bound.
