@@ -161,6 +161,11 @@ enum Command {
         /// Also write every proven equivalence of a legalized form as Souper IR into DIR.
         #[arg(long, value_name = "DIR")]
         souper: Option<std::path::PathBuf>,
+        /// Inject a known lowering bug (a name `clif-bounds mutants` lists, e.g.
+        /// `KOffByOne`; builds with the `pcc-mutants` feature only), to see how a broken
+        /// lowering fails its proofs: each refutation is printed as a filetest that runs it.
+        #[arg(long, value_name = "NAME")]
+        mutant: Option<String>,
     },
     /// Compile the functions of a CLIF or Wasm file and print, per function, the machine code
     /// disassembly and its size.
@@ -348,7 +353,13 @@ fn run(command: Command) -> Result<ExitCode, String> {
             broken,
             only,
             souper,
-        } => prove_command(broken, only.as_deref(), souper.as_deref()),
+            mutant,
+        } => {
+            if let Some(name) = mutant {
+                inject(&name)?;
+            }
+            prove_command(broken, only.as_deref(), souper.as_deref())
+        }
         Command::Compile {
             file,
             target,
@@ -767,6 +778,38 @@ fn mutants_command() -> Result<ExitCode, String> {
 }
 
 /// `clif-bounds prove`.
+/// Injects the mutant named `name` into every later compile.
+#[cfg(feature = "prove")]
+fn inject(name: &str) -> Result<(), String> {
+    use clif_bounds::mutants::Mutant;
+    let names = || {
+        Mutant::ALL
+            .iter()
+            .map(|m| format!("{m:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(m) = Mutant::ALL.into_iter().find(|m| format!("{m:?}") == name) else {
+        return Err(format!(
+            "error: no mutant `{name}`; the mutants are {}",
+            names()
+        ));
+    };
+    #[cfg(feature = "pcc-mutants")]
+    {
+        clif_bounds::mutants::set(Some(m));
+        Ok(())
+    }
+    #[cfg(not(feature = "pcc-mutants"))]
+    {
+        let _ = m;
+        Err(
+            "error: this build injects no mutants; build with `--features \"prove pcc-mutants\"`"
+                .to_string(),
+        )
+    }
+}
+
 #[cfg(feature = "prove")]
 fn prove_command(
     broken: bool,
@@ -850,8 +893,8 @@ fn prove_command(
                 failed += 1;
             }
         }
-        all.extend(legalized.obligations);
-        all.extend(lowered.obligations);
+        all.extend(legalized.obligations.iter().cloned());
+        all.extend(lowered.obligations.iter().cloned());
         if let Some(only) = only {
             all.retain(|o| o.name.contains(only));
         }
@@ -863,6 +906,24 @@ fn prove_command(
                 proven.insert(line.obligation.name);
             } else {
                 failed += 1;
+                // A counterexample to code is shown as a filetest that runs it.
+                if let clif_bounds_verifier::smt::Verdict::Refuted(m) = &line.verdict {
+                    let o = &line.obligation;
+                    match legalized
+                        .reproduce(o, m)
+                        .or_else(|| lowered.reproduce(o, m))
+                    {
+                        Some(Ok(file)) => println!(
+                            "    as a filetest (`clif-bounds test FILE`):\n{}",
+                            file.lines()
+                                .map(|l| format!("    | {l}"))
+                                .collect::<Vec<_>>()
+                                .join("\n")
+                        ),
+                        Some(Err(why)) => println!("    {why}"),
+                        None => {}
+                    }
+                }
             }
         }
         if let Some(dir) = souper {

@@ -27,10 +27,11 @@ use crate::ir::{
 use crate::legalize::{legalize_with, Case, Mutation, Settings};
 use crate::semantics::{AccessKind, Extension, EFFECTIVE_ADDRESS_SMT, OUT_OF_BOUNDS_SMT};
 use crate::target::{NullCheck, Target};
-use clif_bounds_verifier::smt::Obligation;
+use clif_bounds_verifier::smt::{Obligation, Verdict};
 use std::collections::HashMap;
 
 /// One configuration of the legalizer: the CLIF of one access, and the settings.
+#[derive(Clone)]
 pub(super) struct Config {
     pub(super) target: &'static Target,
     pub(super) spectre: bool,
@@ -49,6 +50,46 @@ pub(super) struct Config {
 }
 
 impl Config {
+    /// A counterexample `model` as a `test run` filetest anyone can paste and run: this
+    /// configuration's function on a host memory `heap0` of `size` bytes (byte `i` holds
+    /// `i`'s low byte), called with the model's bound, index and value, expecting what the
+    /// interpreter does with the instruction there (the reference every backend must meet).
+    pub(super) fn run_file(&self, model: &[(String, u128)], size: u64) -> Result<String, String> {
+        let get = |n: &str| model.iter().find(|(v, _)| v == n).map_or(0, |x| x.1 as u64);
+        let mask = |t: Type| u64::MAX >> (64 - t.bits().min(64));
+        let (bound, index) = (get("bound"), get("index") & mask(self.index));
+        let value = get("value") & mask(self.ty);
+        let func = crate::parser::parse_function(&self.clif())
+            .map_err(|d| format!("the configuration's CLIF does not parse: {}", d.message))?;
+        let mut interp = Interpreter::new([&func], self.target.pointer);
+        let base = interp.memory.map("heap0", size).map_err(|e| e.0)?;
+        let bytes: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        interp.memory.write(base, &bytes);
+        let mut args = vec![
+            DataValue::new(self.target.pointer, base),
+            DataValue::new(self.target.pointer, bound),
+            DataValue::new(self.index, index),
+        ];
+        let mut call = format!("%f(&heap0, {bound:#x}, {index:#x}");
+        if self.store {
+            args.push(DataValue::new(self.ty, value));
+            call.push_str(&format!(", {value:#x}"));
+        }
+        let want = match interp.call(&func.name, &args).map_err(|e| e.0)? {
+            Outcome::Trapped(t) => format!("traps {}", t.code),
+            Outcome::Returned(v) => match v.first() {
+                Some(v) => format!("== {:#x}", v.bits),
+                None => "== []".to_string(),
+            },
+        };
+        Ok(format!(
+            "test run\nset enable_heap_access_spectre_mitigation={}\ntarget {}\n; host-memory: heap0 {size:#x}\n\n{}; run: {call}) {want}\n",
+            self.spectre,
+            self.target.name,
+            self.clif()
+        ))
+    }
+
     /// The function: `(base, bound, index[, value])`, one access of `mem0`.
     pub(super) fn clif(&self) -> String {
         let p = self.target.pointer;
@@ -71,12 +112,17 @@ impl Config {
             }
             None => "v2",
         };
-        let order = if self.big { " big" } else { " little" };
+        // `kind order`, or the order alone for the full width (whose kind prints empty).
+        let order = if self.big { "big" } else { "little" };
+        let order = match self.kind.to_string() {
+            k if k.is_empty() => order.to_string(),
+            k => format!("{k} {order}"),
+        };
         let (access, ret, sig_ret) = if self.store {
             (
                 format!(
-                    "bounds_checked_store {}{order} mem0 v3, v0, {bound}, {index}+{:#x}",
-                    self.kind, self.offset
+                    "bounds_checked_store {order} mem0 v3, v0, {bound}, {index}+{:#x}",
+                    self.offset
                 ),
                 "return",
                 String::new(),
@@ -84,8 +130,8 @@ impl Config {
         } else {
             (
                 format!(
-                    "v4 = bounds_checked_load.{} {}{order} mem0 v0, {bound}, {index}+{:#x}",
-                    self.ty, self.kind, self.offset
+                    "v4 = bounds_checked_load.{} {order} mem0 v0, {bound}, {index}+{:#x}",
+                    self.ty, self.offset
                 ),
                 "return v4",
                 format!(" -> {}", self.ty),
@@ -863,6 +909,59 @@ pub struct Legalized {
     pub cases: Vec<(&'static str, Case)>,
     /// The Souper export of each obligation that has one, by obligation name.
     pub souper: Vec<(String, Export)>,
+    /// The configuration of each obligation, by obligation name.
+    configs: Vec<(String, Config)>,
+}
+
+impl Legalized {
+    /// A refuted obligation's counterexample as a `test run` filetest, when the obligation
+    /// is one of these (see [`reproduce`]).
+    pub fn reproduce(
+        &self,
+        o: &Obligation,
+        model: &[(String, u128)],
+    ) -> Option<Result<String, String>> {
+        reproduce(&self.configs, o, model)
+    }
+}
+
+/// The largest host memory a printed counterexample maps (its bound must fit).
+const MAX_RUN_MEMORY: u64 = 0x100_0000;
+
+/// The counterexample `model` of the obligation `o` (one of `configs`') as a `test run`
+/// filetest over a host memory of the bound's size (at least 64 KiB): pasted into a file,
+/// `clif-bounds test` runs it on the interpreter and every backend. When the model's bound
+/// is larger than a run maps, z3 is asked again for a counterexample within it. `Err` says
+/// why none can be run.
+pub(super) fn reproduce(
+    configs: &[(String, Config)],
+    o: &Obligation,
+    model: &[(String, u128)],
+) -> Option<Result<String, String>> {
+    let (_, c) = configs.iter().find(|(n, _)| *n == o.name)?;
+    let bound = |m: &[(String, u128)]| m.iter().find(|(v, _)| v == "bound").map_or(0, |x| x.1);
+    let size = |m: &[(String, u128)]| (bound(m).max(0x1_0000) as u64).next_multiple_of(0x1000);
+    if bound(model) <= u128::from(MAX_RUN_MEMORY) {
+        return Some(c.run_file(model, size(model)));
+    }
+    let mut small = o.clone();
+    small
+        .premises
+        .push(format!("(bvule bound {})", lit64(MAX_RUN_MEMORY)));
+    small.steps.clear();
+    Some(match clif_bounds_verifier::smt::prove(&small).0 {
+        Verdict::Refuted(m) => c.run_file(&m, size(&m)).map(|file| {
+            format!(
+                "; z3's counterexample has bound {:#x}; this one, within a run's memory, has {:#x}\n{file}",
+                bound(model),
+                bound(&m)
+            )
+        }),
+        v => Err(format!(
+            "not a test run: the counterexample's bound {:#x} is larger than the {MAX_RUN_MEMORY:#x} bytes a run maps, and with a smaller bound z3 says: {v}",
+            bound(model)
+        )),
+    })
 }
 
 /// Every obligation of the legalized forms. Value configurations the IR verifier rejects
@@ -874,6 +973,7 @@ pub fn obligations() -> Legalized {
         failed: Vec::new(),
         cases: Vec::new(),
         souper: Vec::new(),
+        configs: Vec::new(),
     };
     let checks = check_configs().into_iter().map(|c| (c, false));
     let values = value_configs().into_iter().map(|c| (c, true));
@@ -884,6 +984,7 @@ pub fn obligations() -> Legalized {
                 if let Some(e) = b.souper {
                     out.souper.push((b.obligation.name.clone(), e));
                 }
+                out.configs.push((b.obligation.name.clone(), c.clone()));
                 out.obligations.push(b.obligation);
             }
             Err(NoObligation::Invalid(_)) if may_be_invalid => {}

@@ -20,6 +20,20 @@ pub struct Lowered {
     pub obligations: Vec<Obligation>,
     /// The configurations no obligation could be built for, and why: each is a failure.
     pub failed: Vec<String>,
+    /// The configuration of each obligation, by obligation name.
+    configs: Vec<(String, Config)>,
+}
+
+impl Lowered {
+    /// A refuted obligation's counterexample as a `test run` filetest, when the obligation
+    /// is one of these (see [`super::legalized::reproduce`]).
+    pub fn reproduce(
+        &self,
+        o: &Obligation,
+        model: &[(String, u128)],
+    ) -> Option<Result<String, String>> {
+        super::legalized::reproduce(&self.configs, o, model)
+    }
 }
 
 /// Runs `c` lowered by `backend` on the ISA's semantics; `param` makes a parameter's
@@ -117,12 +131,16 @@ pub fn obligations() -> Lowered {
     let mut out = Lowered {
         obligations: Vec::new(),
         failed: Vec::new(),
+        configs: Vec::new(),
     };
     let configs = check_configs().into_iter().chain(value_configs());
     let backends = crate::isa::BACKEND_TARGETS;
     for c in configs.filter(|c| backends.contains(&c.target.name)) {
         match lower(&c) {
-            Ok(Some(o)) => out.obligations.push(o),
+            Ok(Some(o)) => {
+                out.configs.push((o.name.clone(), c.clone()));
+                out.obligations.push(o);
+            }
             Ok(None) => {}
             Err(e) => out.failed.push(format!(
                 "lowered ({}): {}: {e}",
@@ -210,9 +228,8 @@ impl Broken {
     /// interpreter does with the instruction, as a `test run` filetest on the backend with
     /// the mutant injected; `Some` is the filetest's report of the difference.
     pub fn disagreement(&self, model: &[(String, u128)]) -> Option<String> {
-        use crate::interpreter::{DataValue, Interpreter, Outcome};
         let get = |n: &str| model.iter().find(|(v, _)| v == n).map_or(0, |x| x.1 as u64);
-        let (bound, index) = (get("bound"), get("index") & 0xffff_ffff);
+        let bound = get("bound");
         let c = &self.config;
         if !crate::isa::Backend::runnable(c.spectre)
             .iter()
@@ -223,32 +240,21 @@ impl Broken {
                 c.target.name
             ));
         }
-        let func = crate::parser::parse_function(&c.clif()).ok()?;
-        // What the instruction does there, on the interpreter, over a host memory whose byte
-        // `i` is `i`'s low byte (as `test run` fills it).
-        let mut interp = Interpreter::new([&func], c.target.pointer);
-        let base = interp.memory.map("heap0", HOST_MEMORY).ok()?;
-        let bytes: Vec<u8> = (0..HOST_MEMORY).map(|i| i as u8).collect();
-        interp.memory.write(base, &bytes);
-        let args = [
-            DataValue::new(c.target.pointer, base),
-            DataValue::new(c.target.pointer, bound),
-            DataValue::new(c.index, index),
-        ];
-        let want = match interp.call(&func.name, &args).ok()? {
-            Outcome::Trapped(t) => format!("traps {}", t.code),
-            Outcome::Returned(v) => format!("== {:#x}", v.first()?.bits),
-        };
         let size = match self.mutant {
+            // A wider access shows only where its extra bytes are not mapped.
             crate::mutants::Mutant::WiderAccess => bound,
             _ => HOST_MEMORY,
         };
-        let text = format!(
-            "test run\nset enable_heap_access_spectre_mitigation={}\ntarget {}\n; host-memory: heap0 {size:#x}\n\n{}; run: %f(&heap0, {bound:#x}, {index:#x}) {want}\n",
-            c.spectre,
-            c.target.name,
-            c.clif()
-        );
+        let text = match c.run_file(model, size) {
+            Ok(t) => t,
+            Err(e) => return Some(format!("not run: {e}")),
+        };
+        let want = text
+            .lines()
+            .last()
+            .and_then(|l| l.split_once(") "))
+            .map_or("", |(_, w)| w)
+            .to_string();
         crate::mutants::set(Some(self.mutant));
         // A broken `g32` makes the real interpreter subtract past zero, which panics in a
         // debug build of `pulley-interpreter`: that too is the disagreement, not a crash.
