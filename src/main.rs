@@ -164,7 +164,7 @@ enum Command {
         /// Inject a known lowering bug (a name `clif-bounds mutants` lists, e.g.
         /// `KOffByOne`; builds with the `pcc-mutants` feature only), to see how a broken
         /// lowering fails its proofs: each refutation is printed as a filetest that runs it.
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "NAME", conflicts_with = "broken")]
         mutant: Option<String>,
     },
     /// Compile the functions of a CLIF or Wasm file and print, per function, the machine code
@@ -777,8 +777,7 @@ fn mutants_command() -> Result<ExitCode, String> {
     })
 }
 
-/// `clif-bounds prove`.
-/// Injects the mutant named `name` into every later compile.
+/// Injects the mutant named `name` into every later compile (`prove --mutant`).
 #[cfg(feature = "prove")]
 fn inject(name: &str) -> Result<(), String> {
     use clif_bounds::mutants::Mutant;
@@ -810,6 +809,7 @@ fn inject(name: &str) -> Result<(), String> {
     }
 }
 
+/// `clif-bounds prove`.
 #[cfg(feature = "prove")]
 fn prove_command(
     broken: bool,
@@ -863,12 +863,22 @@ fn prove_command(
             println!("{why}");
             failed += 1;
         }
-        // The configurations' premises (declaration, layout, constants) must be satisfiable,
-        // or their proofs would say nothing.
+        // What each Souper candidate says, read back as Souper text, must hold too.
+        let candidates = match prove::souper::obligations(legalized.souper.iter().map(|(_, e)| e)) {
+            Ok(candidates) => candidates,
+            Err(e) => {
+                println!("{e}");
+                failed += 1;
+                Vec::new()
+            }
+        };
+        // The configurations' premises (declaration, layout, constants; a candidate's
+        // ranges) must be satisfiable, or their proofs would say nothing.
         let mut configs: Vec<_> = legalized
             .obligations
             .iter()
             .chain(&lowered.obligations)
+            .chain(&candidates)
             .cloned()
             .collect();
         if let Some(only) = only {
@@ -881,18 +891,11 @@ fn prove_command(
             failed += 1;
         }
         println!(
-            "the premises of all {} legalized and lowered configurations can hold ({:.1} s)",
+            "the premises of all {} legalized and lowered configurations and Souper candidates can hold ({:.1} s)",
             configs.len() - vacuous.len(),
             vacuity.elapsed().as_secs_f64()
         );
-        // What each Souper candidate says, read back as Souper text, must hold too.
-        match prove::souper::obligations(legalized.souper.iter().map(|(_, e)| e)) {
-            Ok(candidates) => all.extend(candidates),
-            Err(e) => {
-                println!("{e}");
-                failed += 1;
-            }
-        }
+        all.extend(candidates);
         all.extend(legalized.obligations.iter().cloned());
         all.extend(lowered.obligations.iter().cloned());
         if let Some(only) = only {

@@ -750,24 +750,31 @@ impl std::fmt::Display for Line {
             &self.verdict,
             self.obligation.name.starts_with("PCC kernel"),
         ) {
-            let get = |n: &str| m.iter().find(|(v, _)| v == n).map_or(0, |x| x.1);
+            let get = |n: &str| m.iter().find(|(v, _)| v == n).map(|x| x.1);
+            // A store's value too, when the obligation has one.
+            let value = get("value").map_or(String::new(), |v| format!(", {v:#x}"));
             write!(
                 f,
-                "\n    as a run line of a function with offset {:#x}: ; run: %f(&heap0, {:#x}, {:#x})",
-                get("offset"),
-                get("bound"),
-                model_index(m)
+                "\n    as a run line of a function with offset {:#x}: ; run: %f(&heap0, {:#x}, {:#x}{value})",
+                get("offset").unwrap_or(0),
+                model_value(m, "bound"),
+                model_value(m, "index")
             )?;
         }
         Ok(())
     }
 }
 
-/// A counterexample's index. A Souper candidate names an i32 index `%index2` (its
-/// `%index` is the zero-extension, not a variable).
-fn model_index(m: &[(String, u128)]) -> u128 {
+/// A counterexample's value of `name` (`index`, `bound`). A Souper candidate names an
+/// input narrower than 64 bits after its CLIF value (`%index2`, `%bound1`), and `%index`
+/// is then its zero-extension, not a variable.
+fn model_value(m: &[(String, u128)], name: &str) -> u128 {
     let get = |n: &str| m.iter().find(|(v, _)| v == n).map(|x| x.1);
-    get("index").or_else(|| get("index2")).unwrap_or(0)
+    let narrow = match name {
+        "index" => "index2",
+        _ => "bound1",
+    };
+    get(name).or_else(|| get(narrow)).unwrap_or(0)
 }
 
 /// Decides every obligation of `set`, on as many threads as the machine has cores (each
@@ -841,18 +848,17 @@ pub fn vacuous(set: &[Obligation]) -> Vec<String> {
 /// Then the legalizer's own mutations ([`legalized::broken`]): each counterexample is run on
 /// the interpreter through the instruction and through the broken expansion.
 pub fn run_broken() -> Result<Vec<(Line, Option<String>)>, String> {
-    let set = broken();
+    let mut set = broken();
+    set.extend(broken_souper()?);
     let legalizations = legalized::broken()?;
     let obligations = set
         .iter()
-        .chain(&broken_souper()?)
         .map(|b| b.obligation.clone())
         .chain(legalizations.iter().map(|b| b.obligation.clone()))
         .collect();
     let mut lines = run(obligations).into_iter();
     let mut out = Vec::new();
-    let souper = broken_souper()?;
-    for b in set.into_iter().chain(souper) {
+    for b in set {
         let l = lines.next().ok_or("an obligation without a line")?;
         let why = disagreement(&l, b.traps);
         out.push((l, why));
@@ -920,9 +926,13 @@ fn disagreement(l: &Line, broken_traps: BrokenTraps) -> Option<String> {
         return None;
     };
     let get = |n: &str| m.iter().find(|(v, _)| v == n).map_or(0, |x| x.1 as u64);
-    let index = model_index(m) as u64;
-    let traps =
-        crate::semantics::out_of_bounds(index, get("offset"), get("access_size"), get("bound"));
+    let (index, bound) = (model_value(m, "index"), model_value(m, "bound"));
+    let traps = crate::semantics::out_of_bounds(
+        index as u64,
+        get("offset"),
+        get("access_size"),
+        bound as u64,
+    );
     let broken = broken_traps(&get);
     let says = |t: bool| if t { "traps" } else { "does not trap" };
     (traps != broken).then(|| {

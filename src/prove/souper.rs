@@ -316,7 +316,14 @@ pub fn obligation(export: &Export) -> Result<Obligation, String> {
                 let v = a.name.trim_start_matches('%').to_string();
                 for attr in &a.attributes {
                     if let Attribute::Range(lo, hi) = attr {
-                        // LLVM's constant range: `[lo, hi)`, wrapping when `lo > hi`.
+                        // LLVM's constant range: `[lo, hi)`, wrapping when `lo > hi`; equal
+                        // ends are not a range LLVM accepts.
+                        if lo == hi {
+                            return Err(format!(
+                                "{name}: `{}` has the empty range [{lo},{hi})",
+                                a.name
+                            ));
+                        }
                         let (lo, hi) = (lit(*lo, w), lit(*hi, w));
                         premises.push(format!(
                             "(ite (bvule {lo} {hi}) (and (bvule {lo} {v}) (bvult {v} {hi})) (or (bvule {lo} {v}) (bvult {v} {hi})))"
@@ -329,7 +336,10 @@ pub fn obligation(export: &Export) -> Result<Obligation, String> {
             AssignmentRhs::Instruction(i) => {
                 let bin = |op: &str, x: &Operand, y: &Operand| -> Result<Val, String> {
                     let (x, w) = operand(x, width)?;
-                    let (y, _) = operand(y, Some(w))?;
+                    let (y, wy) = operand(y, Some(w))?;
+                    if w != wy {
+                        return Err(format!("{name}: `{}` mixes i{w} and i{wy}", a.name));
+                    }
                     Ok(Val::Bits(format!("({op} {x} {y})"), w))
                 };
                 let cmp = |op: &str, x: &Operand, y: &Operand| -> Result<Val, String> {
@@ -355,11 +365,17 @@ pub fn obligation(export: &Export) -> Result<Obligation, String> {
                     I::Zext { a: x } => {
                         let w = need(width)?;
                         let (x, from) = operand(x, None)?;
+                        if from > w {
+                            return Err(format!("{name}: `{}` extends i{from} to i{w}", a.name));
+                        }
                         Val::Bits(format!("((_ zero_extend {}) {x})", w - from), w)
                     }
                     I::Trunc { a: x } => {
                         let w = need(width)?;
-                        let (x, _) = operand(x, None)?;
+                        let (x, from) = operand(x, None)?;
+                        if from < w {
+                            return Err(format!("{name}: `{}` truncates i{from} to i{w}", a.name));
+                        }
                         Val::Bits(format!("((_ extract {} 0) {x})", w - 1), w)
                     }
                     I::UaddWithOverflow { a: x, b: y } => {

@@ -278,7 +278,11 @@ impl Semantics for MInst {
 }
 
 /// A parameter's register, `bits` wide, as this backend's invariant keeps it: an i32
-/// zero-extended to 64 bits (the premise the module comment explains).
-pub fn param(_: &mut Machine, t: &str, bits: u32) -> String {
-    zext(t, bits, 64)
+/// zero-extended to 64 bits (the premise the module comment explains). Narrower values
+/// carry no such promise: their upper bits are unknown.
+pub fn param(m: &mut Machine, t: &str, bits: u32) -> String {
+    match bits {
+        32 => zext(t, 32, 64),
+        _ => m.param(t, bits),
+    }
 }
