@@ -1029,9 +1029,8 @@ const BASE: u64 = 0x1_0000_0000;
 /// How many bytes after the bound are mapped in a counterexample run.
 const AFTER: u64 = 0x1000;
 
-/// A configuration of one `load.i32` of `memory` at offset 0x10 with an i32 index
-/// (the lowering mutants are built only with `pcc-mutants`).
-#[cfg(feature = "pcc-mutants")]
+/// A configuration of one `load.i32` of `memory` at offset 0x10 with an i32 index: the
+/// access the broken legalizations, lowerings and Souper candidates break.
 pub(super) fn load_config(target: &str, spectre: bool, memory: &str) -> Config {
     Config {
         target: Target::lookup(target).expect("a known target"),
@@ -1052,20 +1051,7 @@ pub(super) fn load_config(target: &str, spectre: bool, memory: &str) -> Config {
 /// form without the minimum size that keeps it from wrapping; a store made before its check;
 /// code that always traps), in the forms they break.
 pub fn broken() -> Result<Vec<Broken>, String> {
-    let x86 = Target::lookup("x86_64").expect("a known target");
-    let at = |memory: &str, spectre| Config {
-        target: x86,
-        spectre,
-        memory: memory.to_string(),
-        index: types::I32,
-        const_index: None,
-        const_bound: None,
-        offset: 0x10,
-        ty: types::I32,
-        kind: AccessKind::Full,
-        big: false,
-        store: false,
-    };
+    let at = |memory: &str, spectre| load_config("x86_64", spectre, memory);
     let sized = "index i32, min 0x10000, max 0x1_0000_0000, guard 0";
     let empty = "index i32, min 0, max 0x1_0000_0000, guard 0";
     let mut out = Vec::new();
@@ -1117,19 +1103,11 @@ pub fn broken() -> Result<Vec<Broken>, String> {
 /// offset 0x10 of a memory of at least 64 KiB, i32 index) as exported, for `prove --broken`
 /// to break its text.
 pub fn case_h_souper() -> Result<Export, String> {
-    let c = Config {
-        target: Target::lookup("x86_64").expect("a known target"),
-        spectre: false,
-        memory: "index i32, min 0x10000, max 0x1_0000_0000, guard 0".to_string(),
-        index: types::I32,
-        const_index: None,
-        const_bound: None,
-        offset: 0x10,
-        ty: types::I32,
-        kind: AccessKind::Full,
-        big: false,
-        store: false,
-    };
+    let c = load_config(
+        "x86_64",
+        false,
+        "index i32, min 0x10000, max 0x1_0000_0000, guard 0",
+    );
     let b = obligation(&c, None).map_err(|e| match e {
         NoObligation::Invalid(e) | NoObligation::Failed(e) => e,
     })?;
