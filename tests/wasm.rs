@@ -113,6 +113,74 @@ fn spec_scripts_on_our_x64_backend() {
     }
 }
 
+/// The bulk-memory scripts of the core spec set (`memory.fill` and `memory.copy`, 32- and
+/// 64-bit memories), from `CLIF_BOUNDS_SPEC_CORE_DIR` or `../shared/testdata/spec-core`,
+/// on every engine, under every preset, with PCC on our backends. (The rest of the core
+/// set is issue 20's; `memory.init` and `data.drop` are not translated yet.)
+#[test]
+fn bulk_memory_core_scripts_on_every_engine() {
+    let dir = std::env::var_os("CLIF_BOUNDS_SPEC_CORE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/spec-core")
+        });
+    if !dir.is_dir() {
+        println!(
+            "SKIPPED: the core spec scripts are not at {} (set CLIF_BOUNDS_SPEC_CORE_DIR)",
+            dir.display()
+        );
+        return;
+    }
+    let files: Vec<PathBuf> = [
+        "memory_fill",
+        "memory_fill64",
+        "memory_copy",
+        "memory_copy64",
+    ]
+    .iter()
+    .map(|f| dir.join(format!("{f}.wast")))
+    .collect();
+    let engines: [(&str, &EngineFactory); 6] = [
+        ("interp", &|| Ok(Box::new(InterpreterEngine::fused()))),
+        ("interp-legalized, spectre on", &|| {
+            Ok(Box::new(InterpreterEngine::legalized(settings(true))))
+        }),
+        ("cranelift x86_64", &|| {
+            Ok(Box::new(CraneliftEngine::new(false)?))
+        }),
+        ("pulley64, spectre on, pcc", &|| {
+            Ok(Box::new(BackendEngine::new(
+                Backend::for_target("pulley64", true)?.with_pcc(true),
+            )?))
+        }),
+        ("x86_64, pcc", &|| {
+            Ok(Box::new(BackendEngine::new(
+                Backend::for_target("x86_64", false)?.with_pcc(true),
+            )?))
+        }),
+        ("x86_64 legalized, spectre on", &|| {
+            Ok(Box::new(BackendEngine::legalized(Backend::for_target(
+                "x86_64", true,
+            )?)?))
+        }),
+    ];
+    for (path, make) in engines {
+        for (name, config) in MemoryConfig::PRESETS {
+            let report = run_paths(&files, config, make).unwrap();
+            println!("{path}, memory {name}: {report}");
+            for line in report.failures.iter().chain(&report.skips) {
+                println!("  {line}");
+            }
+            assert!(
+                report.failures.is_empty() && report.skips.is_empty(),
+                "{path}, memory {name}: {report}"
+            );
+            // 2 x 100 + 2 x 4,450 commands.
+            assert!(report.passed >= 9100, "{path}, memory {name}: {report}");
+        }
+    }
+}
+
 const SUM: &str = include_str!("../src/example.wat");
 
 /// Every linear-memory access becomes exactly one bounds-checked instruction, and every

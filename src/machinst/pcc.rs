@@ -201,12 +201,25 @@ pub fn declarations<B: Backend>(
             }
         }
     }
+    // What each register holds is what its *defining* value's type promises. A value
+    // lowered as its operand's register (x64's free `uextend.i64` of an i32, a narrowing
+    // `ireduce` to i8/i16) shares that register without defining it: a zero-extension is
+    // still the i32 it extends, and an i8 view of an i64 says nothing of the upper bits.
+    // (Letting the last value written win made an i64 parameter narrowed to i8 look like
+    // a 32-bit value, and an i32 extended for free look like an arbitrary 64-bit one.)
     let mut value_bits = vec![0u8; num_vregs];
     for (v, r) in value_regs.iter() {
         let (Some(r), ty) = (r, func.dfg.value_type(v)) else {
             continue;
         };
-        if ty.is_int() {
+        let alias = match func.dfg.value_def(v) {
+            crate::ir::ValueDef::Result(inst, _) => func.dfg.insts[inst]
+                .arguments()
+                .iter()
+                .any(|&a| value_regs[a] == Some(*r)),
+            _ => false,
+        };
+        if ty.is_int() && !alias {
             value_bits[r.vreg()] = ty.bits() as u8;
         }
     }

@@ -651,6 +651,8 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
                 };
                 self.push(v);
             }
+            O::MemoryFill { mem } => self.memory_fill(mem)?,
+            O::MemoryCopy { dst_mem, src_mem } => self.memory_copy(dst_mem, src_mem)?,
             O::MemoryGrow { mem } => {
                 let memory64 = self.plans[mem as usize].memory64;
                 let delta = self.pop();
@@ -903,6 +905,11 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         if memarg.ordering.is_some() {
             return Err(WasmError::unsupported("atomic memory accesses"));
         }
+        Ok(self.memory(index))
+    }
+
+    /// The memory declaration, base and bound of memory `index`.
+    fn memory(&mut self, index: u32) -> (Memory, Value, Value) {
         let plan = self.plans[index as usize];
         let memory = match self.memories.get(&index) {
             Some(&m) => m,
@@ -928,7 +935,172 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         } else {
             self.vmctx_load(types::I64, VmLayout::memory_bound(index), false)
         };
-        Ok((memory, base, bound))
+        (memory, base, bound)
+    }
+
+    /// Traps with `heap_oob` unless `[start, start + len)` lies within `bound`: the bulk
+    /// operations check their whole range before they write a byte (Wasm 2.0). Addresses
+    /// of a 32-bit memory are zero-extended, so their sum cannot wrap; a 64-bit memory's
+    /// sum traps if it does.
+    fn check_range(&mut self, memory64: bool, bound: Value, start: Value, len: Value) {
+        let code = TrapCode::HEAP_OUT_OF_BOUNDS;
+        let end = if memory64 {
+            self.b.ins().uadd_overflow_trap(start, len, code)
+        } else {
+            let start = self.b.ins().uextend(types::I64, start);
+            let len = self.b.ins().uextend(types::I64, len);
+            self.b.ins().iadd(start, len)
+        };
+        let oob = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, bound);
+        self.b.ins().trapnz(oob, code);
+    }
+
+    /// `memory.fill`: after the range check, one bounds-checked byte store per byte (every
+    /// linear-memory access stays the instruction, so PCC and the proofs cover these too;
+    /// each store's check can no longer fail).
+    fn memory_fill(&mut self, mem: u32) -> Result<(), WasmError> {
+        let memory64 = self.plans[mem as usize].memory64;
+        let len = self.pop();
+        let (start, value) = self.pop2();
+        let (memory, base, bound) = self.memory(mem);
+        self.check_range(memory64, bound, start, len);
+        let ty = self.b.func.dfg.value_type(start);
+        let zero = self.b.ins().iconst(ty, 0.into());
+        let flags = self.heap_flags();
+        self.byte_loop(zero, len, false, |t, i| {
+            let at = t.b.ins().iadd(start, i);
+            t.b.ins().bounds_checked_store(
+                AccessKind::I8,
+                flags,
+                memory,
+                value,
+                base,
+                bound,
+                at,
+                Offset64(0),
+            );
+        });
+        Ok(())
+    }
+
+    /// `memory.copy`: after both range checks, one byte at a time, forward when the
+    /// destination is at or below the source and backward otherwise, so that overlapping
+    /// ranges copy as if through a buffer.
+    fn memory_copy(&mut self, dst_mem: u32, src_mem: u32) -> Result<(), WasmError> {
+        let dst64 = self.plans[dst_mem as usize].memory64;
+        let src64 = self.plans[src_mem as usize].memory64;
+        let len = self.pop();
+        let (dst, src) = self.pop2();
+        let (dmem, dbase, dbound) = self.memory(dst_mem);
+        let (smem, sbase, sbound) = self.memory(src_mem);
+        // Between a 32- and a 64-bit memory the length has the narrower type (Wasm's
+        // memory64); each range is checked in its own memory's address type.
+        let widen = |t: &mut Self, v: Value, to64: bool| match to64
+            && t.b.func.dfg.value_type(v) != types::I64
+        {
+            true => t.b.ins().uextend(types::I64, v),
+            false => v,
+        };
+        let dlen = widen(self, len, dst64);
+        let slen = widen(self, len, src64);
+        self.check_range(src64, sbound, src, slen);
+        self.check_range(dst64, dbound, dst, dlen);
+        let flags = self.heap_flags();
+        let copy = |t: &mut Self, i: Value| {
+            let i_src = widen(t, i, src64);
+            let from = t.b.ins().iadd(src, i_src);
+            let byte = t.b.ins().bounds_checked_load(
+                types::I32,
+                AccessKind::U8,
+                flags,
+                smem,
+                sbase,
+                sbound,
+                from,
+                Offset64(0),
+            );
+            let i_dst = widen(t, i, dst64);
+            let to = t.b.ins().iadd(dst, i_dst);
+            t.b.ins().bounds_checked_store(
+                AccessKind::I8,
+                flags,
+                dmem,
+                byte,
+                dbase,
+                dbound,
+                to,
+                Offset64(0),
+            );
+        };
+        let ty = self.b.func.dfg.value_type(len);
+        let zero = self.b.ins().iconst(ty, 0.into());
+        let (d, s) = (widen(self, dst, true), widen(self, src, true));
+        let forward = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, d, s);
+        let (fwd, bwd, done) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.ins().brif(
+            forward,
+            BlockCall::new(fwd, vec![]),
+            BlockCall::new(bwd, vec![]),
+        );
+        self.b.seal_block(fwd);
+        self.b.seal_block(bwd);
+        self.b.switch_to_block(fwd);
+        self.byte_loop(zero, len, false, copy);
+        self.b.ins().jump(BlockCall::new(done, vec![]));
+        self.b.switch_to_block(bwd);
+        self.byte_loop(zero, len, true, copy);
+        self.b.ins().jump(BlockCall::new(done, vec![]));
+        self.b.seal_block(done);
+        self.b.switch_to_block(done);
+        Ok(())
+    }
+
+    /// Runs `body(i)` for each `i` in `[zero, len)`: upward, or downward from `len - 1`
+    /// when `down`. Continues in a new block after the loop.
+    fn byte_loop(
+        &mut self,
+        zero: Value,
+        len: Value,
+        down: bool,
+        mut body: impl FnMut(&mut Self, Value),
+    ) {
+        let ty = self.b.func.dfg.value_type(len);
+        let header = self.block_with_params(&[ty]);
+        let block = self.b.create_block();
+        let exit = self.b.create_block();
+        let first = if down { len } else { zero };
+        self.b.ins().jump(BlockCall::new(header, vec![first]));
+        self.b.switch_to_block(header);
+        let i = self.b.block_params(header)[0];
+        // Upward, `i` is the next index; downward, `i` is one past it.
+        let more = match down {
+            false => self.b.ins().icmp(IntCC::UnsignedLessThan, i, len),
+            true => self.b.ins().icmp(IntCC::NotEqual, i, zero),
+        };
+        self.b.ins().brif(
+            more,
+            BlockCall::new(block, vec![]),
+            BlockCall::new(exit, vec![]),
+        );
+        self.b.seal_block(block);
+        self.b.seal_block(exit);
+        self.b.switch_to_block(block);
+        let one = self.b.ins().iconst(ty, 1.into());
+        let (at, next) = match down {
+            false => (i, self.b.ins().iadd(i, one)),
+            true => {
+                let j = self.b.ins().isub(i, one);
+                (j, j)
+            }
+        };
+        body(self, at);
+        self.b.ins().jump(BlockCall::new(header, vec![next]));
+        self.b.seal_block(header);
+        self.b.switch_to_block(exit);
     }
 
     fn heap_flags(&mut self) -> MemFlags {
