@@ -59,8 +59,17 @@ impl CraneliftEngine {
             "enable_heap_access_spectre_mitigation",
             &spectre.to_string(),
         )?;
-        let isa = cranelift_codegen::isa::lookup_by_name("x86_64")
-            .map_err(|e| format!("Cranelift x86_64: {e}"))?
+        let mut isa = cranelift_codegen::isa::lookup_by_name("x86_64")
+            .map_err(|e| format!("Cranelift x86_64: {e}"))?;
+        // The host's SSE4.1, as Wasmtime detects it: without it Cranelift calls libm for
+        // `ceil`/`floor`/`trunc`/`nearest` (relocations this runner does not resolve), while
+        // our x86_64 backend uses `roundss`/`roundsd` as Cranelift does with it.
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("sse4.1") {
+            isa.enable("has_sse41")
+                .map_err(|e| format!("Cranelift x86_64 has_sse41: {e}"))?;
+        }
+        let isa = isa
             .finish(settings::Flags::new(b))
             .map_err(|e| format!("Cranelift x86_64: {e}"))?;
         let settings = Settings::for_target("x86_64", spectre)?;
@@ -102,7 +111,11 @@ impl CraneliftEngine {
                 {
                     Target::Grow
                 }
-                other => return Err(format!("unexpected relocation target {other:?}")),
+                other => {
+                    return Err(format!(
+                        "a relocation this runner does not resolve: {other:?}"
+                    ))
+                }
             };
             relocs.push(Relocation {
                 offset: r.offset,
