@@ -1025,6 +1025,12 @@ fn unary(opcode: Opcode, ctrl: Type, a: DataValue) -> Result<u64, TrapCode> {
     use Opcode::*;
     let x = a.bits;
     let bits = a.ty.bits();
+    let f_nan = |a: &DataValue| match a.ty {
+        types::F32 => f32::from_bits(a.bits as u32).is_nan(),
+        types::F64 => f64::from_bits(a.bits).is_nan(),
+        _ => false,
+    };
+    let f_mantissa_bits = |a: &DataValue| if a.ty == types::F32 { 23 } else { 52 };
     let f_un = |f32op: fn(f32) -> f32, f64op: fn(f64) -> f64| {
         if a.ty == types::F32 {
             u64::from(f32op(f32::from_bits(x as u32)).to_bits())
@@ -1044,6 +1050,9 @@ fn unary(opcode: Opcode, ctrl: Type, a: DataValue) -> Result<u64, TrapCode> {
         Sqrt => f_un(f32::sqrt, f64::sqrt),
         Fneg => x ^ (1 << (bits - 1)),
         Fabs => x & !(1 << (bits - 1)),
+        // IEEE 754's roundToIntegral quiets a signalling NaN (Rust's functions may return
+        // it unchanged; hardware `roundss` quiets it, and Wasm requires an arithmetic NaN).
+        Ceil | Floor | Trunc | Nearest if f_nan(&a) => x | (1 << (f_mantissa_bits(&a) - 1)),
         Ceil => f_un(f32::ceil, f64::ceil),
         Floor => f_un(f32::floor, f64::floor),
         Trunc => f_un(f32::trunc, f64::trunc),
