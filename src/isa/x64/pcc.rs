@@ -152,8 +152,11 @@ impl PccInst for MInst {
         matches!(self, MInst::Call { .. })
     }
 
+    /// What a register holding a value of `bits` bits promises: an i32 has its upper half
+    /// clear (the backend's invariant). An i8 or i16 promises nothing: `ireduce` to them is
+    /// the operand's register as it is (and `smt.rs` models them so too).
     fn value_fact(bits: u8) -> Fact {
-        if bits <= 32 {
+        if bits == 32 {
             Fact::bits(32)
         } else {
             Fact::ANY
