@@ -119,6 +119,46 @@ fn spec_scripts_on_our_x64_backend() {
     }
 }
 
+/// Our own bulk-memory script (`tests/wast/`): `memory.copy` between two memories and
+/// between a 32-bit and a 64-bit one, and `memory.fill` of a 64-bit memory whose end wraps,
+/// which the spec scripts do not cover; on every engine, under every preset.
+#[test]
+fn bulk_memory_between_memories_on_every_engine() {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/wast/bulk-memory-between-memories.wast");
+    for (path, make) in every_engine() {
+        scripts_on(std::slice::from_ref(&file), 20, path, make);
+    }
+}
+
+/// One engine of each kind, with PCC on our backends and both Spectre settings among them.
+fn every_engine() -> [(&'static str, &'static EngineFactory<'static>); 6] {
+    [
+        ("interp", &|| Ok(Box::new(InterpreterEngine::fused()))),
+        ("interp-legalized, spectre on", &|| {
+            Ok(Box::new(InterpreterEngine::legalized(settings(true))))
+        }),
+        ("cranelift x86_64", &|| {
+            Ok(Box::new(CraneliftEngine::new(false)?))
+        }),
+        ("pulley64, spectre on, pcc", &|| {
+            Ok(Box::new(BackendEngine::new(
+                Backend::for_target("pulley64", true)?.with_pcc(true),
+            )?))
+        }),
+        ("x86_64, pcc", &|| {
+            Ok(Box::new(BackendEngine::new(
+                Backend::for_target("x86_64", false)?.with_pcc(true),
+            )?))
+        }),
+        ("x86_64 legalized, spectre on", &|| {
+            Ok(Box::new(BackendEngine::legalized(Backend::for_target(
+                "x86_64", true,
+            )?)?))
+        }),
+    ]
+}
+
 /// The bulk-memory scripts of the core spec set (`memory.fill` and `memory.copy`, 32- and
 /// 64-bit memories), from `CLIF_BOUNDS_SPEC_CORE_DIR` or `../shared/testdata/spec-core`,
 /// on every engine, under every preset, with PCC on our backends. (The rest of the core
@@ -146,31 +186,7 @@ fn bulk_memory_core_scripts_on_every_engine() {
     .iter()
     .map(|f| dir.join(format!("{f}.wast")))
     .collect();
-    let engines: [(&str, &EngineFactory); 6] = [
-        ("interp", &|| Ok(Box::new(InterpreterEngine::fused()))),
-        ("interp-legalized, spectre on", &|| {
-            Ok(Box::new(InterpreterEngine::legalized(settings(true))))
-        }),
-        ("cranelift x86_64", &|| {
-            Ok(Box::new(CraneliftEngine::new(false)?))
-        }),
-        ("pulley64, spectre on, pcc", &|| {
-            Ok(Box::new(BackendEngine::new(
-                Backend::for_target("pulley64", true)?.with_pcc(true),
-            )?))
-        }),
-        ("x86_64, pcc", &|| {
-            Ok(Box::new(BackendEngine::new(
-                Backend::for_target("x86_64", false)?.with_pcc(true),
-            )?))
-        }),
-        ("x86_64 legalized, spectre on", &|| {
-            Ok(Box::new(BackendEngine::legalized(Backend::for_target(
-                "x86_64", true,
-            )?)?))
-        }),
-    ];
-    for (path, make) in engines {
+    for (path, make) in every_engine() {
         // 2 x 100 + 2 x 4,450 commands.
         scripts_on(&files, 9100, path, make);
     }
