@@ -240,6 +240,8 @@ pub trait PccInst: MachInst {
     fn pcc(&self, cx: &mut Cx<'_>) -> Result<(), PccError>;
     /// Whether the instruction calls another function (which may grow a memory).
     fn is_call(&self) -> bool;
+    /// Whether the instruction always traps: nothing after it in its block ever runs.
+    fn always_traps(&self) -> bool;
     /// What the ISA's convention guarantees about a register holding an IR integer of
     /// `bits` bits where no instruction says more (parameters, call results, block
     /// parameters): checked wherever such a value is passed on.
@@ -549,6 +551,7 @@ pub fn check<I: PccInst>(vcode: &VCode<I>, func: &str) -> Result<PccReport, Code
                 "pcc: function {func}: block {b}, its parameters: {e}"
             )));
         }
+        let mut trapped = false;
         for i in vb.start..vb.end {
             let inst = &vcode.insts[i as usize];
             cx.in_access = info.in_access.get(i as usize).copied().unwrap_or(false);
@@ -558,6 +561,18 @@ pub fn check<I: PccInst>(vcode: &VCode<I>, func: &str) -> Result<PccReport, Code
                     "pcc: function {func}: block {b}, instruction {i} `{inst:?}`: {e}"
                 )));
             }
+            // Past an unconditional trap nothing runs (x86_64's always-trapping access is
+            // `ud2` followed by the access its result needs, never executed).
+            if inst.always_traps() {
+                trapped = true;
+                break;
+            }
+        }
+        if trapped {
+            for &c in children[b].iter().rev() {
+                stack.push((c, k.mark(), false));
+            }
+            continue;
         }
         // Block parameters hold what their type promises: every incoming argument must.
         for (s, args) in vb.succs.iter().zip(&vb.branch_args) {

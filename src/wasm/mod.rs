@@ -125,6 +125,9 @@ pub struct VmLayout {
     globals: u32,
     /// Start offset and length of each table's slots.
     tables: Vec<(u32, u32)>,
+    /// Offset of each data segment's three fields (base, length, dropped), and of a
+    /// passive one's bytes with their length.
+    data: Vec<(u32, Option<(u32, u32)>)>,
     size: u32,
 }
 
@@ -144,12 +147,29 @@ impl VmLayout {
             tables.push((at as u32, len));
             at += u64::from(len) * 8;
         }
+        // Each data segment is a small read-only memory for `memory.init`: its base, its
+        // length and whether it was dropped in three fields, and a passive one's bytes in
+        // the vmctx itself, which every engine already maps. (`data.drop` sets the flag and
+        // leaves the length: code never writes a field that holds a declared bound, which
+        // PCC checks.)
+        let mut data = Vec::new();
+        let fields = at;
+        at += module.passive_data.len() as u64 * 24;
+        for (i, seg) in module.passive_data.iter().enumerate() {
+            let bytes = seg.as_ref().map(|b| {
+                let here = (at as u32, b.len() as u32);
+                at = (at + b.len() as u64).next_multiple_of(8);
+                here
+            });
+            data.push(((fields + 24 * i as u64) as u32, bytes));
+        }
         let size =
             u32::try_from(at).map_err(|_| WasmError::unsupported("a vmctx larger than 4 GiB"))?;
         Ok(VmLayout {
             memories,
             globals,
             tables,
+            data,
             size,
         })
     }
@@ -174,6 +194,27 @@ impl VmLayout {
     /// reference and `f + 1` for function `f`.
     pub fn table(&self, i: u32) -> (u32, u32) {
         self.tables[i as usize]
+    }
+
+    /// Offset of data segment `i`'s base address.
+    pub fn data_base(&self, i: u32) -> u32 {
+        self.data[i as usize].0
+    }
+
+    /// Offset of data segment `i`'s length (an active segment's is 0: it is dropped by the
+    /// end of instantiation).
+    pub fn data_len(&self, i: u32) -> u32 {
+        self.data[i as usize].0 + 8
+    }
+
+    /// Offset of data segment `i`'s dropped flag (nonzero once `data.drop` ran).
+    pub fn data_dropped(&self, i: u32) -> u32 {
+        self.data[i as usize].0 + 16
+    }
+
+    /// Offset and length of passive data segment `i`'s bytes; `None` for an active one.
+    pub fn data_bytes(&self, i: u32) -> Option<(u32, u32)> {
+        self.data[i as usize].1
     }
 
     /// Size in bytes.

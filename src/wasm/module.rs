@@ -132,6 +132,9 @@ pub struct Module<'a> {
     pub elems: Vec<ElemSegment>,
     /// Active data segments.
     pub data: Vec<DataSegment>,
+    /// Every data segment by its index: a passive one's bytes, `None` for an active one
+    /// (dropped once instantiation has written it).
+    pub passive_data: Vec<Option<Vec<u8>>>,
     /// Exports.
     pub exports: Vec<Export>,
     /// The start function.
@@ -285,6 +288,10 @@ pub fn parse(bytes: &[u8]) -> Result<Module<'_>, WasmError> {
             Payload::DataSection(r) => {
                 for d in r {
                     let d = d?;
+                    m.passive_data.push(match d.kind {
+                        wasmparser::DataKind::Passive => Some(d.data.to_vec()),
+                        wasmparser::DataKind::Active { .. } => None,
+                    });
                     if let wasmparser::DataKind::Active {
                         memory_index,
                         offset_expr,

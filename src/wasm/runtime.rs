@@ -634,6 +634,29 @@ impl Store {
             // SAFETY: the slot is inside the vmctx mapping.
             unsafe { *instance.slot(layout.global(i as u32)) = bits };
         }
+        // Data segments for `memory.init`: a passive one's bytes inside the vmctx, its base
+        // and length in its fields. An active one is dropped by the end of instantiation:
+        // length 0 (its base is then never read past).
+        for (i, seg) in module.passive_data.iter().enumerate() {
+            let i = i as u32;
+            let (base, len) = match (seg, layout.data_bytes(i)) {
+                (Some(bytes), Some((off, len))) => {
+                    let at = instance.vmctx() + u64::from(off);
+                    // SAFETY: the layout reserved `len` bytes at `off` inside the vmctx.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, len as usize)
+                    };
+                    (at, u64::from(len))
+                }
+                _ => (instance.vmctx(), 0),
+            };
+            // SAFETY: the slots are inside the vmctx mapping.
+            unsafe {
+                *instance.slot(layout.data_base(i)) = base;
+                *instance.slot(layout.data_len(i)) = len;
+                *instance.slot(layout.data_dropped(i)) = 0;
+            }
+        }
         let index = self.instances.len();
         self.instances.push(instance);
         self.engine

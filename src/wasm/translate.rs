@@ -14,7 +14,7 @@ use crate::frontend::{FunctionBuilder, Variable};
 use crate::ir::{
     types, AbiParam, AccessKind, AliasRegion, AliasRegionData, Block, BlockCall, Endianness,
     ExtFuncData, FloatCC, FuncRef, Function, Ieee32, Ieee64, InstBuilder, IntCC, JumpTable,
-    MemFlags, Memory, Offset32, Offset64, Signature, TrapCode, Type, Value,
+    MemFlags, Memory, MemoryData, Offset32, Offset64, Signature, TrapCode, Type, Value,
 };
 use cranelift_entity::EntityRef;
 use std::collections::{BTreeSet, HashMap};
@@ -653,6 +653,17 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             }
             O::MemoryFill { mem } => self.memory_fill(mem)?,
             O::MemoryCopy { dst_mem, src_mem } => self.memory_copy(dst_mem, src_mem)?,
+            O::MemoryInit { data_index, mem } => self.memory_init(data_index, mem)?,
+            O::DataDrop { data_index } => {
+                // A dropped segment has length 0 for `memory.init`: every later one of it
+                // but an empty one at 0 traps.
+                let one = self.b.ins().iconst(i64_, 1.into());
+                let off = self.layout.data_dropped(data_index);
+                let flags = self.vmctx_flags();
+                self.b
+                    .ins()
+                    .store(flags, one, self.vmctx, Offset32(off as i32));
+            }
             O::MemoryGrow { mem } => {
                 let memory64 = self.plans[mem as usize].memory64;
                 let delta = self.pop();
@@ -1056,6 +1067,73 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         self.b.ins().jump(BlockCall::new(done, vec![]));
         self.b.seal_block(done);
         self.b.switch_to_block(done);
+        Ok(())
+    }
+
+    /// `memory.init`: data segment `seg` is a read-only memory of its own (declared with
+    /// its length as maximum; its base and current length, 0 once dropped, in the vmctx),
+    /// so the copy is `memory.copy`'s forward loop from it, every byte a bounds-checked
+    /// access of each side, after both ranges are checked.
+    fn memory_init(&mut self, seg: u32, mem: u32) -> Result<(), WasmError> {
+        let memory64 = self.plans[mem as usize].memory64;
+        let len = self.pop();
+        let (dst, src) = self.pop2();
+        let (dmem, dbase, dbound) = self.memory(mem);
+        let max = self
+            .module
+            .passive_data
+            .get(seg as usize)
+            .map(|d| d.as_ref().map_or(0, |b| b.len() as u64))
+            .ok_or_else(|| WasmError::unsupported("a data index beyond the data section"))?;
+        let smem = self.b.func.memories.push(MemoryData {
+            index_type: types::I32,
+            min: 0,
+            max: Some(max),
+            reservation: None,
+            guard: 0,
+        });
+        let sbase = self.vmctx_load(types::I64, self.layout.data_base(seg), true);
+        let sbound = self.vmctx_load(types::I64, self.layout.data_len(seg), true);
+        // The length `memory.init` checks against: 0 once dropped.
+        let dropped = self.vmctx_load(types::I64, self.layout.data_dropped(seg), false);
+        let zero64 = self.b.ins().iconst(types::I64, 0.into());
+        let live = self.b.ins().select(dropped, zero64, sbound);
+        self.check_range(false, live, src, len);
+        let dlen = match memory64 {
+            true => self.b.ins().uextend(types::I64, len),
+            false => len,
+        };
+        self.check_range(memory64, dbound, dst, dlen);
+        let flags = self.heap_flags();
+        let zero = self.b.ins().iconst(types::I32, 0.into());
+        self.byte_loop(zero, len, false, |t, i| {
+            let from = t.b.ins().iadd(src, i);
+            let byte = t.b.ins().bounds_checked_load(
+                types::I32,
+                AccessKind::U8,
+                flags,
+                smem,
+                sbase,
+                sbound,
+                from,
+                Offset64(0),
+            );
+            let i_dst = match memory64 {
+                true => t.b.ins().uextend(types::I64, i),
+                false => i,
+            };
+            let to = t.b.ins().iadd(dst, i_dst);
+            t.b.ins().bounds_checked_store(
+                AccessKind::I8,
+                flags,
+                dmem,
+                byte,
+                dbase,
+                dbound,
+                to,
+                Offset64(0),
+            );
+        });
         Ok(())
     }
 

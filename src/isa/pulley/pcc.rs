@@ -121,6 +121,10 @@ impl PccInst for MInst {
         matches!(self, MInst::Call { .. })
     }
 
+    fn always_traps(&self) -> bool {
+        matches!(self, MInst::Trap { .. })
+    }
+
     fn edge(&self, succ: crate::machinst::MachBlock, cx: &mut Cx<'_>) {
         match *self {
             MInst::BrIf {

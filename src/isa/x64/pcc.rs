@@ -152,6 +152,10 @@ impl PccInst for MInst {
         matches!(self, MInst::Call { .. })
     }
 
+    fn always_traps(&self) -> bool {
+        matches!(self, MInst::Trap { .. })
+    }
+
     /// What a register holding a value of `bits` bits promises: an i32 has its upper half
     /// clear (the backend's invariant). An i8 or i16 promises nothing: `ireduce` to them is
     /// the operand's register as it is (and `smt.rs` models them so too).
