@@ -120,14 +120,15 @@ fn spec_scripts_on_our_x64_backend() {
 }
 
 /// Our own bulk-memory script (`tests/wast/`): `memory.copy` between two memories and
-/// between a 32-bit and a 64-bit one, and `memory.fill` of a 64-bit memory whose end wraps,
-/// which the spec scripts do not cover; on every engine, under every preset.
+/// between a 32-bit and a 64-bit one, `memory.fill` of a 64-bit memory whose end wraps, and
+/// `memory.init`/`data.drop` into a second memory, which the spec scripts do not cover; on
+/// every engine, under every preset.
 #[test]
 fn bulk_memory_between_memories_on_every_engine() {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/wast/bulk-memory-between-memories.wast");
     for (path, make) in every_engine() {
-        scripts_on(std::slice::from_ref(&file), 20, path, make);
+        scripts_on(std::slice::from_ref(&file), 32, path, make);
     }
 }
 
