@@ -199,6 +199,16 @@ struct FuncTranslator<'m, 'f> {
     results: Vec<Type>,
 }
 
+/// One side of a bulk copy: a memory, its base and bound, where the range starts, and
+/// whether its addresses are 64-bit.
+struct Side {
+    memory: Memory,
+    base: Value,
+    bound: Value,
+    start: Value,
+    memory64: bool,
+}
+
 impl<'m, 'f> FuncTranslator<'m, 'f> {
     fn new(
         module: &'m Module<'m>,
@@ -998,54 +1008,19 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
     /// destination is at or below the source and backward otherwise, so that overlapping
     /// ranges copy as if through a buffer.
     fn memory_copy(&mut self, dst_mem: u32, src_mem: u32) -> Result<(), WasmError> {
-        let dst64 = self.plans[dst_mem as usize].memory64;
-        let src64 = self.plans[src_mem as usize].memory64;
         let len = self.pop();
         let (dst, src) = self.pop2();
-        let (dmem, dbase, dbound) = self.memory(dst_mem);
-        let (smem, sbase, sbound) = self.memory(src_mem);
-        // Between a 32- and a 64-bit memory the length has the narrower type (Wasm's
-        // memory64); each range is checked in its own memory's address type.
-        let widen = |t: &mut Self, v: Value, to64: bool| match to64
-            && t.b.func.dfg.value_type(v) != types::I64
-        {
-            true => t.b.ins().uextend(types::I64, v),
-            false => v,
-        };
-        let dlen = widen(self, len, dst64);
-        let slen = widen(self, len, src64);
-        self.check_range(src64, sbound, src, slen);
-        self.check_range(dst64, dbound, dst, dlen);
-        let flags = self.heap_flags();
-        let copy = |t: &mut Self, i: Value| {
-            let i_src = widen(t, i, src64);
-            let from = t.b.ins().iadd(src, i_src);
-            let byte = t.b.ins().bounds_checked_load(
-                types::I32,
-                AccessKind::U8,
-                flags,
-                smem,
-                sbase,
-                sbound,
-                from,
-                Offset64(0),
-            );
-            let i_dst = widen(t, i, dst64);
-            let to = t.b.ins().iadd(dst, i_dst);
-            t.b.ins().bounds_checked_store(
-                AccessKind::I8,
-                flags,
-                dmem,
-                byte,
-                dbase,
-                dbound,
-                to,
-                Offset64(0),
-            );
-        };
+        let to = self.side(dst_mem, dst);
+        let from = self.side(src_mem, src);
+        // Each range is checked in its own memory's address type.
+        let slen = self.widen(len, from.memory64);
+        let dlen = self.widen(len, to.memory64);
+        self.check_range(from.memory64, from.bound, src, slen);
+        self.check_range(to.memory64, to.bound, dst, dlen);
+        let copy = |t: &mut Self, i: Value| t.copy_byte(&from, &to, i);
         let ty = self.b.func.dfg.value_type(len);
         let zero = self.b.ins().iconst(ty, 0.into());
-        let (d, s) = (widen(self, dst, true), widen(self, src, true));
+        let (d, s) = (self.widen(dst, true), self.widen(src, true));
         let forward = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, d, s);
         let (fwd, bwd, done) = (
             self.b.create_block(),
@@ -1075,10 +1050,9 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
     /// so the copy is `memory.copy`'s forward loop from it, every byte a bounds-checked
     /// access of each side, after both ranges are checked.
     fn memory_init(&mut self, seg: u32, mem: u32) -> Result<(), WasmError> {
-        let memory64 = self.plans[mem as usize].memory64;
         let len = self.pop();
         let (dst, src) = self.pop2();
-        let (dmem, dbase, dbound) = self.memory(mem);
+        let to = self.side(mem, dst);
         let max = self
             .module
             .passive_data
@@ -1099,42 +1073,69 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         let zero64 = self.b.ins().iconst(types::I64, 0.into());
         let live = self.b.ins().select(dropped, zero64, sbound);
         self.check_range(false, live, src, len);
-        let dlen = match memory64 {
-            true => self.b.ins().uextend(types::I64, len),
-            false => len,
+        let dlen = self.widen(len, to.memory64);
+        self.check_range(to.memory64, to.bound, dst, dlen);
+        let from = Side {
+            memory: smem,
+            base: sbase,
+            bound: sbound,
+            start: src,
+            memory64: false,
         };
-        self.check_range(memory64, dbound, dst, dlen);
-        let flags = self.heap_flags();
         let zero = self.b.ins().iconst(types::I32, 0.into());
-        self.byte_loop(zero, len, false, |t, i| {
-            let from = t.b.ins().iadd(src, i);
-            let byte = t.b.ins().bounds_checked_load(
-                types::I32,
-                AccessKind::U8,
-                flags,
-                smem,
-                sbase,
-                sbound,
-                from,
-                Offset64(0),
-            );
-            let i_dst = match memory64 {
-                true => t.b.ins().uextend(types::I64, i),
-                false => i,
-            };
-            let to = t.b.ins().iadd(dst, i_dst);
-            t.b.ins().bounds_checked_store(
-                AccessKind::I8,
-                flags,
-                dmem,
-                byte,
-                dbase,
-                dbound,
-                to,
-                Offset64(0),
-            );
-        });
+        self.byte_loop(zero, len, false, |t, i| t.copy_byte(&from, &to, i));
         Ok(())
+    }
+
+    /// Memory `index` as one side of a bulk copy whose range starts at `start`.
+    fn side(&mut self, index: u32, start: Value) -> Side {
+        let (memory, base, bound) = self.memory(index);
+        Side {
+            memory,
+            base,
+            bound,
+            start,
+            memory64: self.plans[index as usize].memory64,
+        }
+    }
+
+    /// `v` zero-extended to i64 when `to64` and it is narrower: between a 32- and a 64-bit
+    /// memory a length or an offset has the narrower type (Wasm's memory64), and each side
+    /// computes in its own memory's address type.
+    fn widen(&mut self, v: Value, to64: bool) -> Value {
+        match to64 && self.b.func.dfg.value_type(v) != types::I64 {
+            true => self.b.ins().uextend(types::I64, v),
+            false => v,
+        }
+    }
+
+    /// Copies byte `i` of `from`'s range to `to`'s: a bounds-checked load and store.
+    fn copy_byte(&mut self, from: &Side, to: &Side, i: Value) {
+        let flags = self.heap_flags();
+        let i_from = self.widen(i, from.memory64);
+        let at = self.b.ins().iadd(from.start, i_from);
+        let byte = self.b.ins().bounds_checked_load(
+            types::I32,
+            AccessKind::U8,
+            flags,
+            from.memory,
+            from.base,
+            from.bound,
+            at,
+            Offset64(0),
+        );
+        let i_to = self.widen(i, to.memory64);
+        let at = self.b.ins().iadd(to.start, i_to);
+        self.b.ins().bounds_checked_store(
+            AccessKind::I8,
+            flags,
+            to.memory,
+            byte,
+            to.base,
+            to.bound,
+            at,
+            Offset64(0),
+        );
     }
 
     /// Runs `body(i)` for each `i` in `[zero, len)`: upward, or downward from `len - 1`
