@@ -913,8 +913,9 @@ fn prove_command(
                 if let clif_bounds_verifier::smt::Verdict::Refuted(m) = &line.verdict {
                     let o = &line.obligation;
                     match legalized
+                        .configs
                         .reproduce(o, m)
-                        .or_else(|| lowered.reproduce(o, m))
+                        .or_else(|| lowered.configs.reproduce(o, m))
                     {
                         Some(Ok(file)) => println!(
                             "    as a filetest (`clif-bounds test FILE`):\n{}",

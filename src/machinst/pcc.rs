@@ -568,14 +568,10 @@ pub fn check<I: PccInst>(vcode: &VCode<I>, func: &str) -> Result<PccReport, Code
                 break;
             }
         }
-        if trapped {
-            for &c in children[b].iter().rev() {
-                stack.push((c, k.mark(), false));
-            }
-            continue;
-        }
-        // Block parameters hold what their type promises: every incoming argument must.
-        for (s, args) in vb.succs.iter().zip(&vb.branch_args) {
+        // Block parameters hold what their type promises: every incoming argument must
+        // (a block that traps first never branches).
+        let branches = if trapped { &[][..] } else { &vb.succs[..] };
+        for (s, args) in branches.iter().zip(&vb.branch_args) {
             for (&arg, &param) in args.iter().zip(&vcode.blocks[s.index()].params) {
                 let want = cx.abi_fact(param);
                 let had = cx.k.fact(id(arg));

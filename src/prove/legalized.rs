@@ -19,7 +19,7 @@ use super::souper::Export;
 use super::symbolic::{
     bswap, bytes_as_value, carries, lit, low, value_as_bytes, zext, Access, Execution,
 };
-use super::{faulting_end, lit64, z128};
+use super::{faulting_end, lit64, model_get, z128};
 use crate::interpreter::{DataValue, Interpreter, Outcome};
 use crate::ir::{
     types, Endianness, Function, Inst, InstructionData, MemFlags, Opcode, TrapCode, Type, Value,
@@ -29,6 +29,14 @@ use crate::semantics::{AccessKind, Extension, EFFECTIVE_ADDRESS_SMT, OUT_OF_BOUN
 use crate::target::{NullCheck, Target};
 use clif_bounds_verifier::smt::{Obligation, Verdict};
 use std::collections::HashMap;
+
+/// A counterexample as a filetest ([`Config::run_file`]).
+pub(super) struct RunFile {
+    /// The whole file.
+    pub(super) text: String,
+    /// What its run line expects: the interpreter's outcome (`traps heap_oob`, `== 0x..`).
+    pub(super) want: String,
+}
 
 /// One configuration of the legalizer: the CLIF of one access, and the settings.
 #[derive(Clone)]
@@ -54,8 +62,8 @@ impl Config {
     /// configuration's function on a host memory `heap0` of `size` bytes (byte `i` holds
     /// `i`'s low byte), called with the model's bound, index and value, expecting what the
     /// interpreter does with the instruction there (the reference every backend must meet).
-    pub(super) fn run_file(&self, model: &[(String, u128)], size: u64) -> Result<String, String> {
-        let get = |n: &str| model.iter().find(|(v, _)| v == n).map_or(0, |x| x.1 as u64);
+    pub(super) fn run_file(&self, model: &[(String, u128)], size: u64) -> Result<RunFile, String> {
+        let get = |n: &str| model_get(model, n).unwrap_or(0) as u64;
         let mask = |t: Type| u64::MAX >> (64 - t.bits().min(64));
         let (bound, index) = (get("bound"), get("index") & mask(self.index));
         let value = get("value") & mask(self.ty);
@@ -89,12 +97,13 @@ impl Config {
             true => "run",
             false => "interpret",
         };
-        Ok(format!(
+        let text = format!(
             "test {test}\nset enable_heap_access_spectre_mitigation={}\ntarget {}\n; host-memory: heap0 {size:#x}\n\n{}; run: {call}) {want}\n",
             self.spectre,
             self.target.name,
             self.clif()
-        ))
+        );
+        Ok(RunFile { text, want })
     }
 
     /// The function: `(base, bound, index[, value])`, one access of `mem0`.
@@ -359,7 +368,6 @@ impl Eval<'_> {
             trap: flags.trap_code,
             foreign: self.order(flags) != self.target.endianness,
             stored,
-            checks_before: 0,
         })
     }
 }
@@ -574,7 +582,8 @@ impl Setup {
                     }
                     (NullCheck::BaseRegister, _) => "false".to_string(),
                 };
-                let range_fault = match self.target.faulting_ranges_trap() {
+                let ranges_trap = self.target.faulting_ranges_trap();
+                let range_fault = match ranges_trap {
                     true => format!(
                         "(and (bvugt {end} (bvadd {} {})) (bvule {end} (bvadd {} {})))",
                         z128("base"),
@@ -619,7 +628,7 @@ impl Setup {
                 let halves = [
                     format!(
                         "(=> {oob} (or {} {traps_by_fault}))",
-                        any(&e.traps[..a.checks_before])
+                        any(&e.traps[..e.checks_before])
                     ),
                     format!(
                         "(=> (not {oob}) (and (not {checks}) (not {null_fault}) (= {} {ea}) {same}))",
@@ -629,7 +638,7 @@ impl Setup {
                 // Where a fault in the faulting range may be what traps, z3 decides the two
                 // halves faster apart (measured: case G and the guarded lowerings, 63 s of
                 // z3 time to 42 s); elsewhere the extra checks cost more than they save.
-                if range_fault != "false" && a.trap == Some(code) {
+                if ranges_trap && a.trap == Some(code) {
                     parts = halves.to_vec();
                 }
                 format!("(and {})", halves.join(" "))
@@ -916,41 +925,44 @@ pub struct Legalized {
     pub cases: Vec<(&'static str, Case)>,
     /// The Souper export of each obligation that has one, by obligation name.
     pub souper: Vec<(String, Export)>,
-    /// The configuration of each obligation, by obligation name.
-    configs: Vec<(String, Config)>,
+    /// The configuration of each obligation, to reproduce a refutation.
+    pub configs: Configs,
 }
 
-impl Legalized {
-    /// A refuted obligation's counterexample as a `test run` filetest, when the obligation
-    /// is one of these (see [`reproduce`]).
+/// The configuration of each obligation, by obligation name.
+#[derive(Default)]
+pub struct Configs(pub(super) Vec<(String, Config)>);
+
+/// The largest host memory a printed counterexample maps (its bound must fit).
+const MAX_RUN_MEMORY: u64 = 0x100_0000;
+
+impl Configs {
+    /// The counterexample `model` of the obligation `o`, when it is one of these, as a
+    /// filetest: pasted into a file, `clif-bounds test` runs it on the interpreter and the
+    /// backend. The host memory is exactly the bound, in whole pages, so that past the
+    /// bound nothing is mapped, as the memory's guard and faulting range promise; when z3's
+    /// bound is not such a size (or over 16 MiB), z3 is asked again for one that is. `Err`
+    /// says why none can be run.
     pub fn reproduce(
         &self,
         o: &Obligation,
         model: &[(String, u128)],
     ) -> Option<Result<String, String>> {
-        reproduce(&self.configs, o, model)
+        let (_, c) = self.0.iter().find(|(n, _)| *n == o.name)?;
+        reproduce(c, o, model)
     }
 }
 
-/// The largest host memory a printed counterexample maps (its bound must fit).
-const MAX_RUN_MEMORY: u64 = 0x100_0000;
-
-/// The counterexample `model` of the obligation `o` (one of `configs`') as a filetest:
-/// pasted into a file, `clif-bounds test` runs it on the interpreter and the backend. The
-/// host memory is exactly the bound, in whole pages, so that past the bound nothing is
-/// mapped, as the memory's guard and faulting range promise; when z3's bound is not such a
-/// size (or over 16 MiB), z3 is asked again for one that is. `Err` says why none can be run.
-pub(super) fn reproduce(
-    configs: &[(String, Config)],
+fn reproduce(
+    c: &Config,
     o: &Obligation,
     model: &[(String, u128)],
 ) -> Option<Result<String, String>> {
-    let (_, c) = configs.iter().find(|(n, _)| *n == o.name)?;
-    let bound = |m: &[(String, u128)]| m.iter().find(|(v, _)| v == "bound").map_or(0, |x| x.1);
+    let bound = |m: &[(String, u128)]| model_get(m, "bound").unwrap_or(0);
     let runnable =
         |b: u128| b >= 0x1000 && b <= u128::from(MAX_RUN_MEMORY) && b.is_multiple_of(0x1000);
     if runnable(bound(model)) {
-        return Some(c.run_file(model, bound(model) as u64));
+        return Some(c.run_file(model, bound(model) as u64).map(|r| r.text));
     }
     let mut small = o.clone();
     small.premises.extend([
@@ -962,9 +974,10 @@ pub(super) fn reproduce(
     Some(match clif_bounds_verifier::smt::prove(&small).0 {
         Verdict::Refuted(m) => c.run_file(&m, bound(&m) as u64).map(|file| {
             format!(
-                "; z3's counterexample has bound {:#x}; this one, a size a run maps, has {:#x}\n{file}",
+                "; z3's counterexample has bound {:#x}; this one, a size a run maps, has {:#x}\n{}",
                 bound(model),
-                bound(&m)
+                bound(&m),
+                file.text
             )
         }),
         Verdict::Proven => Err(format!(
@@ -987,7 +1000,7 @@ pub fn obligations() -> Legalized {
         failed: Vec::new(),
         cases: Vec::new(),
         souper: Vec::new(),
-        configs: Vec::new(),
+        configs: Configs::default(),
     };
     let checks = check_configs().into_iter().map(|c| (c, false));
     let values = value_configs().into_iter().map(|c| (c, true));
@@ -998,7 +1011,7 @@ pub fn obligations() -> Legalized {
                 if let Some(e) = b.souper {
                     out.souper.push((b.obligation.name.clone(), e));
                 }
-                out.configs.push((b.obligation.name.clone(), c.clone()));
+                out.configs.0.push((b.obligation.name.clone(), c.clone()));
                 out.obligations.push(b.obligation);
             }
             Err(NoObligation::Invalid(_)) if may_be_invalid => {}
@@ -1121,7 +1134,7 @@ impl Broken {
     /// lies after a memory without a guard); `Some` says how they disagree: in what they
     /// return or trap with, or, for a store, in the bytes they leave.
     pub fn disagreement(&self, model: &[(String, u128)]) -> Option<String> {
-        let get = |n: &str| model.iter().find(|(v, _)| v == n).map_or(0, |x| x.1 as u64);
+        let get = |n: &str| model_get(model, n).unwrap_or(0) as u64;
         let (bound, index) = (get("bound"), get("index"));
         // A stored value that differs from the bytes the memory is filled with.
         let value = (get("value") ^ 0x5a5a_5a5a_5a5a_5a5a)

@@ -8,7 +8,7 @@
 //! promises that fault), and the Spectre form's address is null plus at most the offset;
 //! in bounds, it accesses `meta/`'s address with the instruction's width and value.
 
-use super::legalized::{check_configs, setup, value_configs, Config, NoObligation};
+use super::legalized::{check_configs, setup, value_configs, Config, Configs, NoObligation};
 use super::symbolic::{low, run, Execution, Machine, Semantics};
 use crate::machinst::lower::{optimize_and_lower, Backend};
 use crate::machinst::MachInst;
@@ -20,20 +20,8 @@ pub struct Lowered {
     pub obligations: Vec<Obligation>,
     /// The configurations no obligation could be built for, and why: each is a failure.
     pub failed: Vec<String>,
-    /// The configuration of each obligation, by obligation name.
-    configs: Vec<(String, Config)>,
-}
-
-impl Lowered {
-    /// A refuted obligation's counterexample as a `test run` filetest, when the obligation
-    /// is one of these (see [`super::legalized::reproduce`]).
-    pub fn reproduce(
-        &self,
-        o: &Obligation,
-        model: &[(String, u128)],
-    ) -> Option<Result<String, String>> {
-        super::legalized::reproduce(&self.configs, o, model)
-    }
+    /// The configuration of each obligation, to reproduce a refutation.
+    pub configs: Configs,
 }
 
 /// Runs `c` lowered by `backend` on the ISA's semantics; `param` makes a parameter's
@@ -131,14 +119,14 @@ pub fn obligations() -> Lowered {
     let mut out = Lowered {
         obligations: Vec::new(),
         failed: Vec::new(),
-        configs: Vec::new(),
+        configs: Configs::default(),
     };
     let configs = check_configs().into_iter().chain(value_configs());
     let backends = crate::isa::BACKEND_TARGETS;
     for c in configs.filter(|c| backends.contains(&c.target.name)) {
         match lower(&c) {
             Ok(Some(o)) => {
-                out.configs.push((o.name.clone(), c.clone()));
+                out.configs.0.push((o.name.clone(), c.clone()));
                 out.obligations.push(o);
             }
             Ok(None) => {}
@@ -228,8 +216,7 @@ impl Broken {
     /// interpreter does with the instruction, as a `test run` filetest on the backend with
     /// the mutant injected; `Some` is the filetest's report of the difference.
     pub fn disagreement(&self, model: &[(String, u128)]) -> Option<String> {
-        let get = |n: &str| model.iter().find(|(v, _)| v == n).map_or(0, |x| x.1 as u64);
-        let bound = get("bound");
+        let bound = super::model_get(model, "bound").unwrap_or(0) as u64;
         let c = &self.config;
         if !crate::isa::Backend::runnable(c.spectre)
             .iter()
@@ -247,13 +234,7 @@ impl Broken {
             _ => HOST_MEMORY,
         };
         // A counterexample that cannot be made into a run is a failure of this check.
-        let text = c.run_file(model, size).ok()?;
-        let want = text
-            .lines()
-            .last()
-            .and_then(|l| l.split_once(") "))
-            .map_or("", |(_, w)| w)
-            .to_string();
+        let super::legalized::RunFile { text, want } = c.run_file(model, size).ok()?;
         crate::mutants::set(Some(self.mutant));
         // A broken `g32` makes the real interpreter subtract past zero, which panics in a
         // debug build of `pulley-interpreter`: that too is the disagreement, not a crash.

@@ -750,7 +750,7 @@ impl std::fmt::Display for Line {
             &self.verdict,
             self.obligation.name.starts_with("PCC kernel"),
         ) {
-            let get = |n: &str| m.iter().find(|(v, _)| v == n).map(|x| x.1);
+            let get = |n: &str| model_get(m, n);
             // A store's value too, when the obligation has one.
             let value = get("value").map_or(String::new(), |v| format!(", {v:#x}"));
             write!(
@@ -765,11 +765,16 @@ impl std::fmt::Display for Line {
     }
 }
 
+/// A counterexample's value of the variable `name`, if it has that variable.
+pub(super) fn model_get(m: &[(String, u128)], name: &str) -> Option<u128> {
+    m.iter().find(|(v, _)| v == name).map(|x| x.1)
+}
+
 /// A counterexample's value of `name` (`index`, `bound`). A Souper candidate names an
 /// input narrower than 64 bits after its CLIF value (`%index2`, `%bound1`), and `%index`
 /// is then its zero-extension, not a variable.
 fn model_value(m: &[(String, u128)], name: &str) -> u128 {
-    let get = |n: &str| m.iter().find(|(v, _)| v == n).map(|x| x.1);
+    let get = |n: &str| model_get(m, n);
     let narrow = match name {
         "index" => "index2",
         _ => "bound1",
@@ -925,7 +930,7 @@ fn disagreement(l: &Line, broken_traps: BrokenTraps) -> Option<String> {
     let Verdict::Refuted(m) = &l.verdict else {
         return None;
     };
-    let get = |n: &str| m.iter().find(|(v, _)| v == n).map_or(0, |x| x.1 as u64);
+    let get = |n: &str| model_get(m, n).unwrap_or(0) as u64;
     let (index, bound) = (model_value(m, "index"), model_value(m, "bound"));
     let traps = crate::semantics::out_of_bounds(
         index as u64,

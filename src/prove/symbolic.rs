@@ -16,6 +16,9 @@ pub struct Execution {
     pub result: Option<String>,
     /// Why the code cannot equal the instruction, whatever the inputs.
     pub wrong: Vec<String>,
+    /// How many of [`Execution::traps`] the code checks before its access (set by
+    /// [`Execution::record`]): out of bounds, only these may keep the access from happening.
+    pub checks_before: usize,
     /// Conditions under which the code has no defined behaviour (an operation the machine
     /// does not define there, such as a `g32` bound subtraction past zero, which panics a
     /// debug build of `pulley-interpreter`): the claim requires that none holds.
@@ -41,9 +44,6 @@ pub struct Access {
     pub foreign: bool,
     /// For a store, the bytes written, packed as the variable `mem` is.
     pub stored: Option<String>,
-    /// How many of [`Execution::traps`] the code checks before it accesses memory (set by
-    /// [`Execution::record`]): out of bounds, only these may keep the access from happening.
-    pub checks_before: usize,
 }
 
 impl Execution {
@@ -52,10 +52,8 @@ impl Execution {
         if self.access.is_some() {
             return Err("the code accesses memory twice".into());
         }
-        self.access = Some(Access {
-            checks_before: self.traps.len(),
-            ..a
-        });
+        self.access = Some(a);
+        self.checks_before = self.traps.len();
         Ok(())
     }
 }
@@ -180,8 +178,7 @@ impl Machine {
 
     /// A 64-bit register whose low 32 bits are `t` and whose upper bits are unknown.
     pub fn low32(&mut self, t: String) -> String {
-        let upper = self.unknown(32);
-        format!("(concat {upper} {t})")
+        self.param(&t, 32)
     }
 
     /// A 64-bit parameter register holding the `bits`-bit `t` in its low bits and unknown

@@ -474,17 +474,8 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             O::If { blockty } => {
                 let (params, results) = self.block_types(blockty)?;
                 let c = self.pop();
-                let then_block = self.b.create_block();
-                let else_block = self.b.create_block();
+                let else_block = self.branch(c);
                 let dest = self.block_with_params(&results);
-                self.b.ins().brif(
-                    c,
-                    BlockCall::new(then_block, vec![]),
-                    BlockCall::new(else_block, vec![]),
-                );
-                self.b.seal_block(then_block);
-                self.b.seal_block(else_block);
-                self.b.switch_to_block(then_block);
                 self.frames.push(Frame {
                     kind: Kind::If {
                         else_block,
@@ -1022,19 +1013,8 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         let zero = self.b.ins().iconst(ty, 0.into());
         let (d, s) = (self.widen(dst, true), self.widen(src, true));
         let forward = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, d, s);
-        let (fwd, bwd, done) = (
-            self.b.create_block(),
-            self.b.create_block(),
-            self.b.create_block(),
-        );
-        self.b.ins().brif(
-            forward,
-            BlockCall::new(fwd, vec![]),
-            BlockCall::new(bwd, vec![]),
-        );
-        self.b.seal_block(fwd);
-        self.b.seal_block(bwd);
-        self.b.switch_to_block(fwd);
+        let done = self.b.create_block();
+        let bwd = self.branch(forward);
         self.byte_loop(zero, len, false, copy);
         self.b.ins().jump(BlockCall::new(done, vec![]));
         self.b.switch_to_block(bwd);
@@ -1138,6 +1118,21 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         );
     }
 
+    /// Branches on `c` to two new blocks, each with this one block as its predecessor, and
+    /// continues in the one taken when `c` is true; returns the other.
+    fn branch(&mut self, c: Value) -> Block {
+        let (then, other) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(
+            c,
+            BlockCall::new(then, vec![]),
+            BlockCall::new(other, vec![]),
+        );
+        self.b.seal_block(then);
+        self.b.seal_block(other);
+        self.b.switch_to_block(then);
+        other
+    }
+
     /// Runs `body(i)` for each `i` in `[zero, len)`: upward, or downward from `len - 1`
     /// when `down`. Continues in a new block after the loop.
     fn byte_loop(
@@ -1149,8 +1144,6 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
     ) {
         let ty = self.b.func.dfg.value_type(len);
         let header = self.block_with_params(&[ty]);
-        let block = self.b.create_block();
-        let exit = self.b.create_block();
         let first = if down { len } else { zero };
         self.b.ins().jump(BlockCall::new(header, vec![first]));
         self.b.switch_to_block(header);
@@ -1160,14 +1153,7 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             false => self.b.ins().icmp(IntCC::UnsignedLessThan, i, len),
             true => self.b.ins().icmp(IntCC::NotEqual, i, zero),
         };
-        self.b.ins().brif(
-            more,
-            BlockCall::new(block, vec![]),
-            BlockCall::new(exit, vec![]),
-        );
-        self.b.seal_block(block);
-        self.b.seal_block(exit);
-        self.b.switch_to_block(block);
+        let exit = self.branch(more);
         let one = self.b.ins().iconst(ty, 1.into());
         let (at, next) = match down {
             false => (i, self.b.ins().iadd(i, one)),

@@ -225,7 +225,6 @@ impl Semantics for MInst {
                     trap: *trap,
                     foreign: op.big_endian(),
                     stored: None,
-                    checks_before: 0,
                 })?;
                 m.set(*dst, t);
             }
@@ -253,7 +252,6 @@ impl Semantics for MInst {
                     trap: *trap,
                     foreign: op.big_endian(),
                     stored: Some(stored),
-                    checks_before: 0,
                 })?;
             }
             other => return Err(format!("no semantics for `{other:?}`")),

@@ -232,7 +232,6 @@ impl Semantics for MInst {
                     trap: *trap,
                     foreign: false,
                     stored: None,
-                    checks_before: 0,
                 })?;
                 m.set(*dst, v);
             }
@@ -258,7 +257,6 @@ impl Semantics for MInst {
                     trap: *trap,
                     foreign: false,
                     stored: Some(stored),
-                    checks_before: 0,
                 })?;
             }
             MInst::Bitcast { wide, dst, src } => {
