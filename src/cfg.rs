@@ -39,17 +39,19 @@ pub fn reverse_postorder(func: &Function) -> Vec<Block> {
     };
     let mut visited: SecondaryMap<Block, bool> = SecondaryMap::new();
     let mut post = Vec::new();
-    // Iterative DFS: (block, next successor index), so deep CFGs cannot overflow the stack.
-    let mut stack = vec![(entry, 0usize)];
+    // Iterative DFS: (block, its successors, the next one's index), so deep CFGs cannot
+    // overflow the stack, and a `br_table` of many targets is read once, not per target.
+    let mut stack = vec![(entry, succs(func, entry), 0usize)];
     visited[entry] = true;
-    while let Some(&mut (b, ref mut i)) = stack.last_mut() {
-        if let Some(&s) = succs(func, b).get(*i) {
+    while let Some((b, ss, i)) = stack.last_mut() {
+        if let Some(&s) = ss.get(*i) {
             *i += 1;
             if !visited[s] {
                 visited[s] = true;
-                stack.push((s, 0));
+                stack.push((s, succs(func, s), 0));
             }
         } else {
+            let b = *b;
             post.push(b);
             stack.pop();
         }

@@ -46,14 +46,46 @@ fn settings(spectre: bool) -> Settings {
 /// Runs the scripts `paths` on one execution path under the three presets: no failure, no
 /// skip, and at least `min` commands passed in each.
 fn scripts_on(paths: &[PathBuf], min: usize, path: &str, make: &EngineFactory) {
-    for (name, config) in MemoryConfig::PRESETS {
+    scripts_with_gaps_on(paths, &MemoryConfig::PRESETS, min, &[], path, make)
+}
+
+/// [`scripts_on`] under `presets`, except that a failure whose line contains the marker of one of `gaps`
+/// is a known gap (counted and printed with its reason, not a test failure), and a skip
+/// is allowed for a module beyond Wasm 2.0 (printed with its reason).
+fn scripts_with_gaps_on(
+    paths: &[PathBuf],
+    presets: &[(&str, MemoryConfig)],
+    min: usize,
+    gaps: &[(&str, &str)],
+    path: &str,
+    make: &EngineFactory,
+) {
+    for &(name, config) in presets {
         let report = run_paths(paths, config, make).unwrap();
         println!("{path}, memory {name}: {report}");
-        for line in report.failures.iter().chain(&report.skips) {
+        let mut known = vec![0usize; gaps.len()];
+        let mut unexplained = Vec::new();
+        for line in &report.failures {
+            match gaps.iter().position(|(marker, _)| line.contains(marker)) {
+                Some(g) => known[g] += 1,
+                None => unexplained.push(line),
+            }
+        }
+        for ((_, why), n) in gaps.iter().zip(known).filter(|(_, n)| *n > 0) {
+            println!("  KNOWN GAP, {n} directives failed: {why}");
+        }
+        for line in &report.skips {
             println!("  {line}");
         }
+        for line in &unexplained {
+            println!("  {line}");
+        }
+        let bad_skips = report
+            .skips
+            .iter()
+            .filter(|l| !l.contains("beyond Wasm 2.0"));
         assert!(
-            report.failures.is_empty() && report.skips.is_empty(),
+            unexplained.is_empty() && bad_skips.count() == 0,
             "{path}, memory {name}: {report}"
         );
         assert!(report.passed >= min, "{path}, memory {name}: {report}");
@@ -160,12 +192,34 @@ fn every_engine() -> [(&'static str, &'static EngineFactory<'static>); 6] {
     ]
 }
 
-/// The bulk-memory scripts of the core spec set (`memory.fill`, `memory.copy`,
-/// `memory.init` and `data.drop`, 32- and 64-bit memories; `bulk.wast` also needs tables),
-/// from `CLIF_BOUNDS_SPEC_CORE_DIR` or `../shared/testdata/spec-core`, on every engine,
-/// under every preset, with PCC on our backends. (The rest of the core set is issue 20's.)
+/// Linking between instances is not implemented yet; the core scripts that need it fail
+/// their modules that import functions or tables, and every directive against those.
+const LINKING: [(&str, &str); 4] = [
+    (
+        "imported functions",
+        "calls to functions of another instance (imports) are not implemented",
+    ),
+    (
+        "imported tables",
+        "tables shared between instances (imports) are not implemented",
+    ),
+    (
+        "unknown import: grown-imported-table.table",
+        "a module exporting an imported table could not be instantiated",
+    ),
+    (
+        "unknown import: spectest.",
+        "the spectest module has no functions and no table yet",
+    ),
+];
+
+/// Every core spec script (numerics, conversions, control, calls, globals, bulk memory,
+/// reference types and tables; from `CLIF_BOUNDS_SPEC_CORE_DIR` or
+/// `../shared/testdata/spec-core`) on every engine, under every preset, with PCC on our
+/// backends: nothing fails but the known gaps of linking (and Pulley's stack
+/// parameters), each printed with its count and reason.
 #[test]
-fn bulk_memory_core_scripts_on_every_engine() {
+fn core_scripts_on_every_engine() {
     let dir = std::env::var_os("CLIF_BOUNDS_SPEC_CORE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -178,21 +232,31 @@ fn bulk_memory_core_scripts_on_every_engine() {
         );
         return;
     }
-    let files: Vec<PathBuf> = [
-        "memory_fill",
-        "memory_fill64",
-        "memory_copy",
-        "memory_copy64",
-        "memory_init",
-        "memory_init64",
-        "bulk64",
-    ]
-    .iter()
-    .map(|f| dir.join(format!("{f}.wast")))
-    .collect();
+    let pulley_gap = (
+        "stack parameters are not supported",
+        "pulley64 passes at most 15 integer and 16 float parameters in registers",
+    );
+    // The presets only change memories and tables: scripts without either (numerics and
+    // conversions) run under one.
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wast"))
+        .collect();
+    files.sort();
+    let (stateful, pure): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(|p| {
+        let text = std::fs::read_to_string(p).unwrap();
+        text.contains("(memory") || text.contains("(table")
+    });
     for (path, make) in every_engine() {
-        // 2 x 100 + 2 x 4,450 + 2 x 250 + 70 commands.
-        scripts_on(&files, 9670, path, make);
+        let mut gaps = LINKING.to_vec();
+        if path.starts_with("pulley64") {
+            gaps.push(pulley_gap);
+        }
+        // 12,750 commands pass on x86_64 (73 fewer on pulley64), 11,747 on each engine.
+        let dynamic = [("dynamic", MemoryConfig::DYNAMIC)];
+        scripts_with_gaps_on(&stateful, &MemoryConfig::PRESETS, 12_670, &gaps, path, make);
+        scripts_with_gaps_on(&pure, &dynamic, 11_747, &gaps, path, make);
     }
 }
 

@@ -652,11 +652,16 @@ pub fn lower<B: Backend>(func: &Function, backend: &B) -> Result<VCode<B::MInst>
         blocks.push(vb);
     }
 
-    // Edge blocks carry the arguments of the edges they split.
+    // Edge blocks carry the arguments of the edges they split. Those of one source are
+    // adjacent: its destinations are read once (a `br_table` may have thousands).
+    let mut source: Option<(Block, Vec<(Block, &[Value])>)> = None;
     for (i, item) in layout.iter().enumerate() {
         if let Err((src, succ, _)) = *item {
-            let t = *func.layout.block_insts(src).last().unwrap();
-            let dests = branch_destinations(&func.dfg.insts[t]);
+            if source.as_ref().is_none_or(|(b, _)| *b != src) {
+                let t = *func.layout.block_insts(src).last().unwrap();
+                source = Some((src, branch_destinations(&func.dfg.insts[t])));
+            }
+            let dests = &source.as_ref().expect("just set").1;
             let args = dests[succ]
                 .1
                 .iter()

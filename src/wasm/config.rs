@@ -7,6 +7,25 @@ use std::fmt;
 /// The runtime never grows a memory64 memory beyond this many bytes.
 pub const MEMORY64_LIMIT: u64 = 1 << 48;
 
+/// The runtime never grows a table beyond this many elements (80 MB of references):
+/// `table.grow` past it returns -1, as Wasm allows any growth to fail, and a module whose
+/// tables start larger does not instantiate.
+pub const TABLE_LIMIT: u64 = 10_000_000;
+
+/// The linear memory a table of type `ty` lives in: one 8-byte page per element, byte
+/// offsets as 64-bit indices, at most the declared maximum or [`TABLE_LIMIT`] elements.
+/// Pages this small get no guard and no reservation to rely on (see
+/// [`MemoryConfig::plan`]), so every table access is checked in full.
+pub fn table_memory(ty: &wasmparser::TableType) -> wasmparser::MemoryType {
+    wasmparser::MemoryType {
+        memory64: true,
+        shared: false,
+        initial: ty.initial,
+        maximum: Some(ty.maximum.map_or(TABLE_LIMIT, |m| m.min(TABLE_LIMIT))),
+        page_size_log2: Some(3),
+    }
+}
+
 /// How the runtime lays out linear memories, with the meaning of Wasmtime's options of the
 /// same names (`-O memory-reservation=..,memory-guard-size=..,memory-may-move=..`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -86,7 +86,8 @@ pub mod traps {
 
     /// `unreachable` was executed.
     pub const UNREACHABLE: TrapCode = user(1);
-    /// `call_indirect` with an index outside the table.
+    /// A table index outside the table (`call_indirect`, the table instructions, element
+    /// segments).
     pub const TABLE_OUT_OF_BOUNDS: TrapCode = user(2);
     /// `call_indirect` to a function of another type.
     pub const BAD_SIGNATURE: TrapCode = user(3);
@@ -103,79 +104,101 @@ pub mod traps {
 
 /// The message the Wasm spec scripts use for a trap, or `None` for a code no Wasm trap has.
 pub fn trap_message(code: TrapCode) -> Option<&'static str> {
-    Some(match code {
-        TrapCode::HEAP_OUT_OF_BOUNDS => "out of bounds memory access",
-        TrapCode::INTEGER_DIVISION_BY_ZERO => "integer divide by zero",
-        TrapCode::INTEGER_OVERFLOW => "integer overflow",
-        TrapCode::BAD_CONVERSION_TO_INTEGER => "invalid conversion to integer",
-        TrapCode::STACK_OVERFLOW => "call stack exhausted",
-        traps::UNREACHABLE => "unreachable",
-        traps::TABLE_OUT_OF_BOUNDS => "undefined element",
-        traps::BAD_SIGNATURE => "indirect call type mismatch",
-        traps::INDIRECT_CALL_TO_NULL => "uninitialized element",
-        _ => return None,
-    })
+    trap_messages(code).first().copied()
+}
+
+/// Every message the Wasm spec scripts use for a trap, the usual one first. A table index
+/// past the end is one trap (as in Wasmtime), which the scripts call "undefined element"
+/// for `call_indirect` and "out of bounds table access" for the table instructions.
+pub fn trap_messages(code: TrapCode) -> &'static [&'static str] {
+    match code {
+        TrapCode::HEAP_OUT_OF_BOUNDS => &["out of bounds memory access"],
+        TrapCode::INTEGER_DIVISION_BY_ZERO => &["integer divide by zero"],
+        TrapCode::INTEGER_OVERFLOW => &["integer overflow"],
+        TrapCode::BAD_CONVERSION_TO_INTEGER => &["invalid conversion to integer"],
+        TrapCode::STACK_OVERFLOW => &["call stack exhausted"],
+        traps::UNREACHABLE => &["unreachable"],
+        traps::TABLE_OUT_OF_BOUNDS => &["out of bounds table access", "undefined element"],
+        traps::BAD_SIGNATURE => &["indirect call type mismatch"],
+        traps::INDIRECT_CALL_TO_NULL => &["uninitialized element"],
+        _ => &[],
+    }
 }
 
 /// Where things live in an instance's vmctx. Every slot is 8 bytes; f32 and i32 globals use
 /// the low bytes of theirs (little-endian).
+///
+/// First come a base and a bound for each memory and then for each table: a table is a
+/// linear memory of 8-byte pages (one reference each) that the runtime keeps and grows like
+/// any memory, so `table.get` and `table.set` are the bounds-checked instruction too.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VmLayout {
     memories: u32,
-    globals: u32,
-    /// Start offset and length of each table's slots.
-    tables: Vec<(u32, u32)>,
-    /// Offset of each data segment's three fields (base, length, dropped), and of a
-    /// passive one's bytes with their length.
-    data: Vec<(u32, Option<(u32, u32)>)>,
+    tables: u32,
+    data: Vec<SegmentSlots>,
+    elems: Vec<SegmentSlots>,
     size: u32,
+}
+
+/// The data segments or the element segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentKind {
+    /// Data segments (`memory.init`, `data.drop`): bytes.
+    Data,
+    /// Element segments (`table.init`, `elem.drop`): 8-byte references.
+    Elem,
+}
+
+/// Where one segment lives in the vmctx. Each segment is a small read-only memory for
+/// `memory.init` or `table.init`: its base, its length in bytes and whether it was dropped
+/// in three fields, and a passive one's contents in the vmctx itself, which every engine
+/// already maps. (A drop sets the flag and leaves the length: code never writes a field
+/// that holds a declared bound, which PCC checks.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentSlots {
+    /// Offset of the base address.
+    pub base: u32,
+    /// Offset of the length in bytes (an active segment's is 0: it is dropped by the end of
+    /// instantiation).
+    pub len: u32,
+    /// Offset of the dropped flag (nonzero once dropped).
+    pub dropped: u32,
+    /// Offset and length in bytes of a passive segment's contents; `None` otherwise.
+    pub contents: Option<(u32, u32)>,
 }
 
 impl VmLayout {
     /// The layout for a module.
     pub fn new(module: &module::Module) -> Result<VmLayout, WasmError> {
-        let memories = u32::try_from(module.memories.len()).unwrap_or(u32::MAX);
-        let globals = u32::try_from(module.globals.len()).unwrap_or(u32::MAX);
-        let mut at = u64::from(memories) * 16 + u64::from(globals) * 8;
-        let mut tables = Vec::new();
-        for t in &module.tables {
-            // Tables never grow (`table.grow` is not supported), so their slots are fixed.
-            let len = u32::try_from(t.ty.initial)
-                .ok()
-                .filter(|&n| n <= 1 << 24)
-                .ok_or_else(|| WasmError::unsupported("tables of more than 2^24 elements"))?;
-            tables.push((at as u32, len));
-            at += u64::from(len) * 8;
-        }
-        // Each data segment is a small read-only memory for `memory.init`: its base, its
-        // length and whether it was dropped in three fields, and a passive one's bytes in
-        // the vmctx itself, which every engine already maps. (`data.drop` sets the flag and
-        // leaves the length: code never writes a field that holds a declared bound, which
-        // PCC checks.)
-        let mut data = Vec::new();
-        let fields = at;
-        at += module.passive_data.len() as u64 * 24;
-        for (i, seg) in module.passive_data.iter().enumerate() {
-            let bytes = seg.as_ref().map(|b| {
-                let here = (at as u32, b.len() as u32);
-                at = (at + b.len() as u64).next_multiple_of(8);
-                here
-            });
-            data.push(((fields + 24 * i as u64) as u32, bytes));
-        }
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let (memories, tables) = (count(module.memories.len()), count(module.tables.len()));
+        let globals = count(module.globals.len());
+        let mut at = (u64::from(memories) + u64::from(tables)) * 16 + u64::from(globals) * 8;
+        let data = module
+            .passive_data
+            .iter()
+            .map(|d| d.as_ref().map(|b| b.len() as u64))
+            .collect::<Vec<_>>();
+        let elems = module
+            .elems
+            .iter()
+            .map(|e| (e.mode == module::ElemMode::Passive).then_some(8 * e.items.len() as u64))
+            .collect::<Vec<_>>();
+        let data = segments(&mut at, &data);
+        let elems = segments(&mut at, &elems);
         let size =
             u32::try_from(at).map_err(|_| WasmError::unsupported("a vmctx larger than 4 GiB"))?;
         Ok(VmLayout {
             memories,
-            globals,
             tables,
             data,
+            elems,
             size,
         })
     }
 
     /// Offset of memory `i`'s base address (the same in every instance, so the runtime can
-    /// rewrite it without the instance's layout).
+    /// rewrite it without the instance's layout). Table `t` is memory [`Self::table`]`(t)`.
     pub fn memory_base(i: u32) -> u32 {
         16 * i
     }
@@ -185,40 +208,56 @@ impl VmLayout {
         16 * i + 8
     }
 
+    /// The memory index of table `t`, past the module's memories: its base and bound are
+    /// [`Self::memory_base`] and [`Self::memory_bound`] of it, and `memory.grow` of it grows
+    /// the table. A slot holds a reference as [`module::clif_type`] says.
+    pub fn table(&self, t: u32) -> u32 {
+        self.memories + t
+    }
+
+    /// The number of memories and tables, each a base and a bound.
+    pub fn regions(&self) -> u32 {
+        self.memories + self.tables
+    }
+
     /// Offset of global `i`'s value.
     pub fn global(&self, i: u32) -> u32 {
-        16 * self.memories + 8 * i
+        16 * self.regions() + 8 * i
     }
 
-    /// Offset of table `i`'s first slot and its number of slots. A slot holds 0 for a null
-    /// reference and `f + 1` for function `f`.
-    pub fn table(&self, i: u32) -> (u32, u32) {
-        self.tables[i as usize]
-    }
-
-    /// Offset of data segment `i`'s base address.
-    pub fn data_base(&self, i: u32) -> u32 {
-        self.data[i as usize].0
-    }
-
-    /// Offset of data segment `i`'s length (an active segment's is 0: it is dropped by the
-    /// end of instantiation).
-    pub fn data_len(&self, i: u32) -> u32 {
-        self.data[i as usize].0 + 8
-    }
-
-    /// Offset of data segment `i`'s dropped flag (nonzero once `data.drop` ran).
-    pub fn data_dropped(&self, i: u32) -> u32 {
-        self.data[i as usize].0 + 16
-    }
-
-    /// Offset and length of passive data segment `i`'s bytes; `None` for an active one.
-    pub fn data_bytes(&self, i: u32) -> Option<(u32, u32)> {
-        self.data[i as usize].1
+    /// Where segment `i` of `kind` lives.
+    pub fn segment(&self, kind: SegmentKind, i: u32) -> SegmentSlots {
+        match kind {
+            SegmentKind::Data => self.data[i as usize],
+            SegmentKind::Elem => self.elems[i as usize],
+        }
     }
 
     /// Size in bytes.
     pub fn size(&self) -> u32 {
         self.size
     }
+}
+
+/// Lays out segments of `lens` (a passive one's contents in bytes, `None` for the others)
+/// from `at`: all their fields, then the contents of each passive one, 8-byte aligned.
+fn segments(at: &mut u64, lens: &[Option<u64>]) -> Vec<SegmentSlots> {
+    let fields = *at;
+    *at += 24 * lens.len() as u64;
+    let mut out = Vec::new();
+    for (i, len) in lens.iter().enumerate() {
+        let base = (fields + 24 * i as u64) as u32;
+        let contents = len.map(|len| {
+            let here = (*at as u32, len as u32);
+            *at = (*at + len).next_multiple_of(8);
+            here
+        });
+        out.push(SegmentSlots {
+            base,
+            len: base + 8,
+            dropped: base + 16,
+            contents,
+        });
+    }
+    out
 }

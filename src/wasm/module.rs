@@ -1,9 +1,10 @@
 //! A validated Wasm module, read into the facts the translator and the runtime need.
 
 use super::WasmError;
+use std::collections::BTreeSet;
 use wasmparser::{
     CompositeInnerType, ElementItems, ElementKind, ExternalKind, FuncType, GlobalType, MemoryType,
-    Operator, Parser, Payload, RefType, TableType, TypeRef, ValType, Validator, WasmFeatures,
+    Operator, Parser, Payload, TableType, TypeRef, ValType, Validator, WasmFeatures,
 };
 
 /// A constant expression (global initialisers, segment offsets), kept as a small program
@@ -62,24 +63,42 @@ pub struct Memory {
     pub import: Option<ImportName>,
 }
 
-/// A table of function references.
+/// A table of references.
 #[derive(Clone, Debug)]
 pub struct Table {
     /// The type.
     pub ty: TableType,
+    /// The value of every initial element, as a constant expression (`ref.null` when the
+    /// table section gives none).
+    pub init: Vec<ConstOp>,
     /// The source of an imported table.
     pub import: Option<ImportName>,
 }
 
-/// An active element segment.
+/// What an element segment is for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ElemMode {
+    /// Copied into `table` at `offset` (a constant expression) at instantiation, then
+    /// dropped.
+    Active {
+        /// The table it initialises.
+        table: u32,
+        /// Where.
+        offset: Vec<ConstOp>,
+    },
+    /// Kept for `table.init` until `elem.drop`.
+    Passive,
+    /// Only declares functions `ref.func` may name; dropped from the start.
+    Declared,
+}
+
+/// An element segment: every item a constant expression of a reference.
 #[derive(Clone, Debug)]
 pub struct ElemSegment {
-    /// The table it initialises.
-    pub table: u32,
-    /// Where, as a constant expression.
-    pub offset: Vec<ConstOp>,
-    /// The function in each slot (`None`: a null reference).
-    pub funcs: Vec<Option<u32>>,
+    /// Active, passive or declarative.
+    pub mode: ElemMode,
+    /// The items, each a constant expression (`ref.func`, `ref.null`, `global.get`).
+    pub items: Vec<Vec<ConstOp>>,
 }
 
 /// An active data segment.
@@ -128,8 +147,12 @@ pub struct Module<'a> {
     pub globals: Vec<Global>,
     /// All tables, imported first.
     pub tables: Vec<Table>,
-    /// Active element segments.
+    /// Every element segment, by its index.
     pub elems: Vec<ElemSegment>,
+    /// The functions a reference may name (Wasm's "declared" functions: those of element
+    /// segments, exports and global initialisers); `ref.func` names only these, so they are
+    /// every function a `call_indirect` can reach.
+    pub referenced: BTreeSet<u32>,
     /// Active data segments.
     pub data: Vec<DataSegment>,
     /// Every data segment by its index: a passive one's bytes, `None` for an active one
@@ -146,6 +169,17 @@ pub struct Module<'a> {
 /// (SIMD, GC, exceptions, threads) still validate, and are rejected by name when used.
 pub fn features() -> WasmFeatures {
     WasmFeatures::default() | WasmFeatures::CUSTOM_PAGE_SIZES
+}
+
+/// Why a module is beyond Wasm 2.0 without SIMD (the standard the translator aims to cover
+/// in full): the error of validating it with only that standard's features, or `None`
+/// when it validates. A script runner reports what such a module cannot do as a skip.
+pub fn beyond_wasm2(bytes: &[u8]) -> Option<String> {
+    let wasm2 = WasmFeatures::WASM2.difference(WasmFeatures::SIMD);
+    Validator::new_with_features(wasm2)
+        .validate_all(bytes)
+        .err()
+        .map(|e| e.message().to_string())
 }
 
 /// Validates `bytes` and reads the module.
@@ -187,7 +221,11 @@ pub fn parse(bytes: &[u8]) -> Result<Module<'_>, WasmError> {
                             init: Vec::new(),
                             import: name,
                         }),
-                        TypeRef::Table(ty) => m.tables.push(Table { ty, import: name }),
+                        TypeRef::Table(ty) => m.tables.push(Table {
+                            ty,
+                            init: vec![ConstOp::RefNull],
+                            import: name,
+                        }),
                         TypeRef::Tag(_) => {
                             return Err(WasmError::unsupported("tag imports (exceptions)"))
                         }
@@ -202,11 +240,13 @@ pub fn parse(bytes: &[u8]) -> Result<Module<'_>, WasmError> {
             Payload::TableSection(r) => {
                 for t in r {
                     let t = t?;
-                    if !matches!(t.init, wasmparser::TableInit::RefNull) {
-                        return Err(WasmError::unsupported("table initialiser expressions"));
-                    }
+                    let init = match &t.init {
+                        wasmparser::TableInit::RefNull => vec![ConstOp::RefNull],
+                        wasmparser::TableInit::Expr(e) => const_expr(e)?,
+                    };
                     m.tables.push(Table {
                         ty: t.ty,
+                        init,
                         import: None,
                     });
                 }
@@ -243,46 +283,31 @@ pub fn parse(bytes: &[u8]) -> Result<Module<'_>, WasmError> {
             Payload::ElementSection(r) => {
                 for e in r {
                     let e = e?;
-                    let ElementKind::Active {
-                        table_index,
-                        offset_expr,
-                    } = e.kind
-                    else {
-                        // Passive and declared segments only matter to `table.init` and
-                        // `ref.func`, which the translator rejects.
-                        continue;
+                    let mode = match e.kind {
+                        ElementKind::Active {
+                            table_index,
+                            offset_expr,
+                        } => ElemMode::Active {
+                            table: table_index.unwrap_or(0),
+                            offset: const_expr(&offset_expr)?,
+                        },
+                        ElementKind::Passive => ElemMode::Passive,
+                        ElementKind::Declared => ElemMode::Declared,
                     };
-                    let mut funcs = Vec::new();
+                    let mut items = Vec::new();
                     match e.items {
                         ElementItems::Functions(r) => {
                             for f in r {
-                                funcs.push(Some(f?));
+                                items.push(vec![ConstOp::RefFunc(f?)]);
                             }
                         }
-                        ElementItems::Expressions(ty, r) => {
-                            if ty != RefType::FUNCREF {
-                                return Err(WasmError::unsupported(
-                                    "element segments of non-function references",
-                                ));
-                            }
+                        ElementItems::Expressions(_, r) => {
                             for expr in r {
-                                funcs.push(match const_expr(&expr?)?.as_slice() {
-                                    [ConstOp::RefFunc(f)] => Some(*f),
-                                    [ConstOp::RefNull] => None,
-                                    _ => {
-                                        return Err(WasmError::unsupported(
-                                            "element expressions other than ref.func and ref.null",
-                                        ))
-                                    }
-                                });
+                                items.push(const_expr(&expr?)?);
                             }
                         }
                     }
-                    m.elems.push(ElemSegment {
-                        table: table_index.unwrap_or(0),
-                        offset: const_expr(&offset_expr)?,
-                        funcs,
-                    });
+                    m.elems.push(ElemSegment { mode, items });
                 }
             }
             Payload::DataSection(r) => {
@@ -309,6 +334,27 @@ pub fn parse(bytes: &[u8]) -> Result<Module<'_>, WasmError> {
             _ => {}
         }
     }
+    let named = |ops: &Vec<ConstOp>| -> Vec<u32> {
+        ops.iter()
+            .filter_map(|op| match op {
+                ConstOp::RefFunc(f) => Some(*f),
+                _ => None,
+            })
+            .collect()
+    };
+    m.referenced = m
+        .elems
+        .iter()
+        .flat_map(|e| e.items.iter().flat_map(named))
+        .chain(m.globals.iter().flat_map(|g| named(&g.init)))
+        .chain(m.tables.iter().flat_map(|t| named(&t.init)))
+        .chain(
+            m.exports
+                .iter()
+                .filter(|e| matches!(e.kind, ExternalKind::Func | ExternalKind::FuncExact))
+                .map(|e| e.index),
+        )
+        .collect();
     for (t, body) in defined_funcs.into_iter().zip(bodies) {
         m.funcs.push(Func {
             ty: func_type(&m, t)?,
@@ -376,6 +422,16 @@ fn const_expr(expr: &wasmparser::ConstExpr) -> Result<Vec<ConstOp>, WasmError> {
     Ok(ops)
 }
 
+/// The bits of a reference to function `f` of the instance (0 is null).
+pub fn func_ref_bits(f: u32) -> i64 {
+    i64::from(f) + 1
+}
+
+/// The bits of the host's external reference `n` (0 is null).
+pub fn extern_ref_bits(n: u32) -> u64 {
+    u64::from(n) + 1
+}
+
 /// The CLIF type of a Wasm value type, or the feature that would be needed.
 pub fn clif_type(ty: ValType) -> Result<crate::ir::Type, WasmError> {
     use crate::ir::types;
@@ -385,6 +441,10 @@ pub fn clif_type(ty: ValType) -> Result<crate::ir::Type, WasmError> {
         ValType::F32 => types::F32,
         ValType::F64 => types::F64,
         ValType::V128 => return Err(WasmError::unsupported("v128 values (SIMD)")),
-        ValType::Ref(_) => return Err(WasmError::unsupported("reference-typed values")),
+        // A reference is 64 bits: 0 is null, `f + 1` is function `f` of the instance, and
+        // `n + 1` is the host's external reference `n`. Typed function references are
+        // function references; the GC proposal's objects can never be made (its
+        // instructions are rejected by name), so its reference types only ever hold null.
+        ValType::Ref(_) => types::I64,
     })
 }

@@ -6,10 +6,10 @@
 //! Every engine runs the same translated code against the same memories, so a test script
 //! means the same thing on each.
 
-use super::config::{MemoryConfig, MemoryPlan};
-use super::module::{self, ConstOp, Module};
+use super::config::{table_memory, MemoryConfig, MemoryPlan, TABLE_LIMIT};
+use super::module::{self, ConstOp, ElemMode, Module};
 use super::translate::{self, Translation, MEMORY_GROW};
-use super::{VmLayout, WasmError};
+use super::{SegmentKind, VmLayout, WasmError};
 use crate::interpreter::{AddressSpace, DataValue, InterpError, Interpreter, Outcome, Trap};
 use crate::ir::{types, Function, TrapCode, Type};
 use crate::ir_verifier::verify_function;
@@ -254,6 +254,8 @@ pub struct Instance {
     vmctx: Mapping,
     /// Store memory of each memory index.
     pub memories: Vec<usize>,
+    /// Store memory of each table index (a table is a memory of 8-byte pages).
+    pub tables: Vec<usize>,
     /// Function types, by function index.
     pub func_types: Vec<FuncType>,
     /// Global types, by global index.
@@ -591,6 +593,20 @@ impl Store {
                 .map_err(InstantiationError::Other)?;
             memory_ids.push(id);
         }
+        // Each table is a memory of 8-byte pages, after the memories in the vmctx.
+        let mut table_ids = Vec::new();
+        for t in &module.tables {
+            if t.ty.initial > TABLE_LIMIT {
+                return Err(InstantiationError::Other(format!(
+                    "a table of {} elements is more than this runtime's limit of {TABLE_LIMIT}",
+                    t.ty.initial
+                )));
+            }
+            let id = self
+                .create_memory(table_memory(&t.ty))
+                .map_err(InstantiationError::Other)?;
+            table_ids.push(id);
+        }
         let vmctx = Mapping::reserve(u64::from(layout.size()).max(8))
             .and_then(|mut m| m.make_accessible(u64::from(layout.size())).map(|_| m))
             .map_err(InstantiationError::Other)?;
@@ -598,6 +614,7 @@ impl Store {
             translation: Arc::new(translation),
             vmctx,
             memories: memory_ids,
+            tables: table_ids,
             func_types: module.funcs.iter().map(|f| f.ty.clone()).collect(),
             global_types: module.globals.iter().map(|g| g.ty).collect(),
             exports: module
@@ -609,14 +626,21 @@ impl Store {
         let layout = instance.translation.layout.clone();
         let vmctx_addr = instance.vmctx();
         {
+            // Memory indices of the vmctx: the memories, then the tables.
+            let regions: Vec<usize> = instance
+                .memories
+                .iter()
+                .chain(&instance.tables)
+                .copied()
+                .collect();
             let mut mems = lock(&self.memories);
-            mems.by_vmctx.insert(vmctx_addr, instance.memories.clone());
-            for (index, &id) in instance.memories.iter().enumerate() {
+            for (index, &id) in regions.iter().enumerate() {
                 mems.users[id].push((vmctx_addr, index as u32));
             }
-            for &id in &instance.memories {
+            for &id in &regions {
                 mems.publish(id);
             }
+            mems.by_vmctx.insert(vmctx_addr, regions);
         }
 
         // Globals, in order: an initialiser may read imported globals.
@@ -634,27 +658,63 @@ impl Store {
             // SAFETY: the slot is inside the vmctx mapping.
             unsafe { *instance.slot(layout.global(i as u32)) = bits };
         }
-        // Data segments for `memory.init`: a passive one's bytes inside the vmctx, its base
-        // and length in its fields. An active one is dropped by the end of instantiation:
-        // length 0 (its base is then never read past).
-        for (i, seg) in module.passive_data.iter().enumerate() {
-            let i = i as u32;
-            let (base, len) = match (seg, layout.data_bytes(i)) {
-                (Some(bytes), Some((off, len))) => {
-                    let at = instance.vmctx() + u64::from(off);
-                    // SAFETY: the layout reserved `len` bytes at `off` inside the vmctx.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, len as usize)
-                    };
-                    (at, u64::from(len))
+        // Tables start with their initial value in every element.
+        for (t, table) in module.tables.iter().enumerate() {
+            let init = eval_const(&table.init, &values).map_err(other)?;
+            if init == 0 {
+                continue; // New memory is zeroed: null already.
+            }
+            let bytes = init.to_le_bytes().repeat(table.ty.initial as usize);
+            let id = instance.tables[t];
+            lock(&self.memories).memories[id]
+                .write(0, &bytes)
+                .map_err(InstantiationError::Trap)?;
+        }
+        // Segments for `memory.init` and `table.init`: a passive one's contents inside the
+        // vmctx, its base and length in its fields. The others are dropped by the end of
+        // instantiation: length 0 (their base is then never read past).
+        let elems = module
+            .elems
+            .iter()
+            .map(|e| match e.mode {
+                ElemMode::Passive => e
+                    .items
+                    .iter()
+                    .map(|item| eval_const(item, &values).map(u64::to_le_bytes))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|items| Some(items.concat())),
+                _ => Ok(None),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(other)?;
+        let segments = [
+            (SegmentKind::Data, &module.passive_data),
+            (SegmentKind::Elem, &elems),
+        ];
+        for (kind, contents) in segments {
+            for (i, seg) in contents.iter().enumerate() {
+                let slots = layout.segment(kind, i as u32);
+                let (base, len) = match (seg, slots.contents) {
+                    (Some(bytes), Some((off, len))) => {
+                        let at = instance.vmctx() + u64::from(off);
+                        // SAFETY: the layout reserved `len` bytes at `off` inside the vmctx.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                bytes.as_ptr(),
+                                at as *mut u8,
+                                len as usize,
+                            )
+                        };
+                        (at, u64::from(len))
+                    }
+                    _ => (instance.vmctx(), 0),
+                };
+                // SAFETY: the slots are inside the vmctx mapping.
+                unsafe {
+                    *instance.slot(slots.base) = base;
+                    *instance.slot(slots.len) = len;
+                    *instance.slot(slots.dropped) = 0;
                 }
-                _ => (instance.vmctx(), 0),
-            };
-            // SAFETY: the slots are inside the vmctx mapping.
-            unsafe {
-                *instance.slot(layout.data_base(i)) = base;
-                *instance.slot(layout.data_len(i)) = len;
-                *instance.slot(layout.data_dropped(i)) = 0;
             }
         }
         let index = self.instances.len();
@@ -667,17 +727,20 @@ impl Store {
         // Element segments, then data segments, in order; the first that does not fit
         // traps, and what earlier segments wrote stays written.
         for seg in &module.elems {
-            let (slots, len) = layout.table(seg.table);
-            let offset = eval_const(&seg.offset, &values).map_err(other)?;
-            let end = u128::from(offset as u32) + seg.funcs.len() as u128;
-            if end > u128::from(len) {
-                return Err(InstantiationError::Trap(super::traps::TABLE_OUT_OF_BOUNDS));
-            }
-            for (i, f) in seg.funcs.iter().enumerate() {
-                let slot = slots + 8 * (offset as u32 + i as u32);
-                // SAFETY: checked against the table's length above.
-                unsafe { *instance.slot(slot) = f.map_or(0, |f| u64::from(f) + 1) };
-            }
+            let ElemMode::Active { table, offset } = &seg.mode else {
+                continue;
+            };
+            let offset = eval_const(offset, &values).map_err(other)? as u32;
+            let items = seg
+                .items
+                .iter()
+                .map(|item| eval_const(item, &values).map(u64::to_le_bytes))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(other)?;
+            let id = instance.tables[*table as usize];
+            lock(&self.memories).memories[id]
+                .write(u64::from(offset) * 8, &items.concat())
+                .map_err(|_| InstantiationError::Trap(super::traps::TABLE_OUT_OF_BOUNDS))?;
         }
         for seg in &module.data {
             let offset = eval_const(&seg.offset, &values).map_err(other)?;
@@ -821,7 +884,7 @@ pub fn eval_const(ops: &[ConstOp], globals: &[u64]) -> Result<u64, WasmError> {
             ConstOp::F32(b) => u64::from(b),
             ConstOp::F64(b) => b,
             ConstOp::RefNull => 0,
-            ConstOp::RefFunc(f) => u64::from(f) + 1,
+            ConstOp::RefFunc(f) => module::func_ref_bits(f) as u64,
             ConstOp::GlobalGet(g) => *globals
                 .get(g as usize)
                 .ok_or_else(|| WasmError::invalid(format!("unknown global {g}"), None))?,

@@ -149,8 +149,21 @@ struct Runner {
     definitions: HashMap<String, Vec<u8>>,
     /// The most recent instance.
     current: Option<usize>,
+    /// Why the most recent module has no instance, when it failed or was skipped.
+    current_gone: Option<Gone>,
+    /// Why each module with a `$name` that failed or was skipped has no instance.
+    named_gone: HashMap<String, Gone>,
     /// Registered module names: an instance, or the host's spectest items.
     registered: HashMap<String, Registered>,
+}
+
+/// Why a module has no instance: what directives against it report.
+#[derive(Clone)]
+enum Gone {
+    /// It is beyond Wasm 2.0 and failed: they are skipped too.
+    Skipped(String),
+    /// It failed: they fail, saying why.
+    Failed(String),
 }
 
 enum Registered {
@@ -192,20 +205,79 @@ impl Runner {
             named: HashMap::new(),
             definitions: HashMap::new(),
             current: None,
+            current_gone: None,
+            named_gone: HashMap::new(),
             registered: HashMap::from([("spectest".to_string(), Registered::Host(spectest))]),
         })
     }
 
+    /// The verdict on `d` when the module it runs against has no instance: a skip if that
+    /// module was skipped, a failure naming why it failed otherwise.
+    fn gone_target(&self, d: &WastDirective) -> Option<Result<Verdict, String>> {
+        use WastDirective as D;
+        let module = match d {
+            D::Invoke(i)
+            | D::AssertReturn {
+                exec: WastExecute::Invoke(i),
+                ..
+            }
+            | D::AssertTrap {
+                exec: WastExecute::Invoke(i),
+                ..
+            }
+            | D::AssertExhaustion { call: i, .. } => i.module,
+            D::AssertReturn {
+                exec: WastExecute::Get { module, .. },
+                ..
+            }
+            | D::Register { module, .. } => *module,
+            _ => return None,
+        };
+        let gone = match module {
+            Some(m) => self.named_gone.get(m.name())?,
+            None if self.current.is_none() => self.current_gone.as_ref()?,
+            None => return None,
+        };
+        Some(match gone {
+            Gone::Skipped(why) => Ok(Verdict::Skip(format!("its module was skipped ({why})"))),
+            Gone::Failed(why) => Err(format!("its module failed ({why})")),
+        })
+    }
+
+    /// The verdict on a module that failed to instantiate with `e`: a skip when it is
+    /// beyond Wasm 2.0, with both reasons, and a failure otherwise.
+    fn failed_module(bytes: &[u8], e: impl fmt::Display) -> Gone {
+        match module::beyond_wasm2(bytes) {
+            Some(why) => Gone::Skipped(format!("beyond Wasm 2.0 ({why}), and failed: {e}")),
+            None => Gone::Failed(format!("module failed to instantiate: {e}")),
+        }
+    }
+
     fn directive(&mut self, d: WastDirective) -> Result<Verdict, String> {
         use WastDirective as D;
+        if let Some(verdict) = self.gone_target(&d) {
+            return verdict;
+        }
         match d {
             D::Module(mut m) => {
                 let name = m.name().map(|id| id.name().to_string());
                 let bytes = encode(&mut m)?;
                 self.current = None;
-                let instance = self
-                    .instantiate(&bytes)
-                    .map_err(|e| format!("module failed to instantiate: {e}"))?;
+                self.current_gone = None;
+                let instance = match self.instantiate(&bytes) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        let gone = Self::failed_module(&bytes, e);
+                        self.current_gone = Some(gone.clone());
+                        if let Some(name) = name {
+                            self.named_gone.insert(name, gone.clone());
+                        }
+                        return match gone {
+                            Gone::Skipped(why) => Ok(Verdict::Skip(why)),
+                            Gone::Failed(why) => Err(why),
+                        };
+                    }
+                };
                 self.current = Some(instance);
                 if let Some(name) = name {
                     self.named.insert(name, instance);
@@ -434,6 +506,10 @@ fn arg_value(a: &WastArg) -> Result<DataValue, String> {
         WastArg::Core(WastArgCore::I64(v)) => DataValue::new(types::I64, *v as u64),
         WastArg::Core(WastArgCore::F32(v)) => DataValue::new(types::F32, u64::from(v.bits)),
         WastArg::Core(WastArgCore::F64(v)) => DataValue::new(types::F64, v.bits),
+        WastArg::Core(WastArgCore::RefNull(_)) => DataValue::new(types::I64, 0),
+        WastArg::Core(WastArgCore::RefExtern(n)) => {
+            DataValue::new(types::I64, module::extern_ref_bits(*n))
+        }
         other => return Err(format!("unsupported argument {other:?}")),
     })
 }
@@ -444,6 +520,17 @@ fn ret_matches(expected: &WastRetCore, got: &DataValue) -> Result<bool, String> 
         WastRetCore::I64(v) => got.ty == types::I64 && got.bits == *v as u64,
         WastRetCore::F32(p) => got.ty == types::F32 && nan_matches(p.clone_bits(), got.bits, 32),
         WastRetCore::F64(p) => got.ty == types::F64 && nan_matches(p.clone_bits(), got.bits, 64),
+        // References are 64 bits with null 0 (see `module::clif_type`).
+        WastRetCore::RefNull(_) => got.ty == types::I64 && got.bits == 0,
+        WastRetCore::RefExtern(None) | WastRetCore::RefFunc(None) => {
+            got.ty == types::I64 && got.bits != 0
+        }
+        WastRetCore::RefExtern(Some(n)) => {
+            got.ty == types::I64 && got.bits == module::extern_ref_bits(*n)
+        }
+        WastRetCore::RefFunc(Some(wast::token::Index::Num(f, _))) => {
+            got.ty == types::I64 && got.bits == module::func_ref_bits(*f) as u64
+        }
         WastRetCore::Either(cases) => {
             for c in cases {
                 if ret_matches(c, got)? {
@@ -523,7 +610,9 @@ fn check_results(expected: &[WastRet], got: &[DataValue]) -> Result<Verdict, Str
 }
 
 fn trap_matches(code: TrapCode, expected: &str) -> bool {
-    trap_message(code).is_some_and(|m| m.starts_with(expected) || expected.starts_with(m))
+    super::trap_messages(code)
+        .iter()
+        .any(|m| m.starts_with(expected) || expected.starts_with(m))
 }
 
 fn message_of(code: TrapCode) -> &'static str {

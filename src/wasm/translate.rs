@@ -7,9 +7,10 @@
 //! [`MemoryConfig`]. Its base and bound are `notrap aligned` loads from the vmctx right
 //! before the access, so `memory.grow` (a call into the runtime) needs no special reload.
 
-use super::config::{MemoryConfig, MemoryPlan};
-use super::module::{clif_type, Module};
-use super::{traps, VmLayout, WasmError};
+use super::config::{table_memory, MemoryConfig, MemoryPlan};
+use super::module::ElemMode;
+use super::module::{clif_type, func_ref_bits, Module};
+use super::{traps, SegmentKind, VmLayout, WasmError};
 use crate::frontend::{FunctionBuilder, Variable};
 use crate::ir::{
     types, AbiParam, AccessKind, AliasRegion, AliasRegionData, Block, BlockCall, Endianness,
@@ -17,7 +18,7 @@ use crate::ir::{
     MemFlags, Memory, MemoryData, Offset32, Offset64, Signature, TrapCode, Type, Value,
 };
 use cranelift_entity::EntityRef;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use wasmparser::{BlockType, FuncType, MemArg, MemArgTarget, Operator};
 
 /// The external name of the runtime's `memory.grow`: `(vmctx, memory index, delta pages)`
@@ -59,19 +60,16 @@ pub fn func_name(index: u32) -> String {
     format!("u0:{index}")
 }
 
-/// The memory layout of each of the module's memories under `config`.
+/// The memory layout of each of the module's memories, then of each of its tables (see
+/// [`VmLayout::table`]), under `config`.
 pub fn plans(module: &Module, config: &MemoryConfig) -> Vec<MemoryPlan> {
+    let tables = module.tables.iter().map(|t| table_memory(&t.ty));
     module
         .memories
         .iter()
-        .map(|m| {
-            config.plan(
-                m.ty.memory64,
-                m.ty.page_size_log2(),
-                m.ty.initial,
-                m.ty.maximum,
-            )
-        })
+        .map(|m| m.ty)
+        .chain(tables)
+        .map(|ty| config.plan(ty.memory64, ty.page_size_log2(), ty.initial, ty.maximum))
         .collect()
 }
 
@@ -112,6 +110,9 @@ pub fn translate_module(module: &Module, config: &MemoryConfig) -> Result<Transl
             "imported mutable globals ({})",
             name.unwrap_or_default()
         )));
+    }
+    if module.tables.iter().any(|t| t.ty.table64) {
+        return Err(WasmError::unsupported("64-bit tables (memory64's table64)"));
     }
     let mut functions = Vec::new();
     let mut indices = Vec::new();
@@ -192,21 +193,38 @@ struct FuncTranslator<'m, 'f> {
     frames: Vec<Frame>,
     reachable: bool,
     memories: HashMap<u32, Memory>,
-    /// The alias regions `vmctx` and `heap`, declared on first use.
-    regions: Option<(AliasRegion, AliasRegion)>,
+    /// The alias regions `vmctx`, `heap` and `tables`, declared on first use.
+    regions: Option<(AliasRegion, AliasRegion, AliasRegion)>,
     callees: HashMap<u32, FuncRef>,
     grow: Option<FuncRef>,
     results: Vec<Type>,
 }
 
-/// One side of a bulk copy: a memory, its base and bound, where the range starts, and
-/// whether its addresses are 64-bit.
+/// One side of a bulk operation: a memory (a linear memory, a table, or a segment), its
+/// base and bound, what its range is checked against, where the range starts, and how its
+/// items are addressed.
 struct Side {
     memory: Memory,
     base: Value,
     bound: Value,
+    /// The bound of the range check: `bound`, or 0 for a dropped segment.
+    limit: Value,
+    /// The range's first byte offset, in the memory's index type.
     start: Value,
+    /// Whether the memory's indices are 64-bit.
     memory64: bool,
+    /// Whether its items are 8-byte references (a table, an element segment), their
+    /// element indices scaled to byte offsets; otherwise bytes.
+    refs: bool,
+    /// The flags of its accesses, with their trap code.
+    flags: MemFlags,
+}
+
+impl Side {
+    /// The trap code of its accesses and range checks.
+    fn code(&self) -> TrapCode {
+        self.flags.trap_code.unwrap_or(TrapCode::HEAP_OUT_OF_BOUNDS)
+    }
 }
 
 impl<'m, 'f> FuncTranslator<'m, 'f> {
@@ -655,16 +673,7 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             O::MemoryFill { mem } => self.memory_fill(mem)?,
             O::MemoryCopy { dst_mem, src_mem } => self.memory_copy(dst_mem, src_mem)?,
             O::MemoryInit { data_index, mem } => self.memory_init(data_index, mem)?,
-            O::DataDrop { data_index } => {
-                // A dropped segment has length 0 for `memory.init`: every later one of it
-                // but an empty one at 0 traps.
-                let one = self.b.ins().iconst(i64_, 1.into());
-                let off = self.layout.data_dropped(data_index);
-                let flags = self.vmctx_flags();
-                self.b
-                    .ins()
-                    .store(flags, one, self.vmctx, Offset32(off as i32));
-            }
+            O::DataDrop { data_index } => self.drop_segment(SegmentKind::Data, data_index),
             O::MemoryGrow { mem } => {
                 let memory64 = self.plans[mem as usize].memory64;
                 let delta = self.pop();
@@ -684,6 +693,66 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
                 };
                 self.push(v);
             }
+
+            // References and tables.
+            O::RefNull { .. } => {
+                let v = self.b.ins().iconst(i64_, 0.into());
+                self.push(v);
+            }
+            O::RefIsNull => {
+                let r = self.pop();
+                let null = self.b.ins().iconst(i64_, 0.into());
+                let c = self.b.ins().icmp(IntCC::Equal, r, null);
+                let v = self.b.ins().uextend(i32_, c);
+                self.push(v);
+            }
+            O::RefFunc { function_index } => {
+                let v = self
+                    .b
+                    .ins()
+                    .iconst(i64_, func_ref_bits(function_index).into());
+                self.push(v);
+            }
+            O::TableGet { table } => {
+                let index = self.pop();
+                let side = self.table_side(table, index);
+                let zero = self.b.ins().iconst(i32_, 0.into());
+                let v = self.ref_load(&side, zero);
+                self.push(v);
+            }
+            O::TableSet { table } => {
+                let (index, value) = self.pop2();
+                let side = self.table_side(table, index);
+                let zero = self.b.ins().iconst(i32_, 0.into());
+                self.ref_store(&side, zero, value);
+            }
+            O::TableSize { table } => {
+                let bound = self.vmctx_load(i64_, self.table_bound_slot(table), false);
+                let three = self.b.ins().iconst(i64_, 3.into());
+                let elems = self.b.ins().ushr(bound, three);
+                let v = self.b.ins().ireduce(i32_, elems);
+                self.push(v);
+            }
+            O::TableGrow { table } => self.table_grow(table),
+            O::TableFill { table } => self.table_fill(table),
+            O::TableCopy {
+                dst_table,
+                src_table,
+            } => {
+                let len = self.pop();
+                let (dst, src) = self.pop2();
+                let to = self.table_side(dst_table, dst);
+                let from = self.table_side(src_table, src);
+                self.copy(&to, &from, len, true);
+            }
+            O::TableInit { elem_index, table } => {
+                let len = self.pop();
+                let (dst, src) = self.pop2();
+                let to = self.table_side(table, dst);
+                let from = self.segment_side(SegmentKind::Elem, elem_index, src)?;
+                self.copy(&to, &from, len, false);
+            }
+            O::ElemDrop { elem_index } => self.drop_segment(SegmentKind::Elem, elem_index),
 
             // Integer arithmetic.
             O::I32Add | O::I64Add => bin!(iadd),
@@ -872,11 +941,12 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         self.push(v);
     }
 
-    /// The alias regions of the vmctx and of linear memories. Nothing in one is ever
-    /// reachable through the other (the runtime maps them apart), so a loop that writes
-    /// only linear memory cannot change a vmctx field it reads, which lets an optimiser
-    /// hoist the load of a bound out of a loop without calls.
-    fn regions(&mut self) -> (AliasRegion, AliasRegion) {
+    /// The alias regions of the vmctx fields, of linear memories and of tables. No byte is
+    /// reachable in two of them (the runtime maps memories and tables apart from the
+    /// vmctx; segment contents inside it are never written and no field overlaps them),
+    /// so a loop that writes only linear memory cannot change a vmctx field it reads,
+    /// which lets an optimiser hoist the load of a bound out of a loop without calls.
+    fn regions(&mut self) -> (AliasRegion, AliasRegion, AliasRegion) {
         if let Some(r) = self.regions {
             return r;
         }
@@ -887,7 +957,11 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
                 description: description.into(),
             })
         };
-        let r = (declare(0, "vmctx"), declare(1, "heap"));
+        let r = (
+            declare(0, "vmctx"),
+            declare(1, "heap"),
+            declare(2, "tables"),
+        );
         self.regions = Some(r);
         r
     }
@@ -950,13 +1024,11 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         (memory, base, bound)
     }
 
-    /// Traps with `heap_oob` unless `[start, start + len)` lies within `bound`: the bulk
-    /// operations check their whole range before they write a byte (Wasm 2.0). Addresses
-    /// of a 32-bit memory are zero-extended, so their sum cannot wrap; a 64-bit memory's
-    /// sum traps if it does.
-    fn check_range(&mut self, memory64: bool, bound: Value, start: Value, len: Value) {
-        let code = TrapCode::HEAP_OUT_OF_BOUNDS;
-        let end = if memory64 {
+    /// Traps with `code` unless `[start, start + len)` lies within `bound`: the bulk
+    /// operations check their whole range before they write anything (Wasm 2.0). 32-bit
+    /// values are zero-extended, so their sum cannot wrap; a 64-bit sum traps if it does.
+    fn check_range(&mut self, code: TrapCode, bound: Value, start: Value, len: Value) {
+        let end = if self.b.func.dfg.value_type(start) == types::I64 {
             self.b.ins().uadd_overflow_trap(start, len, code)
         } else {
             let start = self.b.ins().uextend(types::I64, start);
@@ -971,23 +1043,22 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
     /// linear-memory access stays the instruction, so PCC and the proofs cover these too;
     /// each store's check can no longer fail).
     fn memory_fill(&mut self, mem: u32) -> Result<(), WasmError> {
-        let memory64 = self.plans[mem as usize].memory64;
         let len = self.pop();
         let (start, value) = self.pop2();
-        let (memory, base, bound) = self.memory(mem);
-        self.check_range(memory64, bound, start, len);
+        let to = self.side(mem, start);
+        let len = self.extent(&to, len);
+        self.check_range(to.code(), to.bound, to.start, len);
         let ty = self.b.func.dfg.value_type(start);
         let zero = self.b.ins().iconst(ty, 0.into());
-        let flags = self.heap_flags();
         self.byte_loop(zero, len, false, |t, i| {
             let at = t.b.ins().iadd(start, i);
             t.b.ins().bounds_checked_store(
                 AccessKind::I8,
-                flags,
-                memory,
+                to.flags,
+                to.memory,
                 value,
-                base,
-                bound,
+                to.base,
+                to.bound,
                 at,
                 Offset64(0),
             );
@@ -995,23 +1066,81 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         Ok(())
     }
 
-    /// `memory.copy`: after both range checks, one byte at a time, forward when the
-    /// destination is at or below the source and backward otherwise, so that overlapping
-    /// ranges copy as if through a buffer.
+    /// `table.fill`: `table.set` of each element of the range, after the range check.
+    fn table_fill(&mut self, table: u32) {
+        let len = self.pop();
+        let (start, value) = self.pop2();
+        let to = self.table_side(table, start);
+        let bytes = self.extent(&to, len);
+        self.check_range(to.code(), to.bound, to.start, bytes);
+        let zero = self.b.ins().iconst(types::I32, 0.into());
+        self.byte_loop(zero, len, false, |t, i| t.ref_store(&to, i, value));
+    }
+
+    /// `table.grow`: the runtime grows the table's memory by `delta` 8-byte pages (it is
+    /// `memory.grow` of the table's memory index), then the new elements get `init`.
+    fn table_grow(&mut self, table: u32) {
+        let (init, delta) = self.pop2();
+        let wide = self.b.ins().uextend(types::I64, delta);
+        let grow = self.grow_ref();
+        let index = self.layout.table(table);
+        let index = self.b.ins().iconst(types::I32, i64::from(index).into());
+        let call = self.b.ins().call(grow, &[self.vmctx, index, wide]);
+        let old = self.b.func.dfg.first_result(call);
+        let old = self.b.ins().ireduce(types::I32, old);
+        let failed = self.b.ins().iconst(types::I32, (-1i64).into());
+        let grew = self.b.ins().icmp(IntCC::NotEqual, old, failed);
+        let done = self.b.create_block();
+        let skip = self.branch(grew);
+        let to = self.table_side(table, old);
+        let zero = self.b.ins().iconst(types::I32, 0.into());
+        self.byte_loop(zero, delta, false, |t, i| t.ref_store(&to, i, init));
+        self.b.ins().jump(BlockCall::new(done, vec![]));
+        self.b.switch_to_block(skip);
+        self.b.ins().jump(BlockCall::new(done, vec![]));
+        self.b.seal_block(done);
+        self.b.switch_to_block(done);
+        self.push(old);
+    }
+
+    /// `memory.copy`.
     fn memory_copy(&mut self, dst_mem: u32, src_mem: u32) -> Result<(), WasmError> {
         let len = self.pop();
         let (dst, src) = self.pop2();
         let to = self.side(dst_mem, dst);
         let from = self.side(src_mem, src);
+        self.copy(&to, &from, len, true);
+        Ok(())
+    }
+
+    /// `memory.init`.
+    fn memory_init(&mut self, seg: u32, mem: u32) -> Result<(), WasmError> {
+        let len = self.pop();
+        let (dst, src) = self.pop2();
+        let to = self.side(mem, dst);
+        let from = self.segment_side(SegmentKind::Data, seg, src)?;
+        self.copy(&to, &from, len, false);
+        Ok(())
+    }
+
+    /// The bulk copies (`memory.copy`, `memory.init`, `table.copy`, `table.init`): after
+    /// both range checks, one item (a byte, or a reference) at a time, each a bounds-checked
+    /// load and store. When the two ranges may `overlap`, forward when the destination is
+    /// at or below the source and backward otherwise, as if through a buffer.
+    fn copy(&mut self, to: &Side, from: &Side, len: Value, overlap: bool) {
         // Each range is checked in its own memory's address type.
-        let slen = self.widen(len, from.memory64);
-        let dlen = self.widen(len, to.memory64);
-        self.check_range(from.memory64, from.bound, src, slen);
-        self.check_range(to.memory64, to.bound, dst, dlen);
-        let copy = |t: &mut Self, i: Value| t.copy_byte(&from, &to, i);
+        let slen = self.extent(from, len);
+        let dlen = self.extent(to, len);
+        self.check_range(from.code(), from.limit, from.start, slen);
+        self.check_range(to.code(), to.bound, to.start, dlen);
+        let copy = |t: &mut Self, i: Value| t.copy_item(from, to, i);
         let ty = self.b.func.dfg.value_type(len);
         let zero = self.b.ins().iconst(ty, 0.into());
-        let (d, s) = (self.widen(dst, true), self.widen(src, true));
+        if !overlap {
+            self.byte_loop(zero, len, false, copy);
+            return;
+        }
+        let (d, s) = (self.widen(to.start, true), self.widen(from.start, true));
         let forward = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, d, s);
         let done = self.b.create_block();
         let bwd = self.branch(forward);
@@ -1022,60 +1151,118 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         self.b.ins().jump(BlockCall::new(done, vec![]));
         self.b.seal_block(done);
         self.b.switch_to_block(done);
-        Ok(())
     }
 
-    /// `memory.init`: data segment `seg` is a read-only memory of its own (declared with
-    /// its length as maximum; its base and current length, 0 once dropped, in the vmctx),
-    /// so the copy is `memory.copy`'s forward loop from it, every byte a bounds-checked
-    /// access of each side, after both ranges are checked.
-    fn memory_init(&mut self, seg: u32, mem: u32) -> Result<(), WasmError> {
-        let len = self.pop();
-        let (dst, src) = self.pop2();
-        let to = self.side(mem, dst);
-        let max = self
-            .module
-            .passive_data
-            .get(seg as usize)
-            .map(|d| d.as_ref().map_or(0, |b| b.len() as u64))
-            .ok_or_else(|| WasmError::unsupported("a data index beyond the data section"))?;
-        let smem = self.b.func.memories.push(MemoryData {
-            index_type: types::I32,
-            min: 0,
-            max: Some(max),
-            reservation: None,
-            guard: 0,
-        });
-        let sbase = self.vmctx_load(types::I64, self.layout.data_base(seg), true);
-        let sbound = self.vmctx_load(types::I64, self.layout.data_len(seg), true);
-        // The length `memory.init` checks against: 0 once dropped.
-        let dropped = self.vmctx_load(types::I64, self.layout.data_dropped(seg), false);
-        let zero64 = self.b.ins().iconst(types::I64, 0.into());
-        let live = self.b.ins().select(dropped, zero64, sbound);
-        self.check_range(false, live, src, len);
-        let dlen = self.widen(len, to.memory64);
-        self.check_range(to.memory64, to.bound, dst, dlen);
-        let from = Side {
-            memory: smem,
-            base: sbase,
-            bound: sbound,
-            start: src,
-            memory64: false,
-        };
-        let zero = self.b.ins().iconst(types::I32, 0.into());
-        self.byte_loop(zero, len, false, |t, i| t.copy_byte(&from, &to, i));
-        Ok(())
-    }
-
-    /// Memory `index` as one side of a bulk copy whose range starts at `start`.
+    /// Memory `index` as one side of a bulk operation whose range starts at `start`.
     fn side(&mut self, index: u32, start: Value) -> Side {
         let (memory, base, bound) = self.memory(index);
         Side {
             memory,
             base,
             bound,
+            limit: bound,
             start,
             memory64: self.plans[index as usize].memory64,
+            refs: false,
+            flags: self.heap_flags(),
+        }
+    }
+
+    /// Table `table` as one side of a bulk operation (or a single access) whose range
+    /// starts at element `start`: its memory, with `start` scaled to a byte offset.
+    fn table_side(&mut self, table: u32, start: Value) -> Side {
+        let (memory, base, bound) = self.memory(self.layout.table(table));
+        let start = self.scaled(start);
+        Side {
+            memory,
+            base,
+            bound,
+            limit: bound,
+            start,
+            memory64: true,
+            refs: true,
+            flags: self.table_flags(),
+        }
+    }
+
+    /// Data or element segment `seg` as the source of `memory.init` or `table.init` from
+    /// item `start`: a read-only memory of its own (declared with its length as maximum;
+    /// its base and length in the vmctx), checked against 0 items once dropped.
+    fn segment_side(
+        &mut self,
+        kind: SegmentKind,
+        seg: u32,
+        start: Value,
+    ) -> Result<Side, WasmError> {
+        let refs = kind == SegmentKind::Elem;
+        let max = match kind {
+            SegmentKind::Data => self
+                .module
+                .passive_data
+                .get(seg as usize)
+                .map(|d| d.as_ref().map_or(0, |b| b.len() as u64)),
+            SegmentKind::Elem => self.module.elems.get(seg as usize).map(|e| {
+                let passive = e.mode == ElemMode::Passive;
+                if passive {
+                    8 * e.items.len() as u64
+                } else {
+                    0
+                }
+            }),
+        }
+        .ok_or_else(|| WasmError::unsupported("a segment index beyond its section"))?;
+        let memory = self.b.func.memories.push(MemoryData {
+            index_type: if refs { types::I64 } else { types::I32 },
+            min: 0,
+            max: Some(max),
+            reservation: None,
+            guard: 0,
+        });
+        let slots = self.layout.segment(kind, seg);
+        let base = self.vmctx_load(types::I64, slots.base, true);
+        let bound = self.vmctx_load(types::I64, slots.len, true);
+        let dropped = self.vmctx_load(types::I64, slots.dropped, false);
+        let zero = self.b.ins().iconst(types::I64, 0.into());
+        let limit = self.b.ins().select(dropped, zero, bound);
+        let (start, flags) = match refs {
+            true => (self.scaled(start), self.table_flags()),
+            false => (start, self.heap_flags()),
+        };
+        Ok(Side {
+            memory,
+            base,
+            bound,
+            limit,
+            start,
+            memory64: refs,
+            refs,
+            flags,
+        })
+    }
+
+    /// `data.drop` or `elem.drop`: a dropped segment has length 0 for `memory.init` and
+    /// `table.init`, so every later one of it but an empty one at 0 traps.
+    fn drop_segment(&mut self, kind: SegmentKind, seg: u32) {
+        let one = self.b.ins().iconst(types::I64, 1.into());
+        let off = self.layout.segment(kind, seg).dropped;
+        let flags = self.vmctx_flags();
+        self.b
+            .ins()
+            .store(flags, one, self.vmctx, Offset32(off as i32));
+    }
+
+    /// The offset of table slot `i` (an i32): `i * 8` as an i64, which cannot wrap.
+    fn scaled(&mut self, i: Value) -> Value {
+        let wide = self.b.ins().uextend(types::I64, i);
+        let three = self.b.ins().iconst(types::I64, 3.into());
+        self.b.ins().ishl(wide, three)
+    }
+
+    /// `len` items of `side` in its index type: bytes, or references of 8 bytes.
+    fn extent(&mut self, side: &Side, len: Value) -> Value {
+        match side.refs {
+            true => self.scaled(len),
+            false => self.widen(len, side.memory64),
         }
     }
 
@@ -1089,26 +1276,65 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         }
     }
 
-    /// Copies byte `i` of `from`'s range to `to`'s: a bounds-checked load and store.
-    fn copy_byte(&mut self, from: &Side, to: &Side, i: Value) {
-        let flags = self.heap_flags();
-        let i_from = self.widen(i, from.memory64);
-        let at = self.b.ins().iadd(from.start, i_from);
+    /// Where item `i` of `side`'s range is.
+    fn item(&mut self, side: &Side, i: Value) -> Value {
+        let i = self.extent(side, i);
+        self.b.ins().iadd(side.start, i)
+    }
+
+    /// Reference `i` (an i32) of a table or element segment range: a bounds-checked load.
+    fn ref_load(&mut self, side: &Side, i: Value) -> Value {
+        let at = self.item(side, i);
+        self.b.ins().bounds_checked_load(
+            types::I64,
+            AccessKind::Full,
+            side.flags,
+            side.memory,
+            side.base,
+            side.bound,
+            at,
+            Offset64(0),
+        )
+    }
+
+    /// Stores reference `value` to slot `i` of a table range: a bounds-checked store.
+    fn ref_store(&mut self, side: &Side, i: Value, value: Value) {
+        let at = self.item(side, i);
+        self.b.ins().bounds_checked_store(
+            AccessKind::Full,
+            side.flags,
+            side.memory,
+            value,
+            side.base,
+            side.bound,
+            at,
+            Offset64(0),
+        );
+    }
+
+    /// Copies item `i` of `from`'s range to `to`'s: a bounds-checked load and store of a
+    /// byte, or of a reference.
+    fn copy_item(&mut self, from: &Side, to: &Side, i: Value) {
+        if from.refs {
+            let v = self.ref_load(from, i);
+            self.ref_store(to, i, v);
+            return;
+        }
+        let at = self.item(from, i);
         let byte = self.b.ins().bounds_checked_load(
             types::I32,
             AccessKind::U8,
-            flags,
+            from.flags,
             from.memory,
             from.base,
             from.bound,
             at,
             Offset64(0),
         );
-        let i_to = self.widen(i, to.memory64);
-        let at = self.b.ins().iadd(to.start, i_to);
+        let at = self.item(to, i);
         self.b.ins().bounds_checked_store(
             AccessKind::I8,
-            flags,
+            to.flags,
             to.memory,
             byte,
             to.base,
@@ -1166,6 +1392,17 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         self.b.ins().jump(BlockCall::new(header, vec![next]));
         self.b.seal_block(header);
         self.b.switch_to_block(exit);
+    }
+
+    /// The flags of a table or element segment access: a table index past the end is
+    /// Wasm's table trap, not a memory's.
+    fn table_flags(&mut self) -> MemFlags {
+        MemFlags {
+            trap_code: Some(traps::TABLE_OUT_OF_BOUNDS),
+            endianness: Some(Endianness::Little),
+            region: Some(self.regions().2),
+            ..MemFlags::default()
+        }
     }
 
     fn heap_flags(&mut self) -> MemFlags {
@@ -1282,10 +1519,15 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         Ok(())
     }
 
-    /// `call_indirect` over a table that only element segments fill (tables cannot be
-    /// imported, set or grown here): the slot is bounds-checked, then a `br_table` on its
-    /// contents dispatches to a direct call of each function the table can hold, with
-    /// traps for null slots and functions of another type.
+    /// The vmctx offset of table `t`'s bound (its size in bytes).
+    fn table_bound_slot(&self, t: u32) -> u32 {
+        VmLayout::memory_bound(self.layout.table(t))
+    }
+
+    /// `call_indirect`: the slot is a bounds-checked load from the table, then a
+    /// `br_table` on the reference dispatches to a direct call of each function a
+    /// reference can name ([`Module::referenced`]) that has the expected type, with traps
+    /// for a null reference and for functions of another type.
     fn call_indirect(&mut self, type_index: u32, table: u32) -> Result<(), WasmError> {
         let Some(Some(ty)) = self.module.types.get(type_index as usize).cloned() else {
             return Err(WasmError::unsupported(
@@ -1295,35 +1537,16 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         if self.module.tables[table as usize].ty.table64 {
             return Err(WasmError::unsupported("64-bit tables"));
         }
-        let (slots, len) = self.layout.table(table);
         let index = self.pop();
         let mut args = vec![self.vmctx];
         args.extend(self.popn(ty.params().len()));
-        let len = self.b.ins().iconst(types::I32, i64::from(len).into());
-        let oob = self
-            .b
-            .ins()
-            .icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
-        self.b.ins().trapnz(oob, traps::TABLE_OUT_OF_BOUNDS);
-        let wide = self.b.ins().uextend(types::I64, index);
-        let three = self.b.ins().iconst(types::I64, 3.into());
-        let scaled = self.b.ins().ishl(wide, three);
-        let addr = self.b.ins().iadd(self.vmctx, scaled);
-        let slot = self.b.ins().load(
-            types::I64,
-            MemFlags::trusted(),
-            addr,
-            Offset32(slots as i32),
-        );
+        let side = self.table_side(table, index);
+        let zero = self.b.ins().iconst(types::I32, 0.into());
+        let slot = self.ref_load(&side, zero);
+        // Every reference `br_table` can see is below `top`, so the truncation keeps them;
+        // anything else goes to the default, a signature trap that no valid table holds.
         let slot = self.b.ins().ireduce(types::I32, slot);
 
-        let candidates: BTreeSet<u32> = self
-            .module
-            .elems
-            .iter()
-            .filter(|e| e.table == table)
-            .flat_map(|e| e.funcs.iter().flatten().copied())
-            .collect();
         let results: Vec<Type> = ty
             .results()
             .iter()
@@ -1334,9 +1557,10 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         let sig_block = self.b.create_block();
         let mut targets = vec![BlockCall::new(null_block, vec![])];
         let mut calls = Vec::new();
-        let top = candidates.last().map_or(0, |&f| f + 1);
+        let referenced = &self.module.referenced;
+        let top = referenced.last().map_or(0, |&f| f + 1);
         for f in 0..top {
-            let matches = candidates.contains(&f) && self.module.funcs[f as usize].ty == ty;
+            let matches = referenced.contains(&f) && self.module.funcs[f as usize].ty == ty;
             if matches {
                 let block = self.b.create_block();
                 calls.push((f, block));
