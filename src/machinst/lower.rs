@@ -654,14 +654,13 @@ pub fn lower<B: Backend>(func: &Function, backend: &B) -> Result<VCode<B::MInst>
 
     // Edge blocks carry the arguments of the edges they split. Those of one source are
     // adjacent: its destinations are read once (a `br_table` may have thousands).
-    let mut source: Option<(Block, Vec<(Block, &[Value])>)> = None;
+    let (mut source, mut dests) = (None, Vec::new());
     for (i, item) in layout.iter().enumerate() {
         if let Err((src, succ, _)) = *item {
-            if source.as_ref().is_none_or(|(b, _)| *b != src) {
+            if source != Some(src) {
                 let t = *func.layout.block_insts(src).last().unwrap();
-                source = Some((src, branch_destinations(&func.dfg.insts[t])));
+                (source, dests) = (Some(src), branch_destinations(&func.dfg.insts[t]));
             }
-            let dests = &source.as_ref().expect("just set").1;
             let args = dests[succ]
                 .1
                 .iter()
