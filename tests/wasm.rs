@@ -164,6 +164,18 @@ fn bulk_memory_between_memories_on_every_engine() {
     }
 }
 
+/// Our own table script (`tests/wast/tables.wast`): growth past the runtime's table limit
+/// and past a declared maximum returns -1, references set at run time are what
+/// `call_indirect` calls, and external references keep their identity through growth,
+/// `table.copy` and a failed copy; on every engine, under every preset.
+#[test]
+fn tables_on_every_engine() {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/wast/tables.wast");
+    for (path, make) in every_engine() {
+        scripts_on(std::slice::from_ref(&file), 23, path, make);
+    }
+}
+
 /// One engine of each kind, with PCC on our backends and both Spectre settings among them.
 fn every_engine() -> [(&'static str, &'static EngineFactory<'static>); 6] {
     [
