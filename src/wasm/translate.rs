@@ -1171,17 +1171,13 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
     /// Table `table` as one side of a bulk operation (or a single access) whose range
     /// starts at element `start`: its memory, with `start` scaled to a byte offset.
     fn table_side(&mut self, table: u32, start: Value) -> Side {
-        let (memory, base, bound) = self.memory(self.layout.table(table));
         let start = self.scaled(start);
+        let flags = self.table_flags();
         Side {
-            memory,
-            base,
-            bound,
-            limit: bound,
-            start,
-            memory64: true,
             refs: true,
-            flags: self.table_flags(),
+            flags,
+            // A table's plan has 64-bit indices: its byte offsets.
+            ..self.side(self.layout.table(table), start)
         }
     }
 
