@@ -49,7 +49,8 @@ pub struct PccReport {
     /// null page) at a trap site.
     pub linear_or_faults: u64,
     /// Accesses of a declared struct: the VM context (`mt0 = struct SIZE, vmctx`: its base
-    /// and bound fields, globals, tables), or a trampoline's value array.
+    /// and bound fields of memories and tables, globals, segment fields), or a trampoline's
+    /// value array.
     pub vmctx: u64,
     /// Accesses of the frame's stack slots (parameters and outgoing arguments).
     pub stack: u64,

@@ -150,7 +150,7 @@ pub struct Module<'a> {
     /// Every element segment, by its index.
     pub elems: Vec<ElemSegment>,
     /// The functions a reference may name (Wasm's "declared" functions: those of element
-    /// segments, exports and global initialisers); `ref.func` names only these, so they are
+    /// segments, exports, and global and table initialisers); `ref.func` names only these, so they are
     /// every function a `call_indirect` can reach.
     pub referenced: BTreeSet<u32>,
     /// Active data segments.

@@ -38,10 +38,13 @@ impl LinearMemory {
         let plan = config.plan(ty.memory64, ty.page_size_log2(), ty.initial, ty.maximum);
         // Without a reservation to rely on, a memory that may not move still gets the
         // configured reservation to grow into (code checks every access against the bound).
+        // (Never more than the memory's maximum: a table, at most 80 MB, does not take a
+        // whole 4 GiB reservation.)
         let capacity = plan.reservation.unwrap_or(if config.may_move {
             plan.min_bytes
         } else {
-            config.reservation.max(plan.min_bytes)
+            let max = plan.max_bytes.unwrap_or(u64::MAX);
+            config.reservation.min(max).max(plan.min_bytes)
         });
         let total = capacity
             .checked_add(plan.guard)
@@ -146,9 +149,11 @@ impl LinearMemory {
 #[derive(Default)]
 pub struct Memories {
     memories: Vec<LinearMemory>,
-    /// For each memory, the (vmctx address, memory index in that instance) of its users.
+    /// For each memory, the (vmctx address, memory index in that instance) of its users; a
+    /// table's memory index follows the instance's memories ([`VmLayout::table`]).
     users: Vec<Vec<(u64, u32)>>,
-    /// For each vmctx address, the store memory of each of the instance's memory indices.
+    /// For each vmctx address, the store memory of each of the instance's memory indices
+    /// (its memories, then its tables).
     by_vmctx: HashMap<u64, Vec<usize>>,
 }
 
@@ -554,6 +559,18 @@ impl Store {
                 Some(Extern::Global { ty, bits }) => {
                     if ty != g.ty {
                         return Err(incompatible(&import.module, &import.field, ""));
+                    }
+                    // A function reference names a function of its own instance (see
+                    // `module::func_ref_bits`): another instance's cannot be called here.
+                    let func_ref = matches!(ty.content_type, wasmparser::ValType::Ref(r) if !r.is_extern_ref());
+                    if func_ref && bits != 0 {
+                        return Err(InstantiationError::Other(
+                            WasmError::unsupported(format!(
+                                "function references from another instance ({}.{})",
+                                import.module, import.field
+                            ))
+                            .to_string(),
+                        ));
                     }
                     imported_globals.push(bits);
                 }

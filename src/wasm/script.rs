@@ -253,6 +253,36 @@ impl Runner {
         }
     }
 
+    /// Instantiates `bytes` as the current module, named `name` if given: what later
+    /// directives run against, or why they cannot.
+    fn start_module(&mut self, name: Option<String>, bytes: &[u8]) -> Result<Verdict, String> {
+        self.current = None;
+        self.current_gone = None;
+        if let Some(name) = &name {
+            self.named.remove(name);
+            self.named_gone.remove(name);
+        }
+        let instance = match self.instantiate(bytes) {
+            Ok(i) => i,
+            Err(e) => {
+                let gone = Self::failed_module(bytes, e);
+                self.current_gone = Some(gone.clone());
+                if let Some(name) = name {
+                    self.named_gone.insert(name, gone.clone());
+                }
+                return match gone {
+                    Gone::Skipped(why) => Ok(Verdict::Skip(why)),
+                    Gone::Failed(why) => Err(why),
+                };
+            }
+        };
+        self.current = Some(instance);
+        if let Some(name) = name {
+            self.named.insert(name, instance);
+        }
+        Ok(Verdict::Pass)
+    }
+
     fn directive(&mut self, d: WastDirective) -> Result<Verdict, String> {
         use WastDirective as D;
         if let Some(verdict) = self.gone_target(&d) {
@@ -262,27 +292,7 @@ impl Runner {
             D::Module(mut m) => {
                 let name = m.name().map(|id| id.name().to_string());
                 let bytes = encode(&mut m)?;
-                self.current = None;
-                self.current_gone = None;
-                let instance = match self.instantiate(&bytes) {
-                    Ok(i) => i,
-                    Err(e) => {
-                        let gone = Self::failed_module(&bytes, e);
-                        self.current_gone = Some(gone.clone());
-                        if let Some(name) = name {
-                            self.named_gone.insert(name, gone.clone());
-                        }
-                        return match gone {
-                            Gone::Skipped(why) => Ok(Verdict::Skip(why)),
-                            Gone::Failed(why) => Err(why),
-                        };
-                    }
-                };
-                self.current = Some(instance);
-                if let Some(name) = name {
-                    self.named.insert(name, instance);
-                }
-                Ok(Verdict::Pass)
+                self.start_module(name, &bytes)
             }
             D::ModuleDefinition(mut m) => {
                 let name = m.name().map(|id| id.name().to_string());
@@ -300,14 +310,7 @@ impl Runner {
                     .get(&key)
                     .cloned()
                     .ok_or_else(|| format!("no module definition named `{key}`"))?;
-                let i = self
-                    .instantiate(&bytes)
-                    .map_err(|e| format!("module failed to instantiate: {e}"))?;
-                self.current = Some(i);
-                if let Some(id) = instance {
-                    self.named.insert(id.name().to_string(), i);
-                }
-                Ok(Verdict::Pass)
+                self.start_module(instance.map(|id| id.name().to_string()), &bytes)
             }
             D::Register { name, module, .. } => {
                 let i = self.instance(module.map(|m| m.name()))?;

@@ -1539,8 +1539,17 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         let side = self.table_side(table, index);
         let zero = self.b.ins().iconst(types::I32, 0.into());
         let slot = self.ref_load(&side, zero);
-        // Every reference `br_table` can see is below `top`, so the truncation keeps them;
-        // anything else goes to the default, a signature trap that no valid table holds.
+        // A reference this instance can call is at most `top` (function `top - 1`). Any
+        // other bits (a reference the host passed in, say) become `top + 1`, past the
+        // targets: the default, a signature trap. Only then is the index narrowed.
+        let referenced = &self.module.referenced;
+        let top = referenced.last().map_or(0, |&f| f + 1);
+        let past = self.b.ins().iconst(types::I64, (i64::from(top) + 1).into());
+        let over = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, slot, past);
+        let slot = self.b.ins().select(over, past, slot);
         let slot = self.b.ins().ireduce(types::I32, slot);
 
         let results: Vec<Type> = ty
@@ -1553,8 +1562,6 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         let sig_block = self.b.create_block();
         let mut targets = vec![BlockCall::new(null_block, vec![])];
         let mut calls = Vec::new();
-        let referenced = &self.module.referenced;
-        let top = referenced.last().map_or(0, |&f| f + 1);
         for f in 0..top {
             let matches = referenced.contains(&f) && self.module.funcs[f as usize].ty == ty;
             if matches {
