@@ -642,24 +642,6 @@ impl Store {
         };
         let layout = instance.translation.layout.clone();
         let vmctx_addr = instance.vmctx();
-        {
-            // Memory indices of the vmctx: the memories, then the tables.
-            let regions: Vec<usize> = instance
-                .memories
-                .iter()
-                .chain(&instance.tables)
-                .copied()
-                .collect();
-            let mut mems = lock(&self.memories);
-            for (index, &id) in regions.iter().enumerate() {
-                mems.users[id].push((vmctx_addr, index as u32));
-            }
-            for &id in &regions {
-                mems.publish(id);
-            }
-            mems.by_vmctx.insert(vmctx_addr, regions);
-        }
-
         // Globals, in order: an initialiser may read imported globals.
         let mut values: Vec<u64> = Vec::new();
         let mut imported = imported_globals.into_iter();
@@ -736,6 +718,28 @@ impl Store {
         }
         let index = self.instances.len();
         self.instances.push(instance);
+        // Only now, with the instance owned by the store (which unregisters it when it is
+        // dropped), does the vmctx become a user of its memories: an error before this
+        // point frees the vmctx, and a later `memory.grow` must not write into it.
+        {
+            let instance = &self.instances[index];
+            // Memory indices of the vmctx: the memories, then the tables.
+            let regions: Vec<usize> = instance
+                .memories
+                .iter()
+                .chain(&instance.tables)
+                .copied()
+                .collect();
+            let mut mems = lock(&self.memories);
+            for (index, &id) in regions.iter().enumerate() {
+                mems.users[id].push((vmctx_addr, index as u32));
+            }
+            for &id in &regions {
+                mems.publish(id);
+            }
+            mems.by_vmctx.insert(vmctx_addr, regions);
+        }
+
         self.engine
             .load(index, &self.instances[index].translation)
             .map_err(InstantiationError::Other)?;
