@@ -22,7 +22,7 @@ pub fn table_memory(ty: &wasmparser::TableType) -> wasmparser::MemoryType {
         shared: false,
         initial: ty.initial,
         maximum: Some(ty.maximum.map_or(TABLE_LIMIT, |m| m.min(TABLE_LIMIT))),
-        page_size_log2: Some(3),
+        page_size_log2: Some(super::module::REF_SIZE_LOG2),
     }
 }
 

@@ -182,7 +182,10 @@ impl VmLayout {
         let elems = module
             .elems
             .iter()
-            .map(|e| (e.mode == module::ElemMode::Passive).then_some(8 * e.items.len() as u64))
+            .map(|e| {
+                let bytes = (e.items.len() as u64) << module::REF_SIZE_LOG2;
+                (e.mode == module::ElemMode::Passive).then_some(bytes)
+            })
             .collect::<Vec<_>>();
         let data = segments(&mut at, &data);
         let elems = segments(&mut at, &elems);

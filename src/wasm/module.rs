@@ -422,6 +422,10 @@ fn const_expr(expr: &wasmparser::ConstExpr) -> Result<Vec<ConstOp>, WasmError> {
     Ok(ops)
 }
 
+/// log2 of a reference's size in bytes: references are i64s (see [`clif_type`]), in
+/// tables and element segments too.
+pub const REF_SIZE_LOG2: u32 = 3;
+
 /// The bits of a reference to function `f` of the instance (0 is null).
 pub fn func_ref_bits(f: u32) -> i64 {
     i64::from(f) + 1

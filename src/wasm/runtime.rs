@@ -676,12 +676,7 @@ impl Store {
             .elems
             .iter()
             .map(|e| match e.mode {
-                ElemMode::Passive => e
-                    .items
-                    .iter()
-                    .map(|item| eval_const(item, &values).map(u64::to_le_bytes))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(|items| Some(items.concat())),
+                ElemMode::Passive => elem_contents(e, &values).map(Some),
                 _ => Ok(None),
             })
             .collect::<Result<Vec<_>, _>>()
@@ -752,15 +747,10 @@ impl Store {
                 continue;
             };
             let offset = eval_const(offset, &values).map_err(other)? as u32;
-            let items = seg
-                .items
-                .iter()
-                .map(|item| eval_const(item, &values).map(u64::to_le_bytes))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(other)?;
+            let items = elem_contents(seg, &values).map_err(other)?;
             let id = instance.tables[*table as usize];
             lock(&self.memories).memories[id]
-                .write(u64::from(offset) * 8, &items.concat())
+                .write(u64::from(offset) << module::REF_SIZE_LOG2, &items)
                 .map_err(|_| InstantiationError::Trap(super::traps::TABLE_OUT_OF_BOUNDS))?;
         }
         for seg in &module.data {
@@ -893,6 +883,17 @@ fn memory_matches(actual: &LinearMemory, import: &MemoryType) -> bool {
             (Some(am), Some(im)) => am <= im,
             (None, Some(_)) => false,
         }
+}
+
+/// An element segment's references as a table holds them, its items evaluated with the
+/// values of `globals`.
+fn elem_contents(seg: &module::ElemSegment, globals: &[u64]) -> Result<Vec<u8>, WasmError> {
+    let items = seg
+        .items
+        .iter()
+        .map(|item| eval_const(item, globals).map(u64::to_le_bytes))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(items.concat())
 }
 
 /// Evaluates a constant expression; `globals` holds the values of the globals before it.

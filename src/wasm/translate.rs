@@ -8,8 +8,7 @@
 //! before the access, so `memory.grow` (a call into the runtime) needs no special reload.
 
 use super::config::{table_memory, MemoryConfig, MemoryPlan};
-use super::module::ElemMode;
-use super::module::{clif_type, func_ref_bits, Module};
+use super::module::{clif_type, func_ref_bits, Module, REF_SIZE_LOG2};
 use super::{traps, SegmentKind, VmLayout, WasmError};
 use crate::frontend::{FunctionBuilder, Variable};
 use crate::ir::{
@@ -656,18 +655,8 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             O::I32Store16 { memarg } | O::I64Store16 { memarg } => store!(memarg, I16),
             O::I64Store32 { memarg } => store!(memarg, I32),
             O::MemorySize { mem } => {
-                let plan = self.plans[mem as usize];
-                let bound = self.vmctx_load(i64_, VmLayout::memory_bound(mem), false);
-                let shift = self
-                    .b
-                    .ins()
-                    .iconst(i64_, i64::from(plan.page_size_log2).into());
-                let pages = self.b.ins().ushr(bound, shift);
-                let v = if plan.memory64 {
-                    pages
-                } else {
-                    self.b.ins().ireduce(i32_, pages)
-                };
+                let pages = self.pages(mem);
+                let v = self.narrow(pages, self.plans[mem as usize].memory64);
                 self.push(v);
             }
             O::MemoryFill { mem } => self.memory_fill(mem)?,
@@ -675,22 +664,10 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             O::MemoryInit { data_index, mem } => self.memory_init(data_index, mem)?,
             O::DataDrop { data_index } => self.drop_segment(SegmentKind::Data, data_index),
             O::MemoryGrow { mem } => {
-                let memory64 = self.plans[mem as usize].memory64;
                 let delta = self.pop();
-                let delta = if memory64 {
-                    delta
-                } else {
-                    self.b.ins().uextend(i64_, delta)
-                };
-                let grow = self.grow_ref();
-                let index = self.b.ins().iconst(i32_, i64::from(mem).into());
-                let call = self.b.ins().call(grow, &[self.vmctx, index, delta]);
-                let old = self.b.func.dfg.first_result(call);
-                let v = if memory64 {
-                    old
-                } else {
-                    self.b.ins().ireduce(i32_, old)
-                };
+                let delta = self.widen(delta, true);
+                let old = self.grow(mem, delta);
+                let v = self.narrow(old, self.plans[mem as usize].memory64);
                 self.push(v);
             }
 
@@ -727,9 +704,7 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
                 self.ref_store(&side, zero, value);
             }
             O::TableSize { table } => {
-                let bound = self.vmctx_load(i64_, self.table_bound_slot(table), false);
-                let three = self.b.ins().iconst(i64_, 3.into());
-                let elems = self.b.ins().ushr(bound, three);
+                let elems = self.pages(self.layout.table(table));
                 let v = self.b.ins().ireduce(i32_, elems);
                 self.push(v);
             }
@@ -1051,17 +1026,7 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         let ty = self.b.func.dfg.value_type(start);
         let zero = self.b.ins().iconst(ty, 0.into());
         self.byte_loop(zero, len, false, |t, i| {
-            let at = t.b.ins().iadd(start, i);
-            t.b.ins().bounds_checked_store(
-                AccessKind::I8,
-                to.flags,
-                to.memory,
-                value,
-                to.base,
-                to.bound,
-                at,
-                Offset64(0),
-            );
+            t.store_item(&to, i, AccessKind::I8, value)
         });
         Ok(())
     }
@@ -1081,13 +1046,9 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
     /// `memory.grow` of the table's memory index), then the new elements get `init`.
     fn table_grow(&mut self, table: u32) {
         let (init, delta) = self.pop2();
-        let wide = self.b.ins().uextend(types::I64, delta);
-        let grow = self.grow_ref();
-        let index = self.layout.table(table);
-        let index = self.b.ins().iconst(types::I32, i64::from(index).into());
-        let call = self.b.ins().call(grow, &[self.vmctx, index, wide]);
-        let old = self.b.func.dfg.first_result(call);
-        let old = self.b.ins().ireduce(types::I32, old);
+        let wide = self.widen(delta, true);
+        let old = self.grow(self.layout.table(table), wide);
+        let old = self.narrow(old, false);
         let failed = self.b.ins().iconst(types::I32, (-1i64).into());
         let grew = self.b.ins().icmp(IntCC::NotEqual, old, failed);
         let done = self.b.create_block();
@@ -1191,22 +1152,9 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         start: Value,
     ) -> Result<Side, WasmError> {
         let refs = kind == SegmentKind::Elem;
-        let max = match kind {
-            SegmentKind::Data => self
-                .module
-                .passive_data
-                .get(seg as usize)
-                .map(|d| d.as_ref().map_or(0, |b| b.len() as u64)),
-            SegmentKind::Elem => self.module.elems.get(seg as usize).map(|e| {
-                let passive = e.mode == ElemMode::Passive;
-                if passive {
-                    8 * e.items.len() as u64
-                } else {
-                    0
-                }
-            }),
-        }
-        .ok_or_else(|| WasmError::unsupported("a segment index beyond its section"))?;
+        let slots = self.layout.segment(kind, seg);
+        // Its declared maximum: a passive segment's length, 0 for the dropped others.
+        let max = slots.contents.map_or(0, |(_, len)| u64::from(len));
         let memory = self.b.func.memories.push(MemoryData {
             index_type: if refs { types::I64 } else { types::I32 },
             min: 0,
@@ -1214,7 +1162,6 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             reservation: None,
             guard: 0,
         });
-        let slots = self.layout.segment(kind, seg);
         let base = self.vmctx_load(types::I64, slots.base, true);
         let bound = self.vmctx_load(types::I64, slots.len, true);
         let dropped = self.vmctx_load(types::I64, slots.dropped, false);
@@ -1250,8 +1197,11 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
     /// The offset of table slot `i` (an i32): `i * 8` as an i64, which cannot wrap.
     fn scaled(&mut self, i: Value) -> Value {
         let wide = self.b.ins().uextend(types::I64, i);
-        let three = self.b.ins().iconst(types::I64, 3.into());
-        self.b.ins().ishl(wide, three)
+        let shift = self
+            .b
+            .ins()
+            .iconst(types::I64, i64::from(REF_SIZE_LOG2).into());
+        self.b.ins().ishl(wide, shift)
     }
 
     /// `len` items of `side` in its index type: bytes, or references of 8 bytes.
@@ -1259,6 +1209,32 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         match side.refs {
             true => self.scaled(len),
             false => self.widen(len, side.memory64),
+        }
+    }
+
+    /// Memory `index`'s size (a table's: [`VmLayout::table`]) in pages, as an i64.
+    fn pages(&mut self, index: u32) -> Value {
+        let log2 = self.plans[index as usize].page_size_log2;
+        let bound = self.vmctx_load(types::I64, VmLayout::memory_bound(index), false);
+        let shift = self.b.ins().iconst(types::I64, i64::from(log2).into());
+        self.b.ins().ushr(bound, shift)
+    }
+
+    /// Grows memory `index` (a table's: [`VmLayout::table`]) by `delta` pages, an i64,
+    /// through the runtime: the old size in pages, or -1, as an i64.
+    fn grow(&mut self, index: u32, delta: Value) -> Value {
+        let grow = self.grow_ref();
+        let index = self.b.ins().iconst(types::I32, i64::from(index).into());
+        let call = self.b.ins().call(grow, &[self.vmctx, index, delta]);
+        self.b.func.dfg.first_result(call)
+    }
+
+    /// An i64 size or index `v` as the address type of a memory: itself for a 64-bit one,
+    /// its low 32 bits otherwise.
+    fn narrow(&mut self, v: Value, memory64: bool) -> Value {
+        match memory64 {
+            true => v,
+            false => self.b.ins().ireduce(types::I32, v),
         }
     }
 
@@ -1278,12 +1254,12 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         self.b.ins().iadd(side.start, i)
     }
 
-    /// Reference `i` (an i32) of a table or element segment range: a bounds-checked load.
-    fn ref_load(&mut self, side: &Side, i: Value) -> Value {
+    /// Item `i` of `side`'s range as a `ty` value: a bounds-checked load of `kind`.
+    fn load_item(&mut self, side: &Side, i: Value, ty: Type, kind: AccessKind) -> Value {
         let at = self.item(side, i);
         self.b.ins().bounds_checked_load(
-            types::I64,
-            AccessKind::Full,
+            ty,
+            kind,
             side.flags,
             side.memory,
             side.base,
@@ -1293,11 +1269,11 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         )
     }
 
-    /// Stores reference `value` to slot `i` of a table range: a bounds-checked store.
-    fn ref_store(&mut self, side: &Side, i: Value, value: Value) {
+    /// Stores `value` to item `i` of `side`'s range: a bounds-checked store of `kind`.
+    fn store_item(&mut self, side: &Side, i: Value, kind: AccessKind, value: Value) {
         let at = self.item(side, i);
         self.b.ins().bounds_checked_store(
-            AccessKind::Full,
+            kind,
             side.flags,
             side.memory,
             value,
@@ -1308,36 +1284,25 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         );
     }
 
+    /// Reference `i` (an i32) of a table or element segment range.
+    fn ref_load(&mut self, side: &Side, i: Value) -> Value {
+        self.load_item(side, i, types::I64, AccessKind::Full)
+    }
+
+    /// Stores reference `value` to slot `i` of a table range.
+    fn ref_store(&mut self, side: &Side, i: Value, value: Value) {
+        self.store_item(side, i, AccessKind::Full, value)
+    }
+
     /// Copies item `i` of `from`'s range to `to`'s: a bounds-checked load and store of a
-    /// byte, or of a reference.
+    /// reference, or of a byte.
     fn copy_item(&mut self, from: &Side, to: &Side, i: Value) {
-        if from.refs {
-            let v = self.ref_load(from, i);
-            self.ref_store(to, i, v);
-            return;
-        }
-        let at = self.item(from, i);
-        let byte = self.b.ins().bounds_checked_load(
-            types::I32,
-            AccessKind::U8,
-            from.flags,
-            from.memory,
-            from.base,
-            from.bound,
-            at,
-            Offset64(0),
-        );
-        let at = self.item(to, i);
-        self.b.ins().bounds_checked_store(
-            AccessKind::I8,
-            to.flags,
-            to.memory,
-            byte,
-            to.base,
-            to.bound,
-            at,
-            Offset64(0),
-        );
+        let (ty, load, store) = match from.refs {
+            true => (types::I64, AccessKind::Full, AccessKind::Full),
+            false => (types::I32, AccessKind::U8, AccessKind::I8),
+        };
+        let v = self.load_item(from, i, ty, load);
+        self.store_item(to, i, store, v);
     }
 
     /// Branches on `c` to two new blocks, each with this one block as its predecessor, and
@@ -1513,11 +1478,6 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         let results = self.b.func.dfg.inst_results(call).to_vec();
         self.stack.extend(results);
         Ok(())
-    }
-
-    /// The vmctx offset of table `t`'s bound (its size in bytes).
-    fn table_bound_slot(&self, t: u32) -> u32 {
-        VmLayout::memory_bound(self.layout.table(t))
     }
 
     /// `call_indirect`: the slot is a bounds-checked load from the table, then a
