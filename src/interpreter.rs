@@ -337,13 +337,13 @@ impl AddressSpace {
 }
 
 /// A host function callable from interpreted code through `call`.
-pub type HostFn =
-    Box<dyn FnMut(&mut AddressSpace, &[DataValue]) -> Result<Vec<DataValue>, Trap> + Send>;
+pub type HostFn<'h> =
+    Box<dyn FnMut(&mut AddressSpace, &[DataValue]) -> Result<Vec<DataValue>, Trap> + Send + 'h>;
 
 /// Runs functions.
 pub struct Interpreter<'f> {
     functions: HashMap<String, &'f Function>,
-    host: HashMap<String, HostFn>,
+    host: HashMap<String, HostFn<'f>>,
     /// The address space; the host maps memories here before calling.
     pub memory: AddressSpace,
     fuel: u64,
@@ -372,7 +372,7 @@ impl<'f> Interpreter<'f> {
     }
 
     /// Registers a host function under an external name (`%grow`).
-    pub fn register_host(&mut self, name: &str, f: HostFn) {
+    pub fn register_host(&mut self, name: &str, f: HostFn<'f>) {
         self.host.insert(name.to_string(), f);
     }
 

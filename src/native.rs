@@ -276,7 +276,7 @@ mod host {
     /// Runs `f` (which runs generated code) with `host` reachable from the host functions
     /// ([`function`]).
     pub fn with_host<T>(host: &mut dyn Host, f: impl FnOnce() -> T) -> T {
-        // SAFETY: the pointer is only dereferenced by `memory_grow` while `f` runs on this
+        // SAFETY: the pointer is only dereferenced by the host functions while `f` runs on this
         // thread, within the borrow of `host`; it is cleared before `host` is given back.
         let ptr: *mut (dyn Host + 'static) = unsafe { std::mem::transmute(host) };
         let outer = HOST.with(|h| h.replace(Some(ptr)));
@@ -298,9 +298,40 @@ mod host {
         })
     }
 
+    /// An imported function as generated code calls it (System V): `(vmctx, function
+    /// index)`, returning 0 when it returned and 1 when it did not (it trapped, or the host
+    /// failed: the host keeps which, and the caller's code traps in turn).
+    extern "sysv64" fn call_import(vmctx: u64, index: u32) -> u32 {
+        HOST.with(|h| match h.get() {
+            // SAFETY: set by `with_host` for the duration of the call that reached here. A
+            // nested call installs (and then restores) a host of its own, never this one.
+            Some(host) => unsafe { &mut *host }
+                .call_import(vmctx, index)
+                .map_or(1, |returned| u32::from(!returned)),
+            None => 1,
+        })
+    }
+
+    /// A call through another instance's function reference (System V): `(vmctx, type
+    /// index, reference)`, returning as [`call_import`].
+    extern "sysv64" fn call_ref(vmctx: u64, type_index: u32, bits: u64) -> u32 {
+        HOST.with(|h| match h.get() {
+            // SAFETY: as in `call_import`.
+            Some(host) => unsafe { &mut *host }
+                .call_ref(vmctx, type_index, bits)
+                .map_or(1, |returned| u32::from(!returned)),
+            None => 1,
+        })
+    }
+
     /// The address of the host function generated code calls by `name`.
     pub fn function(name: &str) -> Option<u64> {
-        (name == crate::isa::MEMORY_GROW).then_some(memory_grow as *const () as usize as u64)
+        match name {
+            crate::isa::MEMORY_GROW => Some(memory_grow as *const () as usize as u64),
+            crate::isa::CALL_IMPORT => Some(call_import as *const () as usize as u64),
+            crate::isa::CALL_REF => Some(call_ref as *const () as usize as u64),
+            _ => None,
+        }
     }
 }
 

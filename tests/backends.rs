@@ -163,7 +163,7 @@ fn random_arithmetic_agrees_with_the_interpreter() {
         let mut backends: Vec<(String, Runner)> = Vec::new();
         for spectre in [false, true] {
             for backend in clif_bounds::isa::Backend::runnable(spectre) {
-                let mut image = match backend.link(&[&func]) {
+                let image = match backend.link(&[&func]) {
                     Ok(image) => image,
                     // pulley64 has no i8/i16 shifts, rotates or bit counts (yet): said below.
                     Err(e) if e.contains("no operation for type i") => {

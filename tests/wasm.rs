@@ -176,6 +176,20 @@ fn tables_on_every_engine() {
     }
 }
 
+/// Our linking script (`tests/wast/linking.wast`): calls to imported functions with many
+/// parameters and results, traps crossing instances (and the caller's code after the call
+/// not running), a memory grown by one instance and used by another, function references
+/// of two instances in the table they share (called from either, with their type checked
+/// and null and out-of-bounds slots trapping), a shared table grown, unlinkable imports,
+/// and a start function whose import traps; on every engine, under every preset.
+#[test]
+fn linking_on_every_engine() {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/wast/linking.wast");
+    for (path, make) in every_engine() {
+        scripts_on(std::slice::from_ref(&file), 35, path, make);
+    }
+}
+
 /// One engine of each kind, with PCC on our backends and both Spectre settings among them.
 fn every_engine() -> [(&'static str, &'static EngineFactory<'static>); 6] {
     [
@@ -204,32 +218,11 @@ fn every_engine() -> [(&'static str, &'static EngineFactory<'static>); 6] {
     ]
 }
 
-/// Linking between instances is not implemented yet; the core scripts that need it fail
-/// their modules that import functions or tables, and every directive against those.
-const LINKING: [(&str, &str); 4] = [
-    (
-        "imported functions",
-        "calls to functions of another instance (imports) are not implemented",
-    ),
-    (
-        "imported tables",
-        "tables shared between instances (imports) are not implemented",
-    ),
-    (
-        "unknown import: grown-imported-table.table",
-        "a module exporting an imported table could not be instantiated",
-    ),
-    (
-        "unknown import: spectest.",
-        "the spectest module has no functions and no table yet",
-    ),
-];
-
 /// Every core spec script (numerics, conversions, control, calls, globals, bulk memory,
 /// reference types and tables; from `CLIF_BOUNDS_SPEC_CORE_DIR` or
 /// `../shared/testdata/spec-core`) on every engine, under every preset, with PCC on our
-/// backends: nothing fails but the known gaps of linking (and Pulley's stack
-/// parameters), each printed with its count and reason.
+/// backends: nothing fails but Pulley's known gap of stack parameters, printed with its
+/// count and reason.
 #[test]
 fn core_scripts_on_every_engine() {
     let dir = std::env::var_os("CLIF_BOUNDS_SPEC_CORE_DIR")
@@ -261,13 +254,13 @@ fn core_scripts_on_every_engine() {
         text.contains("(memory") || text.contains("(table")
     });
     for (path, make) in every_engine() {
-        let mut gaps = LINKING.to_vec();
+        let mut gaps = Vec::new();
         if path.starts_with("pulley64") {
             gaps.push(pulley_gap);
         }
-        // 12,744 commands pass on x86_64 (73 fewer on pulley64), 11,747 on each engine.
+        // 14,080 commands pass on x86_64 (73 fewer on pulley64), 11,747 on each engine.
         let dynamic = [("dynamic", MemoryConfig::DYNAMIC)];
-        scripts_with_gaps_on(&stateful, &MemoryConfig::PRESETS, 12_670, &gaps, path, make);
+        scripts_with_gaps_on(&stateful, &MemoryConfig::PRESETS, 14_000, &gaps, path, make);
         scripts_with_gaps_on(&pure, &dynamic, 11_747, &gaps, path, make);
     }
 }
@@ -519,44 +512,125 @@ fn pcc_proves_every_access_of_the_corpus() {
     }
 }
 
-/// A function reference names a function of its own instance: importing another
-/// instance's (non-null) one is refused by name rather than called as the importer's
-/// function of the same number, and bits the host passes in that name no function of the
-/// instance make `call_indirect` trap with a signature mismatch (not call the function
-/// their low 32 bits would name).
+/// Host functions are called with the Wasm arguments and give results or a trap, which
+/// ends the Wasm caller's call as that trap; a host function returning the wrong types is
+/// an error, not a trap. A function reference is store-wide: the host can pass one of any
+/// instance, `call_indirect` calls it whatever instance it belongs to (checking its type),
+/// and bits that name no function are a signature trap, never a call of the function their
+/// low 32 bits would name. On every engine.
 #[test]
-fn function_references_stay_in_their_instance() {
-    let mut store = Store::new(MemoryConfig::DYNAMIC, Box::new(InterpreterEngine::fused()));
-    let exporter = r#"(module (func $f) (global (export "g") funcref (ref.func $f)))"#;
-    let a = store
-        .instantiate(&wat::parse_str(exporter).unwrap(), &|_, _| None)
-        .unwrap();
-    let g = store.export(a, "g");
-    let importer = r#"(module (import "a" "g" (global funcref)))"#;
-    let err = store
-        .instantiate(&wat::parse_str(importer).unwrap(), &|_, _| g.clone())
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("function references from another instance (a.g)"),
-        "{err}"
-    );
+fn host_functions_and_references_between_instances() {
+    use clif_bounds::interpreter::Trap;
+    use clif_bounds::wasm::runtime::HostFunction;
+    use std::rc::Rc;
+    use wasmparser::{FuncType, ValType};
+    let host = |params: &[ValType], results: &[ValType], run: HostRun| {
+        Extern::Host(Rc::new(HostFunction {
+            ty: FuncType::new(params.iter().copied(), results.iter().copied()),
+            run,
+        }))
+    };
+    type HostRun = Box<dyn Fn(&Store, usize, &[DataValue]) -> Result<Vec<DataValue>, Trap>>;
+    let i32_ = ValType::I32;
+    let exporter = r#"(module
+        (func $f (result i32) (i32.const 11))
+        (func $g)
+        (global (export "f") funcref (ref.func $f))
+        (global (export "g") funcref (ref.func $g)))"#;
     let caller = r#"(module
+        (import "h" "sub" (func $sub (param i32 i32) (result i32)))
+        (import "h" "trap" (func $trap (param i32)))
+        (import "h" "wrong" (func $wrong (result i32)))
+        (import "a" "f" (global $f funcref))
         (type $t (func (result i32)))
         (table 1 funcref)
         (func $k (result i32) (i32.const 5))
         (elem declare func $k)
+        (func (export "sub") (param i32 i32) (result i32) (call $sub (local.get 0) (local.get 1)))
+        (func (export "trap") (param i32) (result i32) (call $trap (local.get 0)) (i32.const 1))
+        (func (export "wrong") (result i32) (call $wrong))
+        (func (export "imported") (result i32)
+          (table.set (i32.const 0) (global.get $f))
+          (call_indirect (type $t) (i32.const 0)))
         (func (export "set-call") (param funcref) (result i32)
           (table.set (i32.const 0) (local.get 0))
           (call_indirect (type $t) (i32.const 0))))"#;
-    let b = store
-        .instantiate(&wat::parse_str(caller).unwrap(), &|_, _| None)
-        .unwrap();
-    let k = DataValue::new(types::I64, 1);
-    assert_eq!(returned(call(&mut store, b, "set-call", &[k])), 5);
-    let wide = DataValue::new(types::I64, (1 << 32) + 1);
-    match call(&mut store, b, "set-call", &[wide]) {
-        Outcome::Trapped(t) => assert_eq!(t.code, clif_bounds::wasm::traps::BAD_SIGNATURE),
-        other => panic!("expected a signature trap, got {other:?}"),
+    for (engine, make) in every_engine() {
+        let mut store = Store::new(MemoryConfig::DYNAMIC, make().unwrap());
+        let a = store
+            .instantiate(&wat::parse_str(exporter).unwrap(), &|_, _| None)
+            .unwrap();
+        let (f, g) = (store.export(a, "f"), store.export(a, "g"));
+        let imports = |module: &str, field: &str| match (module, field) {
+            ("h", "sub") => Some(host(
+                &[i32_, i32_],
+                &[i32_],
+                Box::new(|_, _, args| {
+                    let v = args[0].bits.wrapping_sub(args[1].bits) as u32;
+                    Ok(vec![DataValue::new(types::I32, u64::from(v))])
+                }),
+            )),
+            ("h", "trap") => Some(host(
+                &[i32_],
+                &[],
+                Box::new(|_, _, args| {
+                    Err(Trap {
+                        code: TrapCode::user(args[0].bits as u8).unwrap(),
+                        location: "the host".into(),
+                    })
+                }),
+            )),
+            ("h", "wrong") => Some(host(&[], &[i32_], Box::new(|_, _, _| Ok(Vec::new())))),
+            ("a", "f") => f.clone(),
+            _ => None,
+        };
+        let b = store
+            .instantiate(&wat::parse_str(caller).unwrap(), &imports)
+            .unwrap();
+        assert_eq!(
+            returned(call(&mut store, b, "sub", &[i32v(50), i32v(8)])),
+            42
+        );
+        match call(&mut store, b, "trap", &[i32v(77)]) {
+            Outcome::Trapped(t) => assert_eq!(t.code, TrapCode::user(77).unwrap(), "{engine}"),
+            other => panic!("{engine}: expected the host's trap, got {other:?}"),
+        }
+        let Some(Extern::Func { index, .. }) = store.export(b, "wrong") else {
+            panic!("no export wrong")
+        };
+        let wrong = store.call(b, index, &[]);
+        assert!(
+            wrong
+                .as_ref()
+                .is_err_and(|e| e.contains("returned () instead of (i32)")),
+            "{engine}: {wrong:?}"
+        );
+        assert_eq!(
+            returned(call(&mut store, b, "imported", &[])),
+            11,
+            "{engine}"
+        );
+        let k = DataValue::new(types::I64, module::func_ref_bits(store.func_refs(b), 3));
+        assert_eq!(
+            returned(call(&mut store, b, "set-call", &[k])),
+            5,
+            "{engine}"
+        );
+        let Some(Extern::Global { bits, .. }) = g.clone() else {
+            panic!("no global g")
+        };
+        for bits in [bits, (1 << 32) + 4, u64::MAX] {
+            match call(
+                &mut store,
+                b,
+                "set-call",
+                &[DataValue::new(types::I64, bits)],
+            ) {
+                Outcome::Trapped(t) => {
+                    assert_eq!(t.code, clif_bounds::wasm::traps::BAD_SIGNATURE, "{engine}")
+                }
+                other => panic!("{engine}: expected a signature trap, got {other:?}"),
+            }
+        }
     }
 }

@@ -16,12 +16,33 @@ use crate::machinst::{CodegenError, CompiledCode};
 /// The name generated code calls the host's `memory.grow` by (see [`Host::memory_grow`]).
 pub const MEMORY_GROW: &str = "%memory_grow";
 
+/// The name generated code calls an imported function by (see [`Host::call_import`]).
+pub const CALL_IMPORT: &str = "%call_import";
+
+/// The name generated code calls another instance's function by, through a reference (see
+/// [`Host::call_ref`]).
+pub const CALL_REF: &str = "%call_ref";
+
+/// Every function of the host that generated code may call, by the names above.
+pub const HOST_FUNCTIONS: [&str; 3] = [MEMORY_GROW, CALL_IMPORT, CALL_REF];
+
 /// What generated code may call in the host while it runs.
 pub trait Host {
     /// `memory.grow`: grows memory `index` of the instance whose vmctx is `vmctx` by `delta`
     /// pages; the old size in pages, or -1 when it cannot grow. An error ends the call (it
     /// is not a trap of the generated code).
     fn memory_grow(&mut self, vmctx: u64, index: u32, delta: u64) -> Result<i64, String>;
+
+    /// Calls imported function `index` of the instance whose vmctx is `vmctx`, which put
+    /// the arguments in its vmctx's call area (and finds the results there): `true` when
+    /// the function returned, `false` when it did not (it trapped; the host keeps the trap
+    /// for the caller's own trap to be reported as). An error ends the call.
+    fn call_import(&mut self, vmctx: u64, index: u32) -> Result<bool, String>;
+
+    /// `call_indirect` of a reference `bits` that is not one of the calling instance's own
+    /// functions, expecting type `type_index` of the calling instance: as
+    /// [`Host::call_import`] otherwise (a null reference or one of another type traps).
+    fn call_ref(&mut self, vmctx: u64, type_index: u32, bits: u64) -> Result<bool, String>;
 }
 
 /// A host with no functions (CLIF files call none).
@@ -30,6 +51,14 @@ pub struct NoHost;
 impl Host for NoHost {
     fn memory_grow(&mut self, _: u64, _: u32, _: u64) -> Result<i64, String> {
         Err(format!("{MEMORY_GROW} is not defined here"))
+    }
+
+    fn call_import(&mut self, _: u64, _: u32) -> Result<bool, String> {
+        Err(format!("{CALL_IMPORT} is not defined here"))
+    }
+
+    fn call_ref(&mut self, _: u64, _: u32, _: u64) -> Result<bool, String> {
+        Err(format!("{CALL_REF} is not defined here"))
     }
 }
 
@@ -60,9 +89,11 @@ pub trait Image {
     /// Bytes of the functions' code.
     fn code_size(&self) -> usize;
     /// Calls function `name` with `args` and reads results of types `rets`; a trap of the
-    /// generated code is [`Exit::Trapped`], anything else that stops it an error.
+    /// generated code is [`Exit::Trapped`], anything else that stops it an error. The host
+    /// may call into the image again while the call runs (an imported function that calls
+    /// back through a shared table), so a call keeps what it mutates to itself.
     fn call(
-        &mut self,
+        &self,
         name: &str,
         args: &[DataValue],
         rets: &[Type],
@@ -170,7 +201,7 @@ impl Backend {
     }
 
     /// Compiles `funcs` and links them into one image; a call to a name that is not among
-    /// them goes to the host ([`MEMORY_GROW`]).
+    /// them goes to the host ([`HOST_FUNCTIONS`]).
     pub fn link(&self, funcs: &[&Function]) -> Result<Box<dyn Image>, String> {
         let name = self.name();
         match self {

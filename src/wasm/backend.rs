@@ -4,13 +4,12 @@
 //! pulley64 in `pulley-interpreter`'s `Vm`, x86_64 natively in-process, where a fault at an
 //! access's trap site is that access's trap and a fault anywhere else a reported crash.
 
-use super::runtime::{Engine, Memories, StoreHost};
+use super::runtime::{Engine, StoreHost};
 use super::translate::{func_name, Translation};
 use crate::interpreter::{DataValue, Outcome};
 use crate::isa::{Backend, Image};
 use crate::legalize::Settings;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 /// Runs Wasm on one of our backends.
 pub struct BackendEngine {
@@ -67,17 +66,17 @@ impl Engine for BackendEngine {
     }
 
     fn call(
-        &mut self,
+        &self,
         instance: usize,
         translation: &Translation,
         index: u32,
         args: &[DataValue],
-        memories: &Arc<Mutex<Memories>>,
+        host: &mut StoreHost,
     ) -> Result<Outcome, String> {
         let returns = translation.returns(index)?;
         let name = func_name(index);
-        let image = super::runtime::loaded_mut(&mut self.images, instance)?;
-        let exit = image.call(&name, args, &returns, &mut StoreHost(memories))?;
+        let image = super::runtime::loaded(&self.images, instance)?;
+        let exit = image.call(&name, args, &returns, host)?;
         let target = self.backend.name();
         Ok(exit.into_outcome(|| format!("{target} code of {name}")))
     }

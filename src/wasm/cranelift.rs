@@ -3,10 +3,11 @@
 //! real `cranelift-codegen` for the host (x86_64), and run in-process by [`crate::native`]
 //! against the runtime's memories. It checks the legalizer on real programs.
 
-use super::runtime::{Engine, Memories};
-use super::translate::{func_name, Translation, MEMORY_GROW};
+use super::runtime::{Engine, StoreHost};
+use super::translate::{func_name, Translation};
 use crate::interpreter::{DataValue, Outcome, Trap};
 use crate::ir::{Function, TrapCode, Type};
+use crate::isa::HOST_FUNCTIONS;
 use crate::legalize::{legalize, Settings};
 use crate::native::{self, CodeMemory, Fault};
 use cranelift_codegen::binemit::Reloc;
@@ -16,7 +17,6 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::FinalizedRelocTarget;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::sync::{Arc, Mutex};
 
 /// Compiles legalized translations with real Cranelift for x86_64 and runs them natively.
 pub struct CraneliftEngine {
@@ -107,9 +107,9 @@ impl CraneliftEngine {
                     }
                 }
                 FinalizedRelocTarget::ExternalName(ExternalName::TestCase(t))
-                    if t.to_string() == MEMORY_GROW =>
+                    if HOST_FUNCTIONS.contains(&t.to_string().as_str()) =>
                 {
-                    Target::Grow
+                    Target::Host(t.to_string())
                 }
                 other => {
                     return Err(format!(
@@ -140,8 +140,12 @@ struct Unit {
 }
 
 enum Target {
-    Function { namespace: u32, index: u32 },
-    Grow,
+    Function {
+        namespace: u32,
+        index: u32,
+    },
+    /// One of [`HOST_FUNCTIONS`].
+    Host(String),
 }
 
 struct Relocation {
@@ -217,15 +221,16 @@ impl Engine for CraneliftEngine {
         for (f, &index) in translation.functions.iter().zip(&translation.indices) {
             let mut f = f.clone();
             legalize(&mut f, &self.settings);
-            // The runtime's `memory.grow` is a System V function of the host.
-            let grow: Vec<_> = f
+            // The runtime's `memory.grow` and imported-function calls are System V
+            // functions of the host.
+            let host: Vec<_> = f
                 .dfg
                 .ext_funcs
                 .values()
-                .filter(|e| e.name == MEMORY_GROW)
+                .filter(|e| HOST_FUNCTIONS.contains(&e.name.as_str()))
                 .map(|e| e.signature)
                 .collect();
-            for sig in grow {
+            for sig in host {
                 f.dfg.signatures[sig].call_conv = "system_v";
             }
             units.push(((0, index), f.to_string()));
@@ -256,15 +261,15 @@ impl Engine for CraneliftEngine {
         let compiled = CodeMemory::new(&code, traps, |bytes, base| {
             for (start, r) in &pending {
                 let site = (start + u64::from(r.offset)) as usize;
-                let target = match r.target {
-                    Target::Function { namespace, index } => {
+                let target = match &r.target {
+                    &Target::Function { namespace, index } => {
                         let s = starts.get(&(namespace, index)).ok_or_else(|| {
                             format!("call to u{namespace}:{index}, which is not compiled")
                         })?;
                         base + s
                     }
-                    Target::Grow => crate::native::host_function(crate::isa::MEMORY_GROW)
-                        .ok_or("no host memory.grow")?,
+                    Target::Host(name) => crate::native::host_function(name)
+                        .ok_or_else(|| format!("no host function {name}"))?,
                 };
                 let value = target.wrapping_add(r.addend as u64);
                 match r.kind {
@@ -297,12 +302,12 @@ impl Engine for CraneliftEngine {
     }
 
     fn call(
-        &mut self,
+        &self,
         instance: usize,
         translation: &Translation,
         index: u32,
         args: &[DataValue],
-        memories: &Arc<Mutex<Memories>>,
+        host: &mut StoreHost,
     ) -> Result<Outcome, String> {
         let compiled = super::runtime::loaded(&self.instances, instance)?;
         let entry = *compiled
@@ -312,7 +317,7 @@ impl Engine for CraneliftEngine {
         let returns = translation.returns(index)?;
         let mut values: Vec<u64> = args[1..].iter().map(|a| a.bits).collect();
         values.resize(values.len().max(returns.len()).max(1), 0);
-        let r = crate::native::with_host(&mut super::runtime::StoreHost(memories), || {
+        let r = crate::native::with_host(host, || {
             native::call(
                 &compiled.code,
                 compiled.code.addr(entry),
@@ -436,15 +441,15 @@ impl Engine for CraneliftPulleyEngine {
     }
 
     fn call(
-        &mut self,
+        &self,
         instance: usize,
         translation: &Translation,
         index: u32,
         args: &[DataValue],
-        _memories: &Arc<Mutex<Memories>>,
+        _host: &mut StoreHost,
     ) -> Result<Outcome, String> {
         let returns = translation.returns(index)?;
-        let image = super::runtime::loaded_mut(&mut self.images, instance)?;
+        let image = super::runtime::loaded(&self.images, instance)?;
         let name = func_name(index);
         // The benchmark kernels call nothing (calls are refused when loading).
         let exit = crate::isa::Image::call(image, &name, args, &returns, &mut crate::isa::NoHost)?;

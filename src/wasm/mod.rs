@@ -93,6 +93,10 @@ pub mod traps {
     pub const BAD_SIGNATURE: TrapCode = user(3);
     /// `call_indirect` through a null table entry.
     pub const INDIRECT_CALL_TO_NULL: TrapCode = user(4);
+    /// An imported function did not return: the code that called it traps with this, and
+    /// the store reports the imported function's own trap instead (it is never a Wasm
+    /// trap of its own).
+    pub const IMPORT_TRAPPED: TrapCode = user(5);
 
     const fn user(n: u8) -> TrapCode {
         match TrapCode::user(n) {
@@ -137,6 +141,8 @@ pub struct VmLayout {
     tables: u32,
     data: Vec<SegmentSlots>,
     elems: Vec<SegmentSlots>,
+    func_refs: u32,
+    call_area: u32,
     size: u32,
 }
 
@@ -173,7 +179,8 @@ impl VmLayout {
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let (memories, tables) = (count(module.memories.len()), count(module.tables.len()));
         let globals = count(module.globals.len());
-        let mut at = (u64::from(memories) + u64::from(tables)) * 16 + u64::from(globals) * 8;
+        let func_refs = (u64::from(memories) + u64::from(tables)) * 16 + u64::from(globals) * 8;
+        let mut at = func_refs + 8;
         let data = module
             .passive_data
             .iter()
@@ -189,6 +196,17 @@ impl VmLayout {
             .collect::<Vec<_>>();
         let data = segments(&mut at, &data);
         let elems = segments(&mut at, &elems);
+        // The call area holds the arguments, then the results, of any function called
+        // through the host: an imported one, or another instance's through a table.
+        let call_area = at;
+        let values = module
+            .types
+            .iter()
+            .flatten()
+            .map(|ty| ty.params().len().max(ty.results().len()))
+            .max()
+            .unwrap_or(0);
+        at += 8 * values as u64;
         let size =
             u32::try_from(at).map_err(|_| WasmError::unsupported("a vmctx larger than 4 GiB"))?;
         Ok(VmLayout {
@@ -196,6 +214,9 @@ impl VmLayout {
             tables,
             data,
             elems,
+            // Both below `size`.
+            func_refs: func_refs as u32,
+            call_area: call_area as u32,
             size,
         })
     }
@@ -234,6 +255,20 @@ impl VmLayout {
             SegmentKind::Data => self.data[i as usize],
             SegmentKind::Elem => self.elems[i as usize],
         }
+    }
+
+    /// Offset of the bits of a reference to the instance's function 0, less one: function
+    /// `f`'s are that plus `f + 1` ([`module::func_ref_bits`]). References are store-wide,
+    /// so any instance can tell its own functions from others' in a table they share.
+    pub fn func_refs(&self) -> u32 {
+        self.func_refs
+    }
+
+    /// Offset of the call area: where code that calls an imported function puts its
+    /// arguments, and finds its results, 8 bytes each (f32 and i32 in the low bytes), for
+    /// the host to pass on ([`crate::isa::Host::call_import`], [`crate::isa::Host::call_ref`]).
+    pub fn call_area(&self) -> u32 {
+        self.call_area
     }
 
     /// Size in bytes.

@@ -426,9 +426,11 @@ fn const_expr(expr: &wasmparser::ConstExpr) -> Result<Vec<ConstOp>, WasmError> {
 /// tables and element segments too.
 pub const REF_SIZE_LOG2: u32 = 3;
 
-/// The bits of a reference to function `f` of the instance (0 is null).
-pub fn func_ref_bits(f: u32) -> i64 {
-    i64::from(f) + 1
+/// The bits of a reference to function `f` of an instance whose references start after
+/// `base` (0 is null). Each instance of a store gets its own range of these, so a reference
+/// names one function of one instance wherever it is stored ([`super::VmLayout::func_refs`]).
+pub fn func_ref_bits(base: u64, f: u32) -> u64 {
+    base + u64::from(f) + 1
 }
 
 /// The bits of the host's external reference `n` (0 is null).

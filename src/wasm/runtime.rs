@@ -8,16 +8,17 @@
 
 use super::config::{table_memory, MemoryConfig, MemoryPlan, TABLE_LIMIT};
 use super::module::{self, ConstOp, ElemMode, Module};
-use super::translate::{self, Translation, MEMORY_GROW};
-use super::{SegmentKind, VmLayout, WasmError};
+use super::translate::{self, Translation, CALL_IMPORT, CALL_REF, MEMORY_GROW};
+use super::{traps, SegmentKind, VmLayout, WasmError};
 use crate::interpreter::{AddressSpace, DataValue, InterpError, Interpreter, Outcome, Trap};
 use crate::ir::{types, Function, TrapCode, Type};
 use crate::ir_verifier::verify_function;
 use crate::legalize::Settings;
 use crate::native::Mapping;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
-use wasmparser::{ExternalKind, FuncType, GlobalType, MemoryType};
+use wasmparser::{ExternalKind, FuncType, GlobalType, MemoryType, TableType};
 
 /// A linear memory: `size` accessible bytes at the start of a mapping whose remainder (the
 /// rest of the reservation and the guard) is `PROT_NONE`.
@@ -217,6 +218,8 @@ pub enum Extern {
         /// Its Wasm function index.
         index: u32,
     },
+    /// A function of the host.
+    Host(Rc<HostFunction>),
     /// A store memory.
     Memory(usize),
     /// A global's value and type at the time it was looked up (only immutable globals can
@@ -227,8 +230,38 @@ pub enum Extern {
         /// The bits.
         bits: u64,
     },
-    /// A table (tables cannot be imported here).
-    Table,
+    /// A table: the store memory that holds it, and its type.
+    Table {
+        /// The store memory.
+        memory: usize,
+        /// Its type (the element type and declared limits).
+        ty: TableType,
+    },
+}
+
+/// A function the host gives modules to import (the spectest module's `print_*`).
+pub struct HostFunction {
+    /// Its type, which an import must have exactly.
+    pub ty: FuncType,
+    /// Runs it: the store, the calling instance and the arguments give the results, or a
+    /// trap.
+    #[allow(clippy::type_complexity)]
+    pub run: Box<dyn Fn(&Store, usize, &[DataValue]) -> Result<Vec<DataValue>, Trap>>,
+}
+
+impl std::fmt::Debug for HostFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "host function {}", self.ty)
+    }
+}
+
+/// What an imported function resolved to at instantiation.
+#[derive(Clone, Debug)]
+enum Callee {
+    /// Function `index` of instance `instance`.
+    Wasm { instance: usize, index: u32 },
+    /// A host function.
+    Host(Rc<HostFunction>),
 }
 
 /// Why instantiation failed.
@@ -263,6 +296,14 @@ pub struct Instance {
     pub tables: Vec<usize>,
     /// Function types, by function index.
     pub func_types: Vec<FuncType>,
+    /// What each imported function (the first function indices) resolved to.
+    imports: Vec<Callee>,
+    /// The bits of a reference to function 0, less one ([`module::func_ref_bits`]).
+    func_refs: u64,
+    /// The module's function types, by type index (`call_indirect` names one).
+    types: Vec<Option<FuncType>>,
+    /// The type of each table.
+    table_types: Vec<TableType>,
     /// Global types, by global index.
     pub global_types: Vec<GlobalType>,
     /// Exports by name.
@@ -287,25 +328,28 @@ pub(crate) fn loaded<T>(by_instance: &HashMap<usize, T>, instance: usize) -> Res
         .ok_or_else(|| format!("instance {instance} was not loaded"))
 }
 
-/// [`loaded`], to call into.
-pub(crate) fn loaded_mut<T>(
-    by_instance: &mut HashMap<usize, T>,
-    instance: usize,
-) -> Result<&mut T, String> {
-    by_instance
-        .get_mut(&instance)
-        .ok_or_else(|| format!("instance {instance} was not loaded"))
-}
+/// The store as running code's host: `memory.grow` on the store's memories, and calls to
+/// imported functions (which may run code of other instances on the same engine).
+pub struct StoreHost<'a>(&'a Store);
 
-/// The runtime as compiled code's host: `memory.grow` on the store's memories.
-pub struct StoreHost<'a>(pub &'a Arc<Mutex<Memories>>);
+impl StoreHost<'_> {
+    /// The store's memories.
+    pub fn memories(&self) -> &Arc<Mutex<Memories>> {
+        &self.0.memories
+    }
+}
 
 impl crate::isa::Host for StoreHost<'_> {
     fn memory_grow(&mut self, vmctx: u64, index: u32, delta: u64) -> Result<i64, String> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .grow(vmctx, index, delta)
+        lock(&self.0.memories).grow(vmctx, index, delta)
+    }
+
+    fn call_import(&mut self, vmctx: u64, index: u32) -> Result<bool, String> {
+        self.0.call_import(vmctx, index)
+    }
+
+    fn call_ref(&mut self, vmctx: u64, type_index: u32, bits: u64) -> Result<bool, String> {
+        self.0.call_ref(vmctx, type_index, bits)
     }
 }
 
@@ -318,14 +362,17 @@ pub trait Engine {
     /// Prepares the functions of instance `instance` (compiles them, for a native engine).
     fn load(&mut self, instance: usize, translation: &Translation) -> Result<(), String>;
 
-    /// Calls Wasm function `index` of `instance` with the vmctx first in `args`.
+    /// Calls Wasm function `index` of `instance` with the vmctx first in `args`; the code
+    /// reaches the store through `host`. (A call to an imported function calls the engine
+    /// again, with the outer call still running, possibly into the same instance: a call
+    /// keeps what it mutates to itself.)
     fn call(
-        &mut self,
+        &self,
         instance: usize,
         translation: &Translation,
         index: u32,
         args: &[DataValue],
-        memories: &Arc<Mutex<Memories>>,
+        host: &mut StoreHost,
     ) -> Result<Outcome, String>;
 
     /// Bytes of machine code (or bytecode) of `instance`, for engines that compile.
@@ -409,12 +456,12 @@ impl Engine for InterpreterEngine {
     }
 
     fn call(
-        &mut self,
+        &self,
         instance: usize,
         translation: &Translation,
         index: u32,
         args: &[DataValue],
-        memories: &Arc<Mutex<Memories>>,
+        host: &mut StoreHost,
     ) -> Result<Outcome, String> {
         let functions = loaded(&self.prepared, instance)?;
         let mut interp = Interpreter::new(functions, types::I64);
@@ -422,26 +469,15 @@ impl Engine for InterpreterEngine {
             interp.set_fuel(fuel);
         }
         let vmctx = args[0].bits;
-        {
-            let mems = lock(memories);
-            // SAFETY: the vmctx mapping and the memories outlive this call; their accessible
-            // bytes are exactly what is mapped here, so the interpreter faults where the
-            // hardware would.
-            unsafe {
-                interp
-                    .memory
-                    .map_host("vmctx", vmctx, u64::from(translation.layout.size()))
-                    .map_err(|e| e.0)?;
-                for (id, m) in mems.iter() {
-                    if m.size() > 0 {
-                        interp
-                            .memory
-                            .map_host(&region_name(id), m.base(), m.size())
-                            .map_err(|e| e.0)?;
-                    }
-                }
-            }
+        let memories = host.memories();
+        // SAFETY: the vmctx mapping outlives this call and has exactly these bytes.
+        unsafe {
+            interp
+                .memory
+                .map_host("vmctx", vmctx, u64::from(translation.layout.size()))
+                .map_err(|e| e.0)?;
         }
+        map_memories(&mut interp.memory, &lock(memories));
         let shared = Arc::clone(memories);
         interp.register_host(
             MEMORY_GROW,
@@ -452,21 +488,59 @@ impl Engine for InterpreterEngine {
                     code: TrapCode::HEAP_OUT_OF_BOUNDS,
                     location: e,
                 })?;
-                if old >= 0 {
-                    let id = mems.resolve(vmctx, index).unwrap_or_default();
-                    let m = mems.get(id);
-                    let name = region_name(id);
-                    space.unmap(&name);
-                    if m.size() > 0 {
-                        // SAFETY: as above, for the grown (possibly moved) memory.
-                        let _ = unsafe { space.map_host(&name, m.base(), m.size()) };
-                    }
-                }
+                map_memories(space, &mems);
                 Ok(vec![DataValue::new(types::I64, old as u64)])
             }),
         );
+        // Calls through the host: the callee may run code of any instance, and grow (and
+        // move) a memory this code sees too.
+        for name in [CALL_IMPORT, CALL_REF] {
+            let shared = Arc::clone(memories);
+            let store = SendStore(host.0);
+            interp.register_host(
+                name,
+                Box::new(move |space: &mut AddressSpace, args: &[DataValue]| {
+                    let store = &store;
+                    let (vmctx, index) = (args[0].bits, args[1].bits as u32);
+                    let returned = match name {
+                        CALL_IMPORT => store.0.call_import(vmctx, index),
+                        _ => store.0.call_ref(vmctx, index, args[2].bits),
+                    }
+                    .map_err(|e| Trap {
+                        code: traps::IMPORT_TRAPPED,
+                        location: e,
+                    })?;
+                    map_memories(space, &lock(&shared));
+                    Ok(vec![DataValue::new(types::I32, u64::from(!returned))])
+                }),
+            );
+        }
         let name = translate::func_name(index);
         interp.call(&name, args).map_err(|e: InterpError| e.0)
+    }
+}
+
+/// The store, taken into the interpreter's thread for calls to imported functions.
+struct SendStore<'a>(&'a Store);
+
+// SAFETY: the interpreter's thread is scoped, and the thread that spawns it waits in `join`
+// for all of its life: the store is only ever used by one thread at a time, and the spawn
+// and the join order those uses. (A store is not `Sync` because of what it may hold for
+// the calling thread, such as a native engine's code; the interpreter engine's calls use
+// none of that.)
+unsafe impl Send for SendStore<'_> {}
+
+/// Maps every store memory into `space` at its real address, as large as it is now: the
+/// interpreter faults exactly where the hardware would.
+fn map_memories(space: &mut AddressSpace, mems: &Memories) {
+    for (id, m) in mems.iter() {
+        let name = region_name(id);
+        space.unmap(&name);
+        if m.size() > 0 {
+            // SAFETY: the memories outlive the call, and their accessible bytes are
+            // exactly what is mapped.
+            let _ = unsafe { space.map_host(&name, m.base(), m.size()) };
+        }
     }
 }
 
@@ -481,6 +555,9 @@ pub struct Store {
     memories: Arc<Mutex<Memories>>,
     instances: Vec<Instance>,
     engine: Box<dyn Engine>,
+    /// How the innermost imported function that did not return ended (a trap, or an
+    /// error), until the call it was made from reports it.
+    unreturned: std::cell::RefCell<Option<Result<Outcome, String>>>,
 }
 
 impl Store {
@@ -491,6 +568,7 @@ impl Store {
             memories: Arc::default(),
             instances: Vec::new(),
             engine,
+            unreturned: Default::default(),
         }
     }
 
@@ -560,46 +638,46 @@ impl Store {
                     if ty != g.ty {
                         return Err(incompatible(&import.module, &import.field, ""));
                     }
-                    // A function reference names a function of its own instance (see
-                    // `module::func_ref_bits`): another instance's cannot be called here.
-                    let func_ref = matches!(ty.content_type, wasmparser::ValType::Ref(r) if !r.is_extern_ref());
-                    if func_ref && bits != 0 {
-                        return Err(InstantiationError::Other(
-                            WasmError::unsupported(format!(
-                                "function references from another instance ({}.{})",
-                                import.module, import.field
-                            ))
-                            .to_string(),
-                        ));
-                    }
                     imported_globals.push(bits);
                 }
                 Some(_) => return Err(link_kind(&import.module, &import.field)),
                 None => return Err(unknown_import(&import.module, &import.field)),
             }
         }
+        let mut callees = Vec::new();
         for f in &module.funcs {
-            if let Some(import) = &f.import {
-                return match imports(&import.module, &import.field) {
-                    None => Err(unknown_import(&import.module, &import.field)),
-                    Some(_) => Err(InstantiationError::Other(
-                        WasmError::unsupported(format!(
-                            "imported functions ({}.{})",
-                            import.module, import.field
-                        ))
-                        .to_string(),
-                    )),
-                };
+            let Some(import) = &f.import else { continue };
+            let (callee, ty) = match imports(&import.module, &import.field) {
+                Some(Extern::Func { instance, index }) => {
+                    let ty = &self.instances[instance].func_types[index as usize];
+                    (Callee::Wasm { instance, index }, ty.clone())
+                }
+                Some(Extern::Host(h)) => {
+                    let ty = h.ty.clone();
+                    (Callee::Host(h), ty)
+                }
+                Some(_) => return Err(link_kind(&import.module, &import.field)),
+                None => return Err(unknown_import(&import.module, &import.field)),
+            };
+            if ty != f.ty {
+                return Err(incompatible(&import.module, &import.field, ""));
             }
+            callees.push(callee);
         }
-        if let Some(t) = module.tables.iter().find_map(|t| t.import.as_ref()) {
-            return Err(match imports(&t.module, &t.field) {
-                None => unknown_import(&t.module, &t.field),
-                Some(_) => InstantiationError::Other(
-                    WasmError::unsupported(format!("imported tables ({}.{})", t.module, t.field))
-                        .to_string(),
-                ),
-            });
+        let mut table_ids = Vec::new();
+        for t in &module.tables {
+            let Some(import) = &t.import else { continue };
+            match imports(&import.module, &import.field) {
+                Some(Extern::Table { memory, ty }) => {
+                    let mems = lock(&self.memories);
+                    if !table_matches(mems.get(memory), &ty, &t.ty) {
+                        return Err(incompatible(&import.module, &import.field, ""));
+                    }
+                    table_ids.push(memory);
+                }
+                Some(_) => return Err(link_kind(&import.module, &import.field)),
+                None => return Err(unknown_import(&import.module, &import.field)),
+            }
         }
 
         let translation = translate::translate_module(module, &self.config).map_err(other)?;
@@ -611,8 +689,7 @@ impl Store {
             memory_ids.push(id);
         }
         // Each table is a memory of 8-byte pages, after the memories in the vmctx.
-        let mut table_ids = Vec::new();
-        for t in &module.tables {
+        for t in module.tables.iter().filter(|t| t.import.is_none()) {
             if t.ty.initial > TABLE_LIMIT {
                 return Err(InstantiationError::Other(format!(
                     "a table of {} elements is more than this runtime's limit of {TABLE_LIMIT}",
@@ -633,6 +710,10 @@ impl Store {
             memories: memory_ids,
             tables: table_ids,
             func_types: module.funcs.iter().map(|f| f.ty.clone()).collect(),
+            func_refs: self.next_func_refs(),
+            types: module.types.clone(),
+            imports: callees,
+            table_types: module.tables.iter().map(|t| t.ty).collect(),
             global_types: module.globals.iter().map(|g| g.ty).collect(),
             exports: module
                 .exports
@@ -642,6 +723,9 @@ impl Store {
         };
         let layout = instance.translation.layout.clone();
         let vmctx_addr = instance.vmctx();
+        let refs = instance.func_refs;
+        // SAFETY: the slot is inside the vmctx mapping.
+        unsafe { *instance.slot(layout.func_refs()) = refs };
         // Globals, in order: an initialiser may read imported globals.
         let mut values: Vec<u64> = Vec::new();
         let mut imported = imported_globals.into_iter();
@@ -649,7 +733,7 @@ impl Store {
             let bits = if g.import.is_some() {
                 imported.next().unwrap_or_default()
             } else {
-                eval_const(&g.init, &values).map_err(other)?
+                eval_const(&g.init, &values, refs).map_err(other)?
             };
             values.push(bits);
         }
@@ -659,7 +743,10 @@ impl Store {
         }
         // Tables start with their initial value in every element.
         for (t, table) in module.tables.iter().enumerate() {
-            let init = eval_const(&table.init, &values).map_err(other)?;
+            if table.import.is_some() {
+                continue;
+            }
+            let init = eval_const(&table.init, &values, refs).map_err(other)?;
             if init == 0 {
                 continue; // New memory is zeroed: null already.
             }
@@ -676,7 +763,7 @@ impl Store {
             .elems
             .iter()
             .map(|e| match e.mode {
-                ElemMode::Passive => elem_contents(e, &values).map(Some),
+                ElemMode::Passive => elem_contents(e, &values, refs).map(Some),
                 _ => Ok(None),
             })
             .collect::<Result<Vec<_>, _>>()
@@ -746,15 +833,15 @@ impl Store {
             let ElemMode::Active { table, offset } = &seg.mode else {
                 continue;
             };
-            let offset = eval_const(offset, &values).map_err(other)? as u32;
-            let items = elem_contents(seg, &values).map_err(other)?;
+            let offset = eval_const(offset, &values, refs).map_err(other)? as u32;
+            let items = elem_contents(seg, &values, refs).map_err(other)?;
             let id = instance.tables[*table as usize];
             lock(&self.memories).memories[id]
                 .write(u64::from(offset) << module::REF_SIZE_LOG2, &items)
                 .map_err(|_| InstantiationError::Trap(super::traps::TABLE_OUT_OF_BOUNDS))?;
         }
         for seg in &module.data {
-            let offset = eval_const(&seg.offset, &values).map_err(other)?;
+            let offset = eval_const(&seg.offset, &values, refs).map_err(other)?;
             let memory64 = module.memories[seg.memory as usize].ty.memory64;
             let offset = if memory64 {
                 offset
@@ -794,8 +881,17 @@ impl Store {
                     bits: bits & mask,
                 }
             }
-            _ => Extern::Table,
+            ExternalKind::Table => Extern::Table {
+                memory: inst.tables[index as usize],
+                ty: inst.table_types[index as usize],
+            },
+            _ => return None,
         })
+    }
+
+    /// Where the function references of `instance` start ([`module::func_ref_bits`]).
+    pub fn func_refs(&self, instance: usize) -> u64 {
+        self.instances[instance].func_refs
     }
 
     /// All export names of an instance.
@@ -804,12 +900,7 @@ impl Store {
     }
 
     /// Calls Wasm function `index` of `instance` with the Wasm arguments `args`.
-    pub fn call(
-        &mut self,
-        instance: usize,
-        index: u32,
-        args: &[DataValue],
-    ) -> Result<Outcome, String> {
+    pub fn call(&self, instance: usize, index: u32, args: &[DataValue]) -> Result<Outcome, String> {
         let inst = &self.instances[instance];
         let ty = &inst.func_types[index as usize];
         let want: Vec<Type> = ty
@@ -828,8 +919,146 @@ impl Store {
         let mut full = vec![DataValue::new(types::I64, inst.vmctx())];
         full.extend_from_slice(args);
         let translation = Arc::clone(&inst.translation);
-        self.engine
-            .call(instance, &translation, index, &full, &self.memories)
+        let outcome =
+            self.engine
+                .call(instance, &translation, index, &full, &mut StoreHost(self))?;
+        match outcome {
+            // The code trapped because an imported function did not return: report how
+            // that function ended.
+            Outcome::Trapped(t) if t.code == traps::IMPORT_TRAPPED => {
+                self.unreturned.take().unwrap_or(Ok(Outcome::Trapped(t)))
+            }
+            outcome => Ok(outcome),
+        }
+    }
+
+    /// [`crate::isa::Host::call_import`]: calls imported function `index` of the instance
+    /// whose vmctx is `vmctx`.
+    fn call_import(&self, vmctx: u64, index: u32) -> Result<bool, String> {
+        self.call_from(vmctx, |caller, inst| {
+            match (
+                inst.imports.get(index as usize),
+                inst.func_types.get(index as usize),
+            ) {
+                (Some(callee), Some(ty)) => Ok((ty.clone(), Ok(callee.clone()))),
+                _ => Err(format!(
+                    "instance {caller} has no imported function {index}"
+                )),
+            }
+        })
+    }
+
+    /// [`crate::isa::Host::call_ref`]: `call_indirect` of reference `bits` with type
+    /// `type_index` of the instance whose vmctx is `vmctx`.
+    fn call_ref(&self, vmctx: u64, type_index: u32, bits: u64) -> Result<bool, String> {
+        self.call_from(vmctx, |caller, inst| {
+            let Some(Some(ty)) = inst.types.get(type_index as usize) else {
+                return Err(format!(
+                    "instance {caller} has no function type {type_index}"
+                ));
+            };
+            let callee = match self.func_ref(bits) {
+                _ if bits == 0 => Err(traps::INDIRECT_CALL_TO_NULL),
+                Some((instance, index))
+                    if self.instances[instance].func_types[index as usize] == *ty =>
+                {
+                    Ok(Callee::Wasm { instance, index })
+                }
+                _ => Err(traps::BAD_SIGNATURE),
+            };
+            Ok((ty.clone(), callee))
+        })
+    }
+
+    /// The instance and function a reference names.
+    fn func_ref(&self, bits: u64) -> Option<(usize, u32)> {
+        self.instances.iter().enumerate().find_map(|(i, inst)| {
+            let f = bits.checked_sub(inst.func_refs + 1)?;
+            (f < inst.func_types.len() as u64).then_some((i, f as u32))
+        })
+    }
+
+    /// Where the next instance's function references start.
+    fn next_func_refs(&self) -> u64 {
+        self.instances
+            .last()
+            .map_or(0, |i| i.func_refs + i.func_types.len() as u64)
+    }
+
+    /// A call that the code of the instance whose vmctx is `vmctx` makes through the host:
+    /// `resolve` names the function type and the callee (or the trap instead of a call);
+    /// the arguments come from the caller's call area and the results go there. `true`
+    /// when the callee returned; otherwise how it ended is kept for [`Store::call`] to
+    /// report once the caller, seeing `false`, has trapped in turn.
+    fn call_from(
+        &self,
+        vmctx: u64,
+        resolve: impl FnOnce(usize, &Instance) -> Result<(FuncType, Result<Callee, TrapCode>), String>,
+    ) -> Result<bool, String> {
+        let outcome = self.run_from(vmctx, resolve);
+        let returned = matches!(outcome, Ok(Outcome::Returned(_)));
+        if !returned {
+            *self.unreturned.borrow_mut() = Some(outcome);
+        }
+        Ok(returned)
+    }
+
+    fn run_from(
+        &self,
+        vmctx: u64,
+        resolve: impl FnOnce(usize, &Instance) -> Result<(FuncType, Result<Callee, TrapCode>), String>,
+    ) -> Result<Outcome, String> {
+        let caller = self
+            .instances
+            .iter()
+            .position(|i| i.vmctx() == vmctx)
+            .ok_or_else(|| format!("a call through the host from an unknown vmctx {vmctx:#x}"))?;
+        let inst = &self.instances[caller];
+        let (ty, callee) = resolve(caller, inst)?;
+        let area = inst.translation.layout.call_area();
+        let slot = |i: usize| inst.slot(area + 8 * i as u32);
+        let types = |tys: &[wasmparser::ValType]| {
+            tys.iter()
+                .map(|&t| module::clif_type(t).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<Type>, _>>()
+        };
+        let params = types(ty.params())?;
+        let results = types(ty.results())?;
+        let args: Vec<DataValue> = params
+            .iter()
+            .enumerate()
+            // SAFETY: the layout sized the call area for every function type's values.
+            .map(|(i, &t)| DataValue::new(t, unsafe { *slot(i) } & t.mask()))
+            .collect();
+        let trap = |code| {
+            Outcome::Trapped(Trap {
+                code,
+                location: format!("a call through the host from instance {caller}"),
+            })
+        };
+        let outcome = match callee {
+            Err(code) => trap(code),
+            Ok(Callee::Wasm { instance, index }) => self.call(instance, index, &args)?,
+            Ok(Callee::Host(h)) => match (h.run)(self, caller, &args) {
+                Ok(values) => Outcome::Returned(values),
+                Err(trap) => Outcome::Trapped(trap),
+            },
+        };
+        if let Outcome::Returned(values) = &outcome {
+            let got: Vec<Type> = values.iter().map(|v| v.ty).collect();
+            if got != results {
+                return Err(format!(
+                    "a function called through the host returned ({}) instead of ({})",
+                    Type::list(&got),
+                    Type::list(&results)
+                ));
+            }
+            for (i, v) in values.iter().enumerate() {
+                // SAFETY: as above.
+                unsafe { *slot(i) = v.bits };
+            }
+        }
+        Ok(outcome)
     }
 
     /// Bytes of compiled code of an instance, when the engine compiles.
@@ -885,19 +1114,37 @@ fn memory_matches(actual: &LinearMemory, import: &MemoryType) -> bool {
         }
 }
 
+/// The spec's import matching for tables: the same element type, and limits as for
+/// memories (`actual` is the table's memory, `ty` its type).
+fn table_matches(actual: &LinearMemory, ty: &TableType, import: &TableType) -> bool {
+    ty.element_type == import.element_type
+        && ty.table64 == import.table64
+        && actual.pages() >= import.initial
+        && match (ty.maximum, import.maximum) {
+            (_, None) => true,
+            (Some(am), Some(im)) => am <= im,
+            (None, Some(_)) => false,
+        }
+}
+
 /// An element segment's references as a table holds them, its items evaluated with the
-/// values of `globals`.
-fn elem_contents(seg: &module::ElemSegment, globals: &[u64]) -> Result<Vec<u8>, WasmError> {
+/// values of `globals` (and the instance's function references after `refs`).
+fn elem_contents(
+    seg: &module::ElemSegment,
+    globals: &[u64],
+    refs: u64,
+) -> Result<Vec<u8>, WasmError> {
     let items = seg
         .items
         .iter()
-        .map(|item| eval_const(item, globals).map(u64::to_le_bytes))
+        .map(|item| eval_const(item, globals, refs).map(u64::to_le_bytes))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(items.concat())
 }
 
-/// Evaluates a constant expression; `globals` holds the values of the globals before it.
-pub fn eval_const(ops: &[ConstOp], globals: &[u64]) -> Result<u64, WasmError> {
+/// Evaluates a constant expression; `globals` holds the values of the globals before it,
+/// and the instance's function references start after `refs` ([`module::func_ref_bits`]).
+pub fn eval_const(ops: &[ConstOp], globals: &[u64], refs: u64) -> Result<u64, WasmError> {
     let mut stack: Vec<u64> = Vec::new();
     for op in ops {
         let v = match *op {
@@ -906,7 +1153,7 @@ pub fn eval_const(ops: &[ConstOp], globals: &[u64]) -> Result<u64, WasmError> {
             ConstOp::F32(b) => u64::from(b),
             ConstOp::F64(b) => b,
             ConstOp::RefNull => 0,
-            ConstOp::RefFunc(f) => module::func_ref_bits(f) as u64,
+            ConstOp::RefFunc(f) => module::func_ref_bits(refs, f),
             ConstOp::GlobalGet(g) => *globals
                 .get(g as usize)
                 .ok_or_else(|| WasmError::invalid(format!("unknown global {g}"), None))?,

@@ -5,13 +5,14 @@
 //! line saying where and why) or skipped (with the reason).
 
 use super::module;
-use super::runtime::{Engine, Extern, InstantiationError, Store};
+use super::runtime::{Engine, Extern, HostFunction, InstantiationError, Store};
 use super::{trap_message, MemoryConfig};
 use crate::interpreter::{DataValue, Outcome};
 use crate::ir::{types, TrapCode};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use wast::core::{NanPattern, WastArgCore, WastRetCore};
 use wast::parser::{self, ParseBuffer};
 use wast::{QuoteWat, Wast, WastArg, WastDirective, WastExecute, WastInvoke, WastRet};
@@ -189,9 +190,36 @@ impl Runner {
             },
             bits,
         };
+        let table_type = wasmparser::TableType {
+            element_type: wasmparser::RefType::FUNCREF,
+            table64: false,
+            initial: 10,
+            maximum: Some(20),
+            shared: false,
+        };
+        let table = Extern::Table {
+            memory: store.create_memory(super::config::table_memory(&table_type))?,
+            ty: table_type,
+        };
         use wasmparser::ValType;
+        // The `print*` functions take their arguments and print nothing: a script's output
+        // is its verdicts.
+        let print = |params: &[ValType]| {
+            Extern::Host(Rc::new(HostFunction {
+                ty: wasmparser::FuncType::new(params.iter().copied(), []),
+                run: Box::new(|_, _, _| Ok(Vec::new())),
+            }))
+        };
         let spectest = HashMap::from([
             ("memory", Extern::Memory(memory)),
+            ("table", table),
+            ("print", print(&[])),
+            ("print_i32", print(&[ValType::I32])),
+            ("print_i64", print(&[ValType::I64])),
+            ("print_f32", print(&[ValType::F32])),
+            ("print_f64", print(&[ValType::F64])),
+            ("print_i32_f32", print(&[ValType::I32, ValType::F32])),
+            ("print_f64_f64", print(&[ValType::F64, ValType::F64])),
             ("global_i32", global(ValType::I32, 666)),
             ("global_i64", global(ValType::I64, 666)),
             (
@@ -323,6 +351,15 @@ impl Runner {
                 Ok(Verdict::Pass)
             }
             D::AssertReturn { exec, results, .. } => {
+                // A numbered function reference in the results is one of this module's.
+                let module = match &exec {
+                    WastExecute::Invoke(invoke) => invoke.module,
+                    WastExecute::Get { module, .. } => *module,
+                    WastExecute::Wat(_) => None,
+                };
+                let refs = self
+                    .instance(module.map(|m| m.name()))
+                    .map(|i| self.store.func_refs(i));
                 let got = match exec {
                     WastExecute::Invoke(invoke) => match self.invoke(&invoke)? {
                         Outcome::Returned(v) => v,
@@ -353,7 +390,7 @@ impl Runner {
                         ))
                     }
                 };
-                check_results(&results, &got)
+                check_results(&results, &got, refs.unwrap_or_default())
             }
             D::AssertTrap { exec, message, .. } => match exec {
                 WastExecute::Invoke(invoke) => match self.invoke(&invoke)? {
@@ -517,7 +554,7 @@ fn arg_value(a: &WastArg) -> Result<DataValue, String> {
     })
 }
 
-fn ret_matches(expected: &WastRetCore, got: &DataValue) -> Result<bool, String> {
+fn ret_matches(expected: &WastRetCore, got: &DataValue, refs: u64) -> Result<bool, String> {
     Ok(match expected {
         WastRetCore::I32(v) => got.ty == types::I32 && got.bits == u64::from(*v as u32),
         WastRetCore::I64(v) => got.ty == types::I64 && got.bits == *v as u64,
@@ -532,11 +569,11 @@ fn ret_matches(expected: &WastRetCore, got: &DataValue) -> Result<bool, String> 
             got.ty == types::I64 && got.bits == module::extern_ref_bits(*n)
         }
         WastRetCore::RefFunc(Some(wast::token::Index::Num(f, _))) => {
-            got.ty == types::I64 && got.bits == module::func_ref_bits(*f) as u64
+            got.ty == types::I64 && got.bits == module::func_ref_bits(refs, *f)
         }
         WastRetCore::Either(cases) => {
             for c in cases {
-                if ret_matches(c, got)? {
+                if ret_matches(c, got, refs)? {
                     return Ok(true);
                 }
             }
@@ -586,7 +623,9 @@ fn nan_matches(p: NanPattern<u64>, bits: u64, width: u32) -> bool {
     }
 }
 
-fn check_results(expected: &[WastRet], got: &[DataValue]) -> Result<Verdict, String> {
+/// Whether `got` is `expected`; a numbered function reference is one of the instance whose
+/// references start after `refs`.
+fn check_results(expected: &[WastRet], got: &[DataValue], refs: u64) -> Result<Verdict, String> {
     let mismatch = || {
         format!(
             "assert_return: expected {}, got {}",
@@ -605,7 +644,7 @@ fn check_results(expected: &[WastRet], got: &[DataValue]) -> Result<Verdict, Str
         let WastRet::Core(e) = e else {
             return Ok(Verdict::Skip("component-model results".into()));
         };
-        if !ret_matches(e, g)? {
+        if !ret_matches(e, g, refs)? {
             return Err(mismatch());
         }
     }

@@ -8,7 +8,7 @@
 //! before the access, so `memory.grow` (a call into the runtime) needs no special reload.
 
 use super::config::{table_memory, MemoryConfig, MemoryPlan};
-use super::module::{clif_type, func_ref_bits, Module, REF_SIZE_LOG2};
+use super::module::{clif_type, Module, REF_SIZE_LOG2};
 use super::{traps, SegmentKind, VmLayout, WasmError};
 use crate::frontend::{FunctionBuilder, Variable};
 use crate::ir::{
@@ -24,10 +24,20 @@ use wasmparser::{BlockType, FuncType, MemArg, MemArgTarget, Operator};
 /// returning the old size in pages or -1.
 pub use crate::isa::MEMORY_GROW;
 
-/// A translated module: one CLIF function per defined Wasm function.
+/// The external name of the runtime's calls to imported functions: `(vmctx, function
+/// index)` with the arguments in the vmctx's call area ([`VmLayout::call_area`]), returning
+/// 0 with the results there, or 1 when the function trapped.
+pub use crate::isa::CALL_IMPORT;
+
+/// The external name of the runtime's calls through another instance's function reference:
+/// `(vmctx, type index, reference)`, otherwise as [`CALL_IMPORT`].
+pub use crate::isa::CALL_REF;
+
+/// A translated module: one CLIF function per Wasm function (an imported one's passes the
+/// call on to the host, [`CALL_IMPORT`]).
 #[derive(Clone, Debug)]
 pub struct Translation {
-    /// The functions, in Wasm function index order (imports have none).
+    /// The functions, in Wasm function index order.
     pub functions: Vec<Function>,
     /// Wasm function index of each entry of `functions`.
     pub indices: Vec<u32>,
@@ -76,26 +86,8 @@ pub fn plans(module: &Module, config: &MemoryConfig) -> Vec<MemoryPlan> {
 pub fn translate_module(module: &Module, config: &MemoryConfig) -> Result<Translation, WasmError> {
     let layout = VmLayout::new(module)?;
     let plans = plans(module, config);
-    if let Some(f) = module.funcs.iter().find(|f| f.import.is_some()) {
-        let name = f
-            .import
-            .as_ref()
-            .map(|i| format!("{}.{}", i.module, i.field));
-        return Err(WasmError::unsupported(format!(
-            "imported functions ({})",
-            name.unwrap_or_default()
-        )));
-    }
-    if let Some(t) = module.tables.iter().find(|t| t.import.is_some()) {
-        let name = t
-            .import
-            .as_ref()
-            .map(|i| format!("{}.{}", i.module, i.field));
-        return Err(WasmError::unsupported(format!(
-            "imported tables ({})",
-            name.unwrap_or_default()
-        )));
-    }
+    // (An imported table needs nothing of its own: a table is a memory of 8-byte pages,
+    // always checked against the bound in the vmctx, whoever owns it.)
     if let Some(g) = module
         .globals
         .iter()
@@ -116,12 +108,15 @@ pub fn translate_module(module: &Module, config: &MemoryConfig) -> Result<Transl
     let mut functions = Vec::new();
     let mut indices = Vec::new();
     for (index, f) in module.funcs.iter().enumerate() {
-        let Some(body) = &f.body else { continue };
         let index = index as u32;
         let mut func = Function::new(func_name(index), signature(&f.ty)?);
         // What `vmctx` points to: the layout's bytes (the runtime allocates exactly these).
         func.vmctx_struct = Some(u64::from(layout.size())).filter(|&s| s > 0);
-        FuncTranslator::new(module, &layout, &plans, &mut func)?.translate(body)?;
+        let translator = FuncTranslator::new(module, &layout, &plans, &mut func)?;
+        match &f.body {
+            Some(body) => translator.translate(body)?,
+            None => translator.import(index)?,
+        }
         functions.push(func);
         indices.push(index);
     }
@@ -314,6 +309,72 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         self.b
             .finalize()
             .map_err(|e| WasmError::unsupported(format!("(internal) SSA construction: {e}")))
+    }
+
+    /// The body of imported function `index`: the arguments go to the call area, the host
+    /// calls whatever the import resolved to, and the results come back from the call area.
+    /// An imported function that traps makes its caller trap ([`traps::IMPORT_TRAPPED`]),
+    /// which the store reports as the imported function's own trap.
+    ///
+    /// (Going through the host keeps every instance's code on its own: a direct call into
+    /// another instance's code would need the IR's indirect calls, which it does not have.)
+    fn import(mut self, index: u32) -> Result<(), WasmError> {
+        let entry = self
+            .b
+            .current_block()
+            .expect("positioned at the entry block");
+        let params = self.b.block_params(entry)[1..].to_vec();
+        let index = self.b.ins().iconst(types::I32, i64::from(index).into());
+        let results = self.results.clone();
+        let results = self.call_through_host(CALL_IMPORT, &[index], &params, &results);
+        self.b.ins().return_(&results);
+        self.b
+            .finalize()
+            .map_err(|e| WasmError::unsupported(format!("(internal) SSA construction: {e}")))
+    }
+
+    /// A call the host makes for this code ([`CALL_IMPORT`], [`CALL_REF`]): `args` go to the
+    /// call area, `host` is called with the vmctx and `operands`, and the results, of types
+    /// `results`, come back from the call area. When the callee does not return, the host
+    /// says so and this code traps with [`traps::IMPORT_TRAPPED`], which the store reports
+    /// as the callee's own trap.
+    fn call_through_host(
+        &mut self,
+        host: &str,
+        operands: &[Value],
+        args: &[Value],
+        results: &[Type],
+    ) -> Vec<Value> {
+        let area = self.layout.call_area();
+        let flags = self.vmctx_flags();
+        for (i, &a) in args.iter().enumerate() {
+            let at = Offset32((area + 8 * i as u32) as i32);
+            self.b.ins().store(flags, a, self.vmctx, at);
+        }
+        let mut params = vec![AbiParam {
+            vmctx: true,
+            ..AbiParam::new(types::I64)
+        }];
+        for &o in operands {
+            params.push(AbiParam::new(self.b.func.dfg.value_type(o)));
+        }
+        let sig = Signature {
+            params,
+            returns: vec![AbiParam::new(types::I32)],
+            ..Signature::default()
+        };
+        let f = self.func_ref(host.to_string(), sig);
+        self.b.func.dfg.ext_funcs[f].colocated = false;
+        let mut call_args = vec![self.vmctx];
+        call_args.extend_from_slice(operands);
+        let call = self.b.ins().call(f, &call_args);
+        let trapped = self.b.func.dfg.inst_results(call)[0];
+        self.b.ins().trapnz(trapped, traps::IMPORT_TRAPPED);
+        results
+            .iter()
+            .enumerate()
+            .map(|(i, &ty)| self.vmctx_load(ty, area + 8 * i as u32, false))
+            .collect()
     }
 
     fn zero(&mut self, ty: Type) -> Value {
@@ -684,10 +745,13 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
                 self.push(v);
             }
             O::RefFunc { function_index } => {
-                let v = self
+                // `func_ref_bits` of the instance's base.
+                let base = self.vmctx_load(i64_, self.layout.func_refs(), true);
+                let f = self
                     .b
                     .ins()
-                    .iconst(i64_, func_ref_bits(function_index).into());
+                    .iconst(i64_, (i64::from(function_index) + 1).into());
+                let v = self.b.ins().iadd(base, f);
                 self.push(v);
             }
             O::TableGet { table } => {
@@ -1481,9 +1545,11 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
     }
 
     /// `call_indirect`: the slot is a bounds-checked load from the table, then a
-    /// `br_table` on the reference dispatches to a direct call of each function a
-    /// reference can name ([`Module::referenced`]) that has the expected type, with traps
-    /// for a null reference and for functions of another type.
+    /// `br_table` on the reference dispatches to a direct call of each of the instance's
+    /// functions a reference can name ([`Module::referenced`]) that has the expected type,
+    /// with a trap for functions of another type. Any other reference (null, or another
+    /// instance's function in a table they share) is called through the host, which traps
+    /// for null and for another type.
     fn call_indirect(&mut self, type_index: u32, table: u32) -> Result<(), WasmError> {
         let Some(Some(ty)) = self.module.types.get(type_index as usize).cloned() else {
             return Err(WasmError::unsupported(
@@ -1499,18 +1565,18 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         let side = self.table_side(table, index);
         let zero = self.b.ins().iconst(types::I32, 0.into());
         let slot = self.ref_load(&side, zero);
-        // A reference this instance can call is at most `top` (function `top - 1`). Any
-        // other bits (a reference the host passed in, say) become `top + 1`, past the
-        // targets: the default, a signature trap. Only then is the index narrowed.
+        // The instance's own function `f` is `base + f + 1`, so `slot - base` is 1..=top
+        // for every function it can name. Anything else becomes 0, the target that goes
+        // through the host; only then is the index narrowed.
+        let base = self.vmctx_load(types::I64, self.layout.func_refs(), true);
+        let own = self.b.ins().isub(slot, base);
         let referenced = &self.module.referenced;
         let top = referenced.last().map_or(0, |&f| f + 1);
-        let past = self.b.ins().iconst(types::I64, (i64::from(top) + 1).into());
-        let over = self
-            .b
-            .ins()
-            .icmp(IntCC::UnsignedGreaterThanOrEqual, slot, past);
-        let slot = self.b.ins().select(over, past, slot);
-        let slot = self.b.ins().ireduce(types::I32, slot);
+        let past = self.b.ins().iconst(types::I64, i64::from(top).into());
+        let other = self.b.ins().icmp(IntCC::UnsignedGreaterThan, own, past);
+        let zero64 = self.b.ins().iconst(types::I64, 0.into());
+        let own = self.b.ins().select(other, zero64, own);
+        let own = self.b.ins().ireduce(types::I32, own);
 
         let results: Vec<Type> = ty
             .results()
@@ -1518,9 +1584,9 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             .map(|&r| clif_type(r))
             .collect::<Result<_, _>>()?;
         let merge = self.block_with_params(&results);
-        let null_block = self.b.create_block();
+        let host_block = self.b.create_block();
         let sig_block = self.b.create_block();
-        let mut targets = vec![BlockCall::new(null_block, vec![])];
+        let mut targets = vec![BlockCall::new(host_block, vec![])];
         let mut calls = Vec::new();
         for f in 0..top {
             let matches = referenced.contains(&f) && self.module.funcs[f as usize].ty == ty;
@@ -1533,19 +1599,24 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             }
         }
         self.b.ins().br_table(
-            slot,
+            own,
             JumpTable {
-                default: BlockCall::new(sig_block, vec![]),
+                default: BlockCall::new(host_block, vec![]),
                 targets,
             },
         );
-        for b in [null_block, sig_block] {
+        for b in [host_block, sig_block] {
             self.b.seal_block(b);
         }
-        self.b.switch_to_block(null_block);
-        self.b.ins().trap(traps::INDIRECT_CALL_TO_NULL);
         self.b.switch_to_block(sig_block);
         self.b.ins().trap(traps::BAD_SIGNATURE);
+        self.b.switch_to_block(host_block);
+        let ty_index = self
+            .b
+            .ins()
+            .iconst(types::I32, i64::from(type_index).into());
+        let rets = self.call_through_host(CALL_REF, &[ty_index, slot], &args[1..], &results);
+        self.b.ins().jump(BlockCall::new(merge, rets));
         for (f, block) in calls {
             self.b.seal_block(block);
             self.b.switch_to_block(block);

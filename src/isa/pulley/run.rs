@@ -3,7 +3,7 @@
 
 use crate::interpreter::DataValue;
 use crate::ir::{types, TrapCode, Type};
-use crate::isa::{Exit, Host, Image, MEMORY_GROW};
+use crate::isa::{Exit, Host, Image, CALL_IMPORT, CALL_REF, MEMORY_GROW};
 use crate::machinst::CompiledCode;
 use pulley_interpreter::encode;
 use pulley_interpreter::interp::{DoneReason, FRegVal, RegType, TrapKind, Val, Vm, XRegVal};
@@ -163,10 +163,12 @@ impl PulleyImage {
     }
 }
 
-/// A linked image with the `Vm` it runs in: Pulley's [`Image`].
+/// A linked image with the `Vm`s it runs in: Pulley's [`Image`]. A call takes a `Vm` of
+/// its own, so that a call back into the image while one runs (through the host) gets
+/// another; they are kept for the next calls.
 pub struct PulleyRun {
     image: PulleyImage,
-    vm: Vm,
+    vms: std::cell::RefCell<Vec<Vm>>,
 }
 
 impl PulleyRun {
@@ -174,7 +176,7 @@ impl PulleyRun {
     pub fn new(image: PulleyImage) -> Result<Self, String> {
         Ok(PulleyRun {
             image,
-            vm: fresh_vm()?,
+            vms: std::cell::RefCell::new(vec![fresh_vm()?]),
         })
     }
 }
@@ -185,27 +187,45 @@ impl Image for PulleyRun {
     }
 
     fn call(
-        &mut self,
+        &self,
         name: &str,
         args: &[DataValue],
         rets: &[Type],
         host: &mut dyn Host,
     ) -> Result<Exit, String> {
+        let popped = self.vms.borrow_mut().pop();
+        let mut vm = match popped {
+            Some(vm) => vm,
+            None => fresh_vm()?,
+        };
         let mut host = |callee: &str, vm: &mut Vm| -> Result<(), String> {
-            if callee != MEMORY_GROW {
-                return Err(format!("no host function {callee}"));
+            let vmctx = vm[XReg::x0].get_u64();
+            match callee {
+                MEMORY_GROW => {
+                    // (vmctx, memory index, delta in pages) in x0-x2, the old size or -1
+                    // in x0.
+                    let (mem, delta) = (vm[XReg::x1].get_u32(), vm[XReg::x2].get_u64());
+                    let old = host.memory_grow(vmctx, mem, delta)?;
+                    vm[XReg::x0] = XRegVal::new_i64(old);
+                }
+                CALL_IMPORT => {
+                    // (vmctx, function index) in x0-x1, 0 (returned) or 1 (trapped) in x0.
+                    let returned = host.call_import(vmctx, vm[XReg::x1].get_u32())?;
+                    vm[XReg::x0] = XRegVal::new_u32(u32::from(!returned));
+                }
+                CALL_REF => {
+                    // (vmctx, type index, reference) in x0-x2, as CALL_IMPORT in x0.
+                    let (ty, bits) = (vm[XReg::x1].get_u32(), vm[XReg::x2].get_u64());
+                    let returned = host.call_ref(vmctx, ty, bits)?;
+                    vm[XReg::x0] = XRegVal::new_u32(u32::from(!returned));
+                }
+                _ => return Err(format!("no host function {callee}")),
             }
-            // (vmctx, memory index, delta in pages) in x0-x2, the old size or -1 in x0.
-            let (vmctx, mem, delta) = (
-                vm[XReg::x0].get_u64(),
-                vm[XReg::x1].get_u32(),
-                vm[XReg::x2].get_u64(),
-            );
-            let old = host.memory_grow(vmctx, mem, delta)?;
-            vm[XReg::x0] = XRegVal::new_i64(old);
             Ok(())
         };
-        self.image.call(&mut self.vm, name, args, rets, &mut host)
+        let exit = self.image.call(&mut vm, name, args, rets, &mut host);
+        self.vms.borrow_mut().push(vm);
+        exit
     }
 }
 

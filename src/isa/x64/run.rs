@@ -237,7 +237,7 @@ impl Image for X64Image {
     }
 
     fn call(
-        &mut self,
+        &self,
         name: &str,
         args: &[DataValue],
         rets: &[Type],
