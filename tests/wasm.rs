@@ -46,38 +46,22 @@ fn settings(spectre: bool) -> Settings {
 /// Runs the scripts `paths` on one execution path under the three presets: no failure, no
 /// skip, and at least `min` commands passed in each.
 fn scripts_on(paths: &[PathBuf], min: usize, path: &str, make: &EngineFactory) {
-    scripts_with_gaps_on(paths, &MemoryConfig::PRESETS, min, &[], path, make)
+    scripts_under(paths, &MemoryConfig::PRESETS, min, path, make)
 }
 
-/// [`scripts_on`] under `presets`, except that a failure whose line contains the marker of one of `gaps`
-/// is a known gap (counted and printed with its reason, not a test failure), and a skip
-/// is allowed for a module beyond Wasm 2.0 (printed with its reason).
-fn scripts_with_gaps_on(
+/// [`scripts_on`] under `presets`, except that a skip is allowed for a module beyond Wasm
+/// 2.0 (printed with its reason).
+fn scripts_under(
     paths: &[PathBuf],
     presets: &[(&str, MemoryConfig)],
     min: usize,
-    gaps: &[(&str, &str)],
     path: &str,
     make: &EngineFactory,
 ) {
     for &(name, config) in presets {
         let report = run_paths(paths, config, make).unwrap();
         println!("{path}, memory {name}: {report}");
-        let mut known = vec![0usize; gaps.len()];
-        let mut unexplained = Vec::new();
-        for line in &report.failures {
-            match gaps.iter().position(|(marker, _)| line.contains(marker)) {
-                Some(g) => known[g] += 1,
-                None => unexplained.push(line),
-            }
-        }
-        for ((_, why), n) in gaps.iter().zip(known).filter(|(_, n)| *n > 0) {
-            println!("  KNOWN GAP, {n} directives failed: {why}");
-        }
-        for line in &report.skips {
-            println!("  {line}");
-        }
-        for line in &unexplained {
+        for line in report.skips.iter().chain(&report.failures) {
             println!("  {line}");
         }
         let bad_skips = report
@@ -85,7 +69,7 @@ fn scripts_with_gaps_on(
             .iter()
             .filter(|l| !l.contains("beyond Wasm 2.0"));
         assert!(
-            unexplained.is_empty() && bad_skips.count() == 0,
+            report.failures.is_empty() && bad_skips.count() == 0,
             "{path}, memory {name}: {report}"
         );
         assert!(report.passed >= min, "{path}, memory {name}: {report}");
@@ -221,8 +205,7 @@ fn every_engine() -> [(&'static str, &'static EngineFactory<'static>); 6] {
 /// Every core spec script (numerics, conversions, control, calls, globals, bulk memory,
 /// reference types and tables; from `CLIF_BOUNDS_SPEC_CORE_DIR` or
 /// `../shared/testdata/spec-core`) on every engine, under every preset, with PCC on our
-/// backends: nothing fails but Pulley's known gap of stack parameters, printed with its
-/// count and reason.
+/// backends: nothing fails, and only modules beyond Wasm 2.0 are skipped.
 #[test]
 fn core_scripts_on_every_engine() {
     let dir = std::env::var_os("CLIF_BOUNDS_SPEC_CORE_DIR")
@@ -237,10 +220,6 @@ fn core_scripts_on_every_engine() {
         );
         return;
     }
-    let pulley_gap = (
-        "stack parameters are not supported",
-        "pulley64 passes at most 15 integer and 16 float parameters in registers",
-    );
     // The presets only change memories and tables: scripts without either (numerics and
     // conversions) run under one.
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -254,14 +233,10 @@ fn core_scripts_on_every_engine() {
         text.contains("(memory") || text.contains("(table")
     });
     for (path, make) in every_engine() {
-        let mut gaps = Vec::new();
-        if path.starts_with("pulley64") {
-            gaps.push(pulley_gap);
-        }
-        // 14,080 commands pass on x86_64 (73 fewer on pulley64), 11,747 on each engine.
+        // 14,080 commands pass on each engine, and 11,747.
         let dynamic = [("dynamic", MemoryConfig::DYNAMIC)];
-        scripts_with_gaps_on(&stateful, &MemoryConfig::PRESETS, 14_000, &gaps, path, make);
-        scripts_with_gaps_on(&pure, &dynamic, 11_747, &gaps, path, make);
+        scripts_under(&stateful, &MemoryConfig::PRESETS, 14_080, path, make);
+        scripts_under(&pure, &dynamic, 11_747, path, make);
     }
 }
 

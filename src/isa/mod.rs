@@ -10,7 +10,7 @@ pub mod pulley;
 pub mod x64;
 
 use crate::interpreter::{DataValue, Outcome, Trap};
-use crate::ir::{Function, TrapCode, Type};
+use crate::ir::{Function, Signature, TrapCode, Type};
 use crate::machinst::{CodegenError, CompiledCode};
 
 /// The name generated code calls the host's `memory.grow` by (see [`Host::memory_grow`]).
@@ -82,6 +82,54 @@ impl Exit {
             }),
         }
     }
+}
+
+/// The 8-byte slots of the value array of an array-call trampoline of a function with
+/// `sig`: one per argument or result, whichever are more, and at least one.
+pub(crate) fn array_call_slots(sig: &Signature) -> usize {
+    sig.params.len().max(sig.returns.len()).max(1)
+}
+
+/// The CLIF of the array-call trampoline of a function `name` with `sig`:
+/// `(i64 ignored, i64 values)`, arguments and results in 8-byte slots of `values`, so that
+/// the host can enter any signature (x86_64 enters every function so; Pulley those whose
+/// parameters do not all fit its registers). The array is declared as the struct the
+/// trampoline works in (its `vmctx`), so that proof-carrying code proves the trampoline's
+/// accesses too. Each backend compiles it like any function.
+pub(crate) fn array_call_trampoline(name: &str, sig: &Signature) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "function %trampoline(i64, i64 vmctx) system_v {{");
+    let _ = writeln!(s, "    sig0 = {sig}");
+    let _ = writeln!(s, "    fn0 = {name} sig0");
+    let _ = writeln!(s, "    mt0 = struct {}, vmctx", 8 * array_call_slots(sig));
+    let _ = writeln!(s, "\nblock0(v0: i64, v1: i64):");
+    let mut args = Vec::new();
+    for (i, p) in sig.params.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "    v{} = load.{} notrap aligned v1+{}",
+            i + 2,
+            p.value_type,
+            8 * i
+        );
+        args.push(format!("v{}", i + 2));
+    }
+    let first = sig.params.len() + 2;
+    let results: Vec<String> = (0..sig.returns.len())
+        .map(|j| format!("v{}", first + j))
+        .collect();
+    let call = format!("call fn0({})", args.join(", "));
+    if results.is_empty() {
+        let _ = writeln!(s, "    {call}");
+    } else {
+        let _ = writeln!(s, "    {} = {call}", results.join(", "));
+    }
+    for (j, r) in results.iter().enumerate() {
+        let _ = writeln!(s, "    store notrap aligned {r}, v1+{}", 8 * j);
+    }
+    let _ = writeln!(s, "    return\n}}");
+    s
 }
 
 /// Functions compiled by one backend and linked together, ready to run.
@@ -211,6 +259,16 @@ impl Backend {
                     let code =
                         pulley::compile(f, b).map_err(|e| format!("{name}: {}: {e}", f.name))?;
                     compiled.push((f.name.clone(), code));
+                    // `pulley-interpreter` passes a call's arguments in registers only.
+                    if pulley::run::needs_array_call(&f.signature) {
+                        let text = array_call_trampoline(&f.name, &f.signature);
+                        let t = crate::parser::parse_function(&text).map_err(|d| {
+                            format!("{name}: the trampoline of {}: {}", f.name, d.message)
+                        })?;
+                        let code = pulley::compile(&t, b)
+                            .map_err(|e| format!("{name}: the trampoline of {}: {e}", f.name))?;
+                        compiled.push((pulley::run::array_call_name(&f.name), code));
+                    }
                 }
                 Ok(Box::new(pulley::run::PulleyRun::new(
                     pulley::run::PulleyImage::link(compiled)?,

@@ -1,9 +1,11 @@
 //! Register allocation and emission of Pulley bytecode.
 //!
-//! Frame: with calls, spills or callee-saved registers in use the function opens with
-//! `push_frame_save amt, {x16..x29 used}` (which also saves `lr` and `fp`) and returns through
-//! `pop_frame_restore`; spill slot `i` is at `sp + 8*i`, below the saved registers. A leaf
-//! function that needs none of that has no frame at all.
+//! Frame: with calls, spills, callee-saved registers in use or stack parameters the function
+//! opens with `push_frame_save amt, {x16..x29 used}` (which also saves `lr` and `fp` above
+//! the `amt` bytes) and returns through `pop_frame_restore`. From `sp` up: the outgoing
+//! stack arguments of its calls (`sp + 8*k`), the spill slots, the saved registers, `fp` and
+//! `lr`, and then the caller's outgoing area, where stack parameter `k` is
+//! (`sp + amt + 16 + 8*k`). A leaf function that needs none of that has no frame at all.
 
 use super::inst::{fr, xr, Amode, BrCond, ImmCond, ImmOp, MInst, MemOp, UnOp};
 use crate::ir::TrapCode;
@@ -67,10 +69,25 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
         note(*to);
     }
     let has_calls = vcode.insts.iter().any(|i| matches!(i, MInst::Call { .. }));
+    // The largest call's stack arguments.
+    let outgoing = vcode
+        .insts
+        .iter()
+        .filter_map(|i| match i {
+            MInst::Call { stack_args, .. } => Some(*stack_args),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+        * 8;
+    let stack_params = vcode
+        .insts
+        .iter()
+        .any(|i| matches!(i, MInst::StackArg { .. }));
     let spill_bytes = out.num_spillslots as u32 * 8;
     let save_bytes = saved.count_ones() * 8;
-    let amt = (spill_bytes + save_bytes).next_multiple_of(16);
-    let frame = has_calls || amt > 0;
+    let amt = (outgoing + spill_bytes + save_bytes).next_multiple_of(16);
+    let frame = has_calls || amt > 0 || stack_params;
     let amt = u16::try_from(amt).map_err(|_| {
         CodegenError::new(format!(
             "the stack frame needs {amt} bytes; Pulley frames are limited to 65535"
@@ -83,6 +100,7 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
         block_labels: Vec::new(),
         frame: frame.then_some((amt, regs)),
         next: None,
+        outgoing: outgoing as i32,
     };
     let emitted = crate::machinst::emit::emit_blocks(vcode, &out, &mut e)?;
     for (code, label) in e.buf.take_islands() {
@@ -105,6 +123,8 @@ struct Emitter {
     frame: Option<(u16, UpperRegSet<XReg>)>,
     /// The label of the block emitted next, for fall-through.
     next: Option<Label>,
+    /// Bytes of the outgoing-argument area, below the spill slots.
+    outgoing: i32,
 }
 
 impl crate::machinst::emit::Emit<MInst> for Emitter {
@@ -158,7 +178,8 @@ impl Emitter {
     }
 
     fn emit_move(&mut self, from: Allocation, to: Allocation) -> Result<(), CodegenError> {
-        let slot = |a: Allocation| (a.as_stack().unwrap().index() * 8) as i32;
+        let outgoing = self.outgoing;
+        let slot = |a: Allocation| outgoing + (a.as_stack().unwrap().index() * 8) as i32;
         let sp = |offset| AddrO32 {
             addr: XReg::sp,
             offset,
@@ -201,6 +222,27 @@ impl Emitter {
     fn emit_inst(&mut self, inst: &MInst) -> Result<(), CodegenError> {
         match inst {
             MInst::Args { .. } => {}
+            MInst::StackArg { dst, slot } => {
+                let amt = self.frame.map_or(0, |(amt, _)| i32::from(amt));
+                let at = AddrO32 {
+                    addr: XReg::sp,
+                    offset: amt + 16 + 8 * *slot as i32,
+                };
+                match dst.class() {
+                    RegClass::Int => encode::xload64le_o32(self.sink(), xr(n(*dst)), at),
+                    _ => encode::fload64le_o32(self.sink(), fr(n(*dst)), at),
+                }
+            }
+            MInst::StoreCallArg { src, slot } => {
+                let at = AddrO32 {
+                    addr: XReg::sp,
+                    offset: 8 * *slot as i32,
+                };
+                match src.class() {
+                    RegClass::Int => encode::xstore64le_o32(self.sink(), at, xr(n(*src))),
+                    _ => encode::fstore64le_o32(self.sink(), at, fr(n(*src))),
+                }
+            }
             MInst::Ret { .. } => {
                 if let Some((amt, regs)) = self.frame {
                     encode::pop_frame_restore(self.sink(), amt, regs);

@@ -438,6 +438,23 @@ pub enum MInst {
         /// (value, argument register).
         args: Vec<(VReg, PReg)>,
     },
+    /// Loads the parameter the caller passed in stack slot `slot` (above the frame's saved
+    /// `lr` and `fp`). One instruction per parameter: a function may have more of them
+    /// than there are registers.
+    StackArg {
+        /// The parameter.
+        dst: VReg,
+        /// Its slot, in order of the stack parameters.
+        slot: u32,
+    },
+    /// Stores a stack argument of the next call into slot `slot` of the outgoing-argument
+    /// area at the bottom of the frame, one instruction per argument.
+    StoreCallArg {
+        /// The argument.
+        src: VReg,
+        /// Its slot, in order of the stack arguments.
+        slot: u32,
+    },
     /// Returns `rets` (already in place) after tearing down the frame.
     Ret {
         /// (value, return register).
@@ -649,6 +666,8 @@ pub enum MInst {
         callee: String,
         /// Arguments in their registers.
         args: Vec<(VReg, PReg)>,
+        /// How many arguments the `StoreCallArg`s before the call put in the outgoing area.
+        stack_args: u32,
         /// Results in their registers.
         rets: Vec<(VReg, PReg)>,
     },
@@ -673,6 +692,8 @@ impl MInst {
         use Role::*;
         match self {
             MInst::Args { args } => args.iter_mut().for_each(|(v, p)| f(v, FixedDef(*p))),
+            MInst::StackArg { dst, .. } => f(dst, Def),
+            MInst::StoreCallArg { src, .. } => f(src, Use),
             MInst::Ret { rets } => rets.iter_mut().for_each(|(v, p)| f(v, FixedUse(*p))),
             MInst::Bin { dst, a, b, .. } | MInst::AddTrap { dst, a, b, .. } => {
                 f(a, Use);
@@ -727,11 +748,14 @@ impl MInst {
 
 impl crate::machinst::abi::AbiInst for MInst {
     fn gen_args(args: Vec<(VReg, PReg)>, stack: Vec<VReg>) -> Vec<Self> {
-        assert!(
-            stack.is_empty(),
-            "Pulley's convention passes nothing on the stack"
-        );
-        vec![MInst::Args { args }]
+        let loads = stack
+            .into_iter()
+            .enumerate()
+            .map(|(slot, dst)| MInst::StackArg {
+                dst,
+                slot: slot as u32,
+            });
+        std::iter::once(MInst::Args { args }).chain(loads).collect()
     }
     fn gen_ret(rets: Vec<(VReg, PReg)>) -> Self {
         MInst::Ret { rets }
@@ -742,11 +766,22 @@ impl crate::machinst::abi::AbiInst for MInst {
         stack_args: Vec<VReg>,
         rets: Vec<(VReg, PReg)>,
     ) -> Vec<Self> {
-        assert!(
-            stack_args.is_empty(),
-            "Pulley's convention passes nothing on the stack"
-        );
-        vec![MInst::Call { callee, args, rets }]
+        let n = stack_args.len() as u32;
+        let stores = stack_args
+            .into_iter()
+            .enumerate()
+            .map(|(slot, src)| MInst::StoreCallArg {
+                src,
+                slot: slot as u32,
+            });
+        stores
+            .chain(std::iter::once(MInst::Call {
+                callee,
+                args,
+                stack_args: n,
+                rets,
+            }))
+            .collect()
     }
     fn gen_move(dst: VReg, src: VReg) -> Self {
         let op = match src.class() {

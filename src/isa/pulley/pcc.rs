@@ -154,6 +154,14 @@ impl PccInst for MInst {
     fn pcc(&self, cx: &mut Cx<'_>) -> Result<(), PccError> {
         match self {
             MInst::Args { args } => args.iter().for_each(|&(v, _)| cx.abi_def(v)),
+            MInst::StackArg { dst, .. } => {
+                cx.stack();
+                cx.abi_def(*dst);
+            }
+            MInst::StoreCallArg { src, .. } => {
+                cx.stack();
+                cx.abi_use(*src)?;
+            }
             MInst::Ret { rets } => {
                 for &(v, _) in rets {
                     cx.abi_use(v)?;
@@ -376,6 +384,22 @@ pub fn decode_accesses(
                     ));
                 }
                 checked += accesses.len() as u64;
+                continue;
+            }
+            // A parameter above the frame; an argument in the outgoing area: one 64-bit
+            // access of the stack.
+            What::Inst(inst @ (MInst::StackArg { .. } | MInst::StoreCallArg { .. })) => {
+                let stack = |l: &&str| {
+                    l.split_once(' ').is_some_and(|(m, ops)| {
+                        m.ends_with("64le_o32") && ops.split(", ").any(|o| o == "sp")
+                    })
+                };
+                if accesses.len() != 1 || !accesses.iter().all(stack) {
+                    return Err(fail(format!(
+                        "expected one 64-bit access of the stack for `{inst:?}`"
+                    )));
+                }
+                checked += 1;
                 continue;
             }
             What::Inst(inst @ MInst::Load { op, amode, .. }) => (*op, amode, false, inst),

@@ -4,6 +4,7 @@
 use crate::interpreter::DataValue;
 use crate::ir::{types, TrapCode, Type};
 use crate::isa::{Exit, Host, Image, CALL_IMPORT, CALL_REF, MEMORY_GROW};
+use crate::machinst::abi::Loc;
 use crate::machinst::CompiledCode;
 use pulley_interpreter::encode;
 use pulley_interpreter::interp::{DoneReason, FRegVal, RegType, TrapKind, Val, Vm, XRegVal};
@@ -90,10 +91,45 @@ impl PulleyImage {
         returns: &[Type],
         host: &mut HostFn<'_>,
     ) -> Result<Exit, String> {
-        let entry = *self
-            .entries
-            .get(name)
-            .ok_or_else(|| format!("no function {name} in the Pulley image"))?;
+        let Some(&entry) = self.entries.get(&array_call_name(name)) else {
+            let entry = *self
+                .entries
+                .get(name)
+                .ok_or_else(|| format!("no function {name} in the Pulley image"))?;
+            return self.enter(vm, entry, args, returns, host);
+        };
+        // Through its array-call trampoline: the values in 8-byte slots.
+        let mut values: Vec<u64> = args.iter().map(|a| a.bits).collect();
+        values.resize(values.len().max(returns.len()).max(1), 0);
+        let pointer = DataValue::new(types::I64, values.as_mut_ptr() as u64);
+        let exit = self.enter(
+            vm,
+            entry,
+            &[DataValue::new(types::I64, 0), pointer],
+            &[],
+            host,
+        )?;
+        Ok(match exit {
+            Exit::Returned(_) => Exit::Returned(
+                returns
+                    .iter()
+                    .zip(&values)
+                    .map(|(&ty, &bits)| DataValue::new(ty, bits & ty.mask()))
+                    .collect(),
+            ),
+            trapped => trapped,
+        })
+    }
+
+    /// Runs the code at `entry` with `args` in registers.
+    fn enter(
+        &self,
+        vm: &mut Vm,
+        entry: u32,
+        args: &[DataValue],
+        returns: &[Type],
+        host: &mut HostFn<'_>,
+    ) -> Result<Exit, String> {
         let vals: Vec<Val> = args.iter().map(|&a| to_val(a)).collect();
         let base = self.code.as_ptr();
         // SAFETY: the bytecode was produced by our backend and linked above; arguments match
@@ -227,6 +263,21 @@ impl Image for PulleyRun {
         self.vms.borrow_mut().push(vm);
         exit
     }
+}
+
+/// Whether a function with `sig` has parameters beyond Pulley's argument registers, which
+/// `pulley-interpreter` cannot pass from the host: it is entered through an array-call
+/// trampoline ([`crate::isa::array_call_trampoline`]).
+pub fn needs_array_call(sig: &crate::ir::Signature) -> bool {
+    let tys: Vec<Type> = sig.params.iter().map(|p| p.value_type).collect();
+    super::abi::PULLEY_CONV
+        .locs(&tys, false, "parameters")
+        .map_or(true, |locs| locs.contains(&Loc::Stack))
+}
+
+/// The name the array-call trampoline of function `name` is linked under.
+pub fn array_call_name(name: &str) -> String {
+    format!("{name}$array-call")
 }
 
 /// A Vm with the stack size the runtime uses.

@@ -10,13 +10,13 @@
 use super::emit::Regs;
 use super::{compile, X64Backend};
 use crate::interpreter::DataValue;
-use crate::ir::{Function, Signature, Type};
+use crate::ir::{Function, Type};
+use crate::isa::{array_call_slots as slots, array_call_trampoline as trampoline_text};
 use crate::isa::{Exit, Host, Image};
 use crate::machinst::CompiledCode;
 use crate::native::{self, CodeMemory, Fault};
 use cranelift_assembler_x64::inst as asm;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write;
 
 /// Functions placed together with their trampolines and host stubs.
 pub struct X64Image {
@@ -29,51 +29,6 @@ pub struct X64Image {
     trampolines: HashMap<String, u64>,
     /// The value slots each trampoline reads and writes, by function name.
     slots: HashMap<String, usize>,
-}
-
-/// The 8-byte slots of the value array of a function with `sig`'s trampoline: one per
-/// argument or result, whichever are more, and at least one.
-fn slots(sig: &Signature) -> usize {
-    sig.params.len().max(sig.returns.len()).max(1)
-}
-
-/// The CLIF of the array-call trampoline of a function `name` with `sig`:
-/// `(i64 ignored, i64 values)`, arguments and results in 8-byte slots of `values`. The
-/// array is declared as the struct the trampoline works in (its `vmctx`), so that
-/// proof-carrying code proves the trampoline's accesses too.
-fn trampoline_text(name: &str, sig: &Signature) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "function %trampoline(i64, i64 vmctx) system_v {{");
-    let _ = writeln!(s, "    sig0 = {sig}");
-    let _ = writeln!(s, "    fn0 = {name} sig0");
-    let _ = writeln!(s, "    mt0 = struct {}, vmctx", 8 * slots(sig));
-    let _ = writeln!(s, "\nblock0(v0: i64, v1: i64):");
-    let mut args = Vec::new();
-    for (i, p) in sig.params.iter().enumerate() {
-        let _ = writeln!(
-            s,
-            "    v{} = load.{} notrap aligned v1+{}",
-            i + 2,
-            p.value_type,
-            8 * i
-        );
-        args.push(format!("v{}", i + 2));
-    }
-    let first = sig.params.len() + 2;
-    let results: Vec<String> = (0..sig.returns.len())
-        .map(|j| format!("v{}", first + j))
-        .collect();
-    let call = format!("call fn0({})", args.join(", "));
-    if results.is_empty() {
-        let _ = writeln!(s, "    {call}");
-    } else {
-        let _ = writeln!(s, "    {} = {call}", results.join(", "));
-    }
-    for (j, r) in results.iter().enumerate() {
-        let _ = writeln!(s, "    store notrap aligned {r}, v1+{}", 8 * j);
-    }
-    let _ = writeln!(s, "    return\n}}");
-    s
 }
 
 /// The code uses `lzcnt`, `tzcnt` (BMI1), `popcnt` and SSE4.1's `roundss`/`roundsd`
