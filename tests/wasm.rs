@@ -174,6 +174,39 @@ fn linking_on_every_engine() {
     }
 }
 
+/// Our multi-value script (`tests/wast/multi-value.wast`): 19 results, more than any
+/// backend returns in registers, from direct calls, `call_indirect`, an imported function
+/// and the host's own call; on every engine.
+#[test]
+fn multi_value_on_every_engine() {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/wast/multi-value.wast");
+    for (path, make) in every_engine() {
+        scripts_on(std::slice::from_ref(&file), 9, path, make);
+    }
+}
+
+/// A module that no proposal makes valid fails its directive: it is invalid, not beyond
+/// Wasm 2.0, so it is never skipped.
+#[test]
+fn invalid_modules_fail_rather_than_skip() {
+    let dir = std::env::temp_dir().join(format!("clif-bounds-invalid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("invalid.wast");
+    std::fs::write(
+        &file,
+        "(module (func (export \"f\") (result i32) (drop)))\n(assert_return (invoke \"f\") (i32.const 0))\n",
+    )
+    .unwrap();
+    let report = run_paths(&[file], MemoryConfig::DYNAMIC, &|| {
+        Ok(Box::new(InterpreterEngine::fused()))
+    })
+    .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!((report.passed, report.failures.len()), (0, 2), "{report}");
+    assert!(report.skips.is_empty(), "{report}");
+    assert!(report.failures[0].contains("type mismatch"), "{report}");
+}
+
 /// One engine of each kind, with PCC on our backends and both Spectre settings among them.
 fn every_engine() -> [(&'static str, &'static EngineFactory<'static>); 6] {
     [
@@ -300,9 +333,9 @@ fn unsupported_features_and_invalid_modules_are_clear_errors() {
     );
     assert!(simd.contains("unsupported Wasm feature"), "{simd}");
     assert!(simd.contains("byte offset"), "{simd}");
-    let import = translate_error(r#"(module (import "env" "f" (func)))"#);
+    let import = translate_error(r#"(module (import "env" "g" (global (mut i32))))"#);
     assert!(
-        import.contains("unsupported Wasm feature: imported functions (env.f)"),
+        import.contains("unsupported Wasm feature: imported mutable globals (env.g)"),
         "{import}"
     );
     let atomics = translate_error(

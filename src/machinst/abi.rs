@@ -22,7 +22,10 @@ pub struct CallConv {
     pub int_rets: &'static [usize],
     /// The float results go in float registers `0..float_rets`.
     pub float_rets: usize,
-    /// Arguments beyond the registers go on the stack, in order; otherwise they are an error.
+    /// Arguments beyond the registers go on the stack, in order, and so do return values
+    /// beyond the registers, in the slots after the stack arguments (the caller's
+    /// outgoing area, which the callee writes before it returns); otherwise either is an
+    /// error.
     pub stack_args: bool,
 }
 
@@ -56,11 +59,7 @@ impl CallConv {
                 };
                 match reg {
                     Some(r) => Ok(Loc::Reg(r)),
-                    None if !rets && self.stack_args => Ok(Loc::Stack),
-                    None if rets => Err(CodegenError::new(format!(
-                        "more than {} integer or {floats} float {what} need a return area, which this backend does not support",
-                        ints.len()
-                    ))),
+                    None if self.stack_args => Ok(Loc::Stack),
                     None => Err(CodegenError::new(format!(
                         "more than {} integer or {floats} float {what}: stack {what} are not supported",
                         ints.len()
@@ -69,6 +68,11 @@ impl CallConv {
             })
             .collect()
     }
+}
+
+/// How many of `locs` are on the stack.
+fn on_stack(locs: &[Loc]) -> u32 {
+    locs.iter().filter(|l| **l == Loc::Stack).count() as u32
 }
 
 /// Splits values by their locations: `(value, register)` pairs, and the stack ones in order.
@@ -100,16 +104,20 @@ pub trait AbiInst: MachInst + Sized {
     /// stack slots in order (each loaded by an instruction of its own, so that no single
     /// instruction defines more values than there are registers).
     fn gen_args(args: Vec<(VReg, PReg)>, stack: Vec<VReg>) -> Vec<Self>;
-    /// Returns the values in their return registers.
-    fn gen_ret(rets: Vec<(VReg, PReg)>) -> Self;
+    /// Returns the values in their return registers, after storing those that go on the
+    /// stack into the caller's slots (`(value, slot)`, the slots counted as the caller's
+    /// stack arguments are, from the first), one instruction each.
+    fn gen_ret(rets: Vec<(VReg, PReg)>, stack: Vec<(VReg, u32)>) -> Vec<Self>;
     /// Calls `callee` with arguments in registers and on the stack, and defines the results:
-    /// the call and whatever puts the stack arguments in place first (one instruction per
-    /// argument, so that no single instruction needs them all in registers at once).
+    /// whatever puts the stack arguments in place first (one instruction per argument, so
+    /// that no single instruction needs them all in registers at once), the call, and a
+    /// load of each result that comes back on the stack (`(value, slot)`).
     fn gen_call(
         callee: String,
         args: Vec<(VReg, PReg)>,
         stack_args: Vec<VReg>,
         rets: Vec<(VReg, PReg)>,
+        stack_rets: Vec<(VReg, u32)>,
     ) -> Vec<Self>;
     /// A register copy (`dst` and `src` of one class).
     fn gen_move(dst: VReg, src: VReg) -> Self;
@@ -137,27 +145,37 @@ where
     pub fn lower_return_abi(&mut self, conv: &CallConv, inst: Inst) {
         let values = self.data(inst).arguments().to_vec();
         let tys: Vec<Type> = values.iter().map(|&v| self.ty(v)).collect();
-        let locs = match conv.locs(&tys, true, "return values") {
-            Ok(l) => l,
-            Err(e) => return self.fail(e),
-        };
-        let rets = values
-            .iter()
-            .zip(locs)
-            .map(|(&v, loc)| {
-                let Loc::Reg(p) = loc else {
-                    unreachable!("return values are never on the stack")
-                };
-                let r = self.put_value(v);
-                if !self.lower.defined_elsewhere(v, inst) {
-                    return (r, p);
-                }
-                let dst = self.vreg(r.class());
-                self.emit(B::MInst::gen_move(dst, r));
-                (dst, p)
-            })
+        let params: Vec<Type> = (self.lower.func.signature.params.iter())
+            .map(|p| p.value_type)
             .collect();
-        self.emit(B::MInst::gen_ret(rets));
+        let (locs, param_locs) = match (
+            conv.locs(&tys, true, "return values"),
+            conv.locs(&params, false, "parameters"),
+        ) {
+            (Ok(l), Ok(p)) => (l, p),
+            (Err(e), _) | (_, Err(e)) => return self.fail(e),
+        };
+        let mut rets = Vec::new();
+        let mut stack = Vec::new();
+        for (&v, loc) in values.iter().zip(locs) {
+            let r = self.put_value(v);
+            let Loc::Reg(p) = loc else {
+                stack.push(r);
+                continue;
+            };
+            if !self.lower.defined_elsewhere(v, inst) {
+                rets.push((r, p));
+                continue;
+            }
+            let dst = self.vreg(r.class());
+            self.emit(B::MInst::gen_move(dst, r));
+            rets.push((dst, p));
+        }
+        // The results on the stack follow the stack parameters.
+        let stack = stack.into_iter().zip(on_stack(&param_locs)..).collect();
+        for i in B::MInst::gen_ret(rets, stack) {
+            self.emit(i);
+        }
     }
 
     /// Lowers a `call`: arguments to their locations, one result register each. Returns the
@@ -179,15 +197,32 @@ where
         };
         let vals: Vec<VReg> = call.args.iter().map(|&v| self.put_value(v)).collect();
         let (args, stack_args) = split_locs(&vals, &arg_locs);
-        let rets: Vec<(VReg, PReg)> = ret_locs
-            .into_iter()
-            .map(|l| match l {
-                Loc::Reg(p) => (self.vreg(p.class()), p),
-                Loc::Stack => unreachable!("return values are never on the stack"),
-            })
-            .collect();
-        let regs = rets.iter().map(|r| r.0).collect();
-        for i in B::MInst::gen_call(call.callee, args, stack_args, rets) {
+        // The results on the stack follow the stack arguments.
+        let mut slot = stack_args.len() as u32;
+        let mut rets = Vec::new();
+        let mut stack_rets = Vec::new();
+        let mut regs = Vec::new();
+        for (loc, &ty) in ret_locs.into_iter().zip(&call.ret_tys) {
+            match loc {
+                Loc::Reg(p) => {
+                    let r = self.vreg(p.class());
+                    rets.push((r, p));
+                    regs.push(r);
+                }
+                Loc::Stack => {
+                    let class = if ty.is_float() {
+                        RegClass::Float
+                    } else {
+                        RegClass::Int
+                    };
+                    let r = self.vreg(class);
+                    stack_rets.push((r, slot));
+                    slot += 1;
+                    regs.push(r);
+                }
+            }
+        }
+        for i in B::MInst::gen_call(call.callee, args, stack_args, rets, stack_rets) {
             self.emit(i);
         }
         Some(CallResults {

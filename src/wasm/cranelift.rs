@@ -59,6 +59,9 @@ impl CraneliftEngine {
             "enable_heap_access_spectre_mitigation",
             &spectre.to_string(),
         )?;
+        // Wasm functions may return more values than there are return registers: Cranelift
+        // then returns the rest through a hidden return area.
+        set(&mut b, "enable_multi_ret_implicit_sret", "true")?;
         let mut isa = cranelift_codegen::isa::lookup_by_name("x86_64")
             .map_err(|e| format!("Cranelift x86_64: {e}"))?;
         // The host's SSE4.1, as Wasmtime detects it: without it Cranelift calls libm for
@@ -374,6 +377,7 @@ impl CraneliftPulleyEngine {
                 "enable_heap_access_spectre_mitigation",
                 if spectre { "true" } else { "false" },
             ),
+            ("enable_multi_ret_implicit_sret", "true"),
         ] {
             b.set(k, v)
                 .map_err(|e| format!("Cranelift setting {k}={v}: {e}"))?;

@@ -173,8 +173,12 @@ pub fn features() -> WasmFeatures {
 
 /// Why a module is beyond Wasm 2.0 without SIMD (the standard the translator aims to cover
 /// in full): the error of validating it with only that standard's features, or `None`
-/// when it validates. A script runner reports what such a module cannot do as a skip.
+/// when it validates, or when it is not valid under any proposal either (then it is
+/// invalid, not beyond). A script runner reports what such a module cannot do as a skip.
 pub fn beyond_wasm2(bytes: &[u8]) -> Option<String> {
+    Validator::new_with_features(WasmFeatures::all())
+        .validate_all(bytes)
+        .ok()?;
     let wasm2 = WasmFeatures::WASM2.difference(WasmFeatures::SIMD);
     Validator::new_with_features(wasm2)
         .validate_all(bytes)

@@ -83,7 +83,7 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
     let stack_params = vcode
         .insts
         .iter()
-        .any(|i| matches!(i, MInst::StackArg { .. }));
+        .any(|i| matches!(i, MInst::StackArg { .. } | MInst::StoreRet { .. }));
     let spill_bytes = out.num_spillslots as u32 * 8;
     let save_bytes = saved.count_ones() * 8;
     let amt = (outgoing + spill_bytes + save_bytes).next_multiple_of(16);
@@ -177,6 +177,30 @@ impl Emitter {
         }
     }
 
+    /// Loads a whole register of either class from the 8 bytes at `sp + offset`.
+    fn load_stack(&mut self, dst: VReg, offset: i32) {
+        let at = AddrO32 {
+            addr: XReg::sp,
+            offset,
+        };
+        match dst.class() {
+            RegClass::Int => encode::xload64le_o32(self.sink(), xr(n(dst)), at),
+            _ => encode::fload64le_o32(self.sink(), fr(n(dst)), at),
+        }
+    }
+
+    /// Stores a whole register of either class to the 8 bytes at `sp + offset`.
+    fn store_stack(&mut self, src: VReg, offset: i32) {
+        let at = AddrO32 {
+            addr: XReg::sp,
+            offset,
+        };
+        match src.class() {
+            RegClass::Int => encode::xstore64le_o32(self.sink(), at, xr(n(src))),
+            _ => encode::fstore64le_o32(self.sink(), at, fr(n(src))),
+        }
+    }
+
     fn emit_move(&mut self, from: Allocation, to: Allocation) -> Result<(), CodegenError> {
         let outgoing = self.outgoing;
         let slot = |a: Allocation| outgoing + (a.as_stack().unwrap().index() * 8) as i32;
@@ -224,24 +248,14 @@ impl Emitter {
             MInst::Args { .. } => {}
             MInst::StackArg { dst, slot } => {
                 let amt = self.frame.map_or(0, |(amt, _)| i32::from(amt));
-                let at = AddrO32 {
-                    addr: XReg::sp,
-                    offset: amt + 16 + 8 * *slot as i32,
-                };
-                match dst.class() {
-                    RegClass::Int => encode::xload64le_o32(self.sink(), xr(n(*dst)), at),
-                    _ => encode::fload64le_o32(self.sink(), fr(n(*dst)), at),
-                }
+                self.load_stack(*dst, amt + 16 + 8 * *slot as i32)
             }
-            MInst::StoreCallArg { src, slot } => {
-                let at = AddrO32 {
-                    addr: XReg::sp,
-                    offset: 8 * *slot as i32,
-                };
-                match src.class() {
-                    RegClass::Int => encode::xstore64le_o32(self.sink(), at, xr(n(*src))),
-                    _ => encode::fstore64le_o32(self.sink(), at, fr(n(*src))),
-                }
+            MInst::StoreCallArg { src, slot } => self.store_stack(*src, 8 * *slot as i32),
+            MInst::LoadCallRet { dst, slot } => self.load_stack(*dst, 8 * *slot as i32),
+            // The caller's slots are above the saved `lr` and `fp`, as the stack parameters.
+            MInst::StoreRet { src, slot } => {
+                let amt = self.frame.map_or(0, |(amt, _)| i32::from(amt));
+                self.store_stack(*src, amt + 16 + 8 * *slot as i32)
             }
             MInst::Ret { .. } => {
                 if let Some((amt, regs)) = self.frame {

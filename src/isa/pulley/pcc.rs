@@ -158,9 +158,13 @@ impl PccInst for MInst {
                 cx.stack();
                 cx.abi_def(*dst);
             }
-            MInst::StoreCallArg { src, .. } => {
+            MInst::StoreCallArg { src, .. } | MInst::StoreRet { src, .. } => {
                 cx.stack();
                 cx.abi_use(*src)?;
+            }
+            MInst::LoadCallRet { dst, .. } => {
+                cx.stack();
+                cx.abi_def(*dst);
             }
             MInst::Ret { rets } => {
                 for &(v, _) in rets {
@@ -388,7 +392,12 @@ pub fn decode_accesses(
             }
             // A parameter above the frame; an argument in the outgoing area: one 64-bit
             // access of the stack.
-            What::Inst(inst @ (MInst::StackArg { .. } | MInst::StoreCallArg { .. })) => {
+            What::Inst(
+                inst @ (MInst::StackArg { .. }
+                | MInst::StoreCallArg { .. }
+                | MInst::StoreRet { .. }
+                | MInst::LoadCallRet { .. }),
+            ) => {
                 let stack = |l: &&str| {
                     l.split_once(' ').is_some_and(|(m, ops)| {
                         m.ends_with("64le_o32") && ops.split(", ").any(|o| o == "sp")

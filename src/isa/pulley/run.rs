@@ -265,14 +265,17 @@ impl Image for PulleyRun {
     }
 }
 
-/// Whether a function with `sig` has parameters beyond Pulley's argument registers, which
-/// `pulley-interpreter` cannot pass from the host: it is entered through an array-call
-/// trampoline ([`crate::isa::array_call_trampoline`]).
+/// Whether a function with `sig` has parameters or results beyond Pulley's registers, which
+/// `pulley-interpreter` cannot pass from the host or back: it is entered through an
+/// array-call trampoline ([`crate::isa::array_call_trampoline`]).
 pub fn needs_array_call(sig: &crate::ir::Signature) -> bool {
-    let tys: Vec<Type> = sig.params.iter().map(|p| p.value_type).collect();
-    super::abi::PULLEY_CONV
-        .locs(&tys, false, "parameters")
-        .map_or(true, |locs| locs.contains(&Loc::Stack))
+    let stack = |values: &[crate::ir::AbiParam], rets| {
+        let tys: Vec<Type> = values.iter().map(|p| p.value_type).collect();
+        super::abi::PULLEY_CONV
+            .locs(&tys, rets, "values")
+            .map_or(true, |locs| locs.contains(&Loc::Stack))
+    };
+    stack(&sig.params, false) || stack(&sig.returns, true)
 }
 
 /// The name the array-call trampoline of function `name` is linked under.

@@ -138,7 +138,7 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
     let stack_params = vcode
         .insts
         .iter()
-        .any(|i| matches!(i, MInst::StackArg { .. }));
+        .any(|i| matches!(i, MInst::StackArg { .. } | MInst::StoreRet { .. }));
     let spill_bytes = out.num_spillslots as u32 * 8;
     // After `push rbp` the stack is 16-byte aligned; with calls, the saved registers and the
     // spill area together keep it so.
@@ -1286,6 +1286,15 @@ impl Emitter {
             // the callee finds them above its return address.
             MInst::StoreCallArg { src, slot } => {
                 let m = frame_slot(regs::RSP, 8 * *slot as i32);
+                self.store_slot(m, src.class(), n(*src));
+            }
+            MInst::LoadCallRet { dst, slot } => {
+                let m = frame_slot(regs::RSP, 8 * *slot as i32);
+                self.load_slot(dst.class(), n(*dst), m);
+            }
+            // The caller's slots are above the return address, as the stack parameters.
+            MInst::StoreRet { src, slot } => {
+                let m = frame_slot(regs::RBP, 16 + 8 * *slot as i32);
                 self.store_slot(m, src.class(), n(*src));
             }
             MInst::Call { callee, .. } => {

@@ -650,10 +650,28 @@ pub enum MInst {
         callee: String,
         /// Arguments and their registers.
         args: Vec<(VReg, PReg)>,
-        /// How many arguments the `StoreCallArg`s before the call put in the outgoing area.
+        /// Slots of the outgoing area the call uses: its stack arguments (which the
+        /// `StoreCallArg`s before it store), then its stack results (which the
+        /// `LoadCallRet`s after it load).
         stack_args: u32,
         /// Results and their registers.
         rets: Vec<(VReg, PReg)>,
+    },
+    /// Stores a return value that goes on the stack into the caller's slot `slot` (counted
+    /// as its stack arguments are, after them), before the function returns.
+    StoreRet {
+        /// The value.
+        src: VReg,
+        /// Its slot.
+        slot: u32,
+    },
+    /// Loads a result the call just made left in slot `slot` of the outgoing area (after
+    /// its stack arguments).
+    LoadCallRet {
+        /// The result.
+        dst: VReg,
+        /// Its slot.
+        slot: u32,
     },
     /// Stores a stack argument of the next call into slot `slot` of the outgoing-argument
     /// area at the bottom of the frame. One instruction per argument: a call may have more
@@ -889,6 +907,8 @@ impl MInst {
                 rets.iter_mut().for_each(|(v, p)| f(v, FixedDef(*p)));
             }
             MInst::StoreCallArg { src, .. } => f(src, Use),
+            MInst::StoreRet { src, .. } => f(src, Use),
+            MInst::LoadCallRet { dst, .. } => f(dst, Def),
         }
     }
 }
@@ -904,16 +924,23 @@ impl crate::machinst::abi::AbiInst for MInst {
             });
         std::iter::once(MInst::Args { args }).chain(loads).collect()
     }
-    fn gen_ret(rets: Vec<(VReg, PReg)>) -> Self {
-        MInst::Ret { rets }
+    fn gen_ret(rets: Vec<(VReg, PReg)>, stack: Vec<(VReg, u32)>) -> Vec<Self> {
+        let stores = stack
+            .into_iter()
+            .map(|(src, slot)| MInst::StoreRet { src, slot });
+        stores.chain(std::iter::once(MInst::Ret { rets })).collect()
     }
     fn gen_call(
         callee: String,
         args: Vec<(VReg, PReg)>,
         stack_args: Vec<VReg>,
         rets: Vec<(VReg, PReg)>,
+        stack_rets: Vec<(VReg, u32)>,
     ) -> Vec<Self> {
-        let n = stack_args.len() as u32;
+        let n = (stack_args.len() + stack_rets.len()) as u32;
+        let loads = stack_rets
+            .into_iter()
+            .map(|(dst, slot)| MInst::LoadCallRet { dst, slot });
         let stores = stack_args
             .into_iter()
             .enumerate()
@@ -928,6 +955,7 @@ impl crate::machinst::abi::AbiInst for MInst {
                 stack_args: n,
                 rets,
             }))
+            .chain(loads)
             .collect()
     }
     fn gen_move(dst: VReg, src: VReg) -> Self {

@@ -389,9 +389,13 @@ impl PccInst for MInst {
                     cx.abi_def(v);
                 }
             }
-            MInst::StoreCallArg { src, .. } => {
+            MInst::StoreCallArg { src, .. } | MInst::StoreRet { src, .. } => {
                 cx.stack();
                 cx.abi_use(*src)?;
+            }
+            MInst::LoadCallRet { dst, .. } => {
+                cx.stack();
+                cx.abi_def(*dst);
             }
         }
         Ok(())
@@ -558,8 +562,12 @@ fn decode_with(
                     .collect();
                 let ok = match inst {
                     // A parameter above the return address; an argument in the outgoing area.
-                    MInst::StackArg { .. } => matches!(&found[..], [m] if frame(m, "rbp")),
-                    MInst::StoreCallArg { .. } => matches!(&found[..], [m] if frame(m, "rsp")),
+                    MInst::StackArg { .. } | MInst::StoreRet { .. } => {
+                        matches!(&found[..], [m] if frame(m, "rbp"))
+                    }
+                    MInst::StoreCallArg { .. } | MInst::LoadCallRet { .. } => {
+                        matches!(&found[..], [m] if frame(m, "rsp"))
+                    }
                     // The jump table's entry, read by index (checked against its length).
                     MInst::BrTable { .. } => found.len() <= 1,
                     _ => found == want,
