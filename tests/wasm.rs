@@ -165,12 +165,13 @@ fn tables_on_every_engine() {
 /// not running), a memory grown by one instance and used by another, function references
 /// of two instances in the table they share (called from either, with their type checked
 /// and null and out-of-bounds slots trapping), a shared table grown, unlinkable imports,
-/// and a start function whose import traps; on every engine, under every preset.
+/// a start function whose import traps, and mutable globals written by one instance and
+/// read by another; on every engine, under every preset.
 #[test]
 fn linking_on_every_engine() {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/wast/linking.wast");
     for (path, make) in every_engine() {
-        scripts_on(std::slice::from_ref(&file), 35, path, make);
+        scripts_on(std::slice::from_ref(&file), 51, path, make);
     }
 }
 

@@ -26,6 +26,19 @@ pub fn table_memory(ty: &wasmparser::TableType) -> wasmparser::MemoryType {
     }
 }
 
+/// The linear memory a global lives in when several instances share it (a mutable global
+/// that is imported or exported, [`super::module::Module::global_cells`]): one 8-byte page
+/// that never grows, so that its bound is a constant and an access at 0 needs no check.
+pub fn global_cell_memory() -> wasmparser::MemoryType {
+    wasmparser::MemoryType {
+        memory64: true,
+        shared: false,
+        initial: 1,
+        maximum: Some(1),
+        page_size_log2: Some(3),
+    }
+}
+
 /// How the runtime lays out linear memories, with the meaning of Wasmtime's options of the
 /// same names (`-O memory-reservation=..,memory-guard-size=..,memory-may-move=..`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -139,6 +139,8 @@ pub fn trap_messages(code: TrapCode) -> &'static [&'static str] {
 pub struct VmLayout {
     memories: u32,
     tables: u32,
+    /// The globals in cells of their own ([`module::Module::global_cells`]), in order.
+    cells: Vec<u32>,
     data: Vec<SegmentSlots>,
     elems: Vec<SegmentSlots>,
     func_refs: u32,
@@ -178,8 +180,10 @@ impl VmLayout {
     pub fn new(module: &module::Module) -> Result<VmLayout, WasmError> {
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let (memories, tables) = (count(module.memories.len()), count(module.tables.len()));
+        let cells = module.global_cells();
+        let regions = u64::from(memories) + u64::from(tables) + cells.len() as u64;
         let globals = count(module.globals.len());
-        let func_refs = (u64::from(memories) + u64::from(tables)) * 16 + u64::from(globals) * 8;
+        let func_refs = regions * 16 + u64::from(globals) * 8;
         let mut at = func_refs + 8;
         let data = module
             .passive_data
@@ -212,6 +216,7 @@ impl VmLayout {
         Ok(VmLayout {
             memories,
             tables,
+            cells,
             data,
             elems,
             // Both below `size`.
@@ -239,12 +244,21 @@ impl VmLayout {
         self.memories + t
     }
 
-    /// The number of memories and tables, each a base and a bound.
-    pub fn regions(&self) -> u32 {
-        self.memories + self.tables
+    /// The memory index of the cell global `g` lives in, past the tables, when it is shared
+    /// with other instances (a mutable global that is imported or exported): a memory of
+    /// one 8-byte page ([`config::global_cell_memory`]) that every instance using the
+    /// global points to. `None` for a global in the vmctx ([`Self::global`]).
+    pub fn global_cell(&self, g: u32) -> Option<u32> {
+        let i = self.cells.iter().position(|&c| c == g)?;
+        Some(self.memories + self.tables + i as u32)
     }
 
-    /// Offset of global `i`'s value.
+    /// The number of memories, tables and global cells, each a base and a bound.
+    pub fn regions(&self) -> u32 {
+        self.memories + self.tables + self.cells.len() as u32
+    }
+
+    /// Offset of global `i`'s value (unused for a global in a cell).
     pub fn global(&self, i: u32) -> u32 {
         16 * self.regions() + 8 * i
     }

@@ -171,6 +171,25 @@ pub fn features() -> WasmFeatures {
     WasmFeatures::default() | WasmFeatures::CUSTOM_PAGE_SIZES
 }
 
+impl Module<'_> {
+    /// The globals that live in cells of their own rather than in the vmctx: the mutable
+    /// ones that are imported or exported, which several instances read and write.
+    pub fn global_cells(&self) -> Vec<u32> {
+        let exported: BTreeSet<u32> = self
+            .exports
+            .iter()
+            .filter(|e| e.kind == ExternalKind::Global)
+            .map(|e| e.index)
+            .collect();
+        (0..self.globals.len() as u32)
+            .filter(|&g| {
+                let global = &self.globals[g as usize];
+                global.ty.mutable && (global.import.is_some() || exported.contains(&g))
+            })
+            .collect()
+    }
+}
+
 /// Why a module is beyond Wasm 2.0 without SIMD (the standard the translator aims to cover
 /// in full): the error of validating it with only that standard's features, or `None`
 /// when it validates, or when it is not valid under any proposal either (then it is

@@ -222,13 +222,20 @@ pub enum Extern {
     Host(Rc<HostFunction>),
     /// A store memory.
     Memory(usize),
-    /// A global's value and type at the time it was looked up (only immutable globals can
-    /// be imported).
+    /// An immutable global's value and type.
     Global {
         /// The type.
         ty: GlobalType,
         /// The bits.
         bits: u64,
+    },
+    /// A mutable global shared between instances: the store memory of one 8-byte page its
+    /// value lives in ([`super::config::global_cell_memory`]), and its type.
+    MutableGlobal {
+        /// The type.
+        ty: GlobalType,
+        /// The store memory.
+        memory: usize,
     },
     /// A table: the store memory that holds it, and its type.
     Table {
@@ -294,6 +301,8 @@ pub struct Instance {
     pub memories: Vec<usize>,
     /// Store memory of each table index (a table is a memory of 8-byte pages).
     pub tables: Vec<usize>,
+    /// Store memory of each global cell ([`VmLayout::global_cell`]).
+    cells: Vec<usize>,
     /// Function types, by function index.
     pub func_types: Vec<FuncType>,
     /// What each imported function (the first function indices) resolved to.
@@ -314,6 +323,18 @@ impl Instance {
     /// The address of the vmctx, the first argument of every function.
     pub fn vmctx(&self) -> u64 {
         self.vmctx.addr()
+    }
+
+    /// The store memory behind memory index `m` of the vmctx: a memory, a table or a
+    /// global cell.
+    fn region(&self, m: u32) -> usize {
+        let m = m as usize;
+        let (memories, tables) = (self.memories.len(), self.tables.len());
+        match m {
+            _ if m < memories => self.memories[m],
+            _ if m < memories + tables => self.tables[m - memories],
+            _ => self.cells[m - memories - tables],
+        }
     }
 
     fn slot(&self, offset: u32) -> *mut u64 {
@@ -631,14 +652,17 @@ impl Store {
                 None => return Err(unknown_import(&import.module, &import.field)),
             }
         }
+        let mut cell_ids = Vec::new();
         for g in &module.globals {
             let Some(import) = &g.import else { continue };
             match imports(&import.module, &import.field) {
-                Some(Extern::Global { ty, bits }) => {
-                    if ty != g.ty {
-                        return Err(incompatible(&import.module, &import.field, ""));
-                    }
-                    imported_globals.push(bits);
+                Some(Extern::Global { ty, bits }) if ty == g.ty => imported_globals.push(bits),
+                Some(Extern::MutableGlobal { ty, memory }) if ty == g.ty => {
+                    imported_globals.push(self.cell_value(memory));
+                    cell_ids.push(memory);
+                }
+                Some(Extern::Global { .. } | Extern::MutableGlobal { .. }) => {
+                    return Err(incompatible(&import.module, &import.field, ""));
                 }
                 Some(_) => return Err(link_kind(&import.module, &import.field)),
                 None => return Err(unknown_import(&import.module, &import.field)),
@@ -701,6 +725,16 @@ impl Store {
                 .map_err(InstantiationError::Other)?;
             table_ids.push(id);
         }
+        // Each mutable global that other instances may use is a memory of one 8-byte page,
+        // after the tables.
+        for g in module.global_cells() {
+            if module.globals[g as usize].import.is_none() {
+                let id = self
+                    .create_memory(super::config::global_cell_memory())
+                    .map_err(InstantiationError::Other)?;
+                cell_ids.push(id);
+            }
+        }
         let vmctx = Mapping::reserve(u64::from(layout.size()).max(8))
             .and_then(|mut m| m.make_accessible(u64::from(layout.size())).map(|_| m))
             .map_err(InstantiationError::Other)?;
@@ -709,6 +743,7 @@ impl Store {
             vmctx,
             memories: memory_ids,
             tables: table_ids,
+            cells: cell_ids,
             func_types: module.funcs.iter().map(|f| f.ty.clone()).collect(),
             func_refs: self.next_func_refs(),
             types: module.types.clone(),
@@ -738,8 +773,19 @@ impl Store {
             values.push(bits);
         }
         for (i, &bits) in values.iter().enumerate() {
-            // SAFETY: the slot is inside the vmctx mapping.
-            unsafe { *instance.slot(layout.global(i as u32)) = bits };
+            let g = &module.globals[i];
+            match layout.global_cell(i as u32) {
+                // An imported cell keeps its value.
+                Some(_) if g.import.is_some() => {}
+                Some(m) => {
+                    let id = instance.region(m);
+                    lock(&self.memories).memories[id]
+                        .write(0, &bits.to_le_bytes())
+                        .map_err(InstantiationError::Trap)?;
+                }
+                // SAFETY: the slot is inside the vmctx mapping.
+                None => unsafe { *instance.slot(layout.global(i as u32)) = bits },
+            }
         }
         // Tables start with their initial value in every element.
         for (t, table) in module.tables.iter().enumerate() {
@@ -805,12 +851,9 @@ impl Store {
         // point frees the vmctx, and a later `memory.grow` must not write into it.
         {
             let instance = &self.instances[index];
-            // Memory indices of the vmctx: the memories, then the tables.
-            let regions: Vec<usize> = instance
-                .memories
-                .iter()
-                .chain(&instance.tables)
-                .copied()
+            // Memory indices of the vmctx: the memories, the tables, the global cells.
+            let regions: Vec<usize> = (0..instance.translation.layout.regions())
+                .map(|m| instance.region(m))
                 .collect();
             let mut mems = lock(&self.memories);
             for (index, &id) in regions.iter().enumerate() {
@@ -870,6 +913,13 @@ impl Store {
         Some(match kind {
             ExternalKind::Func | ExternalKind::FuncExact => Extern::Func { instance, index },
             ExternalKind::Memory => Extern::Memory(inst.memories[index as usize]),
+            ExternalKind::Global if inst.translation.layout.global_cell(index).is_some() => {
+                let m = inst.translation.layout.global_cell(index)?;
+                Extern::MutableGlobal {
+                    ty: inst.global_types[index as usize],
+                    memory: inst.region(m),
+                }
+            }
             ExternalKind::Global => {
                 let off = inst.translation.layout.global(index);
                 // SAFETY: the slot is inside the vmctx mapping.
@@ -887,6 +937,12 @@ impl Store {
             },
             _ => return None,
         })
+    }
+
+    /// The value of a global cell, the store memory `memory`.
+    pub fn cell_value(&self, memory: usize) -> u64 {
+        let bytes = lock(&self.memories).get(memory).read(0, 8);
+        bytes.map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
     }
 
     /// Where the function references of `instance` start ([`module::func_ref_bits`]).

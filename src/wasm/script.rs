@@ -375,11 +375,18 @@ impl Runner {
                     },
                     WastExecute::Get { module, global, .. } => {
                         let i = self.instance(module.map(|m| m.name()))?;
-                        match self.store.export(i, global) {
-                            Some(Extern::Global { ty, bits }) => {
+                        let value = match self.store.export(i, global) {
+                            Some(Extern::Global { ty, bits }) => Some((ty, bits)),
+                            Some(Extern::MutableGlobal { ty, memory }) => {
+                                Some((ty, self.store.cell_value(memory)))
+                            }
+                            _ => None,
+                        };
+                        match value {
+                            Some((ty, bits)) => {
                                 let ty = module::clif_type(ty.content_type)
                                     .map_err(|e| e.to_string())?;
-                                vec![DataValue::new(ty, bits)]
+                                vec![DataValue::new(ty, bits & ty.mask())]
                             }
                             _ => return Err(format!("no global export named `{global}`")),
                         }

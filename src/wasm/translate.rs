@@ -7,7 +7,7 @@
 //! [`MemoryConfig`]. Its base and bound are `notrap aligned` loads from the vmctx right
 //! before the access, so `memory.grow` (a call into the runtime) needs no special reload.
 
-use super::config::{table_memory, MemoryConfig, MemoryPlan};
+use super::config::{global_cell_memory, table_memory, MemoryConfig, MemoryPlan};
 use super::module::{clif_type, Module, REF_SIZE_LOG2};
 use super::{traps, SegmentKind, VmLayout, WasmError};
 use crate::frontend::{FunctionBuilder, Variable};
@@ -70,14 +70,19 @@ pub fn func_name(index: u32) -> String {
 }
 
 /// The memory layout of each of the module's memories, then of each of its tables (see
-/// [`VmLayout::table`]), under `config`.
+/// [`VmLayout::table`]) and global cells ([`VmLayout::global_cell`]), under `config`.
 pub fn plans(module: &Module, config: &MemoryConfig) -> Vec<MemoryPlan> {
     let tables = module.tables.iter().map(|t| table_memory(&t.ty));
+    let cells = module
+        .global_cells()
+        .into_iter()
+        .map(|_| global_cell_memory());
     module
         .memories
         .iter()
         .map(|m| m.ty)
         .chain(tables)
+        .chain(cells)
         .map(|ty| config.plan(ty.memory64, ty.page_size_log2(), ty.initial, ty.maximum))
         .collect()
 }
@@ -88,20 +93,6 @@ pub fn translate_module(module: &Module, config: &MemoryConfig) -> Result<Transl
     let plans = plans(module, config);
     // (An imported table needs nothing of its own: a table is a memory of 8-byte pages,
     // always checked against the bound in the vmctx, whoever owns it.)
-    if let Some(g) = module
-        .globals
-        .iter()
-        .find(|g| g.import.is_some() && g.ty.mutable)
-    {
-        let name = g
-            .import
-            .as_ref()
-            .map(|i| format!("{}.{}", i.module, i.field));
-        return Err(WasmError::unsupported(format!(
-            "imported mutable globals ({})",
-            name.unwrap_or_default()
-        )));
-    }
     if module.tables.iter().any(|t| t.ty.table64) {
         return Err(WasmError::unsupported("64-bit tables (memory64's table64)"));
     }
@@ -662,17 +653,48 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             }
             O::GlobalGet { global_index } => {
                 let ty = clif_type(self.module.globals[global_index as usize].ty.content_type)?;
-                let off = self.layout.global(global_index);
-                let v = self.vmctx_load(ty, off, false);
+                let v = match self.layout.global_cell(global_index) {
+                    Some(cell) => {
+                        let (flags, memory, base, bound, zero) = self.cell(cell);
+                        self.b.ins().bounds_checked_load(
+                            ty,
+                            AccessKind::Full,
+                            flags,
+                            memory,
+                            base,
+                            bound,
+                            zero,
+                            Offset64(0),
+                        )
+                    }
+                    None => self.vmctx_load(ty, self.layout.global(global_index), false),
+                };
                 self.push(v);
             }
             O::GlobalSet { global_index } => {
                 let v = self.pop();
-                let off = self.layout.global(global_index);
-                let flags = self.vmctx_flags();
-                self.b
-                    .ins()
-                    .store(flags, v, self.vmctx, Offset32(off as i32));
+                match self.layout.global_cell(global_index) {
+                    Some(cell) => {
+                        let (flags, memory, base, bound, zero) = self.cell(cell);
+                        self.b.ins().bounds_checked_store(
+                            AccessKind::Full,
+                            flags,
+                            memory,
+                            v,
+                            base,
+                            bound,
+                            zero,
+                            Offset64(0),
+                        );
+                    }
+                    None => {
+                        let off = self.layout.global(global_index);
+                        let flags = self.vmctx_flags();
+                        self.b
+                            .ins()
+                            .store(flags, v, self.vmctx, Offset32(off as i32));
+                    }
+                }
             }
 
             // Constants.
@@ -1191,6 +1213,15 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             refs: false,
             flags: self.heap_flags(),
         }
+    }
+
+    /// The flags, memory declaration, base, bound and index 0 of the one access to the
+    /// global cell of memory index `cell`: the bounds-checked instruction on a memory of
+    /// constant size 8, whose check the planner removes.
+    fn cell(&mut self, cell: u32) -> (MemFlags, Memory, Value, Value, Value) {
+        let (memory, base, bound) = self.memory(cell);
+        let zero = self.b.ins().iconst(types::I64, 0.into());
+        (self.heap_flags(), memory, base, bound, zero)
     }
 
     /// Table `table` as one side of a bulk operation (or a single access) whose range
