@@ -113,6 +113,30 @@ enum Command {
         #[arg(long)]
         pcc: bool,
     },
+    /// Run a WASI preview1 command on an engine, with this process's standard streams, and
+    /// exit with its code (a trap prints its code and where, and exits with 134); or, for a
+    /// directory, run every program under it that has `NAME.stdout.expected` or
+    /// `NAME.stderr.expected` beside it, in its own folder preopened as `.`, compare its
+    /// output byte for byte, and end with `N passed, N failed, N skipped`.
+    Run {
+        /// A `.wasm` (or `.wat`) file, or a directory of programs.
+        path: PathBuf,
+        /// Execution path, as for `wast`.
+        #[arg(long, default_value = "x86_64")]
+        target: String,
+        /// Memory configuration: a preset (static, dynamic-guard, dynamic) or Wasmtime knobs.
+        #[arg(long, default_value = "static")]
+        memory: String,
+        /// Spectre mitigation: on or off.
+        #[arg(long, default_value = "off")]
+        spectre: String,
+        /// A host directory the program may use, preopened under the name given.
+        #[arg(long = "dir")]
+        dirs: Vec<PathBuf>,
+        /// The program's arguments (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Benchmark Wasm kernels on Pulley: (a) our backend on the fused instruction, (b) our
     /// backend on the legalized form, (c) real Cranelift 0.135.8 pulley64 on the legalized
     /// form; sizes and median times as ratios against (c). Build with `--release`.
@@ -327,6 +351,19 @@ fn run(command: Command) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run {
+            path,
+            target,
+            memory,
+            spectre,
+            dirs,
+            args,
+        } => {
+            let config = MemoryConfig::parse(&memory).map_err(|e| format!("error: {e}"))?;
+            let settings = legalize_settings("x86_64", &spectre)?;
+            let make = engine_factory(&target, settings, false);
+            run_command(&path, &make, config, &dirs, &args)
+        }
         Command::Interpret { file } => {
             clif_bounds::filetest::interpret_path(&file, &mut |line| println!("{line}"))?;
             Ok(ExitCode::SUCCESS)
@@ -434,28 +471,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     clif_bounds::isa::BACKEND_TARGETS.join(", ")
                 ));
             }
-            let make = || -> Result<Box<dyn Engine>, String> {
-                match target.as_str() {
-                    "interp" => Ok(Box::new(InterpreterEngine::fused())),
-                    "interp-legalized" => Ok(Box::new(InterpreterEngine::legalized(settings))),
-                    t if clif_bounds::isa::BACKEND_TARGETS.contains(&t) => {
-                        let backend = clif_bounds::isa::Backend::for_target(t, settings.spectre)?
-                            .with_pcc(pcc);
-                        Ok(Box::new(clif_bounds::wasm::backend::BackendEngine::new(
-                            backend,
-                        )?))
-                    }
-                    #[cfg(all(unix, feature = "cranelift"))]
-                    "cranelift" => Ok(Box::new(
-                        clif_bounds::wasm::cranelift::CraneliftEngine::new(settings.spectre)
-                            .map_err(|e| format!("error: {e}"))?,
-                    )),
-                    t => Err(format!(
-                        "error: unknown wast target `{t}` (known: {})",
-                        wast_targets().join(", ")
-                    )),
-                }
-            };
+            let make = engine_factory(&target, settings, pcc);
             make()?;
             let report =
                 script::run_paths(&paths, config, &make).map_err(|e| format!("error: {e}"))?;
@@ -471,6 +487,104 @@ fn run(command: Command) -> Result<ExitCode, String> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+    }
+}
+
+/// The engine of `--target`, with the legalizer's `settings` (their Spectre setting for our
+/// backends too) and `pcc` for our backends.
+fn engine_factory(
+    target: &str,
+    settings: clif_bounds::legalize::Settings,
+    pcc: bool,
+) -> impl Fn() -> Result<Box<dyn Engine>, String> + '_ {
+    move || -> Result<Box<dyn Engine>, String> {
+        match target {
+            "interp" => Ok(Box::new(InterpreterEngine::fused())),
+            "interp-legalized" => Ok(Box::new(InterpreterEngine::legalized(settings))),
+            t if clif_bounds::isa::BACKEND_TARGETS.contains(&t) => {
+                let backend =
+                    clif_bounds::isa::Backend::for_target(t, settings.spectre)?.with_pcc(pcc);
+                Ok(Box::new(clif_bounds::wasm::backend::BackendEngine::new(
+                    backend,
+                )?))
+            }
+            #[cfg(all(unix, feature = "cranelift"))]
+            "cranelift" => Ok(Box::new(
+                clif_bounds::wasm::cranelift::CraneliftEngine::new(settings.spectre)
+                    .map_err(|e| format!("error: {e}"))?,
+            )),
+            t => Err(format!(
+                "error: unknown target `{t}` (known: {})",
+                wast_targets().join(", ")
+            )),
+        }
+    }
+}
+
+/// `clif-bounds run`: one WASI command with this process's streams, exiting with its code;
+/// or every program of a directory that has expected output.
+fn run_command(
+    path: &PathBuf,
+    make: &dyn Fn() -> Result<Box<dyn Engine>, String>,
+    config: MemoryConfig,
+    dirs: &[PathBuf],
+    args: &[String],
+) -> Result<ExitCode, String> {
+    use clif_bounds::wasm::program::{self, Ended, Verdict};
+    if path.is_dir() {
+        let all = program::programs(path).map_err(|e| format!("error: {e}"))?;
+        let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+        for (i, p) in all.iter().enumerate() {
+            eprint!("[{}/{}] {} ... ", i + 1, all.len(), p.display());
+            let verdict = match make() {
+                Ok(engine) => program::check_program(p, engine, config),
+                Err(e) => Verdict::Failed(e),
+            };
+            match verdict {
+                Verdict::Passed(t) => {
+                    passed += 1;
+                    eprintln!("ok ({:.2} s)", t.as_secs_f64());
+                }
+                Verdict::Failed(why) => {
+                    failed += 1;
+                    eprintln!("FAILED");
+                    println!("{}: {why}", p.display());
+                }
+                Verdict::Skipped(why) => {
+                    skipped += 1;
+                    eprintln!("skipped");
+                    println!("{}: skipped: {why}", p.display());
+                }
+            }
+        }
+        println!("{passed} passed, {failed} failed, {skipped} skipped");
+        return Ok(if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    let wasm = read_wasm(path)?;
+    let mut argv = vec![path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().to_string(),
+    )];
+    argv.extend(args.iter().cloned());
+    // Each directory is preopened under the name it was given, as Wasmtime's `--dir`.
+    let preopens: Vec<(PathBuf, String)> = dirs
+        .iter()
+        .map(|d| (d.clone(), d.display().to_string()))
+        .collect();
+    let engine = make()?;
+    let finished = program::run_program(&wasm, engine, config, argv, &preopens, false)
+        .map_err(|e| format!("error: {}: {e}", path.display()))?;
+    match finished.ended {
+        Ended::Exited(code) => Ok(ExitCode::from(code.min(255) as u8)),
+        Ended::Trapped(t) => {
+            eprintln!("error: {}: {}", path.display(), program::describe_trap(&t));
+            // As Wasmtime on Unix: the status of an abort.
+            Ok(ExitCode::from(134))
         }
     }
 }

@@ -15,9 +15,13 @@ pub mod cranelift;
 pub mod module;
 #[cfg(all(unix, feature = "cranelift"))]
 pub mod pcc;
+#[cfg(unix)]
+pub mod program;
 pub mod runtime;
 pub mod script;
 pub mod translate;
+#[cfg(unix)]
+pub mod wasi;
 
 pub use config::{MemoryConfig, MemoryPlan};
 
@@ -97,6 +101,9 @@ pub mod traps {
     /// the store reports the imported function's own trap instead (it is never a Wasm
     /// trap of its own).
     pub const IMPORT_TRAPPED: TrapCode = user(5);
+    /// WASI's `proc_exit` ended the program (the host knows the exit code); not a trap of
+    /// the program.
+    pub const EXIT: TrapCode = user(6);
 
     const fn user(n: u8) -> TrapCode {
         match TrapCode::user(n) {

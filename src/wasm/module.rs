@@ -162,6 +162,8 @@ pub struct Module<'a> {
     pub exports: Vec<Export>,
     /// The start function.
     pub start: Option<u32>,
+    /// Function names from the name section, by function index.
+    pub names: std::collections::HashMap<u32, String>,
 }
 
 /// The Wasm features the translator accepts in validation: the 3.0 standard (multi-memory,
@@ -303,6 +305,18 @@ pub fn parse(bytes: &[u8]) -> Result<Module<'_>, WasmError> {
                 }
             }
             Payload::StartSection { func, .. } => m.start = Some(func),
+            // Names only label traps: a malformed name section is ignored, as the spec says.
+            Payload::CustomSection(c) => {
+                if let wasmparser::KnownCustom::Name(names) = c.as_known() {
+                    for names in names.into_iter().flatten() {
+                        if let wasmparser::Name::Function(map) = names {
+                            for n in map.into_iter().flatten() {
+                                m.names.insert(n.index, n.name.to_string());
+                            }
+                        }
+                    }
+                }
+            }
             Payload::ElementSection(r) => {
                 for e in r {
                     let e = e?;

@@ -164,6 +164,11 @@ impl Memories {
         &self.memories[id]
     }
 
+    /// Store memory `id`, to write (the host's own writes, such as WASI's).
+    pub fn get_mut(&mut self, id: usize) -> &mut LinearMemory {
+        &mut self.memories[id]
+    }
+
     /// All memories with their ids.
     pub fn iter(&self) -> impl Iterator<Item = (usize, &LinearMemory)> {
         self.memories.iter().enumerate()
@@ -317,6 +322,8 @@ pub struct Instance {
     pub global_types: Vec<GlobalType>,
     /// Exports by name.
     pub exports: HashMap<String, (ExternalKind, u32)>,
+    /// Function names from the module's name section.
+    pub names: HashMap<u32, String>,
 }
 
 impl Instance {
@@ -755,6 +762,7 @@ impl Store {
                 .iter()
                 .map(|e| (e.name.clone(), (e.kind, e.index)))
                 .collect(),
+            names: module.names.clone(),
         };
         let layout = instance.translation.layout.clone();
         let vmctx_addr = instance.vmctx();
