@@ -98,29 +98,47 @@ pub struct CallResults {
     pub colocated: bool,
 }
 
-/// The machine instructions the shared call and return lowering builds.
+/// The machine instructions the shared call and return lowering builds. Values on the stack
+/// are moved by one instruction each, so that no single instruction needs more registers
+/// than exist. The caller's slots (its outgoing area, at the bottom of its frame) hold the
+/// stack arguments in order and then the stack results: a callee reads the former and
+/// writes the latter above its return address, so any function with either needs a frame.
 pub trait AbiInst: MachInst + Sized {
-    /// Defines the function's parameters: those in registers, and those in the caller's
-    /// stack slots in order (each loaded by an instruction of its own, so that no single
-    /// instruction defines more values than there are registers).
-    fn gen_args(args: Vec<(VReg, PReg)>, stack: Vec<VReg>) -> Vec<Self>;
-    /// Returns the values in their return registers, after storing those that go on the
-    /// stack into the caller's slots (`(value, slot)`, the slots counted as the caller's
-    /// stack arguments are, from the first), one instruction each.
-    fn gen_ret(rets: Vec<(VReg, PReg)>, stack: Vec<(VReg, u32)>) -> Vec<Self>;
-    /// Calls `callee` with arguments in registers and on the stack, and defines the results:
-    /// whatever puts the stack arguments in place first (one instruction per argument, so
-    /// that no single instruction needs them all in registers at once), the call, and a
-    /// load of each result that comes back on the stack (`(value, slot)`).
+    /// Defines the function's parameters that arrive in registers.
+    fn gen_args(args: Vec<(VReg, PReg)>) -> Self;
+    /// Loads the parameter in the caller's slot `slot`.
+    fn gen_stack_arg(dst: VReg, slot: u32) -> Self;
+    /// Returns the values in their return registers.
+    fn gen_ret(rets: Vec<(VReg, PReg)>) -> Self;
+    /// Stores a result into the caller's slot `slot`, before the return.
+    fn gen_store_ret(src: VReg, slot: u32) -> Self;
+    /// Calls `callee` with arguments in registers and `slots` slots of the outgoing area in
+    /// use (its stack arguments, then its stack results), and defines the results in
+    /// registers.
     fn gen_call(
         callee: String,
         args: Vec<(VReg, PReg)>,
-        stack_args: Vec<VReg>,
+        slots: u32,
         rets: Vec<(VReg, PReg)>,
-        stack_rets: Vec<(VReg, u32)>,
-    ) -> Vec<Self>;
+    ) -> Self;
+    /// Stores an argument of the next call into slot `slot` of the outgoing area.
+    fn gen_store_call_arg(src: VReg, slot: u32) -> Self;
+    /// Loads a result the call just made left in slot `slot` of the outgoing area.
+    fn gen_load_call_ret(dst: VReg, slot: u32) -> Self;
     /// A register copy (`dst` and `src` of one class).
     fn gen_move(dst: VReg, src: VReg) -> Self;
+    /// The outgoing-area slots a call uses; `None` for anything else.
+    fn call_slots(&self) -> Option<u32>;
+    /// Whether the instruction reads or writes the caller's slots.
+    fn uses_caller_slots(&self) -> bool;
+}
+
+/// What the stack arguments and results of `insts` ask of the frame: the bytes of the
+/// outgoing area (the largest call's slots), and whether the function uses its caller's
+/// slots (and so needs a frame to find them).
+pub fn stack_needs<I: AbiInst>(insts: &[I]) -> (u32, bool) {
+    let outgoing = insts.iter().filter_map(I::call_slots).max().unwrap_or(0) * 8;
+    (outgoing, insts.iter().any(I::uses_caller_slots))
 }
 
 /// The instructions defining the function's parameters (`params`) under `conv`.
@@ -132,7 +150,10 @@ pub fn gen_args<I: AbiInst>(
     let locs = conv.locs(&tys, false, "parameters")?;
     let vregs: Vec<VReg> = params.iter().map(|p| p.0).collect();
     let (args, stack) = split_locs(&vregs, &locs);
-    Ok(I::gen_args(args, stack))
+    let loads = (0..)
+        .zip(stack)
+        .map(|(slot, dst)| I::gen_stack_arg(dst, slot));
+    Ok(std::iter::once(I::gen_args(args)).chain(loads).collect())
 }
 
 impl<B: Backend> IsleContext<'_, '_, B>
@@ -172,10 +193,10 @@ where
             rets.push((dst, p));
         }
         // The results on the stack follow the stack parameters.
-        let stack = stack.into_iter().zip(on_stack(&param_locs)..).collect();
-        for i in B::MInst::gen_ret(rets, stack) {
-            self.emit(i);
+        for (src, slot) in stack.into_iter().zip(on_stack(&param_locs)..) {
+            self.emit(B::MInst::gen_store_ret(src, slot));
         }
+        self.emit(B::MInst::gen_ret(rets));
     }
 
     /// Lowers a `call`: arguments to their locations, one result register each. Returns the
@@ -197,8 +218,8 @@ where
         };
         let vals: Vec<VReg> = call.args.iter().map(|&v| self.put_value(v)).collect();
         let (args, stack_args) = split_locs(&vals, &arg_locs);
-        // The results on the stack follow the stack arguments.
-        let mut slot = stack_args.len() as u32;
+        // The results on the stack follow the stack arguments; `slots` counts both.
+        let mut slots = stack_args.len() as u32;
         let mut rets = Vec::new();
         let mut stack_rets = Vec::new();
         let mut regs = Vec::new();
@@ -216,14 +237,18 @@ where
                         RegClass::Int
                     };
                     let r = self.vreg(class);
-                    stack_rets.push((r, slot));
-                    slot += 1;
+                    stack_rets.push((r, slots));
+                    slots += 1;
                     regs.push(r);
                 }
             }
         }
-        for i in B::MInst::gen_call(call.callee, args, stack_args, rets, stack_rets) {
-            self.emit(i);
+        for (slot, src) in (0..).zip(stack_args) {
+            self.emit(B::MInst::gen_store_call_arg(src, slot));
+        }
+        self.emit(B::MInst::gen_call(call.callee, args, slots, rets));
+        for (dst, slot) in stack_rets {
+            self.emit(B::MInst::gen_load_call_ret(dst, slot));
         }
         Some(CallResults {
             regs,

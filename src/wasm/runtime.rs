@@ -316,8 +316,6 @@ pub struct Instance {
     func_refs: u64,
     /// The module's function types, by type index (`call_indirect` names one).
     types: Vec<Option<FuncType>>,
-    /// The type of each table.
-    table_types: Vec<TableType>,
     /// Global types, by global index.
     pub global_types: Vec<GlobalType>,
     /// Exports by name.
@@ -576,6 +574,12 @@ fn lock(m: &Arc<Mutex<Memories>>) -> MutexGuard<'_, Memories> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// How many calls through the host (to imported functions, or through another instance's
+/// references) may be in progress at once: each runs nested in its caller on the host's
+/// stack (and on the interpreter, on a thread of its own), so recursion between instances
+/// ends in a `stk_ovf` trap here rather than in an overflow of the host.
+pub const MAX_NESTED_CALLS: usize = 100;
+
 /// All instances and memories of one script or program, and the engine running them.
 pub struct Store {
     /// The memory configuration every memory and translation follows.
@@ -583,6 +587,10 @@ pub struct Store {
     memories: Arc<Mutex<Memories>>,
     instances: Vec<Instance>,
     engine: Box<dyn Engine>,
+    /// The type of each store memory that is a table.
+    table_types: HashMap<usize, TableType>,
+    /// Calls through the host in progress (see [`MAX_NESTED_CALLS`]).
+    nested: std::cell::Cell<usize>,
     /// How the innermost imported function that did not return ended (a trap, or an
     /// error), until the call it was made from reports it.
     unreturned: std::cell::RefCell<Option<Result<Outcome, String>>>,
@@ -596,6 +604,8 @@ impl Store {
             memories: Arc::default(),
             instances: Vec::new(),
             engine,
+            table_types: HashMap::new(),
+            nested: Default::default(),
             unreturned: Default::default(),
         }
     }
@@ -617,6 +627,13 @@ impl Store {
         mems.memories.push(m);
         mems.users.push(Vec::new());
         Ok(mems.memories.len() - 1)
+    }
+
+    /// Creates a table (a memory of 8-byte pages, [`table_memory`]) of type `ty`.
+    pub fn create_table(&mut self, ty: TableType) -> Result<usize, String> {
+        let id = self.create_memory(table_memory(&ty))?;
+        self.table_types.insert(id, ty);
+        Ok(id)
     }
 
     /// Runs `f` with the memories.
@@ -663,7 +680,10 @@ impl Store {
         for g in &module.globals {
             let Some(import) = &g.import else { continue };
             match imports(&import.module, &import.field) {
-                Some(Extern::Global { ty, bits }) if ty == g.ty => imported_globals.push(bits),
+                // A mutable global shared with the host would need a cell of the host's.
+                Some(Extern::Global { ty, bits }) if ty == g.ty && !ty.mutable => {
+                    imported_globals.push(bits)
+                }
                 Some(Extern::MutableGlobal { ty, memory }) if ty == g.ty => {
                     imported_globals.push(self.cell_value(memory));
                     cell_ids.push(memory);
@@ -727,9 +747,7 @@ impl Store {
                     t.ty.initial
                 )));
             }
-            let id = self
-                .create_memory(table_memory(&t.ty))
-                .map_err(InstantiationError::Other)?;
+            let id = self.create_table(t.ty).map_err(InstantiationError::Other)?;
             table_ids.push(id);
         }
         // Each mutable global that other instances may use is a memory of one 8-byte page,
@@ -755,7 +773,6 @@ impl Store {
             func_refs: self.next_func_refs(),
             types: module.types.clone(),
             imports: callees,
-            table_types: module.tables.iter().map(|t| t.ty).collect(),
             global_types: module.globals.iter().map(|g| g.ty).collect(),
             exports: module
                 .exports
@@ -939,10 +956,14 @@ impl Store {
                     bits: bits & mask,
                 }
             }
-            ExternalKind::Table => Extern::Table {
-                memory: inst.tables[index as usize],
-                ty: inst.table_types[index as usize],
-            },
+            ExternalKind::Table => {
+                // The table's own type, whichever instance exports it.
+                let memory = inst.tables[index as usize];
+                Extern::Table {
+                    memory,
+                    ty: *self.table_types.get(&memory)?,
+                }
+            }
             _ => return None,
         })
     }
@@ -979,6 +1000,10 @@ impl Store {
                 Type::list(&want),
                 Type::list(&got)
             ));
+        }
+        if self.nested.get() == 0 {
+            // A call from outside: nothing that an earlier one left behind is its outcome.
+            self.unreturned.take();
         }
         let mut full = vec![DataValue::new(types::I64, inst.vmctx())];
         full.extend_from_slice(args);
@@ -1059,7 +1084,18 @@ impl Store {
         vmctx: u64,
         resolve: impl FnOnce(usize, &Instance) -> Result<(FuncType, Result<Callee, TrapCode>), String>,
     ) -> Result<bool, String> {
-        let outcome = self.run_from(vmctx, resolve);
+        let depth = self.nested.get();
+        let outcome = if depth >= MAX_NESTED_CALLS {
+            Ok(Outcome::Trapped(Trap {
+                code: TrapCode::STACK_OVERFLOW,
+                location: format!("{MAX_NESTED_CALLS} nested calls through the host"),
+            }))
+        } else {
+            self.nested.set(depth + 1);
+            let outcome = self.run_from(vmctx, resolve);
+            self.nested.set(depth);
+            outcome
+        };
         let returned = matches!(outcome, Ok(Outcome::Returned(_)));
         if !returned {
             *self.unreturned.borrow_mut() = Some(outcome);
@@ -1170,21 +1206,22 @@ fn memory_matches(actual: &LinearMemory, import: &MemoryType) -> bool {
     a.memory64 == import.memory64
         && a.shared == import.shared
         && a.page_size_log2() == import.page_size_log2()
-        && actual.pages() >= import.initial
-        && match (a.maximum, import.maximum) {
-            (_, None) => true,
-            (Some(am), Some(im)) => am <= im,
-            (None, Some(_)) => false,
-        }
+        && limits_match(actual.pages(), a.maximum, import.initial, import.maximum)
 }
 
 /// The spec's import matching for tables: the same element type, and limits as for
-/// memories (`actual` is the table's memory, `ty` its type).
+/// memories (`actual` is the table's memory, `ty` its own type).
 fn table_matches(actual: &LinearMemory, ty: &TableType, import: &TableType) -> bool {
     ty.element_type == import.element_type
         && ty.table64 == import.table64
-        && actual.pages() >= import.initial
-        && match (ty.maximum, import.maximum) {
+        && limits_match(actual.pages(), ty.maximum, import.initial, import.maximum)
+}
+
+/// The spec's limits matching: the current size is at least the import's minimum, and
+/// when the import declares a maximum, the actual one is declared and no larger.
+fn limits_match(size: u64, max: Option<u64>, import_min: u64, import_max: Option<u64>) -> bool {
+    size >= import_min
+        && match (max, import_max) {
             (_, None) => true,
             (Some(am), Some(im)) => am <= im,
             (None, Some(_)) => false,

@@ -198,7 +198,7 @@ impl Runner {
             shared: false,
         };
         let table = Extern::Table {
-            memory: store.create_memory(super::config::table_memory(&table_type))?,
+            memory: store.create_table(table_type)?,
             ty: table_type,
         };
         use wasmparser::ValType;

@@ -151,3 +151,53 @@
 (assert_unlinkable (module (import "GA" "g" (global i32))) "incompatible import type")
 (assert_unlinkable (module (import "GA" "k" (global (mut i64)))) "incompatible import type")
 (assert_unlinkable (module (import "GA" "g" (global (mut i64)))) "incompatible import type")
+
+;; Recursion between instances through a shared table: each call to the other instance goes
+;; through the host, so deep recursion ends in "call stack exhausted", not in a crash.
+(module $RA
+  (table (export "t") 2 funcref)
+  (elem (i32.const 0) $a)
+  (func $a (export "a") (param i32) (result i32)
+    (if (result i32) (i32.eqz (local.get 0))
+      (then (i32.const 0))
+      (else (i32.add (i32.const 1)
+        (call_indirect (param i32) (result i32) (i32.sub (local.get 0) (i32.const 1)) (i32.const 1)))))))
+(register "RA" $RA)
+(module $RB
+  (import "RA" "t" (table 2 funcref))
+  (elem (i32.const 1) $b)
+  (func $b (param i32) (result i32)
+    (if (result i32) (i32.eqz (local.get 0))
+      (then (i32.const 0))
+      (else (i32.add (i32.const 1)
+        (call_indirect (param i32) (result i32) (i32.sub (local.get 0) (i32.const 1)) (i32.const 0)))))))
+(assert_return (invoke $RA "a" (i32.const 30)) (i32.const 30))
+(assert_exhaustion (invoke $RA "a" (i32.const 100000)) "call stack exhausted")
+
+;; A table re-exported by an importer keeps its own type: the import below matches the
+;; table's maximum of 8, not the looser type the re-exporter imported it as.
+(module $C (import "A" "tab" (table $t 4 funcref)) (export "tab" (table $t)))
+(register "C" $C)
+(module $D (import "C" "tab" (table 4 8 funcref)))
+(assert_unlinkable (module (import "C" "tab" (table 4 7 funcref))) "incompatible import type")
+
+;; More unlinkable imports: an unknown name, a host function of another type, another
+;; element type, and a mutable global the host only has as an immutable one.
+(assert_unlinkable (module (import "A" "nope" (func))) "unknown import")
+(assert_unlinkable
+  (module (import "spectest" "print_i32" (func (param i64))))
+  "incompatible import type")
+(assert_unlinkable (module (import "A" "tab" (table 4 externref))) "incompatible import type")
+(assert_unlinkable
+  (module (import "spectest" "global_i32" (global (mut i32))))
+  "incompatible import type")
+
+;; The spectest host functions take their arguments and return nothing.
+(module
+  (import "spectest" "print_f32" (func $f32 (param f32)))
+  (import "spectest" "print_f64_f64" (func $f64 (param f64 f64)))
+  (import "spectest" "print" (func $p))
+  (func (export "print") (result i32)
+    (call $f32 (f32.const 1.5)) (call $f64 (f64.const 2.5) (f64.const -0.0)) (call $p)
+    (i32.const 3)))
+(assert_return (invoke "print") (i32.const 3))

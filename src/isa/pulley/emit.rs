@@ -69,21 +69,7 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
         note(*to);
     }
     let has_calls = vcode.insts.iter().any(|i| matches!(i, MInst::Call { .. }));
-    // The largest call's stack arguments.
-    let outgoing = vcode
-        .insts
-        .iter()
-        .filter_map(|i| match i {
-            MInst::Call { stack_args, .. } => Some(*stack_args),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
-        * 8;
-    let stack_params = vcode
-        .insts
-        .iter()
-        .any(|i| matches!(i, MInst::StackArg { .. } | MInst::StoreRet { .. }));
+    let (outgoing, stack_params) = crate::machinst::abi::stack_needs(&vcode.insts);
     let spill_bytes = out.num_spillslots as u32 * 8;
     let save_bytes = saved.count_ones() * 8;
     let amt = (outgoing + spill_bytes + save_bytes).next_multiple_of(16);
@@ -177,6 +163,15 @@ impl Emitter {
         }
     }
 
+    /// The `amt` of the frame, which a function with stack parameters or results always has
+    /// (its caller's slots are at `sp + amt + 16` and up).
+    fn frame_size(&self) -> i32 {
+        let (amt, _) = self
+            .frame
+            .expect("a function with stack parameters or results has a frame");
+        i32::from(amt)
+    }
+
     /// Loads a whole register of either class from the 8 bytes at `sp + offset`.
     fn load_stack(&mut self, dst: VReg, offset: i32) {
         let at = AddrO32 {
@@ -247,14 +242,14 @@ impl Emitter {
         match inst {
             MInst::Args { .. } => {}
             MInst::StackArg { dst, slot } => {
-                let amt = self.frame.map_or(0, |(amt, _)| i32::from(amt));
+                let amt = self.frame_size();
                 self.load_stack(*dst, amt + 16 + 8 * *slot as i32)
             }
             MInst::StoreCallArg { src, slot } => self.store_stack(*src, 8 * *slot as i32),
             MInst::LoadCallRet { dst, slot } => self.load_stack(*dst, 8 * *slot as i32),
             // The caller's slots are above the saved `lr` and `fp`, as the stack parameters.
             MInst::StoreRet { src, slot } => {
-                let amt = self.frame.map_or(0, |(amt, _)| i32::from(amt));
+                let amt = self.frame_size();
                 self.store_stack(*src, amt + 16 + 8 * *slot as i32)
             }
             MInst::Ret { .. } => {

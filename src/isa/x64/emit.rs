@@ -122,23 +122,10 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
     saved.sort_unstable();
     let has_calls = vcode.insts.iter().any(|i| matches!(i, MInst::Call { .. }));
     // The outgoing-argument area at the bottom of the frame, below the spill slots: the
-    // largest call's stack arguments, in a 16-byte multiple so that calls stay aligned.
-    let outgoing = vcode
-        .insts
-        .iter()
-        .filter_map(|i| match i {
-            MInst::Call { stack_args, .. } => Some(*stack_args),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
-        .next_multiple_of(2)
-        * 8;
-    // Parameters on the stack are read through the frame pointer.
-    let stack_params = vcode
-        .insts
-        .iter()
-        .any(|i| matches!(i, MInst::StackArg { .. } | MInst::StoreRet { .. }));
+    // largest call's slots, in a 16-byte multiple so that calls stay aligned. The caller's
+    // slots (stack parameters and results) are reached through the frame pointer.
+    let (outgoing, stack_params) = crate::machinst::abi::stack_needs(&vcode.insts);
+    let outgoing = outgoing.next_multiple_of(16);
     let spill_bytes = out.num_spillslots as u32 * 8;
     // After `push rbp` the stack is 16-byte aligned; with calls, the saved registers and the
     // spill area together keep it so.

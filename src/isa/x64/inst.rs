@@ -914,49 +914,45 @@ impl MInst {
 }
 
 impl crate::machinst::abi::AbiInst for MInst {
-    fn gen_args(args: Vec<(VReg, PReg)>, stack: Vec<VReg>) -> Vec<Self> {
-        let loads = stack
-            .into_iter()
-            .enumerate()
-            .map(|(slot, dst)| MInst::StackArg {
-                dst,
-                slot: slot as u32,
-            });
-        std::iter::once(MInst::Args { args }).chain(loads).collect()
+    fn gen_args(args: Vec<(VReg, PReg)>) -> Self {
+        MInst::Args { args }
     }
-    fn gen_ret(rets: Vec<(VReg, PReg)>, stack: Vec<(VReg, u32)>) -> Vec<Self> {
-        let stores = stack
-            .into_iter()
-            .map(|(src, slot)| MInst::StoreRet { src, slot });
-        stores.chain(std::iter::once(MInst::Ret { rets })).collect()
+    fn gen_stack_arg(dst: VReg, slot: u32) -> Self {
+        MInst::StackArg { dst, slot }
+    }
+    fn gen_ret(rets: Vec<(VReg, PReg)>) -> Self {
+        MInst::Ret { rets }
+    }
+    fn gen_store_ret(src: VReg, slot: u32) -> Self {
+        MInst::StoreRet { src, slot }
     }
     fn gen_call(
         callee: String,
         args: Vec<(VReg, PReg)>,
-        stack_args: Vec<VReg>,
+        slots: u32,
         rets: Vec<(VReg, PReg)>,
-        stack_rets: Vec<(VReg, u32)>,
-    ) -> Vec<Self> {
-        let n = (stack_args.len() + stack_rets.len()) as u32;
-        let loads = stack_rets
-            .into_iter()
-            .map(|(dst, slot)| MInst::LoadCallRet { dst, slot });
-        let stores = stack_args
-            .into_iter()
-            .enumerate()
-            .map(|(slot, src)| MInst::StoreCallArg {
-                src,
-                slot: slot as u32,
-            });
-        stores
-            .chain(std::iter::once(MInst::Call {
-                callee,
-                args,
-                stack_args: n,
-                rets,
-            }))
-            .chain(loads)
-            .collect()
+    ) -> Self {
+        MInst::Call {
+            callee,
+            args,
+            stack_args: slots,
+            rets,
+        }
+    }
+    fn gen_store_call_arg(src: VReg, slot: u32) -> Self {
+        MInst::StoreCallArg { src, slot }
+    }
+    fn gen_load_call_ret(dst: VReg, slot: u32) -> Self {
+        MInst::LoadCallRet { dst, slot }
+    }
+    fn call_slots(&self) -> Option<u32> {
+        match self {
+            MInst::Call { stack_args, .. } => Some(*stack_args),
+            _ => None,
+        }
+    }
+    fn uses_caller_slots(&self) -> bool {
+        matches!(self, MInst::StackArg { .. } | MInst::StoreRet { .. })
     }
     fn gen_move(dst: VReg, src: VReg) -> Self {
         MInst::Mov { dst, src }
