@@ -378,7 +378,10 @@ impl Wasi {
         };
         let write = rights & (wasi::RIGHTS_FD_WRITE | wasi::RIGHTS_FD_ALLOCATE) != 0
             || oflags & (wasi::OFLAGS_CREAT | wasi::OFLAGS_TRUNC) != 0;
-        let fd = if host.is_dir() {
+        // Never through a link: `host` ends in one only when the program asked not to
+        // follow it, and a directory descriptor there would reach wherever it leads.
+        let is_dir = std::fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir());
+        let fd = if is_dir {
             if oflags & (wasi::OFLAGS_CREAT | wasi::OFLAGS_TRUNC) != 0 {
                 return Ok(wasi::ERRNO_ISDIR);
             }
