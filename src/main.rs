@@ -542,9 +542,16 @@ fn run_command(
                 Err(e) => Verdict::Failed(e),
             };
             match verdict {
-                Verdict::Passed(t) => {
+                Verdict::Passed(t, measured) => {
                     passed += 1;
-                    eprintln!("ok ({:.2} s)", t.as_secs_f64());
+                    match measured {
+                        Some(m) => eprintln!(
+                            "ok ({:.2} s; bench.start to bench.end {:.3} s)",
+                            t.as_secs_f64(),
+                            m.as_secs_f64()
+                        ),
+                        None => eprintln!("ok ({:.2} s)", t.as_secs_f64()),
+                    }
                 }
                 Verdict::Failed(why) => {
                     failed += 1;

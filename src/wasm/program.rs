@@ -114,8 +114,9 @@ pub fn describe_trap(t: &Trap) -> String {
 
 /// The verdict on one program of a directory.
 pub enum Verdict {
-    /// Its output matched.
-    Passed(Duration),
+    /// Its output matched: the whole run's time (compilation included), and the region
+    /// between `bench.start` and `bench.end` if it marked one.
+    Passed(Duration, Option<Duration>),
     /// It did not: why.
     Failed(String),
     /// It was not run: why.
@@ -188,7 +189,7 @@ pub fn check_program(program: &Path, engine: Box<dyn Engine>, config: MemoryConf
             return Verdict::Failed(first_difference(stream, &want, got));
         }
     }
-    Verdict::Passed(elapsed)
+    Verdict::Passed(elapsed, run.measured)
 }
 
 /// Where `got` first differs from `want`, for a failure message.
