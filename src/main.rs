@@ -361,7 +361,8 @@ fn run(command: Command) -> Result<ExitCode, String> {
         } => {
             let config = MemoryConfig::parse(&memory).map_err(|e| format!("error: {e}"))?;
             let settings = legalize_settings("x86_64", &spectre)?;
-            let make = engine_factory(&target, settings, false);
+            // A program runs as long as it runs, as on any engine.
+            let make = engine_factory(&target, settings, false, Some(u64::MAX));
             run_command(&path, &make, config, &dirs, &args)
         }
         Command::Interpret { file } => {
@@ -471,7 +472,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     clif_bounds::isa::BACKEND_TARGETS.join(", ")
                 ));
             }
-            let make = engine_factory(&target, settings, pcc);
+            let make = engine_factory(&target, settings, pcc, None);
             make()?;
             let report =
                 script::run_paths(&paths, config, &make).map_err(|e| format!("error: {e}"))?;
@@ -492,16 +493,20 @@ fn run(command: Command) -> Result<ExitCode, String> {
 }
 
 /// The engine of `--target`, with the legalizer's `settings` (their Spectre setting for our
-/// backends too) and `pcc` for our backends.
+/// backends too), `pcc` for our backends, and the interpreter's instruction budget per
+/// call (`None`: its default, which catches endless loops in scripts).
 fn engine_factory(
     target: &str,
     settings: clif_bounds::legalize::Settings,
     pcc: bool,
+    fuel: Option<u64>,
 ) -> impl Fn() -> Result<Box<dyn Engine>, String> + '_ {
     move || -> Result<Box<dyn Engine>, String> {
         match target {
-            "interp" => Ok(Box::new(InterpreterEngine::fused())),
-            "interp-legalized" => Ok(Box::new(InterpreterEngine::legalized(settings))),
+            "interp" => Ok(Box::new(InterpreterEngine::fused().with_fuel(fuel))),
+            "interp-legalized" => Ok(Box::new(
+                InterpreterEngine::legalized(settings).with_fuel(fuel),
+            )),
             t if clif_bounds::isa::BACKEND_TARGETS.contains(&t) => {
                 let backend =
                     clif_bounds::isa::Backend::for_target(t, settings.spectre)?.with_pcc(pcc);

@@ -435,6 +435,11 @@ impl InterpreterEngine {
             ..InterpreterEngine::default()
         }
     }
+
+    /// With an instruction budget per call of `fuel` (`None`: the interpreter's default).
+    pub fn with_fuel(self, fuel: Option<u64>) -> Self {
+        InterpreterEngine { fuel, ..self }
+    }
 }
 
 /// The functions of a translation as an engine compiles or runs them: verified (a failure is
