@@ -631,7 +631,7 @@ impl BackendRun {
             .image
             .call(&func.name, &args, &rets, &mut crate::isa::NoHost)?;
         let label = &self.label;
-        Ok(exit.into_outcome(|| format!("{label} code of {}", func.name)))
+        Ok(exit.into_outcome(&format!("{label} code"), &func.name))
     }
 }
 

@@ -441,6 +441,8 @@ enum Step {
     Jump(Block),
     Return(Vec<DataValue>),
     Trap(TrapCode),
+    /// A callee trapped: its trap, to which this frame adds itself as the caller.
+    Propagate(Trap),
 }
 
 impl<'f> Frame<'_, 'f> {
@@ -483,6 +485,13 @@ impl<'f> Frame<'_, 'f> {
                         return Ok(Outcome::Trapped(Trap {
                             code,
                             location: format!("`{}` in {}", inst_to_string(func, inst), func.name),
+                        }))
+                    }
+                    // The backtrace: where it trapped, then each caller outwards.
+                    Step::Propagate(t) => {
+                        return Ok(Outcome::Trapped(Trap {
+                            code: t.code,
+                            location: format!("{}, called from {}", t.location, func.name),
                         }))
                     }
                 }
@@ -627,7 +636,7 @@ impl<'f> Frame<'_, 'f> {
                         }
                         Ok(Step::Next)
                     }
-                    Outcome::Trapped(t) => Ok(Step::Trap(t.code)),
+                    Outcome::Trapped(t) => Ok(Step::Propagate(t)),
                 }
             }
             D::UnaryImm { imm, .. } => result(self, imm.0 as u64),

@@ -98,7 +98,12 @@ impl Drop for CodeMemory {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// The code trapped at a trap site.
-    Trap(TrapCode),
+    Trap {
+        /// The trap code.
+        code: TrapCode,
+        /// The pc of the trapping instruction (or of the stack overflow).
+        pc: u64,
+    },
     /// A signal at a pc that is not a trap site: a bug in the generated code.
     Crash {
         /// The signal number.
@@ -179,12 +184,13 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
             let sp = (*uc).uc_mcontext.gregs[libc::REG_RSP as usize] as u64;
             let addr = (*info).si_addr() as u64;
             (*active).fault = Some(match code.trap_at(pc) {
-                Some(c) => Fault::Trap(c),
+                Some(code) => Fault::Trap { code, pc },
                 // Generated code touches the stack only next to its stack pointer (pushes,
                 // calls, frame slots): a fault there is the stack's guard page.
-                None if sig == libc::SIGSEGV && addr.abs_diff(sp) < STACK_REACH => {
-                    Fault::Trap(TrapCode::STACK_OVERFLOW)
-                }
+                None if sig == libc::SIGSEGV && addr.abs_diff(sp) < STACK_REACH => Fault::Trap {
+                    code: TrapCode::STACK_OVERFLOW,
+                    pc,
+                },
                 None => Fault::Crash { signal: sig, pc },
             });
             (*uc).uc_mcontext.gregs[libc::REG_RSP as usize] = (*active).saved_sp as i64;

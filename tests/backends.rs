@@ -178,7 +178,7 @@ fn random_arithmetic_agrees_with_the_interpreter() {
                         image
                             .call("%f", args, &rets, &mut clif_bounds::isa::NoHost)
                             .unwrap()
-                            .into_outcome(String::new)
+                            .into_outcome("", "")
                     }),
                 ));
             }
@@ -346,7 +346,7 @@ fn float_conversions_agree_with_the_interpreter() {
                 let exit = image
                     .call(&name, &args, &rets, &mut clif_bounds::isa::NoHost)
                     .unwrap();
-                got.push((*who, exit.into_outcome(String::new)));
+                got.push((*who, exit.into_outcome("", "")));
             }
             for (who, got) in got {
                 points += 1;

@@ -458,7 +458,10 @@ fn native_faults_become_traps_or_crash_reports() {
     let code = CodeMemory::new(&ud2, traps, |_, _| Ok(())).unwrap();
     assert_eq!(
         native::call(&code, code.addr(0), 0, &mut [0]),
-        Err(Fault::Trap(TrapCode::HEAP_OUT_OF_BOUNDS))
+        Err(Fault::Trap {
+            code: TrapCode::HEAP_OUT_OF_BOUNDS,
+            pc: code.addr(0)
+        })
     );
     let code = CodeMemory::new(&ud2, BTreeMap::new(), |_, _| Ok(())).unwrap();
     let crash = native::call(&code, code.addr(0), 0, &mut [0]);

@@ -67,21 +67,44 @@ impl Host for NoHost {
 pub enum Exit {
     /// Returned these values.
     Returned(Vec<DataValue>),
-    /// Trapped with this code.
-    Trapped(TrapCode),
+    /// Trapped with this code, in the code of this function when the image knows.
+    Trapped {
+        /// The trap code.
+        code: TrapCode,
+        /// The function whose code trapped.
+        function: Option<String>,
+    },
 }
 
 impl Exit {
-    /// The interpreter's outcome for this exit; a trap is located at `location()`.
-    pub fn into_outcome(self, location: impl FnOnce() -> String) -> Outcome {
+    /// The interpreter's outcome for this exit: a trap is located in the `label` code
+    /// (`x86_64 code`) of the function that trapped, called through `entry`.
+    pub fn into_outcome(self, label: &str, entry: &str) -> Outcome {
         match self {
             Exit::Returned(v) => Outcome::Returned(v),
-            Exit::Trapped(code) => Outcome::Trapped(Trap {
+            Exit::Trapped { code, function } => Outcome::Trapped(Trap {
                 code,
-                location: location(),
+                location: match function {
+                    Some(f) if f != entry => format!("{label} of {f}, entered at {entry}"),
+                    Some(f) => format!("{label} of {f}"),
+                    None => format!("{label} entered at {entry}"),
+                },
             }),
         }
     }
+}
+
+/// The function of `entries` (name and start offset) whose code contains `offset`: the one
+/// that starts last at or before it.
+pub(crate) fn function_at<'a>(
+    entries: impl IntoIterator<Item = (&'a String, u64)>,
+    offset: u64,
+) -> Option<String> {
+    entries
+        .into_iter()
+        .filter(|&(_, start)| start <= offset)
+        .max_by_key(|&(_, start)| start)
+        .map(|(name, _)| name.clone())
 }
 
 /// The 8-byte slots of the value array of an array-call trampoline of a function with

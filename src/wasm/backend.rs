@@ -78,6 +78,6 @@ impl Engine for BackendEngine {
         let image = super::runtime::loaded(&self.images, instance)?;
         let exit = image.call(&name, args, &returns, host)?;
         let target = self.backend.name();
-        Ok(exit.into_outcome(|| format!("{target} code of {name}")))
+        Ok(exit.into_outcome(&format!("{target} code"), &name))
     }
 }

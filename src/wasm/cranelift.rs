@@ -5,8 +5,9 @@
 
 use super::runtime::{Engine, StoreHost};
 use super::translate::{func_name, Translation};
-use crate::interpreter::{DataValue, Outcome, Trap};
+use crate::interpreter::{DataValue, Outcome};
 use crate::ir::{Function, TrapCode, Type};
+use crate::isa::Exit;
 use crate::isa::HOST_FUNCTIONS;
 use crate::legalize::{legalize, Settings};
 use crate::native::{self, CodeMemory, Fault};
@@ -31,6 +32,8 @@ struct Compiled {
     size: usize,
     /// Offset of each function's array-call trampoline.
     entries: HashMap<u32, u64>,
+    /// Offset of each function's code, by name, to say which one trapped.
+    functions: Vec<(String, u64)>,
 }
 
 /// `func`, legalized with `settings`, compiled by real Cranelift 0.135.8 for x86_64: the
@@ -293,12 +296,18 @@ impl Engine for CraneliftEngine {
             .filter(|((ns, _), _)| *ns == 1)
             .map(|(&(_, index), &start)| (index, start))
             .collect();
+        let functions = starts
+            .iter()
+            .filter(|((ns, _), _)| *ns == 0)
+            .map(|(&(_, index), &start)| (func_name(index), start))
+            .collect();
         self.instances.insert(
             instance,
             Compiled {
                 code: compiled,
                 size,
                 entries,
+                functions,
             },
         );
         Ok(())
@@ -336,10 +345,15 @@ impl Engine for CraneliftEngine {
                     .map(|(&ty, &bits)| DataValue::new(ty, bits & ty.mask()))
                     .collect(),
             )),
-            Err(Fault::Trap(code)) => Ok(Outcome::Trapped(Trap {
-                code,
-                location: format!("native code of {}", func_name(index)),
-            })),
+            Err(Fault::Trap { code, pc }) => {
+                let entry = func_name(index);
+                let offset = pc.wrapping_sub(compiled.code.addr(0));
+                let at = crate::isa::function_at(
+                    compiled.functions.iter().map(|(n, s)| (n, *s)),
+                    offset,
+                );
+                Ok(Exit::Trapped { code, function: at }.into_outcome("native code", &entry))
+            }
             Err(Fault::Crash { signal, pc }) => Err(format!(
                 "the generated code of {} crashed: signal {signal} at pc {pc:#x}, not a trap site",
                 func_name(index)
@@ -457,6 +471,6 @@ impl Engine for CraneliftPulleyEngine {
         let name = func_name(index);
         // The benchmark kernels call nothing (calls are refused when loading).
         let exit = crate::isa::Image::call(image, &name, args, &returns, &mut crate::isa::NoHost)?;
-        Ok(exit.into_outcome(|| format!("Cranelift pulley64 code of {name}")))
+        Ok(exit.into_outcome("Cranelift pulley64 code", &name))
     }
 }

@@ -169,7 +169,12 @@ impl PulleyImage {
                     DoneReason::Trap { pc, kind } => {
                         let offset = (pc.as_ptr() as usize).wrapping_sub(base as usize) as u32;
                         *vm = fresh_vm()?;
-                        return self.trap_code(offset, kind).map(Exit::Trapped);
+                        let function = crate::isa::function_at(
+                            self.entries.iter().map(|(n, &s)| (n, u64::from(s))),
+                            u64::from(offset),
+                        );
+                        let code = self.trap_code(offset, kind)?;
+                        return Ok(Exit::Trapped { code, function });
                     }
                 }
             }

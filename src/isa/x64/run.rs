@@ -177,7 +177,13 @@ impl X64Image {
                     .map(|(&ty, &bits)| DataValue::new(ty, bits & ty.mask()))
                     .collect(),
             )),
-            Err(Fault::Trap(code)) => Ok(Exit::Trapped(code)),
+            Err(Fault::Trap { code, pc }) => Ok(Exit::Trapped {
+                code,
+                function: crate::isa::function_at(
+                    self.entries.iter().map(|(n, &s)| (n, s)),
+                    pc.wrapping_sub(self.code.addr(0)),
+                ),
+            }),
             Err(Fault::Crash { signal, pc }) => Err(format!(
                 "the x86_64 code of {name} crashed: signal {signal} at pc {pc:#x} (offset {:#x}), not a trap site",
                 pc.wrapping_sub(self.code.addr(0))
