@@ -239,6 +239,34 @@ fn install_handlers() {
     });
 }
 
+/// Bytes of this thread's stack left below the caller's frame, when the platform says where
+/// the stack ends (Linux's `pthread_getattr_np`). Code that runs nested calls on one stack
+/// (calls between instances through the host) stops before it runs out: a stack overflow
+/// in the host's own frames is a crash, not a trap.
+pub fn stack_left() -> Option<usize> {
+    thread_local! {
+        static LOW: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+    #[cfg(target_os = "linux")]
+    if LOW.with(Cell::get).is_none() {
+        // SAFETY: the attributes are initialised by `pthread_getattr_np` before they are
+        // read and destroyed after.
+        unsafe {
+            let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+            if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) == 0 {
+                let (mut addr, mut size) = (std::ptr::null_mut(), 0usize);
+                if libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0 {
+                    LOW.with(|l| l.set(Some(addr as usize)));
+                }
+                libc::pthread_attr_destroy(&mut attr);
+            }
+        }
+    }
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as usize;
+    LOW.with(Cell::get).map(|low| sp.saturating_sub(low))
+}
+
 /// Calls the code at `entry` (inside `code`) as `entry(vmctx, values)` with the System V
 /// convention: an array-call trampoline reading its arguments from and writing its results
 /// to `values`.

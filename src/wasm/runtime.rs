@@ -585,6 +585,19 @@ fn lock(m: &Arc<Mutex<Memories>>) -> MutexGuard<'_, Memories> {
 /// ends in a `stk_ovf` trap here rather than in an overflow of the host.
 pub const MAX_NESTED_CALLS: usize = 100;
 
+/// The stack a call through the host leaves for the host's own frames: with less than this
+/// left, the call is a `stk_ovf` trap instead (generated code that overflows the stack
+/// traps, but the host's frames would crash).
+pub const HOST_STACK_RESERVE: usize = 256 << 10;
+
+/// Bytes of stack left on this thread, where the platform says.
+fn stack_left() -> Option<usize> {
+    #[cfg(unix)]
+    return crate::native::stack_left();
+    #[cfg(not(unix))]
+    None
+}
+
 /// All instances and memories of one script or program, and the engine running them.
 pub struct Store {
     /// The memory configuration every memory and translation follows.
@@ -1090,10 +1103,14 @@ impl Store {
         resolve: impl FnOnce(usize, &Instance) -> Result<(FuncType, Result<Callee, TrapCode>), String>,
     ) -> Result<bool, String> {
         let depth = self.nested.get();
-        let outcome = if depth >= MAX_NESTED_CALLS {
+        let short = stack_left().is_some_and(|left| left < HOST_STACK_RESERVE);
+        let outcome = if depth >= MAX_NESTED_CALLS || short {
             Ok(Outcome::Trapped(Trap {
                 code: TrapCode::STACK_OVERFLOW,
-                location: format!("{MAX_NESTED_CALLS} nested calls through the host"),
+                location: format!(
+                    "{depth} nested calls through the host, with {} KiB of stack left",
+                    stack_left().unwrap_or(0) >> 10
+                ),
             }))
         } else {
             self.nested.set(depth + 1);
