@@ -103,6 +103,8 @@ pub enum Fault {
         code: TrapCode,
         /// The pc of the trapping instruction (or of the stack overflow).
         pc: u64,
+        /// The return addresses on the stack at the trap, for a backtrace.
+        stack: StackWalk,
     },
     /// A signal at a pc that is not a trap site: a bug in the generated code.
     Crash {
@@ -111,6 +113,55 @@ pub enum Fault {
         /// The faulting pc.
         pc: u64,
     },
+}
+
+/// The return addresses the signal handler finds on the stack at a trap (it allocates
+/// nothing): the word at the stack pointer, which a function without a frame returns to,
+/// and those of the frame-pointer chain (`[rbp + 8]`, then the saved `rbp`'s), innermost
+/// first, up to the first that is not in the code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackWalk {
+    /// The word at the stack pointer.
+    pub top: u64,
+    /// The chain's return addresses; `len` of them are valid.
+    pub chain: [u64; 32],
+    /// How many.
+    pub len: usize,
+}
+
+impl StackWalk {
+    /// The return addresses of the chain.
+    pub fn chain(&self) -> &[u64] {
+        &self.chain[..self.len]
+    }
+
+    /// Walks from stack pointer `sp` and frame pointer `fp`, reading only the stack between
+    /// `sp` and `end` (the entry's saved stack pointer) and stopping at the first address
+    /// `in_code` rejects.
+    ///
+    /// # Safety
+    /// `[sp, end)` must be readable stack.
+    unsafe fn walk(sp: u64, mut fp: u64, end: u64, in_code: impl Fn(u64) -> bool) -> StackWalk {
+        let readable =
+            |at: u64| at >= sp && at.checked_add(8).is_some_and(|e| e <= end) && at % 8 == 0;
+        // SAFETY: every read is of an aligned word inside `[sp, end)`.
+        let read = |at: u64| unsafe { *(at as *const u64) };
+        let mut walk = StackWalk {
+            top: if readable(sp) { read(sp) } else { 0 },
+            chain: [0; 32],
+            len: 0,
+        };
+        while walk.len < walk.chain.len() && readable(fp) && readable(fp + 8) {
+            let ret = read(fp + 8);
+            if !in_code(ret) {
+                break;
+            }
+            walk.chain[walk.len] = ret;
+            walk.len += 1;
+            fp = read(fp);
+        }
+        walk
+    }
 }
 
 /// The state of the call in progress on this thread, read by the signal handler.
@@ -182,14 +233,21 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         if !active.is_null() && (*(*active).code).contains(pc) {
             let code = &*(*active).code;
             let sp = (*uc).uc_mcontext.gregs[libc::REG_RSP as usize] as u64;
+            let fp = (*uc).uc_mcontext.gregs[libc::REG_RBP as usize] as u64;
             let addr = (*info).si_addr() as u64;
+            let stack = || StackWalk::walk(sp, fp, (*active).saved_sp, |a| code.contains(a));
             (*active).fault = Some(match code.trap_at(pc) {
-                Some(code) => Fault::Trap { code, pc },
+                Some(code) => Fault::Trap {
+                    code,
+                    pc,
+                    stack: stack(),
+                },
                 // Generated code touches the stack only next to its stack pointer (pushes,
                 // calls, frame slots): a fault there is the stack's guard page.
                 None if sig == libc::SIGSEGV && addr.abs_diff(sp) < STACK_REACH => Fault::Trap {
                     code: TrapCode::STACK_OVERFLOW,
                     pc,
+                    stack: stack(),
                 },
                 None => Fault::Crash { signal: sig, pc },
             });

@@ -384,3 +384,60 @@ fn proc_exit_ends_the_program_with_its_code() {
         assert!(matches!(run.ended, Ended::Exited(7)), "{:?}", run.ended);
     }
 }
+
+/// A trap names the function that trapped and its callers outwards, by their name-section
+/// names, on every engine: through a function without a frame and through one with a frame
+/// (which made a call of its own before trapping).
+#[test]
+fn traps_carry_a_backtrace_of_function_names() {
+    let wat = r#"(module
+      (memory 1)
+      (func $leaf (param i32) (result i32) (i32.div_u (i32.const 1) (local.get 0)))
+      (func $framed (param i32) (result i32)
+        (drop (call $other (local.get 0)))
+        (i32.load (i32.const 70000)))
+      (func $other (param i32) (result i32) (local.get 0))
+      (func $middle (param i32) (result i32) (i32.add (call $leaf (local.get 0)) (i32.const 1)))
+      (func $middle2 (param i32) (result i32) (i32.add (call $framed (local.get 0)) (i32.const 1)))
+      (func (export "_start")
+        (drop (call $middle2 (i32.const 3)))
+        (drop (call $middle (i32.const 0)))))"#;
+    let bytes = wat::parse_str(wat).unwrap();
+    let engines: [(&str, &dyn Fn() -> Box<dyn Engine>); 4] = [
+        ("interp", &|| Box::new(InterpreterEngine::fused())),
+        ("pulley64", &|| {
+            Box::new(BackendEngine::new(Backend::for_target("pulley64", false).unwrap()).unwrap())
+        }),
+        ("x86_64", &|| {
+            Box::new(BackendEngine::new(Backend::for_target("x86_64", false).unwrap()).unwrap())
+        }),
+        ("cranelift", &|| {
+            Box::new(CraneliftEngine::new(false).unwrap())
+        }),
+    ];
+    for (name, make) in engines {
+        let run =
+            program::run_program(&bytes, make(), MemoryConfig::STATIC, vec![], &[], true).unwrap();
+        let Ended::Trapped(t) = run.ended else {
+            panic!("{name}: {:?}", run.ended)
+        };
+        let want = "u0:1 (framed), called from u0:4 (middle2), called from u0:5";
+        assert!(t.location.contains(want), "{name}: {}", t.location);
+        // The leaf: its caller comes from the return address, not from a frame of its own.
+        let leaf = wat.replace("(drop (call $middle2 (i32.const 3)))", "");
+        let run = program::run_program(
+            &wat::parse_str(&leaf).unwrap(),
+            make(),
+            MemoryConfig::STATIC,
+            vec![],
+            &[],
+            true,
+        )
+        .unwrap();
+        let Ended::Trapped(t) = run.ended else {
+            panic!("{name}: {:?}", run.ended)
+        };
+        let want = "u0:0 (leaf), called from u0:3 (middle), called from u0:5";
+        assert!(t.location.contains(want), "{name}: {}", t.location);
+    }
+}

@@ -67,44 +67,89 @@ impl Host for NoHost {
 pub enum Exit {
     /// Returned these values.
     Returned(Vec<DataValue>),
-    /// Trapped with this code, in the code of this function when the image knows.
+    /// Trapped with this code.
     Trapped {
         /// The trap code.
         code: TrapCode,
-        /// The function whose code trapped.
-        function: Option<String>,
+        /// The backtrace, as far as the image could walk it: the function that trapped,
+        /// then its callers outwards.
+        frames: Vec<String>,
     },
 }
 
 impl Exit {
     /// The interpreter's outcome for this exit: a trap is located in the `label` code
-    /// (`x86_64 code`) of the function that trapped, called through `entry`.
+    /// (`x86_64 code`) of the function that trapped, with its callers, of a call that
+    /// entered at `entry`.
     pub fn into_outcome(self, label: &str, entry: &str) -> Outcome {
         match self {
             Exit::Returned(v) => Outcome::Returned(v),
-            Exit::Trapped { code, function } => Outcome::Trapped(Trap {
-                code,
-                location: match function {
-                    Some(f) if f != entry => format!("{label} of {f}, entered at {entry}"),
+            Exit::Trapped { code, frames } => {
+                let mut location = match frames.first() {
                     Some(f) => format!("{label} of {f}"),
                     None => format!("{label} entered at {entry}"),
-                },
-            }),
+                };
+                for f in frames.iter().skip(1) {
+                    location += &format!(", called from {f}");
+                }
+                if frames.last().is_some_and(|f| f != entry) {
+                    location += &format!(", entered at {entry}");
+                }
+                Outcome::Trapped(Trap { code, location })
+            }
         }
     }
 }
 
-/// The function of `entries` (name and start offset) whose code contains `offset`: the one
-/// that starts last at or before it.
-pub(crate) fn function_at<'a>(
-    entries: impl IntoIterator<Item = (&'a String, u64)>,
-    offset: u64,
-) -> Option<String> {
-    entries
-        .into_iter()
-        .filter(|&(_, start)| start <= offset)
-        .max_by_key(|&(_, start)| start)
-        .map(|(name, _)| name.clone())
+/// Where each piece of code of an image starts, what it is and whether it sets up a frame:
+/// what naming a pc and walking a backtrace need.
+#[derive(Default)]
+pub(crate) struct FunctionMap {
+    /// `(start offset, function name or None for a trampoline or stub, has a frame)`, by
+    /// start.
+    starts: Vec<(u64, Option<String>, bool)>,
+}
+
+impl FunctionMap {
+    /// A map of `pieces`: start offset, name (`None`: not a function of the program), and
+    /// whether it sets up a frame.
+    pub(crate) fn new(pieces: impl IntoIterator<Item = (u64, Option<String>, bool)>) -> Self {
+        let mut starts: Vec<_> = pieces.into_iter().collect();
+        starts.sort_by_key(|p| p.0);
+        FunctionMap { starts }
+    }
+
+    /// The piece whose code holds `offset`.
+    fn at(&self, offset: u64) -> Option<&(u64, Option<String>, bool)> {
+        let i = self.starts.partition_point(|p| p.0 <= offset);
+        i.checked_sub(1).map(|i| &self.starts[i])
+    }
+
+    /// The backtrace of a trap at offset `pc`: its function, then the callers. `leaf_return`
+    /// is where a function without a frame returns to (the link register, or the word at
+    /// the stack pointer), `chain` the return addresses along the frame-pointer chain from
+    /// the frame pointer at the trap (offsets; it ends at the first one outside the image).
+    /// A function with a frame returns to the chain's first; one without to `leaf_return`,
+    /// its caller's frame being the chain's start. The walk stops at a trampoline or stub.
+    pub(crate) fn backtrace(
+        &self,
+        pc: u64,
+        leaf_return: Option<u64>,
+        chain: &[u64],
+    ) -> Vec<String> {
+        let Some((_, Some(name), framed)) = self.at(pc) else {
+            return Vec::new();
+        };
+        let mut frames = vec![name.clone()];
+        let first = if *framed { None } else { leaf_return };
+        for ret in first.into_iter().chain(chain.iter().copied()) {
+            match self.at(ret) {
+                Some((_, Some(name), _)) => frames.push(name.clone()),
+                _ => break,
+            }
+        }
+        frames
+    }
 }
 
 /// The 8-byte slots of the value array of an array-call trampoline of a function with

@@ -98,7 +98,7 @@ impl CodeBuffer {
     }
 
     /// Resolves every label use and returns the finished code.
-    pub fn finish(mut self, frame_size: u32) -> CompiledCode {
+    pub fn finish(mut self, frame: Option<u32>) -> CompiledCode {
         for f in &self.fixups {
             let target = self.labels[f.label.0 as usize].expect("every used label is bound");
             let rel = (i64::from(target) - i64::from(f.base)) as i32;
@@ -109,7 +109,7 @@ impl CodeBuffer {
             code: self.data,
             traps: self.traps,
             relocs: self.relocs,
-            frame_size,
+            frame,
             pcc: None,
             decoded: None,
         }

@@ -121,8 +121,10 @@ pub struct CompiledCode {
     pub traps: BTreeMap<u32, TrapSite>,
     /// Calls to patch when the function is placed.
     pub relocs: Vec<Reloc>,
-    /// Bytes of the stack frame beyond the saved frame pointer and return address.
-    pub frame_size: u32,
+    /// The stack frame: bytes beyond the saved frame pointer and return address, or `None`
+    /// for a function that sets up no frame (which a backtrace must know: such a function's
+    /// return address is not in a frame of its own).
+    pub frame: Option<u32>,
     /// What proof-carrying code proved, when it was enabled.
     pub pcc: Option<pcc::PccReport>,
     /// Under `enable_pcc`: how many emitted memory accesses were decoded back and found to

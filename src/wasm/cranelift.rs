@@ -32,8 +32,8 @@ struct Compiled {
     size: usize,
     /// Offset of each function's array-call trampoline.
     entries: HashMap<u32, u64>,
-    /// Offset of each function's code, by name, to say which one trapped.
-    functions: Vec<(String, u64)>,
+    /// Where each function and trampoline starts, for backtraces.
+    functions: crate::isa::FunctionMap,
 }
 
 /// `func`, legalized with `settings`, compiled by real Cranelift 0.135.8 for x86_64: the
@@ -296,11 +296,13 @@ impl Engine for CraneliftEngine {
             .filter(|((ns, _), _)| *ns == 1)
             .map(|(&(_, index), &start)| (index, start))
             .collect();
-        let functions = starts
-            .iter()
-            .filter(|((ns, _), _)| *ns == 0)
-            .map(|(&(_, index), &start)| (func_name(index), start))
-            .collect();
+        // (Whether Cranelift gave a function a frame is not recorded: every function is
+        // taken to have one, so a frameless leaf's caller is missing from a backtrace.)
+        let functions = crate::isa::FunctionMap::new(
+            starts
+                .iter()
+                .map(|(&(ns, index), &start)| (start, (ns == 0).then(|| func_name(index)), true)),
+        );
         self.instances.insert(
             instance,
             Compiled {
@@ -345,14 +347,12 @@ impl Engine for CraneliftEngine {
                     .map(|(&ty, &bits)| DataValue::new(ty, bits & ty.mask()))
                     .collect(),
             )),
-            Err(Fault::Trap { code, pc }) => {
-                let entry = func_name(index);
-                let offset = pc.wrapping_sub(compiled.code.addr(0));
-                let at = crate::isa::function_at(
-                    compiled.functions.iter().map(|(n, s)| (n, *s)),
-                    offset,
-                );
-                Ok(Exit::Trapped { code, function: at }.into_outcome("native code", &entry))
+            Err(Fault::Trap { code, pc, stack }) => {
+                let offset = |a: u64| a.wrapping_sub(compiled.code.addr(0));
+                let chain: Vec<u64> = stack.chain().iter().map(|&a| offset(a)).collect();
+                let frames = compiled.functions.backtrace(offset(pc), None, &chain);
+                let exit = Exit::Trapped { code, frames };
+                Ok(exit.into_outcome("native code", &func_name(index)))
             }
             Err(Fault::Crash { signal, pc }) => Err(format!(
                 "the generated code of {} crashed: signal {signal} at pc {pc:#x}, not a trap site",

@@ -95,7 +95,7 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
         encode::trap(&mut e.buf.data);
         e.buf.add_trap(at, code);
     }
-    let mut code = e.buf.finish(u32::from(amt) * u32::from(frame));
+    let mut code = e.buf.finish(frame.then_some(u32::from(amt)));
     if vcode.pcc.is_some() {
         code.decoded = Some(super::pcc::decode_accesses(&code.code, &emitted)?);
     }

@@ -19,6 +19,7 @@ pub struct PulleyImage {
     entries: HashMap<String, u32>,
     traps: BTreeMap<u32, TrapCode>,
     hosts: Vec<String>,
+    functions: crate::isa::FunctionMap,
 }
 
 /// A host function: reads its arguments from the Vm's registers (Pulley ABI) and writes its
@@ -33,8 +34,11 @@ impl PulleyImage {
         let mut entries = HashMap::new();
         let mut traps = BTreeMap::new();
         let mut calls = Vec::new();
+        let mut pieces = Vec::new();
         for (name, f) in funcs {
             let start = code.len() as u32;
+            let function = (!name.ends_with(ARRAY_CALL)).then(|| name.clone());
+            pieces.push((u64::from(start), function, f.frame.is_some()));
             entries.insert(name, start);
             traps.extend(f.traps.iter().map(|(&o, s)| (start + o, s.code)));
             calls.extend(
@@ -52,6 +56,7 @@ impl PulleyImage {
         }
         for (id, name) in hosts.iter().enumerate() {
             let id = u8::try_from(id).map_err(|_| "more than 256 host functions".to_string())?;
+            pieces.push((code.len() as u64, None, false));
             entries.insert(name.clone(), code.len() as u32);
             encode::call_indirect_host(&mut code, id);
             encode::ret(&mut code);
@@ -67,7 +72,33 @@ impl PulleyImage {
             entries,
             traps,
             hosts,
+            functions: crate::isa::FunctionMap::new(pieces),
         })
+    }
+
+    /// The backtrace of a trap at `offset` in `vm`, read before the `Vm` is abandoned:
+    /// Pulley's frames (`push_frame`) keep the caller's `fp` at `fp` and the return address
+    /// at `fp + 8`, and a function without a frame returns to `lr`.
+    fn backtrace(&self, vm: &Vm, offset: u32) -> Vec<String> {
+        let base = self.code.as_ptr() as usize;
+        let inside = |addr: usize| {
+            addr.checked_sub(base)
+                .filter(|&o| o < self.code.len())
+                .map(|o| o as u64)
+        };
+        let mut chain = Vec::new();
+        let mut fp = vm.fp() as usize;
+        while chain.len() < 64 && fp != 0 && fp % 8 == 0 {
+            // SAFETY: `fp` is the frame pointer of the trapped code or one a frame saved:
+            // both point into the `Vm`'s stack, which is alive, at a saved `fp` and `lr`.
+            let (saved_fp, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+            let Some(ret) = inside(ret) else { break };
+            chain.push(ret);
+            fp = saved_fp;
+        }
+        let leaf_return = inside(vm.lr() as usize);
+        self.functions
+            .backtrace(u64::from(offset), leaf_return, &chain)
     }
 
     /// The names of the host functions, by stub id.
@@ -168,13 +199,10 @@ impl PulleyImage {
                     }
                     DoneReason::Trap { pc, kind } => {
                         let offset = (pc.as_ptr() as usize).wrapping_sub(base as usize) as u32;
+                        let frames = self.backtrace(vm, offset);
                         *vm = fresh_vm()?;
-                        let function = crate::isa::function_at(
-                            self.entries.iter().map(|(n, &s)| (n, u64::from(s))),
-                            u64::from(offset),
-                        );
                         let code = self.trap_code(offset, kind)?;
-                        return Ok(Exit::Trapped { code, function });
+                        return Ok(Exit::Trapped { code, frames });
                     }
                 }
             }
@@ -285,8 +313,10 @@ pub fn needs_array_call(sig: &crate::ir::Signature) -> bool {
 
 /// The name the array-call trampoline of function `name` is linked under.
 pub fn array_call_name(name: &str) -> String {
-    format!("{name}$array-call")
+    format!("{name}{ARRAY_CALL}")
 }
+
+const ARRAY_CALL: &str = "$array-call";
 
 /// A Vm with the stack size the runtime uses.
 pub fn fresh_vm() -> Result<Vm, String> {

@@ -159,7 +159,7 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
             e.buf.use_label(at, start, e.block_labels[t.index()]);
         }
     }
-    let mut code = e.buf.finish(if frame { reserve + save_bytes } else { 0 });
+    let mut code = e.buf.finish(frame.then_some(reserve + save_bytes));
     if vcode.pcc.is_some() {
         code.decoded = Some(super::pcc::decode_accesses(&code.code, &emitted)?);
     }

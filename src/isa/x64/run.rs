@@ -29,6 +29,7 @@ pub struct X64Image {
     trampolines: HashMap<String, u64>,
     /// The value slots each trampoline reads and writes, by function name.
     slots: HashMap<String, usize>,
+    functions: crate::isa::FunctionMap,
 }
 
 /// The code uses `lzcnt`, `tzcnt` (BMI1), `popcnt` and SSE4.1's `roundss`/`roundsd`
@@ -92,11 +93,14 @@ impl X64Image {
         let mut trampolines = HashMap::new();
         let mut calls = Vec::new();
         let mut size = 0;
+        let mut pieces = Vec::new();
         for (name, is_trampoline, unit) in units {
             while !code.len().is_multiple_of(16) {
                 code.push(0xcc);
             }
             let start = code.len() as u64;
+            let function = (!is_trampoline).then(|| name.clone());
+            pieces.push((start, function, unit.frame.is_some()));
             if is_trampoline {
                 trampolines.insert(name, start);
             } else {
@@ -127,6 +131,7 @@ impl X64Image {
                 code.push(0xcc);
             }
             stubs.insert(callee.clone(), code.len() as u64);
+            pieces.push((code.len() as u64, None, false));
             let r11 = super::inst::regs::R11 as u8;
             asm::movabsq_oi::<Regs>::new(r11, addr).encode(&mut code);
             asm::jmpq_m::<Regs>::new(cranelift_assembler_x64::GprMem::Gpr(r11)).encode(&mut code);
@@ -146,6 +151,7 @@ impl X64Image {
             entries,
             trampolines,
             slots: HashMap::new(),
+            functions: crate::isa::FunctionMap::new(pieces),
         })
     }
 
@@ -177,13 +183,13 @@ impl X64Image {
                     .map(|(&ty, &bits)| DataValue::new(ty, bits & ty.mask()))
                     .collect(),
             )),
-            Err(Fault::Trap { code, pc }) => Ok(Exit::Trapped {
-                code,
-                function: crate::isa::function_at(
-                    self.entries.iter().map(|(n, &s)| (n, s)),
-                    pc.wrapping_sub(self.code.addr(0)),
-                ),
-            }),
+            Err(Fault::Trap { code, pc, stack }) => {
+                let offset = |a: u64| a.wrapping_sub(self.code.addr(0));
+                let chain: Vec<u64> = stack.chain().iter().map(|&a| offset(a)).collect();
+                let leaf_return = offset(stack.top);
+                let frames = self.functions.backtrace(offset(pc), Some(leaf_return), &chain);
+                Ok(Exit::Trapped { code, frames })
+            }
             Err(Fault::Crash { signal, pc }) => Err(format!(
                 "the x86_64 code of {name} crashed: signal {signal} at pc {pc:#x} (offset {:#x}), not a trap site",
                 pc.wrapping_sub(self.code.addr(0))
