@@ -95,7 +95,7 @@ impl Drop for CodeMemory {
 }
 
 /// How a call into generated code failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// The code trapped at a trap site.
     Trap {
@@ -104,7 +104,7 @@ pub enum Fault {
         /// The pc of the trapping instruction (or of the stack overflow).
         pc: u64,
         /// The return addresses on the stack at the trap, for a backtrace.
-        stack: StackWalk,
+        stack: Box<StackWalk>,
     },
     /// A signal at a pc that is not a trap site: a bug in the generated code.
     Crash {
@@ -119,7 +119,7 @@ pub enum Fault {
 /// nothing): the word at the stack pointer, which a function without a frame returns to,
 /// and those of the frame-pointer chain (`[rbp + 8]`, then the saved `rbp`'s), innermost
 /// first, up to the first that is not in the code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StackWalk {
     /// The word at the stack pointer.
     pub top: u64,
@@ -142,8 +142,9 @@ impl StackWalk {
     /// # Safety
     /// `[sp, end)` must be readable stack.
     unsafe fn walk(sp: u64, mut fp: u64, end: u64, in_code: impl Fn(u64) -> bool) -> StackWalk {
-        let readable =
-            |at: u64| at >= sp && at.checked_add(8).is_some_and(|e| e <= end) && at % 8 == 0;
+        let readable = |at: u64| {
+            at >= sp && at.checked_add(8).is_some_and(|e| e <= end) && at.is_multiple_of(8)
+        };
         // SAFETY: every read is of an aligned word inside `[sp, end)`.
         let read = |at: u64| unsafe { *(at as *const u64) };
         let mut walk = StackWalk {
@@ -168,7 +169,16 @@ impl StackWalk {
 struct Active {
     code: *const CodeMemory,
     saved_sp: u64,
-    fault: Option<Fault>,
+    fault: Option<Signal>,
+    /// The stack at a trap (the handler fills it in place: it must not allocate).
+    walk: StackWalk,
+}
+
+/// What the signal handler saw: a trap (code, pc) or a crash (signal, pc).
+#[derive(Clone, Copy)]
+enum Signal {
+    Trap(TrapCode, u64),
+    Crash(i32, u64),
 }
 
 thread_local! {
@@ -235,21 +245,15 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
             let sp = (*uc).uc_mcontext.gregs[libc::REG_RSP as usize] as u64;
             let fp = (*uc).uc_mcontext.gregs[libc::REG_RBP as usize] as u64;
             let addr = (*info).si_addr() as u64;
-            let stack = || StackWalk::walk(sp, fp, (*active).saved_sp, |a| code.contains(a));
+            (*active).walk = StackWalk::walk(sp, fp, (*active).saved_sp, |a| code.contains(a));
             (*active).fault = Some(match code.trap_at(pc) {
-                Some(code) => Fault::Trap {
-                    code,
-                    pc,
-                    stack: stack(),
-                },
+                Some(code) => Signal::Trap(code, pc),
                 // Generated code touches the stack only next to its stack pointer (pushes,
                 // calls, frame slots): a fault there is the stack's guard page.
-                None if sig == libc::SIGSEGV && addr.abs_diff(sp) < STACK_REACH => Fault::Trap {
-                    code: TrapCode::STACK_OVERFLOW,
-                    pc,
-                    stack: stack(),
-                },
-                None => Fault::Crash { signal: sig, pc },
+                None if sig == libc::SIGSEGV && addr.abs_diff(sp) < STACK_REACH => {
+                    Signal::Trap(TrapCode::STACK_OVERFLOW, pc)
+                }
+                None => Signal::Crash(sig, pc),
             });
             (*uc).uc_mcontext.gregs[libc::REG_RSP as usize] = (*active).saved_sp as i64;
             (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] =
@@ -337,6 +341,7 @@ pub fn call(code: &CodeMemory, entry: u64, vmctx: u64, values: &mut [u64]) -> Re
         code,
         saved_sp: 0,
         fault: None,
+        walk: StackWalk::default(),
     };
     let previous = ACTIVE.with(|a| a.replace(&mut active));
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
@@ -349,7 +354,12 @@ pub fn call(code: &CodeMemory, entry: u64, vmctx: u64, values: &mut [u64]) -> Re
     ACTIVE.with(|a| a.set(previous));
     match (status, active.fault) {
         (0, _) => Ok(()),
-        (_, Some(f)) => Err(f),
+        (_, Some(Signal::Trap(code, pc))) => Err(Fault::Trap {
+            code,
+            pc,
+            stack: Box::new(active.walk),
+        }),
+        (_, Some(Signal::Crash(signal, pc))) => Err(Fault::Crash { signal, pc }),
         (_, None) => Err(Fault::Crash { signal: 0, pc: 0 }),
     }
 }

@@ -403,7 +403,8 @@ fn traps_carry_a_backtrace_of_function_names() {
         (drop (call $middle2 (i32.const 3)))
         (drop (call $middle (i32.const 0)))))"#;
     let bytes = wat::parse_str(wat).unwrap();
-    let engines: [(&str, &dyn Fn() -> Box<dyn Engine>); 4] = [
+    type MakeEngine<'a> = &'a dyn Fn() -> Box<dyn Engine>;
+    let engines: [(&str, MakeEngine); 4] = [
         ("interp", &|| Box::new(InterpreterEngine::fused())),
         ("pulley64", &|| {
             Box::new(BackendEngine::new(Backend::for_target("pulley64", false).unwrap()).unwrap())

@@ -88,7 +88,7 @@ impl PulleyImage {
         };
         let mut chain = Vec::new();
         let mut fp = vm.fp() as usize;
-        while chain.len() < 64 && fp != 0 && fp % 8 == 0 {
+        while chain.len() < 64 && fp != 0 && fp.is_multiple_of(8) {
             // SAFETY: `fp` is the frame pointer of the trapped code or one a frame saved:
             // both point into the `Vm`'s stack, which is alive, at a saved `fp` and `lr`.
             let (saved_fp, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
