@@ -329,6 +329,20 @@ impl Cx<'_> {
         self.count(Proof::Stack);
     }
 
+    /// `v` is loaded from a stack slot of the convention (a parameter or a call's result
+    /// passed on the stack): a frame access, defining an IR value as the convention passes it.
+    pub fn abi_load(&mut self, v: VReg) {
+        self.stack();
+        self.abi_def(v);
+    }
+
+    /// `v` is stored to a stack slot of the convention (an argument or a result passed on
+    /// the stack): a frame access, passing on an IR value.
+    pub fn abi_store(&mut self, v: VReg) -> Result<(), PccError> {
+        self.stack();
+        self.abi_use(v)
+    }
+
     /// `v` holds an IR value as the convention passes it (a parameter, a call result).
     pub fn abi_def(&mut self, v: VReg) {
         let f = self.abi_fact(v);

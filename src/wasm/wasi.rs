@@ -333,14 +333,22 @@ impl Wasi {
         })
     }
 
+    /// The name the program sees preopen `fd` as; `EBADF` for any other descriptor (which
+    /// is how a program finds where its preopens end).
+    fn preopen(&self, fd: u64) -> Result<String, Errno> {
+        match self.fds.borrow().get(fd as u32 as usize) {
+            Some(Some(Fd::Dir {
+                preopen: Some(name),
+                ..
+            })) => Ok(name.clone()),
+            _ => Err(wasi::ERRNO_BADF),
+        }
+    }
+
     fn fd_prestat_get(&self, g: &Guest, a: &[u64]) -> Result<Errno, Stop> {
-        let fds = self.fds.borrow();
-        let Some(Some(Fd::Dir {
-            preopen: Some(name),
-            ..
-        })) = fds.get(a[0] as u32 as usize)
-        else {
-            return Ok(wasi::ERRNO_BADF);
+        let name = match self.preopen(a[0]) {
+            Ok(n) => n,
+            Err(e) => return Ok(e),
         };
         // prestat: tag (u8, 0 = directory) at 0, the name's length (u32) at 4.
         let mut bytes = [0u8; 8];
@@ -351,13 +359,9 @@ impl Wasi {
     }
 
     fn fd_prestat_dir_name(&self, g: &Guest, a: &[u64]) -> Result<Errno, Stop> {
-        let fds = self.fds.borrow();
-        let Some(Some(Fd::Dir {
-            preopen: Some(name),
-            ..
-        })) = fds.get(a[0] as u32 as usize)
-        else {
-            return Ok(wasi::ERRNO_BADF);
+        let name = match self.preopen(a[0]) {
+            Ok(n) => n,
+            Err(e) => return Ok(e),
         };
         let (ptr, len) = (a[1] as u32, a[2] as u32);
         if (len as usize) < name.len() {

@@ -154,18 +154,8 @@ impl PccInst for MInst {
     fn pcc(&self, cx: &mut Cx<'_>) -> Result<(), PccError> {
         match self {
             MInst::Args { args } => args.iter().for_each(|&(v, _)| cx.abi_def(v)),
-            MInst::StackArg { dst, .. } => {
-                cx.stack();
-                cx.abi_def(*dst);
-            }
-            MInst::StoreCallArg { src, .. } | MInst::StoreRet { src, .. } => {
-                cx.stack();
-                cx.abi_use(*src)?;
-            }
-            MInst::LoadCallRet { dst, .. } => {
-                cx.stack();
-                cx.abi_def(*dst);
-            }
+            MInst::StackArg { dst, .. } | MInst::LoadCallRet { dst, .. } => cx.abi_load(*dst),
+            MInst::StoreCallArg { src, .. } | MInst::StoreRet { src, .. } => cx.abi_store(*src)?,
             MInst::Ret { rets } => {
                 for &(v, _) in rets {
                     cx.abi_use(v)?;
