@@ -184,6 +184,8 @@ enum Signal {
 thread_local! {
     static ACTIVE: Cell<*mut Active> = const { Cell::new(std::ptr::null_mut()) };
     static ALT_STACK: Cell<bool> = const { Cell::new(false) };
+    /// The lowest address of this thread's stack, once [`stack_left`] has asked.
+    static STACK_LOW: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
@@ -245,7 +247,13 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
             let sp = (*uc).uc_mcontext.gregs[libc::REG_RSP as usize] as u64;
             let fp = (*uc).uc_mcontext.gregs[libc::REG_RBP as usize] as u64;
             let addr = (*info).si_addr() as u64;
-            (*active).walk = StackWalk::walk(sp, fp, (*active).saved_sp, |a| code.contains(a));
+            // The walk reads from the stack pointer up, which is readable only while it is
+            // inside the stack: after an overflow (a `sub rsp` past the end, then a store)
+            // it may not be, and a fault in the handler would kill the process.
+            let low = STACK_LOW.with(Cell::get).map_or(u64::MAX, |l| l as u64);
+            if sp >= low.saturating_add(4096) {
+                (*active).walk = StackWalk::walk(sp, fp, (*active).saved_sp, |a| code.contains(a));
+            }
             (*active).fault = Some(match code.trap_at(pc) {
                 Some(code) => Signal::Trap(code, pc),
                 // Generated code touches the stack only next to its stack pointer (pushes,
@@ -306,11 +314,8 @@ fn install_handlers() {
 /// (calls between instances through the host) stops before it runs out: a stack overflow
 /// in the host's own frames is a crash, not a trap.
 pub fn stack_left() -> Option<usize> {
-    thread_local! {
-        static LOW: Cell<Option<usize>> = const { Cell::new(None) };
-    }
     #[cfg(target_os = "linux")]
-    if LOW.with(Cell::get).is_none() {
+    if STACK_LOW.with(Cell::get).is_none() {
         // SAFETY: the attributes are initialised by `pthread_getattr_np` before they are
         // read and destroyed after.
         unsafe {
@@ -318,7 +323,7 @@ pub fn stack_left() -> Option<usize> {
             if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) == 0 {
                 let (mut addr, mut size) = (std::ptr::null_mut(), 0usize);
                 if libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0 {
-                    LOW.with(|l| l.set(Some(addr as usize)));
+                    STACK_LOW.with(|l| l.set(Some(addr as usize)));
                 }
                 libc::pthread_attr_destroy(&mut attr);
             }
@@ -326,7 +331,7 @@ pub fn stack_left() -> Option<usize> {
     }
     let here = 0u8;
     let sp = std::ptr::addr_of!(here) as usize;
-    LOW.with(Cell::get).map(|low| sp.saturating_sub(low))
+    STACK_LOW.with(Cell::get).map(|low| sp.saturating_sub(low))
 }
 
 /// Calls the code at `entry` (inside `code`) as `entry(vmctx, values)` with the System V
@@ -337,6 +342,8 @@ pub fn call(code: &CodeMemory, entry: u64, vmctx: u64, values: &mut [u64]) -> Re
         return Err(Fault::Crash { signal: 0, pc: 0 });
     }
     install_handlers();
+    // Learn where this thread's stack ends before the handler may need it.
+    let _ = stack_left();
     let mut active = Active {
         code,
         saved_sp: 0,

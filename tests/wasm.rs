@@ -177,6 +177,16 @@ fn linking_on_every_engine() {
     }
 }
 
+/// Our exhaustion script (`tests/wast/exhaustion.wast`): runaway recursion with large
+/// frames is a `stk_ovf` trap on every engine, under every preset.
+#[test]
+fn exhaustion_on_every_engine() {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/wast/exhaustion.wast");
+    for (path, make) in every_engine() {
+        scripts_on(std::slice::from_ref(&file), 4, path, make);
+    }
+}
+
 /// Our multi-value script (`tests/wast/multi-value.wast`): 19 results, more than any
 /// backend returns in registers, from direct calls, `call_indirect`, an imported function
 /// and the host's own call; on every engine.

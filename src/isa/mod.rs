@@ -137,11 +137,17 @@ impl FunctionMap {
         leaf_return: Option<u64>,
         chain: &[u64],
     ) -> Vec<String> {
-        let Some((_, Some(name), framed)) = self.at(pc) else {
+        let Some((start, Some(name), framed)) = self.at(pc) else {
             return Vec::new();
         };
         let mut frames = vec![name.clone()];
-        let first = if *framed { None } else { leaf_return };
+        // A function trapping at its first instruction (setting up its frame overflowed
+        // the stack) has no frame yet either.
+        let first = if *framed && pc != *start {
+            None
+        } else {
+            leaf_return
+        };
         for ret in first.into_iter().chain(chain.iter().copied()) {
             match self.at(ret) {
                 Some((_, Some(name), _)) => frames.push(name.clone()),
@@ -149,6 +155,23 @@ impl FunctionMap {
             }
         }
         frames
+    }
+
+    /// [`Self::backtrace`] of a native trap at `pc` in an image placed at `base`, from the
+    /// return addresses the signal handler found.
+    pub(crate) fn native_backtrace(
+        &self,
+        base: u64,
+        pc: u64,
+        stack: &crate::native::StackWalk,
+    ) -> Vec<String> {
+        let chain: Vec<u64> = stack
+            .chain()
+            .iter()
+            .map(|&a| a.wrapping_sub(base))
+            .collect();
+        let top = stack.top.wrapping_sub(base);
+        self.backtrace(pc.wrapping_sub(base), Some(top), &chain)
     }
 }
 

@@ -296,8 +296,7 @@ impl Engine for CraneliftEngine {
             .filter(|((ns, _), _)| *ns == 1)
             .map(|(&(_, index), &start)| (index, start))
             .collect();
-        // (Whether Cranelift gave a function a frame is not recorded: every function is
-        // taken to have one, so a frameless leaf's caller is missing from a backtrace.)
+        // Cranelift 0.135.8 gives every x86_64 function a frame (`push rbp`).
         let functions = crate::isa::FunctionMap::new(
             starts
                 .iter()
@@ -348,9 +347,8 @@ impl Engine for CraneliftEngine {
                     .collect(),
             )),
             Err(Fault::Trap { code, pc, stack }) => {
-                let offset = |a: u64| a.wrapping_sub(compiled.code.addr(0));
-                let chain: Vec<u64> = stack.chain().iter().map(|&a| offset(a)).collect();
-                let frames = compiled.functions.backtrace(offset(pc), None, &chain);
+                let base = compiled.code.addr(0);
+                let frames = compiled.functions.native_backtrace(base, pc, &stack);
                 let exit = Exit::Trapped { code, frames };
                 Ok(exit.into_outcome("native code", &func_name(index)))
             }

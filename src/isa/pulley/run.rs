@@ -78,19 +78,24 @@ impl PulleyImage {
 
     /// The backtrace of a trap at `offset` in `vm`, read before the `Vm` is abandoned:
     /// Pulley's frames (`push_frame`) keep the caller's `fp` at `fp` and the return address
-    /// at `fp + 8`, and a function without a frame returns to `lr`.
-    fn backtrace(&self, vm: &Vm, offset: u32) -> Vec<String> {
+    /// at `fp + 8`, and a function without a frame returns to `lr`. Only the stack between
+    /// the stack pointer and `top` (where it was when the call began) is read.
+    fn backtrace(&self, vm: &mut Vm, offset: u32, top: usize) -> Vec<String> {
         let base = self.code.as_ptr() as usize;
         let inside = |addr: usize| {
             addr.checked_sub(base)
                 .filter(|&o| o < self.code.len())
                 .map(|o| o as u64)
         };
+        let sp = vm[XReg::sp].get_u64() as usize;
+        let readable = |at: usize| {
+            at >= sp && at.is_multiple_of(8) && at.checked_add(16).is_some_and(|e| e <= top)
+        };
         let mut chain = Vec::new();
         let mut fp = vm.fp() as usize;
-        while chain.len() < 64 && fp != 0 && fp.is_multiple_of(8) {
-            // SAFETY: `fp` is the frame pointer of the trapped code or one a frame saved:
-            // both point into the `Vm`'s stack, which is alive, at a saved `fp` and `lr`.
+        while chain.len() < 64 && readable(fp) {
+            // SAFETY: `[fp, fp + 16)` is inside the `Vm`'s live stack, between its stack
+            // pointer and where the call began.
             let (saved_fp, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
             let Some(ret) = inside(ret) else { break };
             chain.push(ret);
@@ -162,6 +167,7 @@ impl PulleyImage {
         host: &mut HostFn<'_>,
     ) -> Result<Exit, String> {
         let vals: Vec<Val> = args.iter().map(|&a| to_val(a)).collect();
+        let top = vm[XReg::sp].get_u64() as usize;
         let base = self.code.as_ptr();
         // SAFETY: the bytecode was produced by our backend and linked above; arguments match
         // the function's signature (the caller checked them against the IR).
@@ -199,7 +205,7 @@ impl PulleyImage {
                     }
                     DoneReason::Trap { pc, kind } => {
                         let offset = (pc.as_ptr() as usize).wrapping_sub(base as usize) as u32;
-                        let frames = self.backtrace(vm, offset);
+                        let frames = self.backtrace(vm, offset, top);
                         *vm = fresh_vm()?;
                         let code = self.trap_code(offset, kind)?;
                         return Ok(Exit::Trapped { code, frames });

@@ -184,10 +184,9 @@ impl X64Image {
                     .collect(),
             )),
             Err(Fault::Trap { code, pc, stack }) => {
-                let offset = |a: u64| a.wrapping_sub(self.code.addr(0));
-                let chain: Vec<u64> = stack.chain().iter().map(|&a| offset(a)).collect();
-                let leaf_return = offset(stack.top);
-                let frames = self.functions.backtrace(offset(pc), Some(leaf_return), &chain);
+                let frames = self
+                    .functions
+                    .native_backtrace(self.code.addr(0), pc, &stack);
                 Ok(Exit::Trapped { code, frames })
             }
             Err(Fault::Crash { signal, pc }) => Err(format!(
