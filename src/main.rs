@@ -538,6 +538,12 @@ fn run_command(
 ) -> Result<ExitCode, String> {
     use clif_bounds::wasm::program::{self, Ended, Verdict};
     if path.is_dir() {
+        if !dirs.is_empty() || !args.is_empty() {
+            return Err(format!(
+                "error: {} is a directory of programs: each runs in its own folder, preopened as `.`, with no arguments (--dir and -- ARGS are for one program)",
+                path.display()
+            ));
+        }
         let all = program::programs(path).map_err(|e| format!("error: {e}"))?;
         let (mut passed, mut failed, mut skipped) = (0, 0, 0);
         for (i, p) in all.iter().enumerate() {
@@ -584,6 +590,9 @@ fn run_command(
     )];
     argv.extend(args.iter().cloned());
     // Each directory is preopened under the name it was given, as Wasmtime's `--dir`.
+    if let Some(d) = dirs.iter().find(|d| !d.is_dir()) {
+        return Err(format!("error: --dir {}: not a directory", d.display()));
+    }
     let preopens: Vec<(PathBuf, String)> = dirs
         .iter()
         .map(|d| (d.clone(), d.display().to_string()))

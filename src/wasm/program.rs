@@ -58,9 +58,6 @@ pub fn run_program(
             };
             match store.call(instance, index, &[])? {
                 Outcome::Returned(_) => Ended::Exited(0),
-                Outcome::Trapped(t) if t.code == traps::EXIT => {
-                    Ended::Exited(wasi.exit_code().unwrap_or(0))
-                }
                 Outcome::Trapped(mut t) => {
                     t.location = named(&store, instance, &t.location);
                     Ended::Trapped(t)

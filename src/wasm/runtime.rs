@@ -1103,13 +1103,13 @@ impl Store {
         resolve: impl FnOnce(usize, &Instance) -> Result<(FuncType, Result<Callee, TrapCode>), String>,
     ) -> Result<bool, String> {
         let depth = self.nested.get();
-        let short = stack_left().is_some_and(|left| left < HOST_STACK_RESERVE);
-        let outcome = if depth >= MAX_NESTED_CALLS || short {
+        let left = stack_left();
+        let outcome = if depth >= MAX_NESTED_CALLS || left.is_some_and(|l| l < HOST_STACK_RESERVE) {
             Ok(Outcome::Trapped(Trap {
                 code: TrapCode::STACK_OVERFLOW,
                 location: format!(
                     "{depth} nested calls through the host, with {} KiB of stack left",
-                    stack_left().unwrap_or(0) >> 10
+                    left.unwrap_or(0) >> 10
                 ),
             }))
         } else {

@@ -201,56 +201,75 @@ impl Wasi {
         })))
     }
 
+    /// `fd_write`: every iovec is checked first (`EFAULT` before anything is written), then
+    /// written in chunks of at most [`CHUNK`] bytes, so a guest's lengths never size a host
+    /// allocation.
     fn fd_write(&self, g: &Guest, a: &[u64]) -> Result<Errno, Stop> {
         let (fd, iovs, n, written) = (a[0] as u32, a[1] as u32, a[2] as u32, a[3] as u32);
-        let bytes = match g.gather(iovs, n) {
+        let bufs = match g.iovecs(iovs, n) {
             Ok(b) => b,
             Err(e) => return Ok(e),
         };
-        let result = match self.fds.borrow_mut().get_mut(fd as usize) {
-            Some(Some(Fd::Stdout)) => write_out(&self.stdout, &bytes, std::io::stdout()),
-            Some(Some(Fd::Stderr)) => write_out(&self.stderr, &bytes, std::io::stderr()),
-            Some(Some(Fd::File(f))) => f.write_all(&bytes).map_err(|e| errno_of(&e)),
-            Some(Some(_)) => Err(wasi::ERRNO_BADF),
-            _ => Err(wasi::ERRNO_BADF),
-        };
-        Ok(match result {
-            Ok(()) => g
-                .store_u32(written, bytes.len() as u32)
-                .err()
-                .unwrap_or(wasi::ERRNO_SUCCESS),
-            Err(e) => e,
-        })
+        let mut total = 0u64;
+        for (ptr, len) in bufs {
+            for (at, chunk_len) in chunks(ptr, len) {
+                let bytes = match g.load(at, chunk_len) {
+                    Ok(b) => b,
+                    Err(e) => return Ok(e),
+                };
+                let result = match self.fds.borrow_mut().get_mut(fd as usize) {
+                    Some(Some(Fd::Stdout)) => write_out(&self.stdout, &bytes, std::io::stdout()),
+                    Some(Some(Fd::Stderr)) => write_out(&self.stderr, &bytes, std::io::stderr()),
+                    Some(Some(Fd::File(f))) => f.write_all(&bytes).map_err(|e| errno_of(&e)),
+                    _ => Err(wasi::ERRNO_BADF),
+                };
+                if let Err(e) = result {
+                    return Ok(e);
+                }
+                total += u64::from(chunk_len);
+            }
+        }
+        // More than 4 GiB written is more than the guest's u32 can say: say the most.
+        let total = u32::try_from(total).unwrap_or(u32::MAX);
+        Ok(g.store_u32(written, total)
+            .err()
+            .unwrap_or(wasi::ERRNO_SUCCESS))
     }
 
+    /// `fd_read`: every iovec is checked first (`EFAULT` before anything is read), then
+    /// filled in chunks of at most [`CHUNK`] bytes until the input runs short.
     fn fd_read(&self, g: &Guest, a: &[u64]) -> Result<Errno, Stop> {
         let (fd, iovs, n, read) = (a[0] as u32, a[1] as u32, a[2] as u32, a[3] as u32);
         let bufs = match g.iovecs(iovs, n) {
             Ok(b) => b,
             Err(e) => return Ok(e),
         };
-        let mut total = 0u32;
-        for (ptr, len) in bufs {
-            let mut buf = vec![0u8; len as usize];
-            let got = match self.fds.borrow_mut().get_mut(fd as usize) {
-                Some(Some(Fd::Stdin)) if self.stdin => std::io::stdin().read(&mut buf),
-                Some(Some(Fd::Stdin)) => Ok(0),
-                Some(Some(Fd::File(f))) => f.read(&mut buf),
-                Some(Some(Fd::Dir { .. })) => return Ok(wasi::ERRNO_ISDIR),
-                _ => return Ok(wasi::ERRNO_BADF),
-            };
-            let got = match got {
-                Ok(k) => k,
-                Err(e) => return Ok(errno_of(&e)),
-            };
-            if let Err(e) = g.store(ptr, &buf[..got]) {
-                return Ok(e);
-            }
-            total += got as u32;
-            if got < len as usize {
-                break;
+        let mut total = 0u64;
+        let mut buf = Vec::new();
+        'bufs: for (ptr, len) in bufs {
+            for (at, chunk_len) in chunks(ptr, len) {
+                buf.resize(chunk_len as usize, 0);
+                let got = match self.fds.borrow_mut().get_mut(fd as usize) {
+                    Some(Some(Fd::Stdin)) if self.stdin => std::io::stdin().read(&mut buf),
+                    Some(Some(Fd::Stdin)) => Ok(0),
+                    Some(Some(Fd::File(f))) => f.read(&mut buf),
+                    Some(Some(Fd::Dir { .. })) => return Ok(wasi::ERRNO_ISDIR),
+                    _ => return Ok(wasi::ERRNO_BADF),
+                };
+                let got = match got {
+                    Ok(k) => k,
+                    Err(e) => return Ok(errno_of(&e)),
+                };
+                if let Err(e) = g.store(at, &buf[..got]) {
+                    return Ok(e);
+                }
+                total += got as u64;
+                if got < chunk_len as usize {
+                    break 'bufs;
+                }
             }
         }
+        let total = u32::try_from(total).unwrap_or(u32::MAX);
         Ok(g.store_u32(read, total)
             .err()
             .unwrap_or(wasi::ERRNO_SUCCESS))
@@ -386,6 +405,10 @@ impl Wasi {
         // follow it, and a directory descriptor there would reach wherever it leads.
         let is_dir = std::fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir());
         let fd = if is_dir {
+            let create = wasi::OFLAGS_CREAT | wasi::OFLAGS_EXCL;
+            if oflags & create == create {
+                return Ok(wasi::ERRNO_EXIST);
+            }
             if oflags & (wasi::OFLAGS_CREAT | wasi::OFLAGS_TRUNC) != 0 {
                 return Ok(wasi::ERRNO_ISDIR);
             }
@@ -395,7 +418,9 @@ impl Wasi {
             }
         } else {
             if oflags & wasi::OFLAGS_DIRECTORY != 0 {
-                return Ok(if host.exists() {
+                // Whatever is there (a link is not followed to find out).
+                let exists = std::fs::symlink_metadata(&host).is_ok();
+                return Ok(if exists {
                     wasi::ERRNO_NOTDIR
                 } else {
                     wasi::ERRNO_NOENT
@@ -460,22 +485,31 @@ impl Wasi {
             .unwrap_or(wasi::ERRNO_SUCCESS))
     }
 
+    /// `random_get`: the range is checked first, then filled in chunks of [`CHUNK`].
     fn random_get(&self, g: &Guest, a: &[u64]) -> Result<Errno, Stop> {
-        let mut buf = vec![0u8; a[1] as u32 as usize];
-        let mut filled = 0;
-        while filled < buf.len() {
-            // SAFETY: the buffer is valid for the requested bytes.
-            let n = unsafe {
-                libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0)
-            };
-            if n <= 0 {
-                return Ok(wasi::ERRNO_IO);
-            }
-            filled += n as usize;
+        let (ptr, len) = (a[0] as u32, a[1] as u32);
+        if let Err(e) = g.check(ptr, len) {
+            return Ok(e);
         }
-        Ok(g.store(a[0] as u32, &buf)
-            .err()
-            .unwrap_or(wasi::ERRNO_SUCCESS))
+        let mut buf = Vec::new();
+        for (at, chunk_len) in chunks(ptr, len) {
+            buf.resize(chunk_len as usize, 0);
+            let mut filled = 0;
+            while filled < buf.len() {
+                // SAFETY: the buffer is valid for the requested bytes.
+                let n = unsafe {
+                    libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0)
+                };
+                if n <= 0 {
+                    return Ok(wasi::ERRNO_IO);
+                }
+                filled += n as usize;
+            }
+            if let Err(e) = g.store(at, &buf) {
+                return Ok(e);
+            }
+        }
+        Ok(wasi::ERRNO_SUCCESS)
     }
 
     /// The host path of guest path `[path, path + len)` beneath directory descriptor `dirfd`.
@@ -507,6 +541,11 @@ impl Wasi {
         if path.contains(&0) {
             return Err(wasi::ERRNO_INVAL);
         }
+        if path.is_empty() {
+            return Err(wasi::ERRNO_NOENT);
+        }
+        // `name/` names a directory, as in POSIX.
+        let want_dir = path.ends_with(b"/");
         let mut pending: Vec<OsString> = Vec::new();
         push_components(&mut pending, Path::new(std::ffi::OsStr::from_bytes(path)))?;
         let mut resolved: Vec<OsString> = Vec::new();
@@ -532,13 +571,19 @@ impl Wasi {
                     let target = std::fs::read_link(&here).map_err(|e| errno_of(&e))?;
                     push_components(&mut pending, &target)?;
                 }
+                // Something else than a directory cannot have a component after it.
+                Ok(m) if !last && !m.is_dir() => return Err(wasi::ERRNO_NOTDIR),
                 Ok(_) => resolved.push(c),
                 // Only the last component may be missing (a file to create).
                 Err(_) if last => resolved.push(c),
                 Err(e) => return Err(errno_of(&e)),
             }
         }
-        Ok(resolved.iter().fold(root.to_path_buf(), |p, c| p.join(c)))
+        let host = resolved.iter().fold(root.to_path_buf(), |p, c| p.join(c));
+        if want_dir && std::fs::symlink_metadata(&host).is_ok_and(|m| !m.is_dir()) {
+            return Err(wasi::ERRNO_NOTDIR);
+        }
+        Ok(host)
     }
 }
 
@@ -631,6 +676,16 @@ fn errno_of(e: &std::io::Error) -> Errno {
     }
 }
 
+/// The most bytes a WASI function copies between the guest and the host at once.
+const CHUNK: u32 = 64 << 10;
+
+/// `[ptr, ptr + len)` in pieces of at most [`CHUNK`] bytes: `(start, length)`.
+fn chunks(ptr: u32, len: u32) -> impl Iterator<Item = (u32, u32)> {
+    (0..len)
+        .step_by(CHUNK as usize)
+        .map(move |done| (ptr.wrapping_add(done), (len - done).min(CHUNK)))
+}
+
 /// `args_sizes_get` and `environ_sizes_get`: the count and the bytes of `strings`, each
 /// with its terminating NUL.
 fn sizes(g: &Guest, strings: &[String], a: &[u64]) -> Result<Errno, Stop> {
@@ -698,24 +753,26 @@ impl<'a> Guest<'a> {
         self.store(ptr, &v.to_le_bytes())
     }
 
-    /// The `(buf, len)` pairs of `n` iovecs at `iovs`.
+    /// The `(buf, len)` pairs of `n` iovecs at `iovs`, each range checked against the
+    /// memory.
     fn iovecs(&self, iovs: u32, n: u32) -> Result<Vec<(u32, u32)>, Errno> {
         let bytes = self.load(iovs, n.checked_mul(8).ok_or(wasi::ERRNO_FAULT)?)?;
-        Ok(bytes
+        bytes
             .chunks_exact(8)
             .map(|c| {
                 let word = |i: usize| u32::from_le_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
-                (word(0), word(4))
+                let (ptr, len) = (word(0), word(4));
+                self.check(ptr, len).map(|_| (ptr, len))
             })
-            .collect())
+            .collect()
     }
 
-    /// The bytes of `n` iovecs at `iovs`, in order.
-    fn gather(&self, iovs: u32, n: u32) -> Result<Vec<u8>, Errno> {
-        let mut out = Vec::new();
-        for (ptr, len) in self.iovecs(iovs, n)? {
-            out.extend(self.load(ptr, len)?);
+    /// `EFAULT` unless `[ptr, ptr + len)` is inside the memory.
+    fn check(&self, ptr: u32, len: u32) -> Result<(), Errno> {
+        let size = self.store.with_memories(|m| m.get(self.memory).size());
+        match u64::from(ptr) + u64::from(len) <= size {
+            true => Ok(()),
+            false => Err(wasi::ERRNO_FAULT),
         }
-        Ok(out)
     }
 }
