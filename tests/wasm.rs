@@ -135,17 +135,24 @@ fn spec_scripts_on_our_x64_backend() {
     }
 }
 
+/// Our script `tests/wast/NAME` on every engine, under every preset: no failure, no skip,
+/// and at least `min` commands passed.
+fn our_script_on_every_engine(name: &str, min: usize) {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/wast")
+        .join(name);
+    for (path, make) in every_engine() {
+        scripts_on(std::slice::from_ref(&file), min, path, make);
+    }
+}
+
 /// Our own bulk-memory script (`tests/wast/`): `memory.copy` between two memories and
 /// between a 32-bit and a 64-bit one, `memory.fill` of a 64-bit memory whose end wraps, and
 /// `memory.init`/`data.drop` into a second memory, which the spec scripts do not cover; on
 /// every engine, under every preset.
 #[test]
 fn bulk_memory_between_memories_on_every_engine() {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/wast/bulk-memory-between-memories.wast");
-    for (path, make) in every_engine() {
-        scripts_on(std::slice::from_ref(&file), 32, path, make);
-    }
+    our_script_on_every_engine("bulk-memory-between-memories.wast", 32);
 }
 
 /// Our own table script (`tests/wast/tables.wast`): growth past the runtime's table limit
@@ -154,10 +161,7 @@ fn bulk_memory_between_memories_on_every_engine() {
 /// `table.copy` and a failed copy; on every engine, under every preset.
 #[test]
 fn tables_on_every_engine() {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/wast/tables.wast");
-    for (path, make) in every_engine() {
-        scripts_on(std::slice::from_ref(&file), 23, path, make);
-    }
+    our_script_on_every_engine("tables.wast", 23);
 }
 
 /// Our linking script (`tests/wast/linking.wast`): calls to imported functions with many
@@ -171,20 +175,14 @@ fn tables_on_every_engine() {
 /// every preset.
 #[test]
 fn linking_on_every_engine() {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/wast/linking.wast");
-    for (path, make) in every_engine() {
-        scripts_on(std::slice::from_ref(&file), 66, path, make);
-    }
+    our_script_on_every_engine("linking.wast", 66);
 }
 
 /// Our exhaustion script (`tests/wast/exhaustion.wast`): runaway recursion with large
 /// frames is a `stk_ovf` trap on every engine, under every preset.
 #[test]
 fn exhaustion_on_every_engine() {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/wast/exhaustion.wast");
-    for (path, make) in every_engine() {
-        scripts_on(std::slice::from_ref(&file), 4, path, make);
-    }
+    our_script_on_every_engine("exhaustion.wast", 4);
 }
 
 /// Our multi-value script (`tests/wast/multi-value.wast`): 19 results, more than any
@@ -192,10 +190,7 @@ fn exhaustion_on_every_engine() {
 /// and the host's own call; on every engine.
 #[test]
 fn multi_value_on_every_engine() {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/wast/multi-value.wast");
-    for (path, make) in every_engine() {
-        scripts_on(std::slice::from_ref(&file), 9, path, make);
-    }
+    our_script_on_every_engine("multi-value.wast", 9);
 }
 
 /// A module that no proposal makes valid fails its directive: it is invalid, not beyond
