@@ -609,7 +609,12 @@ fn host_functions_and_references_between_instances() {
             42
         );
         match call(&mut store, b, "trap", &[i32v(77)]) {
-            Outcome::Trapped(t) => assert_eq!(t.code, TrapCode::user(77).unwrap(), "{engine}"),
+            Outcome::Trapped(t) => {
+                assert_eq!(t.code, TrapCode::user(77).unwrap(), "{engine}");
+                // Where the host trapped, then the caller's backtrace.
+                let through = "the host, called through the host from ";
+                assert!(t.location.starts_with(through), "{engine}: {}", t.location);
+            }
             other => panic!("{engine}: expected the host's trap, got {other:?}"),
         }
         let Some(Extern::Func { index, .. }) = store.export(b, "wrong") else {

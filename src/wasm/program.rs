@@ -58,10 +58,7 @@ pub fn run_program(
             };
             match store.call(instance, index, &[])? {
                 Outcome::Returned(_) => Ended::Exited(0),
-                Outcome::Trapped(mut t) => {
-                    t.location = named(&store, instance, &t.location);
-                    Ended::Trapped(t)
-                }
+                Outcome::Trapped(t) => Ended::Trapped(t),
             }
         }
     };
@@ -77,28 +74,6 @@ pub fn run_program(
         stderr,
         measured: wasi.measured(),
     })
-}
-
-/// `location` with each function `u0:N` of `instance` also named as the name section names
-/// it: `u0:12 (quicksort::partition)`.
-fn named(store: &Store, instance: usize, location: &str) -> String {
-    let names = &store.instance(instance).names;
-    let mut out = String::new();
-    let mut rest = location;
-    while let Some(at) = rest.find("u0:") {
-        let digits: String = rest[at + 3..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        let end = at + 3 + digits.len();
-        out.push_str(&rest[..end]);
-        if let Some(name) = digits.parse::<u32>().ok().and_then(|i| names.get(&i)) {
-            out.push_str(&format!(" ({name})"));
-        }
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// A trap as a program's user reads it: its code, the spec's message, where.

@@ -1029,14 +1029,48 @@ impl Store {
         let outcome =
             self.engine
                 .call(instance, &translation, index, &full, &mut StoreHost(self))?;
-        match outcome {
-            // The code trapped because an imported function did not return: report how
-            // that function ended.
-            Outcome::Trapped(t) if t.code == traps::IMPORT_TRAPPED => {
-                self.unreturned.take().unwrap_or(Ok(Outcome::Trapped(t)))
-            }
-            outcome => Ok(outcome),
+        let Outcome::Trapped(mut t) = outcome else {
+            return Ok(outcome);
+        };
+        t.location = self.named(instance, &t.location);
+        if t.code != traps::IMPORT_TRAPPED {
+            return Ok(Outcome::Trapped(t));
         }
+        // The code trapped because a function it called through the host did not return:
+        // report how that one ended, its backtrace continued by this call's.
+        Ok(match self.unreturned.take() {
+            Some(Ok(Outcome::Trapped(mut inner))) => {
+                inner.location = format!(
+                    "{}, called through the host from {}",
+                    inner.location, t.location
+                );
+                Outcome::Trapped(inner)
+            }
+            Some(other) => return other,
+            None => Outcome::Trapped(t),
+        })
+    }
+
+    /// `location` with each function `u0:N` of `instance` also named as the module's name
+    /// section names it: `u0:12 (partition)`.
+    fn named(&self, instance: usize, location: &str) -> String {
+        let names = &self.instances[instance].names;
+        let mut out = String::new();
+        let mut rest = location;
+        while let Some(at) = rest.find("u0:") {
+            let digits: String = rest[at + 3..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            let end = at + 3 + digits.len();
+            out.push_str(&rest[..end]);
+            if let Some(name) = digits.parse::<u32>().ok().and_then(|i| names.get(&i)) {
+                out.push_str(&format!(" ({name})"));
+            }
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        out
     }
 
     /// [`crate::isa::Host::call_import`]: calls imported function `index` of the instance
