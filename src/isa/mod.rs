@@ -45,6 +45,32 @@ pub trait Host {
     fn call_ref(&mut self, vmctx: u64, type_index: u32, bits: u64) -> Result<bool, String>;
 }
 
+/// Calls host function `name` ([`HOST_FUNCTIONS`]) on `host` with `args`, the bits of its
+/// parameters as generated code passes them, and gives the bits of its one result: the one
+/// place that knows each host function's operands, for the runners that reach the host
+/// through a generic stub (Pulley's `call_indirect_host`, the interpreter's host functions).
+/// Native code calls the typed functions of [`crate::native`] instead.
+pub(crate) fn call_host(host: &mut dyn Host, name: &str, args: &[u64]) -> Result<u64, String> {
+    let arg = |i: usize| {
+        args.get(i)
+            .copied()
+            .ok_or_else(|| format!("{name} called with {} arguments", args.len()))
+    };
+    // A call that did not return is 1, as generated code tests it.
+    match name {
+        MEMORY_GROW => host
+            .memory_grow(arg(0)?, arg(1)? as u32, arg(2)?)
+            .map(|old| old as u64),
+        CALL_IMPORT => host
+            .call_import(arg(0)?, arg(1)? as u32)
+            .map(|returned| u64::from(!returned)),
+        CALL_REF => host
+            .call_ref(arg(0)?, arg(1)? as u32, arg(2)?)
+            .map(|returned| u64::from(!returned)),
+        _ => Err(format!("no host function {name}")),
+    }
+}
+
 /// A host with no functions (CLIF files call none).
 pub struct NoHost;
 

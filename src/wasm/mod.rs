@@ -260,6 +260,11 @@ impl VmLayout {
         Some(self.memories + self.tables + i as u32)
     }
 
+    /// The globals that live in cells, in the order of their memory indices.
+    pub fn global_cells(&self) -> &[u32] {
+        &self.cells
+    }
+
     /// The number of memories, tables and global cells, each a base and a bound.
     pub fn regions(&self) -> u32 {
         self.memories + self.tables + self.cells.len() as u32

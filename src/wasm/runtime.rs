@@ -8,11 +8,12 @@
 
 use super::config::{table_memory, MemoryConfig, MemoryPlan, TABLE_LIMIT};
 use super::module::{self, ConstOp, ElemMode, Module};
-use super::translate::{self, Translation, CALL_IMPORT, CALL_REF, MEMORY_GROW};
+use super::translate::{self, Translation, MEMORY_GROW};
 use super::{traps, SegmentKind, VmLayout, WasmError};
 use crate::interpreter::{AddressSpace, DataValue, InterpError, Interpreter, Outcome, Trap};
 use crate::ir::{types, Function, TrapCode, Type};
 use crate::ir_verifier::verify_function;
+use crate::isa::HOST_FUNCTIONS;
 use crate::legalize::Settings;
 use crate::native::Mapping;
 use std::collections::HashMap;
@@ -509,40 +510,27 @@ impl Engine for InterpreterEngine {
                 .map_err(|e| e.0)?;
         }
         map_memories(&mut interp.memory, &lock(memories));
-        let shared = Arc::clone(memories);
-        interp.register_host(
-            MEMORY_GROW,
-            Box::new(move |space: &mut AddressSpace, args: &[DataValue]| {
-                let mut mems = lock(&shared);
-                let (vmctx, index, delta) = (args[0].bits, args[1].bits as u32, args[2].bits);
-                let old = mems.grow(vmctx, index, delta).map_err(|e| Trap {
-                    code: TrapCode::HEAP_OUT_OF_BOUNDS,
-                    location: e,
-                })?;
-                map_memories(space, &mems);
-                Ok(vec![DataValue::new(types::I64, old as u64)])
-            }),
-        );
-        // Calls through the host: the callee may run code of any instance, and grow (and
-        // move) a memory this code sees too.
-        for name in [CALL_IMPORT, CALL_REF] {
+        // Each host function may grow (and move) a memory this code sees, itself or in the
+        // code of another instance it calls: the memories are mapped afresh after it.
+        for name in HOST_FUNCTIONS {
             let shared = Arc::clone(memories);
             let store = SendStore(host.0);
             interp.register_host(
                 name,
                 Box::new(move |space: &mut AddressSpace, args: &[DataValue]| {
                     let store = &store;
-                    let (vmctx, index) = (args[0].bits, args[1].bits as u32);
-                    let returned = match name {
-                        CALL_IMPORT => store.0.call_import(vmctx, index),
-                        _ => store.0.call_ref(vmctx, index, args[2].bits),
-                    }
-                    .map_err(|e| Trap {
-                        code: traps::IMPORT_TRAPPED,
-                        location: e,
-                    })?;
+                    let bits: Vec<u64> = args.iter().map(|a| a.bits).collect();
+                    let result = crate::isa::call_host(&mut StoreHost(store.0), name, &bits)
+                        .map_err(|e| Trap {
+                            code: match name {
+                                MEMORY_GROW => TrapCode::HEAP_OUT_OF_BOUNDS,
+                                _ => traps::IMPORT_TRAPPED,
+                            },
+                            location: e,
+                        })?;
                     map_memories(space, &lock(&shared));
-                    Ok(vec![DataValue::new(types::I32, u64::from(!returned))])
+                    // (The call masks the bits to its result's type.)
+                    Ok(vec![DataValue::new(types::I64, result)])
                 }),
             );
         }
@@ -770,7 +758,7 @@ impl Store {
         }
         // Each mutable global that other instances may use is a memory of one 8-byte page,
         // after the tables.
-        for g in module.global_cells() {
+        for &g in layout.global_cells() {
             if module.globals[g as usize].import.is_none() {
                 let id = self
                     .create_memory(super::config::global_cell_memory())
@@ -956,22 +944,24 @@ impl Store {
         Some(match kind {
             ExternalKind::Func | ExternalKind::FuncExact => Extern::Func { instance, index },
             ExternalKind::Memory => Extern::Memory(inst.memories[index as usize]),
-            ExternalKind::Global if inst.translation.layout.global_cell(index).is_some() => {
-                let m = inst.translation.layout.global_cell(index)?;
-                Extern::MutableGlobal {
-                    ty: inst.global_types[index as usize],
-                    memory: inst.region(m),
-                }
-            }
             ExternalKind::Global => {
-                let off = inst.translation.layout.global(index);
-                // SAFETY: the slot is inside the vmctx mapping.
-                let bits = unsafe { *inst.slot(off) };
                 let ty = inst.global_types[index as usize];
-                let mask = module::clif_type(ty.content_type).map_or(u64::MAX, |t| t.mask());
-                Extern::Global {
-                    ty,
-                    bits: bits & mask,
+                match inst.translation.layout.global_cell(index) {
+                    Some(m) => Extern::MutableGlobal {
+                        ty,
+                        memory: inst.region(m),
+                    },
+                    None => {
+                        let off = inst.translation.layout.global(index);
+                        // SAFETY: the slot is inside the vmctx mapping.
+                        let bits = unsafe { *inst.slot(off) };
+                        let mask =
+                            module::clif_type(ty.content_type).map_or(u64::MAX, |t| t.mask());
+                        Extern::Global {
+                            ty,
+                            bits: bits & mask,
+                        }
+                    }
                 }
             }
             ExternalKind::Table => {

@@ -71,12 +71,9 @@ pub fn func_name(index: u32) -> String {
 
 /// The memory layout of each of the module's memories, then of each of its tables (see
 /// [`VmLayout::table`]) and global cells ([`VmLayout::global_cell`]), under `config`.
-pub fn plans(module: &Module, config: &MemoryConfig) -> Vec<MemoryPlan> {
+pub fn plans(module: &Module, layout: &VmLayout, config: &MemoryConfig) -> Vec<MemoryPlan> {
     let tables = module.tables.iter().map(|t| table_memory(&t.ty));
-    let cells = module
-        .global_cells()
-        .into_iter()
-        .map(|_| global_cell_memory());
+    let cells = layout.global_cells().iter().map(|_| global_cell_memory());
     module
         .memories
         .iter()
@@ -90,7 +87,7 @@ pub fn plans(module: &Module, config: &MemoryConfig) -> Vec<MemoryPlan> {
 /// Translates every defined function of `module`.
 pub fn translate_module(module: &Module, config: &MemoryConfig) -> Result<Translation, WasmError> {
     let layout = VmLayout::new(module)?;
-    let plans = plans(module, config);
+    let plans = plans(module, &layout, config);
     // (An imported table needs nothing of its own: a table is a memory of 8-byte pages,
     // always checked against the bound in the vmctx, whoever owns it.)
     if module.tables.iter().any(|t| t.ty.table64) {

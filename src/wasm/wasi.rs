@@ -37,16 +37,6 @@ pub enum Output {
 }
 
 impl Output {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        match self {
-            Output::Capture(buf) => {
-                buf.extend_from_slice(bytes);
-                Ok(())
-            }
-            Output::Inherit => Ok(()),
-        }
-    }
-
     /// What was captured (nothing for an inherited stream).
     pub fn captured(&self) -> &[u8] {
         match self {
@@ -85,11 +75,9 @@ pub struct Wasi {
     measured: Cell<Option<Duration>>,
 }
 
-/// Why a WASI function stopped the program instead of returning an errno.
-type Stop = Trap;
-
-/// A host function's body: the host, the caller's memory, the raw arguments; the errno.
-type Body = fn(&Wasi, &Guest, &[u64]) -> Result<Errno, Stop>;
+/// A host function's body: the host, the caller's memory, the raw arguments; the errno, or
+/// the trap that stops the program instead (`proc_exit`).
+type Body = fn(&Wasi, &Guest, &[u64]) -> Result<Errno, Trap>;
 
 impl Wasi {
     /// A host for a program run with `args` (the first is its name) and `env`
@@ -204,7 +192,7 @@ impl Wasi {
     /// `fd_write`: every iovec is checked first (`EFAULT` before anything is written), then
     /// written in chunks of at most [`CHUNK`] bytes, so a guest's lengths never size a host
     /// allocation.
-    fn fd_write(&self, g: &Guest, a: &[u64]) -> Result<Errno, Stop> {
+    fn fd_write(&self, g: &Guest, a: &[u64]) -> Result<Errno, Trap> {
         let (fd, iovs, n, written) = (a[0] as u32, a[1] as u32, a[2] as u32, a[3] as u32);
         let bufs = match g.iovecs(iovs, n) {
             Ok(b) => b,
@@ -238,7 +226,7 @@ impl Wasi {
 
     /// `fd_read`: every iovec is checked first (`EFAULT` before anything is read), then
     /// filled in chunks of at most [`CHUNK`] bytes until the input runs short.
-    fn fd_read(&self, g: &Guest, a: &[u64]) -> Result<Errno, Stop> {
+    fn fd_read(&self, g: &Guest, a: &[u64]) -> Result<Errno, Trap> {
         let (fd, iovs, n, read) = (a[0] as u32, a[1] as u32, a[2] as u32, a[3] as u32);
         let bufs = match g.iovecs(iovs, n) {
             Ok(b) => b,
@@ -275,7 +263,7 @@ impl Wasi {
             .unwrap_or(wasi::ERRNO_SUCCESS))
     }
 
-    fn fd_close(&self, _: &Guest, a: &[u64]) -> Result<Errno, Stop> {
+    fn fd_close(&self, _: &Guest, a: &[u64]) -> Result<Errno, Trap> {
         let mut fds = self.fds.borrow_mut();
         Ok(match fds.get_mut(a[0] as u32 as usize) {
             Some(slot @ Some(_)) => {
@@ -286,7 +274,7 @@ impl Wasi {
         })
     }
 
-    fn fd_seek(&self, g: &Guest, a: &[u64]) -> Result<Errno, Stop> {
+    fn fd_seek(&self, g: &Guest, a: &[u64]) -> Result<Errno, Trap> {
         let (fd, offset, whence, out) = (a[0] as u32, a[1] as i64, a[2] as u8, a[3] as u32);
         let mut fds = self.fds.borrow_mut();
         let Some(Some(fd)) = fds.get_mut(fd as usize) else {
@@ -313,7 +301,7 @@ impl Wasi {
         })
     }
 
-    fn fd_fdstat_get(&self, g: &Guest, a: &[u64]) -> Result<Errno, Stop> {
+    fn fd_fdstat_get(&self, g: &Guest, a: &[u64]) -> Result<Errno, Trap> {
         let filetype = match self.fds.borrow().get(a[0] as u32 as usize) {
             Some(Some(Fd::Stdin | Fd::Stdout | Fd::Stderr)) => wasi::FILETYPE_CHARACTER_DEVICE,
             Some(Some(Fd::Dir { .. })) => wasi::FILETYPE_DIRECTORY,
@@ -331,7 +319,7 @@ impl Wasi {
             .unwrap_or(wasi::ERRNO_SUCCESS))
     }
 
-    fn fd_filestat_get(&self, g: &Guest, a: &[u64]) -> Result<Errno, Stop> {
+    fn fd_filestat_get(&self, g: &Guest, a: &[u64]) -> Result<Errno, Trap> {
         let meta = match self.fds.borrow().get(a[0] as u32 as usize) {
             Some(Some(Fd::File(f))) => f.metadata(),
             Some(Some(Fd::Dir { host, .. })) => std::fs::metadata(host),
@@ -364,7 +352,7 @@ impl Wasi {
         }
     }
 
-    fn fd_prestat_get(&self, g: &Guest, a: &[u64]) -> Result<Errno, Stop> {
+    fn fd_prestat_get(&self, g: &Guest, a: &[u64]) -> Result<Errno, Trap> {
         let name = match self.preopen(a[0]) {
             Ok(n) => n,
             Err(e) => return Ok(e),
@@ -377,7 +365,7 @@ impl Wasi {
             .unwrap_or(wasi::ERRNO_SUCCESS))
     }
 
-    fn fd_prestat_dir_name(&self, g: &Guest, a: &[u64]) -> Result<Errno, Stop> {
+    fn fd_prestat_dir_name(&self, g: &Guest, a: &[u64]) -> Result<Errno, Trap> {
         let name = match self.preopen(a[0]) {
             Ok(n) => n,
             Err(e) => return Ok(e),
@@ -391,7 +379,7 @@ impl Wasi {
             .unwrap_or(wasi::ERRNO_SUCCESS))
     }
 
-    fn path_open(&self, g: &Guest, a: &[u64]) -> Result<Errno, Stop> {
+    fn path_open(&self, g: &Guest, a: &[u64]) -> Result<Errno, Trap> {
         let (dirfd, lookup, path, len) = (a[0] as u32, a[1] as u32, a[2] as u32, a[3] as u32);
         let (oflags, fdflags, out) = (a[4] as u16, a[7] as u16, a[8] as u32);
         let rights = a[5];
@@ -451,7 +439,7 @@ impl Wasi {
         Ok(wasi::ERRNO_SUCCESS)
     }
 
-    fn path_filestat_get(&self, g: &Guest, a: &[u64]) -> Result<Errno, Stop> {
+    fn path_filestat_get(&self, g: &Guest, a: &[u64]) -> Result<Errno, Trap> {
         let (dirfd, lookup, path, len, out) = (
             a[0] as u32,
             a[1] as u32,
@@ -472,7 +460,7 @@ impl Wasi {
         })
     }
 
-    fn clock_time_get(&self, g: &Guest, a: &[u64]) -> Result<Errno, Stop> {
+    fn clock_time_get(&self, g: &Guest, a: &[u64]) -> Result<Errno, Trap> {
         let now = match a[0] as u32 {
             0 => std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -486,7 +474,7 @@ impl Wasi {
     }
 
     /// `random_get`: the range is checked first, then filled in chunks of [`CHUNK`].
-    fn random_get(&self, g: &Guest, a: &[u64]) -> Result<Errno, Stop> {
+    fn random_get(&self, g: &Guest, a: &[u64]) -> Result<Errno, Trap> {
         let (ptr, len) = (a[0] as u32, a[1] as u32);
         if let Err(e) = g.check(ptr, len) {
             return Ok(e);
@@ -608,14 +596,17 @@ fn push_components(pending: &mut Vec<OsString>, path: &Path) -> Result<(), Errno
     Ok(())
 }
 
+/// Writes `bytes` to a standard stream: this process's own (`real`), or its capture buffer.
 fn write_out(out: &RefCell<Output>, bytes: &[u8], mut real: impl Write) -> Result<(), Errno> {
-    let mut out = out.borrow_mut();
-    match &mut *out {
+    match &mut *out.borrow_mut() {
         Output::Inherit => real
             .write_all(bytes)
             .and_then(|_| real.flush())
             .map_err(|e| errno_of(&e)),
-        o => o.write(bytes).map_err(|e| errno_of(&e)),
+        Output::Capture(buf) => {
+            buf.extend_from_slice(bytes);
+            Ok(())
+        }
     }
 }
 
@@ -688,7 +679,7 @@ fn chunks(ptr: u32, len: u32) -> impl Iterator<Item = (u32, u32)> {
 
 /// `args_sizes_get` and `environ_sizes_get`: the count and the bytes of `strings`, each
 /// with its terminating NUL.
-fn sizes(g: &Guest, strings: &[String], a: &[u64]) -> Result<Errno, Stop> {
+fn sizes(g: &Guest, strings: &[String], a: &[u64]) -> Result<Errno, Trap> {
     let bytes: usize = strings.iter().map(|s| s.len() + 1).sum();
     let r = g
         .store_u32(a[0] as u32, strings.len() as u32)
@@ -697,7 +688,7 @@ fn sizes(g: &Guest, strings: &[String], a: &[u64]) -> Result<Errno, Stop> {
 }
 
 /// `args_get` and `environ_get`: a pointer to each NUL-terminated string, and the strings.
-fn strings(g: &Guest, strings: &[String], a: &[u64]) -> Result<Errno, Stop> {
+fn strings(g: &Guest, strings: &[String], a: &[u64]) -> Result<Errno, Trap> {
     let (mut ptrs, mut buf) = (a[0] as u32, a[1] as u32);
     for s in strings {
         let mut bytes = s.as_bytes().to_vec();

@@ -3,7 +3,7 @@
 
 use crate::interpreter::DataValue;
 use crate::ir::{types, TrapCode, Type};
-use crate::isa::{Exit, Host, Image, CALL_IMPORT, CALL_REF, MEMORY_GROW};
+use crate::isa::{Exit, Host, Image};
 use crate::machinst::abi::Loc;
 use crate::machinst::CompiledCode;
 use pulley_interpreter::encode;
@@ -273,29 +273,12 @@ impl Image for PulleyRun {
             Some(vm) => vm,
             None => fresh_vm()?,
         };
+        // Every host function takes at most three integer operands, in x0-x2 (Pulley's
+        // convention), and gives one result in x0.
         let mut host = |callee: &str, vm: &mut Vm| -> Result<(), String> {
-            let vmctx = vm[XReg::x0].get_u64();
-            match callee {
-                MEMORY_GROW => {
-                    // (vmctx, memory index, delta in pages) in x0-x2, the old size or -1
-                    // in x0.
-                    let (mem, delta) = (vm[XReg::x1].get_u32(), vm[XReg::x2].get_u64());
-                    let old = host.memory_grow(vmctx, mem, delta)?;
-                    vm[XReg::x0] = XRegVal::new_i64(old);
-                }
-                CALL_IMPORT => {
-                    // (vmctx, function index) in x0-x1, 0 (returned) or 1 (trapped) in x0.
-                    let returned = host.call_import(vmctx, vm[XReg::x1].get_u32())?;
-                    vm[XReg::x0] = XRegVal::new_u32(u32::from(!returned));
-                }
-                CALL_REF => {
-                    // (vmctx, type index, reference) in x0-x2, as CALL_IMPORT in x0.
-                    let (ty, bits) = (vm[XReg::x1].get_u32(), vm[XReg::x2].get_u64());
-                    let returned = host.call_ref(vmctx, ty, bits)?;
-                    vm[XReg::x0] = XRegVal::new_u32(u32::from(!returned));
-                }
-                _ => return Err(format!("no host function {callee}")),
-            }
+            let args = [XReg::x0, XReg::x1, XReg::x2].map(|r| vm[r].get_u64());
+            let result = crate::isa::call_host(host, callee, &args)?;
+            vm[XReg::x0] = XRegVal::new_u64(result);
             Ok(())
         };
         let exit = self.image.call(&mut vm, name, args, rets, &mut host);
