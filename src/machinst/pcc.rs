@@ -54,6 +54,9 @@ pub struct PccReport {
     pub vmctx: u64,
     /// Accesses of the frame's stack slots (parameters and outgoing arguments).
     pub stack: u64,
+    /// Accesses that never touch memory: after a check that always fails (any access to a
+    /// memory whose bound is 0), or through a Spectre guard that always chooses null.
+    pub never: u64,
     /// Ordinary `load`s and `store`s through addresses outside every declared region (the
     /// IR declares no type for them): not proven.
     pub unproven: u64,
@@ -72,6 +75,7 @@ impl PccReport {
         self.linear_or_faults += other.linear_or_faults;
         self.vmctx += other.vmctx;
         self.stack += other.stack;
+        self.never += other.never;
         self.unproven += other.unproven;
         self.check_nanos += other.check_nanos;
         self.decoded += other.decoded;
@@ -91,7 +95,15 @@ impl std::fmt::Display for PccReport {
             self.stack,
             self.unproven,
             self.decoded
-        )
+        )?;
+        if self.never > 0 {
+            write!(
+                f,
+                "; {} accesses that never touch memory (after a check that always fails)",
+                self.never
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -377,6 +389,7 @@ impl Cx<'_> {
             Proof::AccessibleOrFaults => self.report.linear_or_faults += 1,
             Proof::Field => self.report.vmctx += 1,
             Proof::Stack => self.report.stack += 1,
+            Proof::NeverAccesses => self.report.never += 1,
         }
     }
 }
@@ -649,6 +662,7 @@ static TALLY: std::sync::Mutex<PccReport> = std::sync::Mutex::new(PccReport {
     linear_or_faults: 0,
     vmctx: 0,
     stack: 0,
+    never: 0,
     unproven: 0,
     decoded: 0,
     check_nanos: 0,

@@ -12,6 +12,8 @@ pub mod bench;
 pub mod config;
 #[cfg(all(unix, feature = "cranelift"))]
 pub mod cranelift;
+#[cfg(all(unix, feature = "fuzz"))]
+pub mod fuzz;
 pub mod module;
 #[cfg(all(unix, feature = "cranelift"))]
 pub mod pcc;

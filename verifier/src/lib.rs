@@ -396,6 +396,10 @@ pub enum Proof {
     Field,
     /// A stack slot of the frame.
     Stack,
+    /// It never touches memory: no execution reaches it (an assumption in scope contradicts
+    /// the facts: the check before it always fails, as for any access to a memory whose
+    /// bound is 0), or its base is always null and the instruction traps on null.
+    NeverAccesses,
 }
 
 /// An address as an access computes it: `base + index + disp`.
@@ -447,6 +451,8 @@ pub struct Checker {
     vouched: Set,
     /// The first rule violated by a definition, for [`Checker::take_violation`].
     violation: Option<PccError>,
+    /// Assumptions in scope that no values satisfy: code under one never runs.
+    infeasible: usize,
 }
 
 /// A scope for [`Checker::undo`].
@@ -454,6 +460,7 @@ pub struct Checker {
 pub struct Mark {
     assumed: usize,
     assumed_low32: usize,
+    infeasible: usize,
 }
 
 impl Checker {
@@ -511,6 +518,7 @@ impl Checker {
             stale: Default::default(),
             vouched: Default::default(),
             violation: None,
+            infeasible: 0,
         }
     }
 
@@ -682,6 +690,7 @@ impl Checker {
         Mark {
             assumed: self.assumed.len(),
             assumed_low32: self.assumed_low32.len(),
+            infeasible: self.infeasible,
         }
     }
 
@@ -689,6 +698,7 @@ impl Checker {
     pub fn undo(&mut self, mark: Mark) {
         self.assumed.truncate(mark.assumed);
         self.assumed_low32.truncate(mark.assumed_low32);
+        self.infeasible = mark.infeasible;
     }
 
     // ---- Arithmetic rules --------------------------------------------------------------
@@ -849,12 +859,18 @@ impl Checker {
     pub fn select(&mut self, v: Value, cmp: Cmp, t: Value, f: Value) {
         let m = self.mark();
         self.assume(cmp, true);
-        let ft = self.fact(t);
+        let (ft, t_never) = (self.fact(t), self.infeasible > m.infeasible);
         self.undo(m);
         self.assume(cmp, false);
-        let ff = self.fact(f);
+        let (ff, f_never) = (self.fact(f), self.infeasible > m.infeasible);
         self.undo(m);
-        self.define(v, join(&ft, &ff));
+        // An arm whose condition no values satisfy is never chosen.
+        let fact = match (t_never, f_never) {
+            (true, false) => ff,
+            (false, true) => ft,
+            _ => join(&ft, &ff),
+        };
+        self.define(v, fact);
     }
 
     /// `v = cond != 0 ? t : f` where `cond` is a value (Pulley's `xselect`).
@@ -892,7 +908,11 @@ impl Checker {
         let (fx, fy) = (self.fact(x), self.operand(y));
         let Fact::Int { hi, le, .. } = fy else { return };
         let s = u64::from(strict);
-        let Some(hi) = hi.checked_sub(s) else { return };
+        let Some(hi) = hi.checked_sub(s) else {
+            // `x < 0`: no value.
+            self.infeasible += 1;
+            return;
+        };
         // A 32-bit comparison says something about the registers only when both hold
         // 32-bit values; otherwise, with a 32-bit `y`, it bounds the low half of `x`.
         if cmp.bits < 64 && !(fits(&fx, cmp.bits) && fits(&fy, cmp.bits)) {
@@ -938,9 +958,13 @@ impl Checker {
                     Operand::Value(b) => self.fact(b).as_constant(),
                 };
                 let k = k.and_then(|k| k.checked_add_signed(disp));
+                // `hi < k` leaves no value for `a`, whatever it is (`a + k` cannot wrap):
+                // execution never continues here. (Bounding `a` by 0 would not say so: with
+                // a bound of 0, even offset 0 is out of bounds.)
+                if k.is_some_and(|k| hi < k) {
+                    self.infeasible += 1;
+                }
                 if let (Some(k), Fact::Int { .. }) = (k, self.fact(a)) {
-                    // `hi < k` leaves no value for `a` (`a + k` cannot wrap): execution never
-                    // continues here, and nothing here is ever accessed; 0 says so.
                     let h = hi.saturating_sub(k);
                     let l = le.map(|l| l.plus(-i128::from(k)));
                     self.bound_above(a, h, l, depth + 1);
@@ -975,9 +999,14 @@ impl Checker {
         trap_site: bool,
         null_checked: bool,
     ) -> Result<Proof, PccError> {
+        if self.infeasible > 0 {
+            return Ok(Proof::NeverAccesses);
+        }
         let mut base = self.fact(addr.base);
         if null_checked {
             base = match base {
+                // Always null (the Spectre guard's null arm is the only one reachable).
+                Fact::Int { hi: 0, .. } => return Ok(Proof::NeverAccesses),
                 Fact::Ptr {
                     null: Some((0, 0)),
                     base,

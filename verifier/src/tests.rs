@@ -370,3 +370,55 @@ fn a_struct_admits_exactly_its_bytes() {
     );
     assert!(c.access(at(7, Some(9), 9), 8, false, false).is_err());
 }
+
+/// A memory whose bound is the constant 0 (`min 0, max 0`): every access fails its check, so
+/// the access after the check never runs and is proven unreachable, whatever the index's
+/// fact (here a condition, which says nothing beyond its low bit); the same access after a
+/// check that can pass is still rejected.
+#[test]
+fn an_access_after_a_check_that_always_fails_is_unreachable() {
+    let zero_bound = |bound_const| Declarations {
+        regions: vec![Region {
+            memory: MemoryType {
+                min: 0,
+                max: 0,
+                least_faulting_end: 0,
+                guard: 0,
+                may_move: false,
+            },
+            base: BASE,
+            bound: BOUND,
+            bound_const,
+        }],
+        ..Declarations::default()
+    };
+    const ONE: Value = 7;
+    const END: Value = 8;
+    for (one, unreachable) in [(1, true), (0, false)] {
+        let mut c = Checker::new(zero_bound(Some(0)));
+        c.constant(BOUND, 0);
+        c.compare(INDEX, ugt(20, Operand::Imm(3)));
+        c.constant(ONE, one);
+        // end = index + one, trapping on overflow; trap if bound < end.
+        c.add(END, INDEX, Operand::Value(ONE), 64, true);
+        let m = c.mark();
+        c.assume(
+            Cmp {
+                cc: Cc::Ult,
+                a: Operand::Value(BOUND),
+                b: Operand::Value(END),
+                bits: 64,
+            },
+            false,
+        );
+        let r = c.access(at(BASE, Some(INDEX), 0), 1, true, false);
+        assert_eq!(
+            r.as_ref().is_ok_and(|p| *p == Proof::NeverAccesses),
+            unreachable,
+            "{r:?}"
+        );
+        // Out of the check's scope, the access is reachable and out of bounds.
+        c.undo(m);
+        assert!(c.access(at(BASE, Some(INDEX), 0), 1, true, false).is_err());
+    }
+}
