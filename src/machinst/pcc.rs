@@ -568,6 +568,15 @@ pub fn check<I: PccInst>(vcode: &VCode<I>, func: &str) -> Result<PccReport, Code
         if let Some(term) = edge_from {
             term.edge(super::MachBlock::new(b), &mut cx);
         }
+        // A block no execution reaches (the branch into it cannot be taken, or it is reached
+        // only through code that traps first) has nothing to check, and neither have the
+        // blocks it dominates.
+        if cx.k.never_runs() {
+            for &c in children[b].iter().rev() {
+                stack.push((c, k.mark(), false));
+            }
+            continue;
+        }
         // A block parameter holds what its type promises; every incoming argument is checked
         // for it below. (A declared base or bound may not be one.)
         for &p in &vb.params {
@@ -595,6 +604,12 @@ pub fn check<I: PccInst>(vcode: &VCode<I>, func: &str) -> Result<PccReport, Code
                 trapped = true;
                 break;
             }
+        }
+        // Nothing after an unconditional trap runs: neither the rest of this block nor the
+        // blocks it dominates (each reached only through it), which are checked in this
+        // scope below.
+        if trapped {
+            cx.k.never_continues();
         }
         // Block parameters hold what their type promises: every incoming argument must
         // (a block that traps first never branches).

@@ -648,7 +648,7 @@ pub fn shrink(bytes: &[u8], subject: &Subject, args_seed: u64) -> Vec<u8> {
         Ok(divergence(&reference, &observed).is_some())
     };
     wasm_shrink::WasmShrink::default()
-        .attempts(300)
+        .attempts(1000)
         .run(bytes.to_vec(), diverges)
         .map_or_else(|_| bytes.to_vec(), |info| info.output)
 }

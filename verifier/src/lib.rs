@@ -237,8 +237,10 @@ pub enum Fact {
         /// The range of the null case.
         null: Option<(u64, u64)>,
     },
-    /// 1 when the comparison holds, 0 otherwise (a flag or a boolean register).
-    Bool(Cmp),
+    /// 1 when the comparison holds, 0 otherwise, in the low bit of a flag or a register
+    /// whose value is at most the second field (what the rest of the register holds differs
+    /// between ISAs: `u64::MAX` until a zero-extension bounds it).
+    Bool(Cmp, u64),
 }
 
 impl Fact {
@@ -295,6 +297,15 @@ impl Fact {
                         (None, Some(_)) => false,
                     }
             }
+            // A condition as an integer: the whole register's range.
+            (
+                Fact::Bool(_, hi),
+                Fact::Int {
+                    lo: 0,
+                    hi: h2,
+                    le: None,
+                },
+            ) => hi <= h2,
             (a, b) => a == b,
         }
     }
@@ -356,7 +367,13 @@ impl fmt::Display for Fact {
                 }
                 Ok(())
             }
-            Fact::Bool(c) => write!(f, "flags({:?}{} {}, {})", c.cc, c.bits, c.a, c.b),
+            Fact::Bool(c, hi) => {
+                write!(f, "flags({:?}{} {}, {})", c.cc, c.bits, c.a, c.b)?;
+                if hi != u64::MAX {
+                    write!(f, " <= {hi:#x}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -818,8 +835,8 @@ impl Checker {
     pub fn zero_extend(&mut self, v: Value, a: Value, from: u8) {
         let mut f = match self.fact(a) {
             f @ Fact::Int { hi, .. } if hi <= mask(from) => f,
-            // A condition lives in the low bit: extending keeps it.
-            f @ Fact::Bool(_) => f,
+            // A condition lives in the low bit: extending keeps it, and bounds the rest.
+            Fact::Bool(c, hi) => Fact::Bool(c, hi.min(mask(from))),
             _ => Fact::bits(from),
         };
         if from == 32 {
@@ -852,7 +869,7 @@ impl Checker {
 
     /// `v` = 1 when `cmp` holds, else 0.
     pub fn compare(&mut self, v: Value, cmp: Cmp) {
-        self.define(v, Fact::Bool(cmp));
+        self.define(v, Fact::Bool(cmp, u64::MAX));
     }
 
     /// `v = cmp ? t : f` (a conditional move: the Spectre guard's shape).
@@ -876,7 +893,7 @@ impl Checker {
     /// `v = cond != 0 ? t : f` where `cond` is a value (Pulley's `xselect`).
     pub fn select_on(&mut self, v: Value, cond: Value, t: Value, f: Value) {
         match self.fact(cond) {
-            Fact::Bool(cmp) => self.select(v, cmp, t, f),
+            Fact::Bool(cmp, _) => self.select(v, cmp, t, f),
             _ => {
                 let j = join(&self.fact(t), &self.fact(f));
                 self.define(v, j);
@@ -924,11 +941,23 @@ impl Checker {
         self.bound_above(x, hi, le.map(|l| l.plus(-i128::from(s))), 0);
     }
 
+    /// Whether no execution reaches here: an assumption in scope contradicts the facts, or
+    /// the code before traps unconditionally.
+    pub fn never_runs(&self) -> bool {
+        self.infeasible > 0
+    }
+
+    /// Execution never continues past here in the current scope: the code just checked
+    /// traps unconditionally, and so does every path through it.
+    pub fn never_continues(&mut self) {
+        self.infeasible += 1;
+    }
+
     /// Assumes that value `cond` is non-zero in its low `bits` bits (or, with `holds` false,
     /// zero): what a branch on it tells its successor.
     pub fn assume_value(&mut self, cond: Value, bits: u8, holds: bool) {
         match self.fact(cond) {
-            Fact::Bool(cmp) => self.assume(cmp, holds),
+            Fact::Bool(cmp, _) => self.assume(cmp, holds),
             _ => self.assume(
                 Cmp {
                     cc: Cc::Ne,
@@ -942,6 +971,10 @@ impl Checker {
     }
 
     fn bound_above(&mut self, x: Value, hi: u64, le: Option<Sym>, depth: u32) {
+        // `x <= hi < lo <= x`: no value.
+        if matches!(self.fact(x), Fact::Int { lo, .. } if lo > hi) {
+            self.infeasible += 1;
+        }
         self.assumed.push((x, hi, le));
         // Through an exact sum `x = a + k`: `a <= hi - k`.
         if depth < 6 {
@@ -964,7 +997,7 @@ impl Checker {
                 if k.is_some_and(|k| hi < k) {
                     self.infeasible += 1;
                 }
-                if let (Some(k), Fact::Int { .. }) = (k, self.fact(a)) {
+                if let (Some(k), Fact::Int { .. } | Fact::Bool(..)) = (k, self.fact(a)) {
                     let h = hi.saturating_sub(k);
                     let l = le.map(|l| l.plus(-i128::from(k)));
                     self.bound_above(a, h, l, depth + 1);
@@ -1115,6 +1148,14 @@ impl Checker {
     }
 
     fn check_pointer(&self, f: Fact, width: u64, trap_site: bool) -> Result<Proof, PccError> {
+        // Always an address in the null page (a Spectre guard whose non-null arm is never
+        // chosen): it faults at a trap site, and touches nothing.
+        if let Fact::Int { hi, .. } = f {
+            let end = u128::from(hi) + u128::from(width);
+            if self.decls.faults_trap && trap_site && end <= u128::from(self.decls.null_reach) {
+                return Ok(Proof::NeverAccesses);
+            }
+        }
         let Fact::Ptr {
             base,
             lo: _,
@@ -1210,7 +1251,7 @@ impl Checker {
 
 /// The fact of a value known to fit `bits` bits.
 fn fits(f: &Fact, bits: u8) -> bool {
-    matches!(f, Fact::Int { hi, .. } if *hi <= mask(bits))
+    matches!(f, Fact::Int { hi, .. } | Fact::Bool(_, hi) if *hi <= mask(bits))
 }
 
 /// `a + b`, or anything when it may exceed 64 bits (wrap).
@@ -1222,9 +1263,8 @@ fn add_exact(a: &Fact, b: &Fact) -> Fact {
 fn add_checked(a: &Fact, b: &Fact) -> Option<Fact> {
     let int = |f: &Fact| match *f {
         Fact::Int { lo, hi, le } => Some((lo, hi, le)),
-        // A condition as an integer: ISAs differ in what the register holds beyond the low
-        // bit, so nothing.
-        Fact::Bool(_) => Some((0, u64::MAX, None)),
+        // A condition as an integer: at most what is known of the whole register.
+        Fact::Bool(_, hi) => Some((0, hi, None)),
         Fact::Ptr { .. } => None,
     };
     // The symbolic bound of a sum: one side's, plus the other side's constant range top.
@@ -1318,6 +1358,13 @@ fn narrow(f: Fact, hi: u64, le: Option<Sym>) -> Fact {
                 (a, None) => a,
                 (_, b) => b,
             },
+        },
+        // A condition bounded as an integer becomes one (its condition no longer matters
+        // where its value is compared as a number).
+        Fact::Bool(_, h) => Fact::Int {
+            lo: 0,
+            hi: h.min(hi),
+            le,
         },
         p => p,
     }
