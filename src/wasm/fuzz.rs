@@ -20,7 +20,7 @@
 use super::config::MemoryConfig;
 use super::module;
 use super::runtime::{Engine, Extern, InstantiationError, InterpreterEngine, Store};
-use super::translate;
+use super::translate::supported;
 use crate::interpreter::{DataValue, Outcome};
 use crate::ir::{types, TrapCode};
 use crate::legalize::Settings;
@@ -242,13 +242,6 @@ fn export_global(bytes: &[u8], g: u32) -> Result<Vec<u8>, wasmparser::BinaryRead
     Ok(out.finish())
 }
 
-/// Whether the translator takes the module (under any configuration: support does not
-/// depend on the memory layout).
-fn supported(bytes: &[u8]) -> Result<(), super::WasmError> {
-    let m = module::parse(bytes)?;
-    translate::translate_module(&m, &MemoryConfig::DYNAMIC).map(drop)
-}
-
 /// One engine in one configuration.
 pub struct Subject {
     /// `x86_64 (spectre on), dynamic-guard` and the like.
@@ -431,7 +424,7 @@ fn arguments(params: &[ValType], rng: &mut SplitMix) -> Vec<DataValue> {
         .map(|&p| {
             let edge = rng.pick(&EDGES);
             let random = rng.next_u64();
-            let bits = if rng.next_u64() % 4 == 0 {
+            let bits = if rng.next_u64().is_multiple_of(4) {
                 random
             } else {
                 edge
@@ -659,7 +652,10 @@ pub fn shrink(bytes: &[u8], subject: &Subject, args_seed: u64) -> Vec<u8> {
 fn wast_value(v: &DataValue, ty: ValType) -> String {
     if let ValType::Ref(r) = ty {
         let heap = match r.heap_type() {
-            HeapType::Abstract { ty, .. } if ty == wasmparser::AbstractHeapType::Extern => "extern",
+            HeapType::Abstract {
+                ty: wasmparser::AbstractHeapType::Extern,
+                ..
+            } => "extern",
             _ => "func",
         };
         return match v.bits {
@@ -721,17 +717,27 @@ pub fn reproducer(
     if let Some((r, o)) = divergence(&reference, &observed) {
         let _ = writeln!(out, ";;   reference: {r}\n;;   {}: {o}", subject.name);
     }
+    // The module is `$fuzzed`; the harness's fresh fuel before each call is a second
+    // module's, which imports the fuel global and sets it.
     let module = match wasmprinter::print_bytes(bytes) {
-        Ok(text) => text,
+        Ok(text) => text.replacen("(module", "(module $fuzzed", 1),
         Err(_) => {
             let escaped: String = bytes.iter().map(|b| format!("\\{b:02x}")).collect();
-            format!("(module binary \"{escaped}\")")
+            format!("(module $fuzzed binary \"{escaped}\")")
         }
     };
+    let refuel = exports_fuel(bytes).then(|| {
+        format!(
+            "(register \"fuzzed\" $fuzzed)\n(module $refuel\n  (global $fuel (import \"fuzzed\" {FUEL_EXPORT:?}) (mut i32))\n  (func (export \"refuel\") (global.set $fuel (i32.const {CALL_FUEL}))))"
+        )
+    });
     for event in &reference {
         match event {
             Event::Instantiated(None) => {
                 let _ = writeln!(out, "{module}");
+                if let Some(r) = &refuel {
+                    let _ = writeln!(out, "{r}");
+                }
             }
             Event::Instantiated(Some(Ending::Trapped(code))) => {
                 let message = super::trap_message(*code).unwrap_or("trap");
@@ -749,7 +755,10 @@ pub fn reproducer(
                         .map(|(v, &t)| format!(" {}", wast_value(v, t)))
                         .collect()
                 };
-                let invoke = format!("(invoke {export:?}{})", values(args, ty.params()));
+                if refuel.is_some() {
+                    let _ = writeln!(out, "(invoke $refuel \"refuel\")");
+                }
+                let invoke = format!("(invoke $fuzzed {export:?}{})", values(args, ty.params()));
                 let line = match ending {
                     Ending::Returned(vs) => {
                         let results = values(vs, ty.results());
@@ -772,6 +781,18 @@ pub fn reproducer(
         }
     }
     out
+}
+
+/// Whether the module exports the fuel global (a shrunk one may not).
+fn exports_fuel(bytes: &[u8]) -> bool {
+    wasmparser::Parser::new(0)
+        .parse_all(bytes)
+        .any(|p| match p {
+            Ok(wasmparser::Payload::ExportSection(r)) => r
+                .into_iter()
+                .any(|e| e.is_ok_and(|e| e.name == FUEL_EXPORT)),
+            _ => false,
+        })
 }
 
 /// The options of a fuzzing run.

@@ -273,11 +273,15 @@ impl Runner {
     }
 
     /// The verdict on a module that failed to instantiate with `e`: a skip when it is
-    /// beyond Wasm 2.0, with both reasons, and a failure otherwise.
+    /// beyond Wasm 2.0 and uses something the translator does not support, with both
+    /// reasons, and a failure otherwise (a module of a supported proposal, such as several
+    /// memories, that fails to compile has failed).
     fn failed_module(bytes: &[u8], e: impl fmt::Display) -> Gone {
         match module::beyond_wasm2(bytes) {
-            Some(why) => Gone::Skipped(format!("beyond Wasm 2.0 ({why}), and failed: {e}")),
-            None => Gone::Failed(format!("module failed to instantiate: {e}")),
+            Some(why) if super::translate::supported(bytes).is_err() => {
+                Gone::Skipped(format!("beyond Wasm 2.0 ({why}), and failed: {e}"))
+            }
+            _ => Gone::Failed(format!("module failed to instantiate: {e}")),
         }
     }
 

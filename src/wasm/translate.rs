@@ -84,6 +84,13 @@ pub fn plans(module: &Module, layout: &VmLayout, config: &MemoryConfig) -> Vec<M
         .collect()
 }
 
+/// Whether the translator takes the module: `Ok` when it validates and translates (under
+/// any memory configuration: support does not depend on the layout), else the error.
+pub fn supported(bytes: &[u8]) -> Result<(), WasmError> {
+    let m = super::module::parse(bytes)?;
+    translate_module(&m, &MemoryConfig::DYNAMIC).map(drop)
+}
+
 /// Translates every defined function of `module`.
 pub fn translate_module(module: &Module, config: &MemoryConfig) -> Result<Translation, WasmError> {
     let layout = VmLayout::new(module)?;
