@@ -178,6 +178,18 @@ fn linking_on_every_engine() {
     our_script_on_every_engine("linking.wast", 66);
 }
 
+/// The bounds-check advisories as regression tests (`tests/wast/advisories.wast`, each with
+/// its upstream reference and the access that would escape): a shifted index folded into a
+/// scaled x86 address mode (CVE-2023-26489), a spilled i32 index reloaded sign-extended
+/// (CVE-2021-32629), the 2026 aarch64 shift-folding type confusion on memory64, x86 load
+/// sinking that widened float loads, a baseline compiler's missing zero-extension before the
+/// offset, off-by-ones at the end of memory (after growth and with 1-byte pages), and the
+/// 4 GiB guard elision boundary with memory64's carry; on every engine, under every preset.
+#[test]
+fn advisories_on_every_engine() {
+    our_script_on_every_engine("advisories.wast", 80);
+}
+
 /// Our exhaustion script (`tests/wast/exhaustion.wast`): runaway recursion with large
 /// frames is a `stk_ovf` trap on every engine, under every preset.
 #[test]
