@@ -59,6 +59,8 @@ enum Limits {
     Open,
     /// min 0, max = bound: large offsets exceed every possible bound (case A).
     Tiny,
+    /// Drawn at random around the bound: `min <= bound <= max`.
+    Drawn { min: u64, max: u64 },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -198,6 +200,7 @@ impl Config {
             Limits::Open if self.index64 => (0, Some(1 << 48)),
             Limits::Open => (0, Some(1 << 32)),
             Limits::Tiny => (0, Some(BOUND)),
+            Limits::Drawn { min, max } => (min, Some(max)),
         };
         // A static memory never grows past its 4 GiB reservation.
         let max = match self.memory {
@@ -394,6 +397,75 @@ fn matrix() -> Vec<Config> {
         }
     }
     out
+}
+
+/// Configurations drawn at random (the CLIF-level fuzzer of the instruction): memory kinds and
+/// declared limits around the bound, offsets near every edge (the bound, 2^31, 2^32, 2^64),
+/// every width, constant and variable index and bound, both Spectre settings.
+fn random_configs(rng: &mut Rng, n: usize) -> Vec<Config> {
+    (0..n)
+        .map(|_| {
+            let index64 = rng.next().is_multiple_of(2);
+            let access = rng.pick(ACCESSES);
+            let k = access.bytes;
+            let near =
+                |rng: &mut Rng, edge: u64| edge.wrapping_add(rng.next() % 17).wrapping_sub(8);
+            let mut offset = match rng.next() % 6 {
+                0 => rng.next() % 64,
+                1 => near(rng, BOUND - k),
+                2 => near(rng, 0x8000_0000),
+                3 => near(rng, 0x1_0000_0000),
+                4 if index64 => near(rng, u64::MAX - 8),
+                _ => rng.next() % (4 * BOUND),
+            };
+            // A 32-bit index's offset is a 32-bit immediate; an offset whose access would end
+            // past 2^64 is an IR error (the verifier's), not a configuration.
+            if !index64 {
+                offset &= u64::from(u32::MAX);
+            }
+            offset = offset.min(u64::MAX - k);
+            let memory = rng.pick(&[
+                MemoryKind::NoGuard,
+                MemoryKind::Guard64K,
+                MemoryKind::Guard2G,
+                MemoryKind::Static4G,
+            ]);
+            let limits = match rng.next() % 4 {
+                0 => Limits::Exact,
+                1 => Limits::Open,
+                2 => Limits::Tiny,
+                _ => Limits::Drawn {
+                    min: rng.next() % (BOUND + 1),
+                    max: BOUND + rng.next() % (BOUND * 4),
+                },
+            };
+            let max_index = if index64 {
+                u64::MAX
+            } else {
+                u64::from(u32::MAX)
+            };
+            let const_index = rng.next().is_multiple_of(4).then(|| match rng.next() % 3 {
+                0 => rng.next() % BOUND,
+                1 => near(rng, BOUND - k) & max_index,
+                _ => rng.next() & max_index,
+            });
+            Config {
+                memory,
+                spectre: rng.next().is_multiple_of(2),
+                index64,
+                constant_bound: rng.next().is_multiple_of(3),
+                offset,
+                access,
+                limits,
+                endian: if rng.next().is_multiple_of(5) {
+                    "big"
+                } else {
+                    "little"
+                },
+                const_index,
+            }
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -748,7 +820,12 @@ struct Run {
     time: [std::time::Duration; 4],
 }
 
-fn run(mutation: Option<Mutation>, random: usize, stop_at_first: bool) -> Run {
+fn run(
+    configs: Vec<Config>,
+    mutation: Option<Mutation>,
+    random: usize,
+    stop_at_first: bool,
+) -> Run {
     let mut rng = Rng(0x0ddb_a11c_0ffe_e123);
     let mut r = Run {
         points: 0,
@@ -758,7 +835,7 @@ fn run(mutation: Option<Mutation>, random: usize, stop_at_first: bool) -> Run {
         disagreements: Vec::new(),
         time: Default::default(),
     };
-    for config in matrix() {
+    for config in configs {
         r.configs += 1;
         let text = config.function();
         let fused = clif_bounds::parser::parse_function(&text)
@@ -981,7 +1058,7 @@ fn legalization_oracle() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
-    let r = run(None, random, false);
+    let r = run(matrix(), None, random, false);
     println!(
         "oracle: {} configurations, {} points, cases {:?} (pulley64 {:?}), {} disagreements; time compiling {:?}, interpreting {:?}, native {:?}, pulley {:?}",
         r.configs,
@@ -1027,6 +1104,33 @@ fn legalization_oracle() {
         r.disagreements[0]
     );
 
+    // Configurations drawn at random: declarations, offsets near every edge, widths,
+    // constant and variable index and bound (`CLIF_BOUNDS_ORACLE_CONFIGS`, default 60).
+    let n = std::env::var("CLIF_BOUNDS_ORACLE_CONFIGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let drawn = run(
+        random_configs(&mut Rng(0xfeed_c0de_0bad_f00d), n),
+        None,
+        2,
+        false,
+    );
+    println!(
+        "drawn configurations: {}, {} points, cases {:?} (pulley64 {:?}), {} disagreements",
+        drawn.configs,
+        drawn.points,
+        drawn.cases,
+        drawn.pulley_cases,
+        drawn.disagreements.len()
+    );
+    assert!(
+        drawn.disagreements.is_empty(),
+        "{} disagreements; first:\n{}",
+        drawn.disagreements.len(),
+        drawn.disagreements[0]
+    );
+
     // Shared checks: one check for several accesses must trap exactly where the accesses
     // one by one would, with the same code and the same memory.
     let mut rng = Rng(0x5eed_5eed_5eed_5eed);
@@ -1044,7 +1148,7 @@ fn legalization_oracle() {
 
     // A wrong legalizer must be caught.
     for mutation in [Mutation::KMinusOne, Mutation::IsubWithoutProof] {
-        let m = run(Some(mutation), 0, true);
+        let m = run(matrix(), Some(mutation), 0, true);
         assert!(
             !m.disagreements.is_empty(),
             "the oracle did not notice the {mutation:?} mutation"
