@@ -269,16 +269,18 @@ pub fn subjects(preset: &str, config: MemoryConfig, pcc: bool) -> Vec<Subject> {
     let mut out = Vec::new();
     for spectre in [false, true] {
         let on = if spectre { "on" } else { "off" };
-        let mut add = |target: &str, what: &str, make: Box<dyn Fn() -> _>| {
+        // `extra`: more `wast` flags its reproducers need.
+        let mut add = |target: &str, what: &str, extra: &str, make: Box<dyn Fn() -> _>| {
             out.push(Subject {
                 name: format!("{target}{what} (spectre {on}), {preset}"),
-                flags: format!("--target {target} --memory {preset} --spectre {on}"),
+                flags: format!("--target {target} --memory {preset} --spectre {on}{extra}"),
                 config,
                 make,
             })
         };
         add(
             "interp-legalized",
+            "",
             "",
             Box::new(move || {
                 Ok(Box::new(InterpreterEngine::legalized(Settings {
@@ -291,15 +293,18 @@ pub fn subjects(preset: &str, config: MemoryConfig, pcc: bool) -> Vec<Subject> {
             add(
                 target,
                 "",
+                if pcc { " --pcc" } else { "" },
                 Box::new(move || {
                     let backend = Backend::for_target(target, spectre)?.with_pcc(pcc);
                     Ok(Box::new(BackendEngine::new(backend)?) as Box<dyn Engine>)
                 }),
             );
         }
+        // `wast` has no target for this one: its reproducer's flags run the fused form.
         add(
             "x86_64",
             " legalized",
+            "",
             Box::new(move || {
                 let backend = Backend::for_target("x86_64", spectre)?;
                 Ok(Box::new(BackendEngine::legalized(backend)?) as Box<dyn Engine>)
@@ -308,14 +313,11 @@ pub fn subjects(preset: &str, config: MemoryConfig, pcc: bool) -> Vec<Subject> {
         add(
             "cranelift",
             "",
+            "",
             Box::new(move || {
                 Ok(Box::new(super::cranelift::CraneliftEngine::new(spectre)?) as Box<dyn Engine>)
             }),
         );
-    }
-    // The legalized x86_64 form has no `--target` of its own: its reproducer runs on x86_64.
-    for s in &mut out {
-        s.flags = s.flags.replace("x86_64 legalized", "x86_64");
     }
     out
 }
@@ -368,11 +370,8 @@ impl std::fmt::Display for Event {
                 args,
                 ending,
             } => {
-                write!(f, "call {export:?}(")?;
-                for (i, (a, &t)) in args.iter().zip(ty.params()).enumerate() {
-                    let sep = if i == 0 { "" } else { " " };
-                    write!(f, "{sep}{}", wast_value(a, t))?;
-                }
+                let args = wast_values(args, ty.params());
+                write!(f, "call {export:?}({})", args.trim_start())?;
                 write!(f, "): {ending}")
             }
             Event::State(s) => f.write_str(s),
@@ -646,6 +645,14 @@ pub fn shrink(bytes: &[u8], subject: &Subject, args_seed: u64) -> Vec<u8> {
         .map_or_else(|_| bytes.to_vec(), |info| info.output)
 }
 
+/// Values of Wasm types `tys` as `.wast` constants, each after a space.
+fn wast_values(vs: &[DataValue], tys: &[ValType]) -> String {
+    vs.iter()
+        .zip(tys)
+        .map(|(v, &t)| format!(" {}", wast_value(v, t)))
+        .collect()
+}
+
 /// A value of Wasm type `ty` as a `.wast` constant (`(i32.const 7)`); a reference is
 /// `(ref.null func)` when null and `(ref.func)` (any non-null) otherwise, since its bits are
 /// the store's.
@@ -749,19 +756,16 @@ pub fn reproducer(
                 args,
                 ending,
             } => {
-                let values = |vs: &[DataValue], tys: &[ValType]| -> String {
-                    vs.iter()
-                        .zip(tys)
-                        .map(|(v, &t)| format!(" {}", wast_value(v, t)))
-                        .collect()
-                };
                 if refuel.is_some() {
                     let _ = writeln!(out, "(invoke $refuel \"refuel\")");
                 }
-                let invoke = format!("(invoke $fuzzed {export:?}{})", values(args, ty.params()));
+                let invoke = format!(
+                    "(invoke $fuzzed {export:?}{})",
+                    wast_values(args, ty.params())
+                );
                 let line = match ending {
                     Ending::Returned(vs) => {
-                        let results = values(vs, ty.results());
+                        let results = wast_values(vs, ty.results());
                         format!("(assert_return {invoke}{results})")
                     }
                     Ending::Trapped(TrapCode::STACK_OVERFLOW) => {
