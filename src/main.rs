@@ -577,12 +577,17 @@ fn fuzz_command(options: clif_bounds::wasm::fuzz::Options) -> Result<ExitCode, S
     let start = std::time::Instant::now();
     let summary = fuzz::run(&options, &mut |line| eprintln!("{line}"));
     println!(
-        "{} modules, {} runs on {} engine configurations each, {} calls by the reference, {} unsupported candidates replaced, {:.1} s",
+        "{} modules, {} runs on {} engine configurations each ({} ended early at a stack exhaustion), {} calls by the reference ({} returned, {} trapped out of bounds), {} unsupported candidates replaced, {} mutants ({} valid) without a panic, {:.1} s",
         options.count,
         summary.runs,
         fuzz::subject_count(options.pcc),
+        summary.exhausted,
         summary.calls,
+        summary.returned,
+        summary.out_of_bounds,
         summary.unsupported,
+        summary.mutants,
+        summary.valid_mutants,
         start.elapsed().as_secs_f64()
     );
     println!("{} passed, {} failed", summary.passed, summary.failed);

@@ -7,8 +7,8 @@
 //! every engine, and NaNs are canonicalised, so every observable result is deterministic.
 //!
 //! Each run is *observed* as lines: how instantiation ended, then every exported function's
-//! outcome (called once, in name order, with arguments drawn from the seed: the returned
-//! bits, or the trap code), then every exported memory's size and a hash of its bytes, every
+//! outcome (each called four times in turn, in name order, with arguments drawn from the
+//! seed: the returned bits, or the trap code), then every exported memory's size and a hash of its bytes, every
 //! exported global's bits and every exported table's contents. A subject (one engine in one
 //! memory configuration and Spectre setting) passes when its lines equal the reference
 //! interpreter's under the same configuration; a divergence is shrunk with `wasm-shrink` and
@@ -359,6 +359,16 @@ impl Ending {
     }
 }
 
+impl Event {
+    /// Whether the call (or instantiation) ended in stack exhaustion.
+    fn exhausted(&self) -> bool {
+        match self {
+            Event::Called { ending, .. } | Event::Instantiated(Some(ending)) => ending.exhausted(),
+            _ => false,
+        }
+    }
+}
+
 impl std::fmt::Display for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         match self {
@@ -538,13 +548,7 @@ pub fn divergence(reference: &[Event], subject: &[Event]) -> Option<(String, Str
     let missing = || "(nothing)".to_string();
     for i in 0..reference.len().max(subject.len()) {
         let (r, s) = (reference.get(i), subject.get(i));
-        let exhausted = |e: Option<&Event>| match e {
-            Some(Event::Called { ending, .. } | Event::Instantiated(Some(ending))) => {
-                ending.exhausted()
-            }
-            _ => false,
-        };
-        if exhausted(r) || exhausted(s) {
+        if r.is_some_and(Event::exhausted) || s.is_some_and(Event::exhausted) {
             return None;
         }
         if r != s {
@@ -580,6 +584,12 @@ pub struct ModuleReport {
     pub inconclusive: Option<String>,
     /// Exported functions the reference called, over every configuration.
     pub calls: usize,
+    /// Of those, the calls that returned, and those that trapped out of bounds.
+    pub returned: usize,
+    /// See `returned`.
+    pub out_of_bounds: usize,
+    /// Subject runs whose comparison ended at a stack exhaustion on either side.
+    pub exhausted: usize,
 }
 
 /// Runs `bytes` on the reference and on every subject, each under its own configuration.
@@ -589,6 +599,9 @@ pub fn check(bytes: &[u8], subjects: &[Subject], args_seed: u64) -> ModuleReport
         divergences: Vec::new(),
         inconclusive: None,
         calls: 0,
+        returned: 0,
+        out_of_bounds: 0,
+        exhausted: 0,
     };
     let mut references: Vec<(MemoryConfig, Vec<Event>)> = Vec::new();
     for (i, s) in subjects.iter().enumerate() {
@@ -609,16 +622,27 @@ pub fn check(bytes: &[u8], subjects: &[Subject], args_seed: u64) -> ModuleReport
             Ok(engine) => observe(bytes, s.config, engine, args_seed),
             Err(e) => vec![Event::Instantiated(Some(Ending::Failed(e)))],
         };
+        if reference.iter().chain(&observed).any(Event::exhausted) {
+            report.exhausted += 1;
+        }
         match divergence(reference, &observed) {
             None => report.agreed += 1,
             Some((r, o)) => report.divergences.push((i, r, o)),
         }
     }
-    report.calls = references
-        .iter()
-        .flat_map(|(_, r)| r)
-        .filter(|e| matches!(e, Event::Called { .. }))
-        .count();
+    for (_, r) in &references {
+        for e in r {
+            let Event::Called { ending, .. } = e else {
+                continue;
+            };
+            report.calls += 1;
+            match ending {
+                Ending::Returned(_) => report.returned += 1,
+                Ending::Trapped(TrapCode::HEAP_OUT_OF_BOUNDS) => report.out_of_bounds += 1,
+                _ => {}
+            }
+        }
+    }
     report
 }
 
@@ -828,6 +852,18 @@ pub struct Summary {
     pub calls: u64,
     /// Candidates replaced because the translator does not support them.
     pub unsupported: u64,
+    /// Of the reference's calls: how many returned, and how many trapped out of bounds.
+    pub returned: u64,
+    /// See `returned`.
+    pub out_of_bounds: u64,
+    /// Subject runs whose comparison ended early at a stack exhaustion on either side.
+    pub exhausted: u64,
+    /// Byte-level mutants of the generated modules run (instantiated, when valid, and every
+    /// export called) on the reference and on our two backends: how many, and how many were
+    /// valid modules.
+    pub mutants: u64,
+    /// See `mutants`.
+    pub valid_mutants: u64,
     /// One line per failed module.
     pub failures: Vec<String>,
     /// Reproducers written.
@@ -878,9 +914,32 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Summary {
                 progress(&format!("cannot write {}: {e}", path.display()));
             }
         }
-        let report = check(&generated.bytes, &subjects, args_seed);
+        // A panic anywhere (translator, backends, runtime) is a failure of this module, not
+        // the end of the run.
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check(&generated.bytes, &subjects, args_seed)
+        }));
+        let report = match checked {
+            Ok(r) => r,
+            Err(panic) => {
+                let line = format!("seed {seed}: panicked: {}", panic_message(&panic));
+                summary.failed += 1;
+                progress(&line);
+                summary.failures.push(line);
+                continue;
+            }
+        };
+        if let Err(line) = run_mutants(seed, &generated.bytes, &mut summary) {
+            summary.failed += 1;
+            progress(&line);
+            summary.failures.push(line);
+            continue;
+        }
         summary.runs += report.agreed as u64 + report.divergences.len() as u64;
         summary.calls += report.calls as u64;
+        summary.returned += report.returned as u64;
+        summary.out_of_bounds += report.out_of_bounds as u64;
+        summary.exhausted += report.exhausted as u64;
         if let Some(why) = report.inconclusive {
             let line = format!("seed {seed}: the reference interpreter failed: {why}");
             summary.failed += 1;
@@ -916,6 +975,70 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Summary {
         }
     }
     summary
+}
+
+/// Mutants per generated module.
+const MUTANTS: u64 = 2;
+
+/// Runs [`MUTANTS`] byte-level mutants of `bytes` (bytes overwritten, inserted or removed) on
+/// the reference interpreter and on our two backends: each must be rejected with an error or
+/// run, never panic. `Err` names the mutant that panicked.
+fn run_mutants(seed: u64, bytes: &[u8], summary: &mut Summary) -> Result<(), String> {
+    use super::backend::BackendEngine;
+    use crate::isa::Backend;
+    let mut rng = SplitMix::new(seed ^ 0x6d75_7461_6e74);
+    for m in 0..MUTANTS {
+        let mut mutant = bytes.to_vec();
+        for _ in 0..1 + rng.next_u64() % 4 {
+            let at = (rng.next_u64() % (mutant.len() as u64 + 1)) as usize;
+            let byte = rng.next_u64() as u8;
+            match rng.next_u64() % 3 {
+                0 if at < mutant.len() => mutant[at] = byte,
+                1 => mutant.insert(at, byte),
+                _ if at < mutant.len() => drop(mutant.remove(at)),
+                _ => mutant.push(byte),
+            }
+        }
+        summary.mutants += 1;
+        if supported(&mutant).is_err() {
+            continue;
+        }
+        summary.valid_mutants += 1;
+        let engines: [(&str, &dyn Fn() -> Result<Box<dyn Engine>, String>); 3] = [
+            ("interp", &|| Ok(reference())),
+            ("pulley64", &|| {
+                Ok(Box::new(BackendEngine::new(Backend::for_target(
+                    "pulley64", true,
+                )?)?))
+            }),
+            ("x86_64", &|| {
+                Ok(Box::new(BackendEngine::new(Backend::for_target(
+                    "x86_64", false,
+                )?)?))
+            }),
+        ];
+        for (name, make) in engines {
+            let Ok(engine) = make() else { continue };
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                observe(&mutant, MemoryConfig::STATIC, engine, seed)
+            }));
+            if let Err(panic) = ran {
+                return Err(format!(
+                    "seed {seed}: mutant {m} panicked on {name}: {}",
+                    panic_message(&panic)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 fn write_reproducer(dir: &Path, seed: u64, text: &str) -> std::io::Result<PathBuf> {

@@ -991,13 +991,14 @@ impl Checker {
                     Operand::Value(b) => self.fact(b).as_constant(),
                 };
                 let k = k.and_then(|k| k.checked_add_signed(disp));
-                // `hi < k` leaves no value for `a`, whatever it is (`a + k` cannot wrap):
-                // execution never continues here. (Bounding `a` by 0 would not say so: with
-                // a bound of 0, even offset 0 is out of bounds.)
-                if k.is_some_and(|k| hi < k) {
-                    self.infeasible += 1;
-                }
                 if let (Some(k), Fact::Int { .. } | Fact::Bool(..)) = (k, self.fact(a)) {
+                    // `hi < k` leaves no value for the integer `a` (`a + k` cannot wrap):
+                    // execution never continues here. (Bounding `a` by 0 would not say so:
+                    // with a bound of 0, even offset 0 is out of bounds.) A pointer's sum
+                    // does not wrap in offsets only, so it says nothing of the address.
+                    if hi < k {
+                        self.infeasible += 1;
+                    }
                     let h = hi.saturating_sub(k);
                     let l = le.map(|l| l.plus(-i128::from(k)));
                     self.bound_above(a, h, l, depth + 1);

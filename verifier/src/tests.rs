@@ -422,3 +422,93 @@ fn an_access_after_a_check_that_always_fails_is_unreachable() {
         assert!(c.access(at(BASE, Some(INDEX), 0), 1, true, false).is_err());
     }
 }
+
+/// A Spectre guard `cmp ? null : base + index` whose "in bounds" arm no values satisfy is
+/// always null: on Pulley's null-trapping modes it never accesses; on x86_64 it is in the
+/// null page, which faults at a trap site and only there. Both arms feasible, the join is
+/// checked as before.
+#[test]
+fn a_select_with_an_infeasible_arm_is_its_other_arm() {
+    const NULL: Value = 9;
+    const ADDR: Value = 10;
+    const PTR: Value = 11;
+    const END: Value = 12;
+    const ONE: Value = 13;
+    let mut c = Checker::new(Declarations {
+        regions: vec![Region {
+            memory: MemoryType {
+                min: 0,
+                max: 0,
+                least_faulting_end: 0,
+                guard: 0,
+                may_move: false,
+            },
+            base: BASE,
+            bound: BOUND,
+            bound_const: Some(0),
+        }],
+        null_reach: 4096,
+        faults_trap: true,
+        ..Declarations::default()
+    });
+    c.constant(BOUND, 0);
+    c.define(INDEX, Fact::bits(8));
+    c.constant(ONE, 1);
+    c.add(END, INDEX, Operand::Value(ONE), 64, true);
+    c.constant(NULL, 0);
+    c.add(ADDR, BASE, Operand::Value(INDEX), 64, false);
+    // ptr = bound < end ? null : addr; `bound < end` always holds.
+    let oob = Cmp {
+        cc: Cc::Ult,
+        a: Operand::Value(BOUND),
+        b: Operand::Value(END),
+        bits: 64,
+    };
+    c.select(PTR, oob, NULL, ADDR);
+    assert_eq!(c.fact(PTR), Fact::constant(0));
+    assert_eq!(
+        c.access(at(PTR, None, 0), 1, true, true),
+        Ok(Proof::NeverAccesses)
+    );
+    assert_eq!(
+        c.access(at(PTR, None, 0), 1, true, false),
+        Ok(Proof::NeverAccesses)
+    );
+    // Not at a trap site, or past the null page: nothing proves it.
+    assert!(c.access(at(PTR, None, 0), 1, false, false).is_err());
+    assert!(c.access(at(PTR, None, 4096), 1, true, false).is_err());
+}
+
+/// Code after an unconditional trap never runs, up to the end of its scope.
+#[test]
+fn nothing_after_an_unconditional_trap_is_checked() {
+    let mut c = dynamic(0, true);
+    c.define(INDEX, Fact::ANY);
+    let wild = at(BASE, Some(INDEX), 0);
+    assert!(c.access(wild, 8, true, false).is_err());
+    let m = c.mark();
+    c.never_continues();
+    assert!(c.never_runs());
+    assert_eq!(c.access(wild, 8, true, false), Ok(Proof::NeverAccesses));
+    c.undo(m);
+    assert!(!c.never_runs());
+    assert!(c.access(wild, 8, true, false).is_err());
+}
+
+/// A condition zero-extended from 8 bits is at most 255 as an integer, and a sum with it is
+/// bounded accordingly; unextended, it says nothing beyond its low bit.
+#[test]
+fn a_zero_extended_condition_is_a_bounded_integer() {
+    let mut c = dynamic(0, true);
+    c.compare(20, ugt(21, Operand::Imm(3)));
+    c.zero_extend(22, 20, 8);
+    assert!(fits(&c.fact(22), 8));
+    assert!(!fits(&c.fact(20), 32));
+    c.add(23, 22, Operand::Imm(8), 64, false);
+    assert!(matches!(c.fact(23), Fact::Int { hi: 263, .. }));
+    // The base plus it is within the region's minimum size: in bounds.
+    assert_eq!(
+        c.access(at(BASE, Some(22), 0), 4, false, false),
+        Ok(Proof::Accessible)
+    );
+}
