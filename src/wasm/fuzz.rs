@@ -1004,8 +1004,22 @@ fn run_mutants(seed: u64, bytes: &[u8], summary: &mut Summary) -> Result<(), Str
             continue;
         }
         summary.valid_mutants += 1;
-        let engines: [(&str, &dyn Fn() -> Result<Box<dyn Engine>, String>); 3] = [
-            ("interp", &|| Ok(reference())),
+        // The reference first: a mutant may have lost its fuel instrumentation, and only the
+        // interpreter has a budget of its own. The backends run it only when it ended there.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            observe(&mutant, MemoryConfig::STATIC, reference(), seed)
+        }));
+        match ran {
+            Err(panic) => {
+                return Err(format!(
+                    "seed {seed}: mutant {m} panicked on interp: {}",
+                    panic_message(&panic)
+                ))
+            }
+            Ok(events) if !conclusive(&events) => continue,
+            Ok(_) => {}
+        }
+        let engines: [(&str, &dyn Fn() -> Result<Box<dyn Engine>, String>); 2] = [
             ("pulley64", &|| {
                 Ok(Box::new(BackendEngine::new(Backend::for_target(
                     "pulley64", true,
