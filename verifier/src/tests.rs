@@ -371,13 +371,10 @@ fn a_struct_admits_exactly_its_bytes() {
     assert!(c.access(at(7, Some(9), 9), 8, false, false).is_err());
 }
 
-/// A memory whose bound is the constant 0 (`min 0, max 0`): every access fails its check, so
-/// the access after the check never runs and is proven unreachable, whatever the index's
-/// fact (here a condition, which says nothing beyond its low bit); the same access after a
-/// check that can pass is still rejected.
-#[test]
-fn an_access_after_a_check_that_always_fails_is_unreachable() {
-    let zero_bound = |bound_const| Declarations {
+/// A memory of `min 0, max 0` whose bound is the constant 0, no guard, with x86_64's
+/// faulting null page.
+fn zero_bound() -> Declarations {
+    Declarations {
         regions: vec![Region {
             memory: MemoryType {
                 min: 0,
@@ -388,14 +385,24 @@ fn an_access_after_a_check_that_always_fails_is_unreachable() {
             },
             base: BASE,
             bound: BOUND,
-            bound_const,
+            bound_const: Some(0),
         }],
+        null_reach: 4096,
+        faults_trap: true,
         ..Declarations::default()
-    };
+    }
+}
+
+/// A memory whose bound is the constant 0 (`min 0, max 0`): every access fails its check, so
+/// the access after the check never runs and is proven unreachable, whatever the index's
+/// fact (here a condition, which says nothing beyond its low bit); the same access after a
+/// check that can pass is still rejected.
+#[test]
+fn an_access_after_a_check_that_always_fails_is_unreachable() {
     const ONE: Value = 7;
     const END: Value = 8;
     for (one, unreachable) in [(1, true), (0, false)] {
-        let mut c = Checker::new(zero_bound(Some(0)));
+        let mut c = Checker::new(zero_bound());
         c.constant(BOUND, 0);
         c.compare(INDEX, ugt(20, Operand::Imm(3)));
         c.constant(ONE, one);
@@ -434,23 +441,7 @@ fn a_select_with_an_infeasible_arm_is_its_other_arm() {
     const PTR: Value = 11;
     const END: Value = 12;
     const ONE: Value = 13;
-    let mut c = Checker::new(Declarations {
-        regions: vec![Region {
-            memory: MemoryType {
-                min: 0,
-                max: 0,
-                least_faulting_end: 0,
-                guard: 0,
-                may_move: false,
-            },
-            base: BASE,
-            bound: BOUND,
-            bound_const: Some(0),
-        }],
-        null_reach: 4096,
-        faults_trap: true,
-        ..Declarations::default()
-    });
+    let mut c = Checker::new(zero_bound());
     c.constant(BOUND, 0);
     c.define(INDEX, Fact::bits(8));
     c.constant(ONE, 1);
