@@ -244,21 +244,6 @@ enum Command {
     },
 }
 
-/// The execution paths of `clif-bounds wast`: the interpreter, each of our backends whose
-/// code runs here, and real Cranelift.
-fn wast_targets() -> Vec<&'static str> {
-    let mut t = vec!["interp", "interp-legalized"];
-    t.extend(
-        clif_bounds::isa::Backend::runnable(false)
-            .iter()
-            .map(|b| b.name()),
-    );
-    if cfg!(all(unix, feature = "cranelift")) {
-        t.push("cranelift");
-    }
-    t
-}
-
 const EXAMPLE: &str = include_str!("example.clif");
 const EXAMPLE_WAT: &str = include_str!("example.wat");
 
@@ -534,38 +519,16 @@ fn run(command: Command) -> Result<ExitCode, String> {
     }
 }
 
-/// The engine of `--target`, with the legalizer's `settings` (their Spectre setting for our
-/// backends too), `pcc` for our backends, and the interpreter's instruction budget per
-/// call (`None`: its default, which catches endless loops in scripts).
+/// The engine of `--target` ([`clif_bounds::wasm::engine`]), made afresh for each script or
+/// program.
 fn engine_factory(
     target: &str,
     settings: clif_bounds::legalize::Settings,
     pcc: bool,
     fuel: Option<u64>,
 ) -> impl Fn() -> Result<Box<dyn Engine>, String> + '_ {
-    move || -> Result<Box<dyn Engine>, String> {
-        match target {
-            "interp" => Ok(Box::new(InterpreterEngine::fused().with_fuel(fuel))),
-            "interp-legalized" => Ok(Box::new(
-                InterpreterEngine::legalized(settings).with_fuel(fuel),
-            )),
-            t if clif_bounds::isa::BACKEND_TARGETS.contains(&t) => {
-                let backend =
-                    clif_bounds::isa::Backend::for_target(t, settings.spectre)?.with_pcc(pcc);
-                Ok(Box::new(clif_bounds::wasm::backend::BackendEngine::new(
-                    backend,
-                )?))
-            }
-            #[cfg(all(unix, feature = "cranelift"))]
-            "cranelift" => Ok(Box::new(
-                clif_bounds::wasm::cranelift::CraneliftEngine::new(settings.spectre)
-                    .map_err(|e| format!("error: {e}"))?,
-            )),
-            t => Err(format!(
-                "error: unknown target `{t}` (known: {})",
-                wast_targets().join(", ")
-            )),
-        }
+    move || {
+        clif_bounds::wasm::engine(target, settings, pcc, fuel).map_err(|e| format!("error: {e}"))
     }
 }
 

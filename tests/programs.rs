@@ -247,14 +247,24 @@ impl Probe {
         }
     }
 
-    /// `path_open` of `path`, following links when `follow`: its errno.
-    fn open(&mut self, path: &str, follow: bool) -> u32 {
+    /// Writes `bytes` into the probe's memory at `at`.
+    fn poke(&mut self, at: u64, bytes: &[u8]) {
         let memory = self.memory;
         self.store
-            .with_memories(|m| m.get_mut(memory).write(0, path.as_bytes()))
+            .with_memories(|m| m.get_mut(memory).write(at, bytes))
             .unwrap();
+    }
+
+    /// `path_open` of `path`, following links when `follow`: its errno.
+    fn open(&mut self, path: &str, follow: bool) -> u32 {
+        self.poke(0, path.as_bytes());
         self.errno("open", &[0, path.len() as u32, u32::from(follow)])
     }
+}
+
+/// Little-endian 32-bit words, as an iovec array is laid out.
+fn words(ws: &[u32]) -> Vec<u8> {
+    ws.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
 /// A sandbox: `root/inside.txt`, `root/sub/`, `outside.txt` beside `root`, and links in
@@ -348,58 +358,29 @@ fn bad_guest_pointers_are_efault() {
     assert_eq!(probe.errno("open", &[65530, 16, 1]), efault);
     assert_eq!(probe.errno("open", &[u32::MAX, 2, 1]), efault);
     // The descriptor's destination outside the memory.
-    let memory = probe.memory;
-    probe
-        .store
-        .with_memories(|m| m.get_mut(memory).write(0, b"inside.txt"))
-        .unwrap();
+    probe.poke(0, b"inside.txt");
     assert_eq!(probe.errno("open_to", &[0, 10, 65533]), efault);
     // An iovec array outside, and an iovec naming bytes outside.
     assert_eq!(probe.errno("write", &[65532, 1]), efault);
-    let iovec: Vec<u8> = [65000u32, 4096]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    probe
-        .store
-        .with_memories(|m| m.get_mut(memory).write(512, &iovec))
-        .unwrap();
+    probe.poke(512, &words(&[65000, 4096]));
     assert_eq!(probe.errno("write", &[512, 1]), efault);
     // Lengths up to 4 GiB never size a host allocation: they are checked first.
     assert_eq!(probe.errno("random", &[0, u32::MAX]), efault);
     assert_eq!(probe.errno("random", &[100, 65437]), efault);
     assert_eq!(probe.errno("random", &[100, 65436]), 0);
-    let huge: Vec<u8> = [0u32, u32::MAX]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    probe
-        .store
-        .with_memories(|m| m.get_mut(memory).write(512, &huge))
-        .unwrap();
+    probe.poke(512, &words(&[0, u32::MAX]));
     assert_eq!(probe.errno("write", &[512, 1]), efault);
     assert_eq!(probe.errno("read", &[512, 1]), efault);
     // Many iovecs over the same bytes are written in pieces, not gathered first.
-    let many: Vec<u8> = (0..256u32)
-        .flat_map(|_| [0u32, 65536].into_iter().flat_map(u32::to_le_bytes))
-        .collect();
-    probe
-        .store
-        .with_memories(|m| m.get_mut(memory).write(4096, &many))
-        .unwrap();
+    let many: Vec<u32> = (0..256).flat_map(|_| [0, 65536]).collect();
+    probe.poke(4096, &words(&many));
     let before = wasi.stdout.borrow().captured().len();
     assert_eq!(probe.errno("write", &[4096, 256]), 0);
     let after = wasi.stdout.borrow().captured().len();
     assert_eq!(after - before, 256 * 65536);
     // Nothing was written, and a good write still works.
-    let good: Vec<u8> = [600u32, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
-    probe
-        .store
-        .with_memories(|m| {
-            m.get_mut(memory).write(600, b"ok\n")?;
-            m.get_mut(memory).write(520, &good)
-        })
-        .unwrap();
+    probe.poke(600, b"ok\n");
+    probe.poke(520, &words(&[600, 3]));
     assert_eq!(probe.errno("write", &[520, 1]), 0);
     assert!(wasi.stdout.borrow().captured().ends_with(b"ok\n"));
     std::fs::remove_dir_all(&base).unwrap();

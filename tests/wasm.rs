@@ -199,9 +199,9 @@ fn code_pcc_used_to_reject_is_proven() {
     our_script_with_both_spectre_settings("pcc-generated.wast", 13);
 }
 
-/// Our script `tests/wast/NAME` on the interpreter and, with each Spectre setting, on the
-/// legalizing interpreter, real Cranelift, both backends with PCC and x86_64 on the
-/// legalized form, under every preset: no failure, no skip, at least `min` commands passed.
+/// Our script `tests/wast/NAME` on the interpreter and on every engine the fuzzer compares
+/// with it ([`fuzz::subjects`]: each with both Spectre settings, our backends with PCC),
+/// under every preset: no failure, no skip, at least `min` commands passed.
 fn our_script_with_both_spectre_settings(name: &str, min: usize) {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/wast")
@@ -210,31 +210,9 @@ fn our_script_with_both_spectre_settings(name: &str, min: usize) {
     scripts_on(file, min, "interp", &|| {
         Ok(Box::new(InterpreterEngine::fused()))
     });
-    for spectre in [false, true] {
-        let backend = move |target: &str, pcc: bool| -> Result<Backend, String> {
-            Ok(Backend::for_target(target, spectre)?.with_pcc(pcc))
-        };
-        let engines: [(&str, &EngineFactory); 5] = [
-            ("interp-legalized", &|| {
-                Ok(Box::new(InterpreterEngine::legalized(settings(spectre))))
-            }),
-            ("cranelift x86_64", &|| {
-                Ok(Box::new(CraneliftEngine::new(spectre)?))
-            }),
-            ("pulley64, pcc", &|| {
-                Ok(Box::new(BackendEngine::new(backend("pulley64", true)?)?))
-            }),
-            ("x86_64, pcc", &|| {
-                Ok(Box::new(BackendEngine::new(backend("x86_64", true)?)?))
-            }),
-            ("x86_64 legalized", &|| {
-                Ok(Box::new(BackendEngine::legalized(backend(
-                    "x86_64", false,
-                )?)?))
-            }),
-        ];
-        for (name, make) in engines {
-            scripts_on(file, min, &format!("{name}, spectre {spectre}"), make);
+    for (preset, config) in MemoryConfig::PRESETS {
+        for subject in fuzz::subjects(preset, config, true) {
+            scripts_under(file, &[(preset, config)], min, &subject.name, &subject.make);
         }
     }
 }

@@ -264,60 +264,40 @@ fn reference() -> Box<dyn Engine> {
 /// legalized forms, and real Cranelift on the legalized form, each with Spectre off and on;
 /// PCC checks our backends' fused code when `pcc` is set.
 pub fn subjects(preset: &str, config: MemoryConfig, pcc: bool) -> Vec<Subject> {
-    use super::backend::BackendEngine;
-    use crate::isa::Backend;
     let mut out = Vec::new();
     for spectre in [false, true] {
         let on = if spectre { "on" } else { "off" };
-        // `extra`: more `wast` flags its reproducers need.
-        let mut add = |target: &str, what: &str, extra: &str, make: Box<dyn Fn() -> _>| {
-            out.push(Subject {
-                name: format!("{target}{what} (spectre {on}), {preset}"),
-                flags: format!("--target {target} --memory {preset} --spectre {on}{extra}"),
-                config,
-                make,
-            })
+        let settings = Settings {
+            spectre,
+            ..Settings::default()
         };
-        add(
-            "interp-legalized",
-            "",
-            "",
-            Box::new(move || {
-                Ok(Box::new(InterpreterEngine::legalized(Settings {
-                    spectre,
-                    ..Settings::default()
-                })) as Box<dyn Engine>)
-            }),
-        );
-        for target in crate::isa::BACKEND_TARGETS {
-            add(
-                target,
-                "",
-                if pcc { " --pcc" } else { "" },
-                Box::new(move || {
-                    let backend = Backend::for_target(target, spectre)?.with_pcc(pcc);
-                    Ok(Box::new(BackendEngine::new(backend)?) as Box<dyn Engine>)
-                }),
-            );
+        let subject = |name: String, flags: String, make: Box<dyn Fn() -> _>| Subject {
+            name: format!("{name} (spectre {on}), {preset}"),
+            flags: format!("--target {flags} --memory {preset} --spectre {on}"),
+            config,
+            make,
+        };
+        // Every execution path of `wast` but the reference itself.
+        for target in super::targets().into_iter().filter(|&t| t != "interp") {
+            let backend = crate::isa::BACKEND_TARGETS.contains(&target);
+            let pcc = pcc && backend;
+            let flags = format!("{target}{}", if pcc { " --pcc" } else { "" });
+            out.push(subject(
+                target.into(),
+                flags,
+                Box::new(move || super::engine(target, settings, pcc, None)),
+            ));
         }
-        // `wast` has no target for this one: its reproducer's flags run the fused form.
-        add(
-            "x86_64",
-            " legalized",
-            "",
+        // x86_64 on the legalized form, which `wast` has no target for: its reproducer's
+        // flags run the fused form.
+        out.push(subject(
+            "x86_64 legalized".into(),
+            "x86_64".into(),
             Box::new(move || {
-                let backend = Backend::for_target("x86_64", spectre)?;
-                Ok(Box::new(BackendEngine::legalized(backend)?) as Box<dyn Engine>)
+                let backend = crate::isa::Backend::for_target("x86_64", spectre)?;
+                Ok(Box::new(super::backend::BackendEngine::legalized(backend)?) as Box<dyn Engine>)
             }),
-        );
-        add(
-            "cranelift",
-            "",
-            "",
-            Box::new(move || {
-                Ok(Box::new(super::cranelift::CraneliftEngine::new(spectre)?) as Box<dyn Engine>)
-            }),
-        );
+        ));
     }
     out
 }
@@ -984,8 +964,6 @@ const MUTANTS: u64 = 2;
 /// the reference interpreter and on our two backends: each must be rejected with an error or
 /// run, never panic. `Err` names the mutant that panicked.
 fn run_mutants(seed: u64, bytes: &[u8], summary: &mut Summary) -> Result<(), String> {
-    use super::backend::BackendEngine;
-    use crate::isa::Backend;
     let mut rng = SplitMix::new(seed ^ 0x6d75_7461_6e74);
     for m in 0..MUTANTS {
         let mut mutant = bytes.to_vec();
@@ -1019,20 +997,15 @@ fn run_mutants(seed: u64, bytes: &[u8], summary: &mut Summary) -> Result<(), Str
             Ok(events) if !conclusive(&events) => continue,
             Ok(_) => {}
         }
-        let engines: [(&str, &dyn Fn() -> Result<Box<dyn Engine>, String>); 2] = [
-            ("pulley64", &|| {
-                Ok(Box::new(BackendEngine::new(Backend::for_target(
-                    "pulley64", true,
-                )?)?))
-            }),
-            ("x86_64", &|| {
-                Ok(Box::new(BackendEngine::new(Backend::for_target(
-                    "x86_64", false,
-                )?)?))
-            }),
-        ];
-        for (name, make) in engines {
-            let Ok(engine) = make() else { continue };
+        // Pulley with the Spectre guard's form, x86_64 with the plain checks.
+        for (name, spectre) in [("pulley64", true), ("x86_64", false)] {
+            let settings = Settings {
+                spectre,
+                ..Settings::default()
+            };
+            let Ok(engine) = super::engine(name, settings, false, None) else {
+                continue;
+            };
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 observe(&mutant, MemoryConfig::STATIC, engine, seed)
             }));

@@ -30,6 +30,51 @@ pub use config::{MemoryConfig, MemoryPlan};
 use crate::ir::TrapCode;
 use std::fmt;
 
+/// The execution paths a Wasm module can run on here ([`engine`]'s targets): the interpreter
+/// on the fused or the legalized form, our backends that run on this host, and real
+/// Cranelift.
+pub fn targets() -> Vec<&'static str> {
+    let mut t = vec!["interp", "interp-legalized"];
+    t.extend(
+        crate::isa::Backend::runnable(false)
+            .iter()
+            .map(|b| b.name()),
+    );
+    if cfg!(all(unix, feature = "cranelift")) {
+        t.push("cranelift");
+    }
+    t
+}
+
+/// The engine of execution path `target`, with the legalizer's `settings` (their Spectre
+/// setting for our backends and real Cranelift too), `pcc` for our backends, and the
+/// interpreter's instruction budget per call (`None`: its default, which catches endless
+/// loops in scripts).
+pub fn engine(
+    target: &str,
+    settings: crate::legalize::Settings,
+    pcc: bool,
+    fuel: Option<u64>,
+) -> Result<Box<dyn runtime::Engine>, String> {
+    use runtime::InterpreterEngine;
+    match target {
+        "interp" => Ok(Box::new(InterpreterEngine::fused().with_fuel(fuel))),
+        "interp-legalized" => Ok(Box::new(
+            InterpreterEngine::legalized(settings).with_fuel(fuel),
+        )),
+        t if crate::isa::BACKEND_TARGETS.contains(&t) => {
+            let backend = crate::isa::Backend::for_target(t, settings.spectre)?.with_pcc(pcc);
+            Ok(Box::new(backend::BackendEngine::new(backend)?))
+        }
+        #[cfg(all(unix, feature = "cranelift"))]
+        "cranelift" => Ok(Box::new(cranelift::CraneliftEngine::new(settings.spectre)?)),
+        t => Err(format!(
+            "unknown target `{t}` (known: {})",
+            targets().join(", ")
+        )),
+    }
+}
+
 /// An error reading, validating or translating a module: its message and, when known, the
 /// byte offset in the module's binary encoding.
 #[derive(Clone, Debug, PartialEq, Eq)]
