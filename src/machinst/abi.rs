@@ -184,7 +184,11 @@ where
                 stack.push(r);
                 continue;
             };
-            if !self.lower.defined_elsewhere(v, inst) {
+            // A value a loop carries (an accumulator returned after its loop) is copied out,
+            // so that regalloc does not pin it to its return register throughout the loop;
+            // one from straight-line code goes there directly (a copy would be an extra
+            // `mov` after a load whose result is returned).
+            if !self.lower.defined_in_another_loop(v, inst) {
                 rets.push((r, p));
                 continue;
             }

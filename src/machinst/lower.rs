@@ -412,15 +412,33 @@ impl<'f, I: MachInst> Lower<'f, I> {
         })
     }
 
-    /// Whether `v` is defined in another block than `inst`'s (a block parameter counts as
-    /// defined in its block).
-    pub fn defined_elsewhere(&self, v: Value, inst: Inst) -> bool {
+    /// Whether `v` is defined in a loop that `inst` is not in: in another block than
+    /// `inst`'s (a block parameter counts as defined in its block), one that lies on a cycle
+    /// of the CFG.
+    pub fn defined_in_another_loop(&self, v: Value, inst: Inst) -> bool {
         let def_block = match self.func.dfg.value_def(v) {
             ValueDef::Result(i, _) => self.func.layout.inst_block(i),
             ValueDef::Param(b, _) => Some(b),
             ValueDef::Unused => None,
         };
-        def_block != self.func.layout.inst_block(inst)
+        let Some(def_block) = def_block else {
+            return false;
+        };
+        if Some(def_block) == self.func.layout.inst_block(inst) {
+            return false;
+        }
+        // On a cycle: reachable again from its own successors.
+        let mut seen = std::collections::HashSet::new();
+        let mut todo = crate::cfg::succs(self.func, def_block);
+        while let Some(b) = todo.pop() {
+            if b == def_block {
+                return true;
+            }
+            if seen.insert(b) {
+                todo.extend(crate::cfg::succs(self.func, b));
+            }
+        }
+        false
     }
 
     /// The register holding `v`, lowering its deferred definition here if needed.
@@ -515,14 +533,26 @@ fn may_write_memory(op: Opcode) -> bool {
 
 /// The mid-end every backend runs, then lowering: value numbering over the dominator tree,
 /// loop-invariant code motion, and value numbering again (it merges what LICM brought into
-/// one preheader from several blocks).
+/// one preheader from several blocks); then an access the planner finds always out of
+/// bounds becomes a bare `trap`, ending its block (`opt::traps`).
 pub fn optimize_and_lower<B: Backend>(
     func: &Function,
     backend: &B,
 ) -> Result<VCode<B::MInst>, CodegenError> {
     let mut func = func.clone();
     crate::opt::optimize(&mut func);
+    crate::opt::traps::run(&mut func, B::TARGET, renderer(backend));
     lower(&func, backend)
+}
+
+/// How a backend renders plans (the legalizer's renderer differs).
+fn renderer<B: Backend>(backend: &B) -> crate::plan::Renderer {
+    crate::plan::Renderer {
+        spectre: backend.spectre(),
+        runs: true,
+        checked_modes: true,
+        legalized: false,
+    }
 }
 
 /// Lowers `func` with `backend` into machine instructions ready for register allocation.
@@ -839,13 +869,7 @@ fn lower_block<B: Backend>(
         }
     }
 
-    let renderer = crate::plan::Renderer {
-        spectre: backend.spectre(),
-        runs: true,
-        checked_modes: true,
-        legalized: false,
-    };
-    ctx.plans = crate::plan::plan_block(func, B::TARGET, renderer, b, &ctx.shared, &|i| {
+    ctx.plans = crate::plan::plan_block(func, B::TARGET, renderer(backend), b, &ctx.shared, &|i| {
         ctx.deferred[i]
     });
 

@@ -1,11 +1,13 @@
 //! The mid-end: passes over the IR that every backend runs before lowering. They never change
 //! which instruction traps (trapping instructions, bounds-checked accesses included, are left
-//! in place); they only merge and move what cannot be observed.
+//! in place, except that an access the planner finds always out of bounds becomes the bare
+//! `trap` it amounts to, [`traps`]); they only merge, move and drop what cannot be observed.
 //!
-//! Depends on the IR and `crate::cfg`; never on the machine layer or a backend.
+//! Depends on the IR, `crate::cfg` and the planner; never on the machine layer or a backend.
 
 pub mod gvn;
 pub mod licm;
+pub mod traps;
 
 use crate::ir::{Function, Opcode};
 
