@@ -190,6 +190,15 @@ fn advisories_on_every_engine() {
     our_script_with_both_spectre_settings("advisories.wast", 80);
 }
 
+/// `memory.copy` and `memory.fill` around the 8- and 32-byte chunks the translator moves
+/// (`tests/wast/bulk-chunks.wast`, written by `bulk-chunks.py` from a byte-wise model):
+/// every length from 0 to 100 that changes the chunking, ranges overlapping both ways, on
+/// every engine, under every preset.
+#[test]
+fn bulk_copies_and_fills_in_chunks_on_every_engine() {
+    our_script_with_both_spectre_settings("bulk-chunks.wast", 273);
+}
+
 /// Correct code that PCC used to reject, found by `clif-bounds fuzz --pcc` and reduced
 /// (`tests/wast/pcc-generated.wast`): an access to a memory of bound 0, a condition as an
 /// index, and code after an access that always traps; with PCC on both backends, both

@@ -1104,9 +1104,10 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         self.b.ins().trapnz(oob, code);
     }
 
-    /// `memory.fill`: after the range check, one bounds-checked byte store per byte (every
-    /// linear-memory access stays the instruction, so PCC and the proofs cover these too;
-    /// each store's check can no longer fail).
+    /// `memory.fill`: after the range check, bounds-checked stores of eight copies of the
+    /// byte while eight bytes are left, then one per byte (every linear-memory access stays
+    /// the instruction, so PCC and the proofs cover these too; each store's check can no
+    /// longer fail).
     fn memory_fill(&mut self, mem: u32) -> Result<(), WasmError> {
         let len = self.pop();
         let (start, value) = self.pop2();
@@ -1115,7 +1116,18 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         self.check_range(to.code(), to.bound, to.start, len);
         let ty = self.b.func.dfg.value_type(start);
         let zero = self.b.ins().iconst(ty, 0.into());
-        self.byte_loop(zero, len, false, |t, i| {
+        let byte = self.b.ins().iconst(types::I32, 0xff.into());
+        let byte = self.b.ins().band(value, byte);
+        let byte = self.b.ins().uextend(types::I64, byte);
+        let ones = self
+            .b
+            .ins()
+            .iconst(types::I64, 0x0101_0101_0101_0101i64.into());
+        let eight = self.b.ins().imul(byte, ones);
+        let stop = self.chunk_loop(zero, len, false, 8, |t, i| {
+            t.store_item(&to, i, AccessKind::Full, eight)
+        });
+        self.byte_loop(stop, len, false, |t, i| {
             t.store_item(&to, i, AccessKind::I8, value)
         });
         Ok(())
@@ -1184,21 +1196,20 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         let dlen = self.extent(to, len);
         self.check_range(from.code(), from.limit, from.start, slen);
         self.check_range(to.code(), to.bound, to.start, dlen);
-        let copy = |t: &mut Self, i: Value| t.copy_item(from, to, i);
         let ty = self.b.func.dfg.value_type(len);
         let zero = self.b.ins().iconst(ty, 0.into());
         if !overlap {
-            self.byte_loop(zero, len, false, copy);
+            self.copy_loop(from, to, zero, len, false);
             return;
         }
         let (d, s) = (self.widen(to.start, true), self.widen(from.start, true));
         let forward = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, d, s);
         let done = self.b.create_block();
         let bwd = self.branch(forward);
-        self.byte_loop(zero, len, false, copy);
+        self.copy_loop(from, to, zero, len, false);
         self.b.ins().jump(BlockCall::new(done, vec![]));
         self.b.switch_to_block(bwd);
-        self.byte_loop(zero, len, true, copy);
+        self.copy_loop(from, to, zero, len, true);
         self.b.ins().jump(BlockCall::new(done, vec![]));
         self.b.seal_block(done);
         self.b.switch_to_block(done);
@@ -1393,6 +1404,63 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         self.store_item(side, i, AccessKind::Full, value)
     }
 
+    /// Copies items `[zero, len)` of `from`'s range to `to`'s, upward or downward: references
+    /// one at a time; bytes 32 at a time (four `i64` loads, then four stores, at offsets of
+    /// one index: one check each side for the four) while 32 are left, then eight at a time,
+    /// then one at a time. Each chunk is read whole before it is written, and in the
+    /// direction [`Self::copy`] picks for overlapping ranges no chunk's write reaches bytes
+    /// a later chunk reads, so the copy is as if through a buffer.
+    fn copy_loop(&mut self, from: &Side, to: &Side, zero: Value, len: Value, down: bool) {
+        let copy = |t: &mut Self, i: Value| t.copy_item(from, to, i);
+        if from.refs {
+            self.byte_loop(zero, len, down, copy);
+            return;
+        }
+        let words = |n: u64| {
+            move |t: &mut Self, i: Value| {
+                let (src, dst) = (t.item(from, i), t.item(to, i));
+                let words: Vec<Value> = (0..n)
+                    .map(|k| {
+                        t.b.ins().bounds_checked_load(
+                            types::I64,
+                            AccessKind::Full,
+                            from.flags,
+                            from.memory,
+                            from.base,
+                            from.bound,
+                            src,
+                            Offset64(8 * k),
+                        )
+                    })
+                    .collect();
+                for (k, w) in (0..).zip(words) {
+                    t.b.ins().bounds_checked_store(
+                        AccessKind::Full,
+                        to.flags,
+                        to.memory,
+                        w,
+                        to.base,
+                        to.bound,
+                        dst,
+                        Offset64(8 * k),
+                    );
+                }
+            }
+        };
+        match down {
+            false => {
+                let stop = self.chunk_loop(zero, len, false, 32, words(4));
+                let stop = self.chunk_loop(stop, len, false, 8, words(1));
+                self.byte_loop(stop, len, false, copy);
+            }
+            true => {
+                let stop = self.chunk_loop(zero, len, true, 32, words(4));
+                let stop = self.chunk_loop(zero, stop, true, 8, words(1));
+                self.byte_loop(zero, stop, true, copy);
+            }
+        }
+    }
+
     /// Copies item `i` of `from`'s range to `to`'s: a bounds-checked load and store of a
     /// reference, or of a byte.
     fn copy_item(&mut self, from: &Side, to: &Side, i: Value) {
@@ -1426,25 +1494,53 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         zero: Value,
         len: Value,
         down: bool,
-        mut body: impl FnMut(&mut Self, Value),
+        body: impl FnMut(&mut Self, Value),
     ) {
+        self.chunk_loop(zero, len, down, 1, body);
+    }
+
+    /// Runs `body(i)` on chunks of `step` items of `[zero, len)` while a whole chunk is
+    /// left: upward from `zero` (`i = zero, zero + step, ...`), or downward from the top
+    /// when `down` (`i = len - step, len - 2 * step, ...`). Continues in a new block after
+    /// the loop and returns where it stopped: upward the first item not done, downward one
+    /// past the last item not done (`zero` needs to be the constant 0 then). What is left
+    /// is fewer than `step` items.
+    fn chunk_loop(
+        &mut self,
+        zero: Value,
+        len: Value,
+        down: bool,
+        step: u64,
+        mut body: impl FnMut(&mut Self, Value),
+    ) -> Value {
         let ty = self.b.func.dfg.value_type(len);
         let header = self.block_with_params(&[ty]);
         let first = if down { len } else { zero };
         self.b.ins().jump(BlockCall::new(header, vec![first]));
         self.b.switch_to_block(header);
         let i = self.b.block_params(header)[0];
-        // Upward, `i` is the next index; downward, `i` is one past it.
-        let more = match down {
-            false => self.b.ins().icmp(IntCC::UnsignedLessThan, i, len),
-            true => self.b.ins().icmp(IntCC::NotEqual, i, zero),
+        let step_v = self.b.ins().iconst(ty, (step as i64).into());
+        // Upward, `i` is the next item; downward, `i` is one past it.
+        let more = match (down, step) {
+            (false, 1) => self.b.ins().icmp(IntCC::UnsignedLessThan, i, len),
+            (true, 1) => self.b.ins().icmp(IntCC::NotEqual, i, zero),
+            (false, _) => {
+                // `i <= len` throughout, so the difference does not wrap.
+                let left = self.b.ins().isub(len, i);
+                self.b
+                    .ins()
+                    .icmp(IntCC::UnsignedGreaterThanOrEqual, left, step_v)
+            }
+            (true, _) => self
+                .b
+                .ins()
+                .icmp(IntCC::UnsignedGreaterThanOrEqual, i, step_v),
         };
         let exit = self.branch(more);
-        let one = self.b.ins().iconst(ty, 1.into());
         let (at, next) = match down {
-            false => (i, self.b.ins().iadd(i, one)),
+            false => (i, self.b.ins().iadd(i, step_v)),
             true => {
-                let j = self.b.ins().isub(i, one);
+                let j = self.b.ins().isub(i, step_v);
                 (j, j)
             }
         };
@@ -1452,6 +1548,7 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         self.b.ins().jump(BlockCall::new(header, vec![next]));
         self.b.seal_block(header);
         self.b.switch_to_block(exit);
+        i
     }
 
     /// The flags of a table or element segment access: a table index past the end is
