@@ -11,7 +11,7 @@ use clif_bounds::target::Target;
 use clif_bounds::wasm::runtime::{Engine, InterpreterEngine};
 use clif_bounds::wasm::script;
 use clif_bounds::wasm::MemoryConfig;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -191,6 +191,20 @@ enum Command {
         /// code, and report what was proven and the checking time as a share of compile time.
         #[arg(long)]
         pcc: bool,
+        /// Instead of the kernels: every program under DIR with expected output (a WASI
+        /// command, such as `../shared/testdata/programs`), on our backend and its peers,
+        /// each run's output checked; `--reps` runs per engine (default 3 here).
+        #[arg(long, value_name = "DIR")]
+        programs: Option<PathBuf>,
+        /// With `--programs`: the memory presets, comma-separated.
+        #[arg(long, default_value = "static,dynamic-guard,dynamic")]
+        memory: String,
+        /// With `--programs`: the Spectre settings, comma-separated (on, off).
+        #[arg(long, default_value = "off")]
+        spectre: String,
+        /// Also write the speed-ups against each peer as an SVG chart to FILE.
+        #[arg(long, value_name = "FILE")]
+        chart: Option<PathBuf>,
     },
     /// Inject each known class of lowering bug in turn (builds with the `pcc-mutants`
     /// feature only) and show that proof-carrying code rejects it on the PCC corpus; ends
@@ -404,11 +418,25 @@ fn run(command: Command) -> Result<ExitCode, String> {
             instructions,
             target,
             pcc,
+            programs,
+            memory,
+            spectre,
+            chart,
         } => {
             if pcc {
                 pcc_survey_command()
+            } else if let Some(dir) = programs {
+                let reps = if reps == 21 { 3 } else { reps };
+                bench_programs_command(&target, &dir, &memory, &spectre, reps, chart.as_deref())
             } else {
-                bench_command(&target, reps, processes, raw, instructions)
+                bench_command(
+                    &target,
+                    reps,
+                    processes,
+                    raw,
+                    instructions,
+                    chart.as_deref(),
+                )
             }
         }
         #[cfg(all(unix, feature = "cranelift", feature = "pcc-mutants"))]
@@ -587,7 +615,7 @@ fn run_command(
                 Err(e) => Verdict::Failed(e),
             };
             match verdict {
-                Verdict::Passed(t, measured) => {
+                Verdict::Passed(t, measured, _) => {
                     passed += 1;
                     match measured {
                         Some(m) => eprintln!(
@@ -1171,6 +1199,68 @@ fn pcc_survey_command() -> Result<ExitCode, String> {
     })
 }
 
+/// `clif-bounds bench --programs DIR`.
+#[cfg(all(unix, feature = "cranelift"))]
+fn bench_programs_command(
+    target: &str,
+    dir: &Path,
+    memory: &str,
+    spectre: &str,
+    reps: usize,
+    chart: Option<&Path>,
+) -> Result<ExitCode, String> {
+    use clif_bounds::wasm::bench;
+    let target = bench::BenchTarget::parse(target).map_err(|e| format!("error: {e}"))?;
+    let presets = memory
+        .split(',')
+        .map(|m| {
+            MemoryConfig::PRESETS
+                .iter()
+                .find(|(n, _)| *n == m)
+                .copied()
+                .ok_or_else(|| format!("error: --memory: unknown preset `{m}`"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let spectre = spectre
+        .split(',')
+        .map(|s| legalize_settings(target.name(), s).map(|s| s.spectre))
+        .collect::<Result<Vec<_>, _>>()?;
+    if bench::peer_names(target).is_empty() {
+        eprintln!("note: built without the `peers` feature: ours only (`./dev bench` has them)");
+    }
+    println!(
+        "method: {reps} runs per program, engine and configuration, engines alternating run by run; the time of a run is bench.start..bench.end where the program marks it, else its _start call (never compilation); the median kept; a run whose output differs from the expected files is reported and has no time"
+    );
+    let rows = bench::programs::run(target, dir, &presets, &spectre, reps.max(1), &mut |r| {
+        let times: Vec<String> = r
+            .time
+            .iter()
+            .map(|t| {
+                t.map_or("failed".into(), |t| {
+                    format!("{:.2}ms", t.as_secs_f64() * 1e3)
+                })
+            })
+            .collect();
+        eprintln!(
+            "bench: {} ({}, spectre {}): {}",
+            r.program,
+            r.memory,
+            r.spectre,
+            times.join(" ")
+        );
+    })
+    .map_err(|e| format!("error: {e}"))?;
+    bench::programs::report(target, &rows);
+    if let Some(file) = chart {
+        let title = format!(
+            "Real programs on {}: speed-up of ours against each peer",
+            target.name()
+        );
+        write_chart(file, &bench::programs::chart(target, &rows, &title))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(all(unix, feature = "cranelift"))]
 fn bench_command(
     target: &str,
@@ -1178,6 +1268,7 @@ fn bench_command(
     processes: usize,
     raw: bool,
     instructions: bool,
+    chart: Option<&Path>,
 ) -> Result<ExitCode, String> {
     use clif_bounds::wasm::bench;
     let target = bench::BenchTarget::parse(target).map_err(|e| format!("error: {e}"))?;
@@ -1187,8 +1278,9 @@ fn bench_command(
     }
     if instructions {
         let (rows, counts) = bench::instructions_under_callgrind(target)?;
-        bench::report(&rows, "instructions", "Minstr", &|i, r| {
-            counts[i][r] as f64 / 1e6
+        let peers = bench::peer_names(target);
+        bench::report(&rows, &peers, "instructions", "Minstr", &|i, e| {
+            counts[i][e].map(|c| c as f64 / 1e6)
         });
         return Ok(ExitCode::SUCCESS);
     }
@@ -1219,11 +1311,32 @@ fn bench_command(
         );
     }
     let rows = bench::median_over(runs)?;
-    bench::report(&rows, "time", "us", &|i, r| {
-        rows[i].time[r].as_secs_f64() * 1e6
+    let peers = bench::peer_names(target);
+    bench::report(&rows, &peers, "time", "us", &|i, e| {
+        let r = &rows[i];
+        let t = if e < 3 {
+            Some(r.time[e])
+        } else {
+            r.peers[e - 3]
+        };
+        t.map(|t| t.as_secs_f64() * 1e6)
     });
+    if let Some(file) = chart {
+        let title = format!(
+            "Kernels on {}: speed-up of ours (a) against each peer",
+            target.name()
+        );
+        write_chart(file, &bench::kernel_chart(&rows, &peers, &title))?;
+    }
     if target.name() == "x86_64" {
         bench::access_report()?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(all(unix, feature = "cranelift"))]
+fn write_chart(file: &Path, svg: &str) -> Result<(), String> {
+    std::fs::write(file, svg).map_err(|e| format!("error: {}: {e}", file.display()))?;
+    eprintln!("bench: chart written to {}", file.display());
+    Ok(())
 }

@@ -9,6 +9,9 @@
 //! the same runtime memories. Every kernel's result must be the same on all three before its
 //! times count. [`AccessConfig`] compares x86_64 instructions per access statically.
 
+pub mod chart;
+pub mod programs;
+
 use super::backend::BackendEngine;
 use super::config::MemoryConfig;
 use super::runtime::{Engine, Extern, Store};
@@ -182,7 +185,28 @@ pub struct Row {
     pub size: [usize; 3],
     /// Median time of one `run` call, (a), (b), (c).
     pub time: [Duration; 3],
+    /// Median time of one `run` call on each of the target's peers ([`peer_names`]), where
+    /// it could run the row.
+    pub peers: Vec<Option<Duration>>,
 }
+
+/// The engines users would pick instead of ours that run beside our `target` (feature
+/// `peers`; none without it): Wasmtime 48 (natively or on Pulley) and wasmi.
+pub fn peer_names(target: BenchTarget) -> Vec<&'static str> {
+    #[cfg(feature = "peers")]
+    return super::peers::Peer::of_target(target.name())
+        .iter()
+        .map(|p| p.name())
+        .collect();
+    #[cfg(not(feature = "peers"))]
+    {
+        let _ = target;
+        Vec::new()
+    }
+}
+
+/// One engine's calls of a kernel's `run`, ready to be timed: the result's bits.
+type Call<'a> = Box<dyn FnMut() -> Result<u64, String> + 'a>;
 
 /// Where the kernels run: a backend's target. (a) and (b) are that backend, (c) real
 /// Cranelift for the same target.
@@ -213,17 +237,13 @@ fn engines(target: BenchTarget, spectre: bool) -> Result<[Box<dyn Engine>; 3], S
     ])
 }
 
-/// One measured call of a kernel. Its own function, never inlined, so that an instruction
-/// counter can collect exactly its calls (`clif-bounds bench --instructions` runs the
-/// benchmark under callgrind, collecting and dumping per call of this function).
+/// One measured call of a kernel, on any engine. Its own function, never inlined, so that
+/// an instruction counter can collect exactly its calls (`clif-bounds bench
+/// --instructions` runs the benchmark under callgrind, collecting and dumping per call of
+/// this function).
 #[inline(never)]
-pub fn measured_call(
-    store: &mut Store,
-    inst: usize,
-    func: u32,
-    args: &[DataValue],
-) -> Result<Outcome, String> {
-    store.call(inst, func, args)
+pub fn measured_call(call: &mut dyn FnMut() -> Result<u64, String>) -> Result<u64, String> {
+    call()
 }
 
 /// Measures every kernel, on i32 and i64 memories of fixed and growable size, under each
@@ -248,8 +268,10 @@ pub fn run(
                     let mut size = [0; 3];
                     let ty = if memory64 { types::I64 } else { types::I32 };
                     let arg = [DataValue::new(ty, kernel.n)];
-                    // Each engine in its own store, all initialised before any is timed.
-                    let mut runs = Vec::with_capacity(3);
+                    let place = format!("{} ({memory}, spectre {spectre})", kernel.name);
+                    // Each engine in its own store, all initialised before any is timed; a
+                    // peer that cannot run the row is left out of it, and says why.
+                    let mut calls: Vec<Option<Call>> = Vec::new();
                     for (i, engine) in engines(target, spectre)?.into_iter().enumerate() {
                         let mut store = Store::new(config, engine);
                         let inst = store
@@ -262,43 +284,50 @@ pub fn run(
                         };
                         let (init, run) = (func("init")?, func("run")?);
                         store.call(inst, init, &[])?;
-                        runs.push((store, inst, run));
+                        calls.push(Some(Box::new(move || {
+                            match store.call(inst, run, &arg)? {
+                                Outcome::Returned(v) => Ok(v.first().map_or(0, |v| v.bits)),
+                                other => Err(format!("engine {i} did not return: {other:?}")),
+                            }
+                        })));
+                    }
+                    #[cfg(feature = "peers")]
+                    for peer in super::peers::Peer::of_target(target.name()) {
+                        let ready = peer
+                            .kernel(&wasm, memory64, config, spectre)
+                            .and_then(|mut k| k.init().map(|()| k));
+                        calls.push(match ready {
+                            Ok(mut k) => Some(Box::new(move || k.run(kernel.n))),
+                            Err(e) => {
+                                eprintln!("bench: {place}: {} not measured: {e}", peer.name());
+                                None
+                            }
+                        });
                     }
                     // Calls alternate between the engines, so that a slow spell of the
-                    // (shared, virtual) machine hits all three alike instead of one.
-                    let mut samples: [Vec<Duration>; 3] =
-                        std::array::from_fn(|_| Vec::with_capacity(reps));
-                    let mut outcomes = vec![None; 3];
+                    // (shared, virtual) machine hits all alike instead of one.
+                    let mut samples: Vec<Vec<Duration>> =
+                        calls.iter().map(|_| Vec::with_capacity(reps)).collect();
+                    let mut results = vec![None; calls.len()];
                     for _ in 0..reps {
-                        for (i, (store, inst, run)) in runs.iter_mut().enumerate() {
+                        for (i, call) in calls.iter_mut().enumerate() {
+                            let Some(call) = call else { continue };
                             let t = Instant::now();
-                            let o = measured_call(store, *inst, *run, &arg)?;
+                            let r = measured_call(call).map_err(|e| format!("{place}: {e}"))?;
                             samples[i].push(t.elapsed());
-                            outcomes[i] = Some(o);
+                            results[i] = Some(r);
                         }
                     }
-                    let mut time = [Duration::ZERO; 3];
-                    let mut results = Vec::new();
-                    for (i, (mut samples, outcome)) in samples.into_iter().zip(outcomes).enumerate()
-                    {
+                    let ran: Vec<u64> = results.iter().flatten().copied().collect();
+                    if ran.windows(2).any(|w| w[0] != w[1]) {
+                        return Err(format!("{place}: the engines disagree: {results:?}"));
+                    }
+                    let mut times = samples.into_iter().map(|mut samples| {
                         samples.sort();
-                        time[i] = samples[samples.len() / 2];
-                        match outcome {
-                            Some(Outcome::Returned(v)) => results.push(v),
-                            other => {
-                                return Err(format!(
-                                    "{} ({memory}, spectre {spectre}): engine {i} did not return: {other:?}",
-                                    kernel.name
-                                ))
-                            }
-                        }
-                    }
-                    if results.windows(2).any(|w| w[0] != w[1]) {
-                        return Err(format!(
-                            "{} ({memory}, spectre {spectre}): the engines disagree: {results:?}",
-                            kernel.name
-                        ));
-                    }
+                        samples.get(samples.len() / 2).copied()
+                    });
+                    let time = std::array::from_fn(|_| times.next().flatten().unwrap_or_default());
+                    let peers = times.collect();
                     let row = Row {
                         kernel: kernel.name,
                         memory64,
@@ -307,6 +336,7 @@ pub fn run(
                         spectre,
                         size,
                         time,
+                        peers,
                     };
                     report(&row);
                     rows.push(row);
@@ -319,21 +349,31 @@ pub fn run(
 
 impl Row {
     /// The row as one line of tab-separated fields, for a parent process to collect:
-    /// kernel, memory64, fixed, memory, spectre, three sizes, three times in nanoseconds.
+    /// kernel, memory64, fixed, memory, spectre, three sizes, three times in nanoseconds,
+    /// then each peer's time (`-` where it did not run).
     pub fn to_line(&self) -> String {
         let [s0, s1, s2] = self.size;
         let [t0, t1, t2] = self.time.map(|t| t.as_nanos());
-        format!(
+        let mut line = format!(
             "{}\t{}\t{}\t{}\t{}\t{s0}\t{s1}\t{s2}\t{t0}\t{t1}\t{t2}",
             self.kernel, self.memory64, self.fixed, self.memory, self.spectre
-        )
+        );
+        for p in &self.peers {
+            match p {
+                Some(t) => line += &format!("\t{}", t.as_nanos()),
+                None => line += "\t-",
+            }
+        }
+        line
     }
 
     /// Reads a line written by [`Row::to_line`].
     pub fn parse_line(line: &str) -> Result<Row, String> {
         let bad = || format!("not a benchmark row: `{line}`");
         let f: Vec<&str> = line.split('\t').collect();
-        let [kernel, memory64, fixed, memory, spectre, s0, s1, s2, t0, t1, t2] = f[..] else {
+        let [kernel, memory64, fixed, memory, spectre, s0, s1, s2, t0, t1, t2] =
+            f[..f.len().min(11)]
+        else {
             return Err(bad());
         };
         let kernel = KERNELS
@@ -360,6 +400,13 @@ impl Row {
                 Duration::from_nanos(num(t1)?),
                 Duration::from_nanos(num(t2)?),
             ],
+            peers: f[11..]
+                .iter()
+                .map(|&t| match t {
+                    "-" => Ok(None),
+                    t => num(t).map(|t| Some(Duration::from_nanos(t))),
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -372,40 +419,55 @@ impl Row {
 pub fn median_over(runs: Vec<Vec<Row>>) -> Result<Vec<Row>, String> {
     let mut runs = runs.into_iter();
     let mut rows = runs.next().ok_or("no benchmark runs")?;
-    let mut times: Vec<[Vec<Duration>; 3]> = rows.iter().map(|r| r.time.map(|t| vec![t])).collect();
+    // Per row, per engine (ours, then the peers), the runs' times.
+    let engines = |r: &Row| -> Vec<Option<Duration>> {
+        r.time
+            .iter()
+            .copied()
+            .map(Some)
+            .chain(r.peers.iter().copied())
+            .collect()
+    };
+    let key = |r: &Row| {
+        (
+            r.kernel,
+            r.memory64,
+            r.fixed,
+            r.memory,
+            r.spectre,
+            r.size,
+            r.peers.len(),
+        )
+    };
+    let mut times: Vec<Vec<Vec<Option<Duration>>>> = rows
+        .iter()
+        .map(|r| engines(r).into_iter().map(|t| vec![t]).collect())
+        .collect();
     for run in runs {
         if run.len() != rows.len() {
             return Err("benchmark runs differ in their rows".into());
         }
         for ((row, other), t) in rows.iter().zip(&run).zip(&mut times) {
-            let same = (
-                row.kernel,
-                row.memory64,
-                row.fixed,
-                row.memory,
-                row.spectre,
-                row.size,
-            ) == (
-                other.kernel,
-                other.memory64,
-                other.fixed,
-                other.memory,
-                other.spectre,
-                other.size,
-            );
-            if !same {
+            if key(row) != key(other) {
                 return Err(format!("benchmark runs differ at {}", row.to_line()));
             }
-            for (samples, &x) in t.iter_mut().zip(&other.time) {
+            for (samples, x) in t.iter_mut().zip(engines(other)) {
                 samples.push(x);
             }
         }
     }
+    // A peer that failed to run a row in any run has no time for it.
+    let median = |samples: &mut Vec<Option<Duration>>| -> Option<Duration> {
+        let mut s: Vec<Duration> = samples.iter().copied().collect::<Option<_>>()?;
+        s.sort();
+        Some(s[s.len() / 2])
+    };
     for (row, t) in rows.iter_mut().zip(&mut times) {
-        for (time, samples) in row.time.iter_mut().zip(t.iter_mut()) {
-            samples.sort();
-            *time = samples[samples.len() / 2];
+        let mut medians = t.iter_mut().map(median);
+        for time in row.time.iter_mut() {
+            *time = medians.next().flatten().unwrap_or_default();
         }
+        row.peers = medians.collect();
     }
     Ok(rows)
 }
@@ -521,36 +583,72 @@ impl AccessConfig {
             crate::isa::x64::count_work_instructions(&theirs),
         ))
     }
+
+    /// The instructions of the function as Wasmtime 48 itself compiles it for x86_64 (its
+    /// own translator and bounds checks, configured with the same knobs), counted as ours;
+    /// `None` without the `peers` feature. `CLIF_BOUNDS_ACCESS_LISTINGS=1` prints the code.
+    pub fn wasmtime_count(&self) -> Result<Option<usize>, String> {
+        #[cfg(feature = "peers")]
+        {
+            let wasm = wat::parse_str(self.module()).map_err(|e| e.to_string())?;
+            let code = super::peers::Peer::wasmtime_x64_code(&wasm, self.memory(), self.spectre)?;
+            if std::env::var_os("CLIF_BOUNDS_ACCESS_LISTINGS").is_some() {
+                println!("{}\n{}", self.label(), crate::isa::x64::disassemble(&code));
+            }
+            Ok(Some(crate::isa::x64::count_work_instructions(&code)))
+        }
+        #[cfg(not(feature = "peers"))]
+        Ok(None)
+    }
 }
 
-/// Instructions per access on x86_64, ours (fused) against real Cranelift (legalized), for
-/// the 96 Wasmtime load/store configurations.
+/// Instructions per access on x86_64, ours (fused) against real Cranelift (legalized) and,
+/// with the `peers` feature, against Wasmtime 48 itself, for the 96 Wasmtime load/store
+/// configurations. `CLIF_BOUNDS_ACCESS_LISTINGS=1` also prints each configuration's code.
 pub fn access_report() -> Result<(), String> {
-    use AccessConfig;
     println!("\ninstructions of a one-access function (without frame and ret):");
-    println!("{:<60} {:>5} {:>9}", "configuration", "ours", "Cranelift");
+    println!(
+        "{:<60} {:>5} {:>9} {:>9}",
+        "configuration", "ours", "Cranelift", "Wasmtime"
+    );
     let (mut ours, mut theirs, mut fewer, mut worse) = (0, 0, 0, 0);
+    let (mut wasmtime, mut above_wasmtime) = (0, 0);
     for c in AccessConfig::all() {
         let (o, t) = c.instruction_counts()?;
-        println!("{:<60} {o:>5} {t:>9}", c.label());
+        let w = c.wasmtime_count()?;
+        let shown = w.map_or("-".into(), |w| w.to_string());
+        println!("{:<60} {o:>5} {t:>9} {shown:>9}", c.label());
         ours += o;
         theirs += t;
         fewer += usize::from(o < t);
         worse += usize::from(o > t);
+        if let Some(w) = w {
+            wasmtime += w;
+            above_wasmtime += usize::from(o > w);
+        }
     }
     println!(
         "total: ours {ours}, Cranelift {theirs} ({:.2}x); fewer in {fewer} of 96, more in {worse}",
         theirs as f64 / ours as f64
     );
+    if wasmtime > 0 {
+        println!(
+            "Wasmtime 48: total {wasmtime} ({:.2}x ours); ours has more in {above_wasmtime} of 96",
+            wasmtime as f64 / ours as f64
+        );
+    }
     Ok(())
 }
 
+/// Per row, per engine ((a), (b), (c), then the peers), the instructions of its measured
+/// call; `None` where a peer did not run the row.
+pub type Counts = Vec<Vec<Option<u64>>>;
+
 /// Runs the benchmark once under callgrind, which counts the host instructions of each
 /// measured call (`bench::measured_call`, dumped after every call): deterministic, whatever
-/// else the machine does. Returns the rows and, per row, the counts of (a), (b), (c).
-pub fn instructions_under_callgrind(
-    target: BenchTarget,
-) -> Result<(Vec<Row>, Vec<[u64; 3]>), String> {
+/// else the machine does. Returns the rows and, per row, the counts of (a), (b), (c) and of
+/// each peer that ran it.
+pub fn instructions_under_callgrind(target: BenchTarget) -> Result<(Vec<Row>, Counts), String> {
     let exe = std::env::current_exe().map_err(|e| format!("error: this program's path: {e}"))?;
     let dir = std::env::temp_dir().join(format!("clif-bounds-callgrind-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("error: {}: {e}", dir.display()))?;
@@ -581,7 +679,8 @@ pub fn instructions_under_callgrind(
         .lines()
         .map(Row::parse_line)
         .collect::<Result<Vec<_>, _>>()?;
-    // One dump per measured call, numbered from 1 in call order: per row, (a), (b), (c).
+    // One dump per measured call, numbered from 1 in call order: per row, (a), (b), (c),
+    // then the peers that ran it.
     let count = |n: usize| -> Result<u64, String> {
         let path = dir.join(format!("out.{n}"));
         let text = std::fs::read_to_string(&path)
@@ -591,17 +690,39 @@ pub fn instructions_under_callgrind(
             .and_then(|v| v.trim().parse().ok())
             .ok_or_else(|| format!("error: {}: no summary line", path.display()))
     };
-    let counts = (0..rows.len())
-        .map(|r| Ok([count(3 * r + 1)?, count(3 * r + 2)?, count(3 * r + 3)?]))
-        .collect::<Result<Vec<_>, String>>()?;
+    let mut dump = 0;
+    let mut counts = Vec::new();
+    for row in &rows {
+        let ran = [true; 3]
+            .into_iter()
+            .chain(row.peers.iter().map(Option::is_some));
+        let mut row_counts = Vec::new();
+        for ran in ran {
+            row_counts.push(match ran {
+                true => {
+                    dump += 1;
+                    Some(count(dump)?)
+                }
+                false => None,
+            });
+        }
+        counts.push(row_counts);
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok((rows, counts))
 }
 
 /// The benchmark table and its summary, for a metric where less is better (`metric(row,
-/// engine)`, engines (a), (b), (c)).
-pub fn report(rows: &[Row], what: &str, unit: &str, metric: &dyn Fn(usize, usize) -> f64) {
-    println!(
+/// engine)`: engines (a), (b), (c), then the peers named `peers`; `None` where one did not
+/// run the row).
+pub fn report(
+    rows: &[Row],
+    peers: &[&str],
+    what: &str,
+    unit: &str,
+    metric: &dyn Fn(usize, usize) -> Option<f64>,
+) {
+    let mut header = format!(
         "{:<12} {:<5} {:<5} {:<13} {:<7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>12} {:>12} {:>12} {:>7} {:>7}",
         "kernel",
         "index",
@@ -619,11 +740,19 @@ pub fn report(rows: &[Row], what: &str, unit: &str, metric: &dyn Fn(usize, usize
         "c/a",
         "c/b"
     );
-    let ratio = |x: f64, y: f64| if y > 0.0 { x / y } else { f64::NAN };
+    for p in peers {
+        header += &format!(" {:>16} {:>7}", format!("{what} {p}"), "/a");
+    }
+    println!("{header}");
+    let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
+        (Some(x), Some(y)) if y > 0.0 => x / y,
+        _ => f64::NAN,
+    };
+    let show = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}{unit}"));
     for (i, r) in rows.iter().enumerate() {
         let m = |e| metric(i, e);
-        println!(
-            "{:<12} {:<5} {:<5} {:<13} {:<7} {:>8} {:>8} {:>8} {:>7.2} {:>7.2} {:>10.1}{unit} {:>10.1}{unit} {:>10.1}{unit} {:>7.2} {:>7.2}",
+        let mut line = format!(
+            "{:<12} {:<5} {:<5} {:<13} {:<7} {:>8} {:>8} {:>8} {:>7.2} {:>7.2} {:>12} {:>12} {:>12} {:>7.2} {:>7.2}",
             r.kernel,
             if r.memory64 { "i64" } else { "i32" },
             if r.fixed { "const" } else { "load" },
@@ -632,23 +761,35 @@ pub fn report(rows: &[Row], what: &str, unit: &str, metric: &dyn Fn(usize, usize
             r.size[0],
             r.size[1],
             r.size[2],
-            ratio(r.size[0] as f64, r.size[2] as f64),
-            ratio(r.size[1] as f64, r.size[2] as f64),
-            m(0),
-            m(1),
-            m(2),
+            r.size[0] as f64 / r.size[2] as f64,
+            r.size[1] as f64 / r.size[2] as f64,
+            show(m(0)),
+            show(m(1)),
+            show(m(2)),
             ratio(m(2), m(0)),
             ratio(m(2), m(1)),
         );
+        for p in 0..peers.len() {
+            line += &format!(" {:>16} {:>7.2}", show(m(3 + p)), ratio(m(3 + p), m(0)));
+        }
+        println!("{line}");
     }
-    // Geometric means of the speed-up of (a) over (c), overall and per group.
-    let geo = |f: &dyn Fn(&Row) -> bool| {
+    // Geometric means of the speed-up of (a) over engine `e` (of `e`'s time over ours),
+    // where it ran: the mean, the rows, the rows where (a) is faster, the worst row.
+    let geo = |e: usize, f: &dyn Fn(&Row) -> bool| {
         let v: Vec<f64> = (0..rows.len())
             .filter(|&i| f(&rows[i]))
-            .map(|i| metric(i, 2) / metric(i, 0))
+            .map(|i| ratio(metric(i, e), metric(i, 0)))
+            .filter(|x| x.is_finite())
             .collect();
         let g = (v.iter().map(|x| x.ln()).sum::<f64>() / v.len().max(1) as f64).exp();
-        (g, v.len(), v.iter().cloned().fold(f64::INFINITY, f64::min))
+        let faster = v.iter().filter(|&&x| x > 1.0).count();
+        (
+            g,
+            v.len(),
+            faster,
+            v.iter().cloned().fold(f64::INFINITY, f64::min),
+        )
     };
     println!();
     for (label, f) in [
@@ -665,12 +806,49 @@ pub fn report(rows: &[Row], what: &str, unit: &str, metric: &dyn Fn(usize, usize
             &|r: &Row| r.memory64 || !r.spectre || r.kernel == "far_offset" || r.fixed,
         ),
     ] {
-        let (g, n, min) = geo(f);
+        let (g, n, _, min) = geo(2, f);
         println!("(c)/(a) {what}, {label}: geometric mean {g:.2}x over {n} rows, worst {min:.2}x");
+    }
+    for (p, name) in peers.iter().enumerate() {
+        println!();
+        for (label, f) in [
+            ("all", &(|_: &Row| true) as &dyn Fn(&Row) -> bool),
+            ("static", &|r: &Row| r.memory == "static"),
+            ("dynamic-guard", &|r: &Row| r.memory == "dynamic-guard"),
+            ("dynamic", &|r: &Row| r.memory == "dynamic"),
+            ("spectre off", &|r: &Row| !r.spectre),
+            ("spectre on", &|r: &Row| r.spectre),
+        ] {
+            let (g, n, faster, min) = geo(3 + p, f);
+            println!(
+                "{name}/(a) {what}, {label}: geometric mean {g:.2}x over {n} rows, (a) faster in {faster}, worst {min:.2}x"
+            );
+        }
     }
     let larger = rows.iter().filter(|r| r.size[0] > r.size[2]).count();
     println!(
         "rows where (a) has more bytecode than (c): {larger} of {}",
         rows.len()
     );
+}
+
+/// The chart of a kernel run: per kernel and memory preset, each peer's time over (a)'s,
+/// the geometric mean over the index types, bounds and Spectre settings.
+pub fn kernel_chart(rows: &[Row], peers: &[&str], title: &str) -> String {
+    let mut groups = Vec::new();
+    for kernel in KERNELS {
+        for (memory, _) in MemoryConfig::PRESETS {
+            let of = |r: &&Row| r.kernel == kernel.name && r.memory == memory;
+            let values =
+                (0..peers.len())
+                    .map(|p| {
+                        chart::geometric_mean(rows.iter().filter(of).filter_map(|r| {
+                            Some(r.peers[p]?.as_secs_f64() / r.time[0].as_secs_f64())
+                        }))
+                    })
+                    .collect();
+            groups.push((format!("{}, {memory}", kernel.name), values));
+        }
+    }
+    chart::speedups(title, peers, &groups)
 }

@@ -17,6 +17,8 @@ pub mod fuzz;
 pub mod module;
 #[cfg(all(unix, feature = "cranelift"))]
 pub mod pcc;
+#[cfg(all(unix, feature = "peers"))]
+pub mod peers;
 #[cfg(unix)]
 pub mod program;
 pub mod runtime;

@@ -28,6 +28,8 @@ pub struct Finished {
     pub stderr: Vec<u8>,
     /// The time between `bench.start` and `bench.end`, if it called both.
     pub measured: Option<Duration>,
+    /// The time of the `_start` call: the run, without compiling and instantiating.
+    pub start: Duration,
 }
 
 /// Runs the WASI command `wasm` (`_start`) on a fresh store of `engine` under `config`,
@@ -46,6 +48,7 @@ pub fn run_program(
     let mut store = Store::new(config, engine);
     let env = Vec::new();
     let wasi = Rc::new(Wasi::new(args, env, dirs, capture));
+    let mut start = Duration::ZERO;
     let ended = match store.instantiate(wasm, &|m, f| wasi.import(m, f)) {
         Err(InstantiationError::Trap(code)) => Ended::Trapped(Trap {
             code,
@@ -56,7 +59,10 @@ pub fn run_program(
             let Some(Extern::Func { index, .. }) = store.export(instance, "_start") else {
                 return Err("the module exports no `_start` function: not a WASI command".into());
             };
-            match store.call(instance, index, &[])? {
+            let started = Instant::now();
+            let outcome = store.call(instance, index, &[])?;
+            start = started.elapsed();
+            match outcome {
                 Outcome::Returned(_) => Ended::Exited(0),
                 Outcome::Trapped(t) => Ended::Trapped(t),
             }
@@ -73,6 +79,7 @@ pub fn run_program(
         stdout,
         stderr,
         measured: wasi.measured(),
+        start,
     })
 }
 
@@ -86,9 +93,9 @@ pub fn describe_trap(t: &Trap) -> String {
 
 /// The verdict on one program of a directory.
 pub enum Verdict {
-    /// Its output matched: the whole run's time (compilation included), and the region
-    /// between `bench.start` and `bench.end` if it marked one.
-    Passed(Duration, Option<Duration>),
+    /// Its output matched: the whole run's time (compilation included), the region
+    /// between `bench.start` and `bench.end` if it marked one, and the `_start` call's.
+    Passed(Duration, Option<Duration>, Duration),
     /// It did not: why.
     Failed(String),
     /// It was not run: why.
@@ -119,6 +126,21 @@ pub fn programs(dir: &Path) -> Result<Vec<PathBuf>, String> {
 /// byte; a missing file means that stream must be empty, and a program with neither file
 /// is skipped. A program must exit with 0.
 pub fn check_program(program: &Path, engine: Box<dyn Engine>, config: MemoryConfig) -> Verdict {
+    let mut engine = Some(engine);
+    check_program_with(program, &mut |wasm, args, dirs| {
+        let engine = engine.take().ok_or("one engine runs one program")?;
+        run_program(wasm, engine, config, args, dirs, true)
+    })
+}
+
+/// How [`check_program_with`] runs a program: its bytes, its arguments (the first is its
+/// name), its preopened directories; the run, output captured. Our engines run it with
+/// [`run_program`], the peers of `clif-bounds bench` with their own runtimes.
+pub type Runner<'a> =
+    dyn FnMut(&[u8], Vec<String>, &[(PathBuf, String)]) -> Result<Finished, String> + 'a;
+
+/// [`check_program`] on any engine: `run` runs it.
+pub fn check_program_with(program: &Path, run: &mut Runner) -> Verdict {
     let folder = program.parent().unwrap_or(Path::new(".")).to_path_buf();
     let stem = program
         .file_stem()
@@ -142,7 +164,7 @@ pub fn check_program(program: &Path, engine: Box<dyn Engine>, config: MemoryConf
         .to_string();
     let started = Instant::now();
     let dirs = [(folder, ".".to_string())];
-    let run = match run_program(&wasm, engine, config, vec![name], &dirs, true) {
+    let run = match run(&wasm, vec![name], &dirs) {
         Ok(r) => r,
         Err(e) => return Verdict::Failed(e),
     };
@@ -161,7 +183,7 @@ pub fn check_program(program: &Path, engine: Box<dyn Engine>, config: MemoryConf
             return Verdict::Failed(first_difference(stream, &want, got));
         }
     }
-    Verdict::Passed(elapsed, run.measured)
+    Verdict::Passed(elapsed, run.measured, run.start)
 }
 
 /// Where `got` first differs from `want`, for a failure message.

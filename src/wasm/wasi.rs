@@ -125,66 +125,24 @@ impl Wasi {
         self.measured.get()
     }
 
-    /// The imports this host provides: `wasi_snapshot_preview1.*` and `bench.*`.
+    /// The imports this host provides: `wasi_snapshot_preview1.*` and `bench.*`, as
+    /// functions of our runtime's store.
     pub fn import(self: &Rc<Self>, module: &str, field: &str) -> Option<Extern> {
-        use ValType::{I32, I64};
-        let (params, results, body): (&[ValType], &[ValType], Body) = match (module, field) {
-            ("bench", "start") => (&[], &[], |w, _, _| {
-                w.bench_start.set(Some(Instant::now()));
-                Ok(wasi::ERRNO_SUCCESS)
-            }),
-            ("bench", "end") => (&[], &[], |w, _, _| {
-                if let Some(start) = w.bench_start.get() {
-                    w.measured.set(Some(start.elapsed()));
-                }
-                Ok(wasi::ERRNO_SUCCESS)
-            }),
-            ("wasi_snapshot_preview1", f) => match f {
-                "args_sizes_get" => (&[I32, I32], &[I32], |w, g, a| sizes(g, &w.args, a)),
-                "args_get" => (&[I32, I32], &[I32], |w, g, a| strings(g, &w.args, a)),
-                "environ_sizes_get" => (&[I32, I32], &[I32], |w, g, a| sizes(g, &w.env, a)),
-                "environ_get" => (&[I32, I32], &[I32], |w, g, a| strings(g, &w.env, a)),
-                "fd_write" => (&[I32, I32, I32, I32], &[I32], Wasi::fd_write),
-                "fd_read" => (&[I32, I32, I32, I32], &[I32], Wasi::fd_read),
-                "fd_close" => (&[I32], &[I32], Wasi::fd_close),
-                "fd_seek" => (&[I32, I64, I32, I32], &[I32], Wasi::fd_seek),
-                "fd_fdstat_get" => (&[I32, I32], &[I32], Wasi::fd_fdstat_get),
-                "fd_filestat_get" => (&[I32, I32], &[I32], Wasi::fd_filestat_get),
-                "fd_prestat_get" => (&[I32, I32], &[I32], Wasi::fd_prestat_get),
-                "fd_prestat_dir_name" => (&[I32, I32, I32], &[I32], Wasi::fd_prestat_dir_name),
-                "path_open" => (
-                    &[I32, I32, I32, I32, I32, I64, I64, I32, I32],
-                    &[I32],
-                    Wasi::path_open,
-                ),
-                "path_filestat_get" => {
-                    (&[I32, I32, I32, I32, I32], &[I32], Wasi::path_filestat_get)
-                }
-                "clock_time_get" => (&[I32, I64, I32], &[I32], Wasi::clock_time_get),
-                "random_get" => (&[I32, I32], &[I32], Wasi::random_get),
-                "proc_exit" => (&[I32], &[], |w, _, a| {
-                    w.exit.set(Some(a[0] as u32));
-                    Err(Trap {
-                        code: traps::EXIT,
-                        location: format!("proc_exit({})", a[0] as u32),
-                    })
-                }),
-                _ => return None,
-            },
-            _ => return None,
-        };
+        let function = HostImport::lookup(module, field)?;
         let host = Rc::clone(self);
-        let returns_errno = !results.is_empty();
         Some(Extern::Host(Rc::new(HostFunction {
-            ty: FuncType::new(params.iter().copied(), results.iter().copied()),
+            ty: FuncType::new(
+                function.params.iter().copied(),
+                function.results.iter().copied(),
+            ),
             run: Box::new(move |store, caller, args| {
-                let guest = Guest::of(store, caller)?;
+                let memory = StoreMemory::of(store, caller)?;
                 let raw: Vec<u64> = args.iter().map(|a| a.bits).collect();
-                let errno = body(&host, &guest, &raw)?;
-                Ok(match returns_errno {
-                    true => vec![DataValue::new(types::I32, u64::from(errno.raw()))],
-                    false => Vec::new(),
-                })
+                let errno = function.call(&host, &memory, &raw)?;
+                Ok(errno
+                    .map(|e| DataValue::new(types::I32, u64::from(e)))
+                    .into_iter()
+                    .collect())
             }),
         })))
     }
@@ -703,15 +661,109 @@ fn strings(g: &Guest, strings: &[String], a: &[u64]) -> Result<Errno, Trap> {
     Ok(wasi::ERRNO_SUCCESS)
 }
 
-/// The calling instance's memory 0, as a WASI function reads and writes it: every range
-/// is checked against the memory's size, and one outside it is `EFAULT`.
-struct Guest<'a> {
+/// One function of this host, whatever engine calls it: its Wasm signature and its body.
+/// Our runtime reaches it through [`Wasi::import`]; the engines `clif-bounds bench` runs
+/// beside ours (feature `peers`) link the same functions, so that every engine runs a
+/// program on the same host.
+#[derive(Clone, Copy)]
+pub struct HostImport {
+    /// Parameter types.
+    pub params: &'static [ValType],
+    /// Result types: none, or the `i32` errno.
+    pub results: &'static [ValType],
+    body: Body,
+}
+
+impl HostImport {
+    /// The function `module.field`: `wasi_snapshot_preview1.*` and `bench.*`.
+    pub fn lookup(module: &str, field: &str) -> Option<HostImport> {
+        use ValType::{I32, I64};
+        let (params, results, body): (&'static [ValType], &'static [ValType], Body) =
+            match (module, field) {
+                ("bench", "start") => (&[], &[], |w, _, _| {
+                    w.bench_start.set(Some(Instant::now()));
+                    Ok(wasi::ERRNO_SUCCESS)
+                }),
+                ("bench", "end") => (&[], &[], |w, _, _| {
+                    if let Some(start) = w.bench_start.get() {
+                        w.measured.set(Some(start.elapsed()));
+                    }
+                    Ok(wasi::ERRNO_SUCCESS)
+                }),
+                ("wasi_snapshot_preview1", f) => match f {
+                    "args_sizes_get" => (&[I32, I32], &[I32], |w, g, a| sizes(g, &w.args, a)),
+                    "args_get" => (&[I32, I32], &[I32], |w, g, a| strings(g, &w.args, a)),
+                    "environ_sizes_get" => (&[I32, I32], &[I32], |w, g, a| sizes(g, &w.env, a)),
+                    "environ_get" => (&[I32, I32], &[I32], |w, g, a| strings(g, &w.env, a)),
+                    "fd_write" => (&[I32, I32, I32, I32], &[I32], Wasi::fd_write),
+                    "fd_read" => (&[I32, I32, I32, I32], &[I32], Wasi::fd_read),
+                    "fd_close" => (&[I32], &[I32], Wasi::fd_close),
+                    "fd_seek" => (&[I32, I64, I32, I32], &[I32], Wasi::fd_seek),
+                    "fd_fdstat_get" => (&[I32, I32], &[I32], Wasi::fd_fdstat_get),
+                    "fd_filestat_get" => (&[I32, I32], &[I32], Wasi::fd_filestat_get),
+                    "fd_prestat_get" => (&[I32, I32], &[I32], Wasi::fd_prestat_get),
+                    "fd_prestat_dir_name" => (&[I32, I32, I32], &[I32], Wasi::fd_prestat_dir_name),
+                    "path_open" => (
+                        &[I32, I32, I32, I32, I32, I64, I64, I32, I32],
+                        &[I32],
+                        Wasi::path_open,
+                    ),
+                    "path_filestat_get" => {
+                        (&[I32, I32, I32, I32, I32], &[I32], Wasi::path_filestat_get)
+                    }
+                    "clock_time_get" => (&[I32, I64, I32], &[I32], Wasi::clock_time_get),
+                    "random_get" => (&[I32, I32], &[I32], Wasi::random_get),
+                    "proc_exit" => (&[I32], &[], |w, _, a| {
+                        w.exit.set(Some(a[0] as u32));
+                        Err(Trap {
+                            code: traps::EXIT,
+                            location: format!("proc_exit({})", a[0] as u32),
+                        })
+                    }),
+                    _ => return None,
+                },
+                _ => return None,
+            };
+        Some(HostImport {
+            params,
+            results,
+            body,
+        })
+    }
+
+    /// Calls it for `host`, on the caller's `memory`, with the arguments' bits: the errno
+    /// when it returns one, or the trap that ends the program (`proc_exit`).
+    pub fn call(
+        &self,
+        host: &Wasi,
+        memory: &dyn GuestMemory,
+        args: &[u64],
+    ) -> Result<Option<u32>, Trap> {
+        let errno = (self.body)(host, &Guest { memory }, args)?;
+        Ok((!self.results.is_empty()).then_some(u32::from(errno.raw())))
+    }
+}
+
+/// The memory a WASI function reads and writes: the calling instance's memory 0, on
+/// whichever engine runs it.
+pub trait GuestMemory {
+    /// The `len` bytes at `ptr`, or `None` when they are not all inside the memory.
+    fn read(&self, ptr: u64, len: u64) -> Option<Vec<u8>>;
+    /// Writes `bytes` at `ptr` and returns true, or returns false (and writes nothing) when
+    /// they do not all fit.
+    fn write(&self, ptr: u64, bytes: &[u8]) -> bool;
+    /// The memory's size in bytes.
+    fn size(&self) -> u64;
+}
+
+/// A memory of our runtime's store.
+struct StoreMemory<'a> {
     store: &'a Store,
     memory: usize,
 }
 
-impl<'a> Guest<'a> {
-    fn of(store: &'a Store, caller: usize) -> Result<Guest<'a>, Trap> {
+impl<'a> StoreMemory<'a> {
+    fn of(store: &'a Store, caller: usize) -> Result<StoreMemory<'a>, Trap> {
         let memory = store
             .instance(caller)
             .memories
@@ -721,19 +773,43 @@ impl<'a> Guest<'a> {
                 code: traps::UNREACHABLE,
                 location: "a WASI function called from a module without a memory".into(),
             })?;
-        Ok(Guest { store, memory })
+        Ok(StoreMemory { store, memory })
     }
+}
 
-    fn load(&self, ptr: u32, len: u32) -> Result<Vec<u8>, Errno> {
+impl GuestMemory for StoreMemory<'_> {
+    fn read(&self, ptr: u64, len: u64) -> Option<Vec<u8>> {
         self.store
-            .with_memories(|m| m.get(self.memory).read(u64::from(ptr), u64::from(len)))
+            .with_memories(|m| m.get(self.memory).read(ptr, len))
+    }
+    fn write(&self, ptr: u64, bytes: &[u8]) -> bool {
+        self.store
+            .with_memories(|m| m.get_mut(self.memory).write(ptr, bytes))
+            .is_ok()
+    }
+    fn size(&self) -> u64 {
+        self.store.with_memories(|m| m.get(self.memory).size())
+    }
+}
+
+/// A guest memory as a WASI function uses it: every range is checked against the memory's
+/// size, and one outside it is `EFAULT`.
+struct Guest<'a> {
+    memory: &'a dyn GuestMemory,
+}
+
+impl Guest<'_> {
+    fn load(&self, ptr: u32, len: u32) -> Result<Vec<u8>, Errno> {
+        self.memory
+            .read(u64::from(ptr), u64::from(len))
             .ok_or(wasi::ERRNO_FAULT)
     }
 
     fn store(&self, ptr: u32, bytes: &[u8]) -> Result<(), Errno> {
-        self.store
-            .with_memories(|m| m.get_mut(self.memory).write(u64::from(ptr), bytes))
-            .map_err(|_| wasi::ERRNO_FAULT)
+        match self.memory.write(u64::from(ptr), bytes) {
+            true => Ok(()),
+            false => Err(wasi::ERRNO_FAULT),
+        }
     }
 
     fn store_u32(&self, ptr: u32, v: u32) -> Result<(), Errno> {
@@ -760,8 +836,7 @@ impl<'a> Guest<'a> {
 
     /// `EFAULT` unless `[ptr, ptr + len)` is inside the memory.
     fn check(&self, ptr: u32, len: u32) -> Result<(), Errno> {
-        let size = self.store.with_memories(|m| m.get(self.memory).size());
-        match u64::from(ptr) + u64::from(len) <= size {
+        match u64::from(ptr) + u64::from(len) <= self.memory.size() {
             true => Ok(()),
             false => Err(wasi::ERRNO_FAULT),
         }

@@ -64,18 +64,55 @@ pub fn disassemble(code: &[u8]) -> String {
 }
 
 /// The instructions of `code` that do the function's work: all but the frame's `push rbp`,
-/// `mov rbp, rsp`, `pop rbp`, the `ret` and the `ud2` of trap islands (code after the last
-/// instruction, such as jump tables, is not counted). Used to compare per-access code with
-/// upstream's on the same function.
+/// `mov rbp, rsp`, `mov rsp, rbp`, `pop rbp`, the `ret` and the `ud2` of trap islands. Data
+/// after the code (jump tables, and the constants Cranelift loads `%rip`-relative) is not
+/// counted: nothing from the first byte a `%rip`-relative operand reads. Used to compare
+/// per-access code with upstream's and Wasmtime's on the same function.
 pub fn count_work_instructions(code: &[u8]) -> usize {
-    disassemble(code)
+    let lines: Vec<(usize, String)> = disassemble(code)
         .lines()
-        .filter_map(|l| l.split_once(": ").map(|(_, text)| text.trim()))
-        .filter(|t| {
-            !t.starts_with('<')
+        .filter_map(|l| {
+            let (at, text) = l.split_once(": ")?;
+            Some((
+                usize::from_str_radix(at.trim(), 16).ok()?,
+                text.trim().to_string(),
+            ))
+        })
+        .collect();
+    // Where each instruction ends: where the next begins (the last ends with the code).
+    let ends: Vec<usize> = (0..lines.len())
+        .map(|i| lines.get(i + 1).map_or(code.len(), |l| l.0))
+        .collect();
+    let data = lines
+        .iter()
+        .zip(&ends)
+        .filter_map(|((_, text), &end)| {
+            let (disp, _) = text.split_once("(%rip)")?;
+            let disp = disp.rsplit([' ', ',', '*']).next()?;
+            let (neg, hex) = match disp.strip_prefix('-') {
+                Some(h) => (true, h),
+                None => (false, disp),
+            };
+            let d = i64::from_str_radix(hex.strip_prefix("0x").unwrap_or(hex), 16).ok()?;
+            let d = if neg { -d } else { d };
+            usize::try_from(end as i64 + d).ok()
+        })
+        .min()
+        .unwrap_or(code.len());
+    lines
+        .iter()
+        .zip(&ends)
+        .filter(|((_, t), &end)| {
+            end <= data
+                && !t.starts_with('<')
                 && !matches!(
-                    *t,
-                    "pushq %rbp" | "movq %rsp, %rbp" | "popq %rbp" | "retq" | "ud2"
+                    t.as_str(),
+                    "pushq %rbp"
+                        | "movq %rsp, %rbp"
+                        | "movq %rbp, %rsp"
+                        | "popq %rbp"
+                        | "retq"
+                        | "ud2"
                 )
         })
         .count()
