@@ -206,7 +206,7 @@ pub fn peer_names(target: BenchTarget) -> Vec<&'static str> {
 }
 
 /// One engine's calls of a kernel's `run`, ready to be timed: the result's bits.
-type Call<'a> = Box<dyn FnMut() -> Result<u64, String> + 'a>;
+type Call = Box<dyn FnMut() -> Result<u64, String>>;
 
 /// Where the kernels run: a backend's target. (a) and (b) are that backend, (c) real
 /// Cranelift for the same target.
@@ -247,7 +247,8 @@ pub fn measured_call(call: &mut dyn FnMut() -> Result<u64, String>) -> Result<u6
 }
 
 /// Measures every kernel, on i32 and i64 memories of fixed and growable size, under each
-/// preset and both Spectre settings; `reps` calls per point, the median kept. `report` gets each row as it is done.
+/// preset and both Spectre settings; `reps` calls per point, the median kept. `report` gets
+/// each row as it is done.
 pub fn run(
     target: BenchTarget,
     reps: usize,
@@ -256,6 +257,7 @@ pub fn run(
     let mut rows = Vec::new();
     // `CLIF_BOUNDS_BENCH_KERNEL=name` measures one kernel only, for investigations.
     let only = std::env::var("CLIF_BOUNDS_BENCH_KERNEL").ok();
+    let mut told = std::collections::HashSet::new();
     for kernel in KERNELS {
         if only.as_deref().is_some_and(|k| k != kernel.name) {
             continue;
@@ -265,79 +267,16 @@ pub fn run(
                 .map_err(|e| format!("{}: {e}", kernel.name))?;
             for (memory, config) in MemoryConfig::PRESETS {
                 for spectre in [false, true] {
-                    let mut size = [0; 3];
-                    let ty = if memory64 { types::I64 } else { types::I32 };
-                    let arg = [DataValue::new(ty, kernel.n)];
-                    let place = format!("{} ({memory}, spectre {spectre})", kernel.name);
-                    // Each engine in its own store, all initialised before any is timed; a
-                    // peer that cannot run the row is left out of it, and says why.
-                    let mut calls: Vec<Option<Call>> = Vec::new();
-                    for (i, engine) in engines(target, spectre)?.into_iter().enumerate() {
-                        let mut store = Store::new(config, engine);
-                        let inst = store
-                            .instantiate(&wasm, &|_, _| None)
-                            .map_err(|e| format!("{}: {e:?}", kernel.name))?;
-                        size[i] = store.code_size(inst).unwrap_or(0);
-                        let func = |name: &str| match store.export(inst, name) {
-                            Some(Extern::Func { index, .. }) => Ok(index),
-                            _ => Err(format!("{}: no export {name}", kernel.name)),
-                        };
-                        let (init, run) = (func("init")?, func("run")?);
-                        store.call(inst, init, &[])?;
-                        calls.push(Some(Box::new(move || {
-                            match store.call(inst, run, &arg)? {
-                                Outcome::Returned(v) => Ok(v.first().map_or(0, |v| v.bits)),
-                                other => Err(format!("engine {i} did not return: {other:?}")),
-                            }
-                        })));
-                    }
-                    #[cfg(feature = "peers")]
-                    for peer in super::peers::Peer::of_target(target.name()) {
-                        let ready = peer
-                            .kernel(&wasm, memory64, config, spectre)
-                            .and_then(|mut k| k.init().map(|()| k));
-                        calls.push(match ready {
-                            Ok(mut k) => Some(Box::new(move || k.run(kernel.n))),
-                            Err(e) => {
-                                eprintln!("bench: {place}: {} not measured: {e}", peer.name());
-                                None
-                            }
-                        });
-                    }
-                    // Calls alternate between the engines, so that a slow spell of the
-                    // (shared, virtual) machine hits all alike instead of one.
-                    let mut samples: Vec<Vec<Duration>> =
-                        calls.iter().map(|_| Vec::with_capacity(reps)).collect();
-                    let mut results = vec![None; calls.len()];
-                    for _ in 0..reps {
-                        for (i, call) in calls.iter_mut().enumerate() {
-                            let Some(call) = call else { continue };
-                            let t = Instant::now();
-                            let r = measured_call(call).map_err(|e| format!("{place}: {e}"))?;
-                            samples[i].push(t.elapsed());
-                            results[i] = Some(r);
-                        }
-                    }
-                    let ran: Vec<u64> = results.iter().flatten().copied().collect();
-                    if ran.windows(2).any(|w| w[0] != w[1]) {
-                        return Err(format!("{place}: the engines disagree: {results:?}"));
-                    }
-                    let mut times = samples.into_iter().map(|mut samples| {
-                        samples.sort();
-                        samples.get(samples.len() / 2).copied()
-                    });
-                    let time = std::array::from_fn(|_| times.next().flatten().unwrap_or_default());
-                    let peers = times.collect();
-                    let row = Row {
-                        kernel: kernel.name,
+                    let point = Point {
+                        kernel,
+                        wasm: &wasm,
                         memory64,
                         fixed,
                         memory,
+                        config,
                         spectre,
-                        size,
-                        time,
-                        peers,
                     };
+                    let row = point.measure(target, reps, &mut told)?;
                     report(&row);
                     rows.push(row);
                 }
@@ -345,6 +284,137 @@ pub fn run(
         }
     }
     Ok(rows)
+}
+
+/// One row of the kernel benchmark before it is measured.
+struct Point<'a> {
+    kernel: &'static Kernel,
+    wasm: &'a [u8],
+    memory64: bool,
+    fixed: bool,
+    memory: &'static str,
+    config: MemoryConfig,
+    spectre: bool,
+}
+
+impl Point<'_> {
+    /// Each engine in its own store, all initialised before any is timed; then `reps`
+    /// calls each, alternating between the engines, so that a slow spell of the (shared,
+    /// virtual) machine hits all alike instead of one. Every engine's result must agree.
+    /// A peer that cannot run the row is left out of it and says why, once per reason
+    /// (`told`).
+    fn measure(
+        &self,
+        target: BenchTarget,
+        reps: usize,
+        told: &mut std::collections::HashSet<String>,
+    ) -> Result<Row, String> {
+        let place = format!(
+            "{} ({}, spectre {})",
+            self.kernel.name, self.memory, self.spectre
+        );
+        let (size, mut calls) = self.ours(target)?;
+        for (peer, call) in self.peers(target) {
+            calls.push(
+                call.map_err(|e| {
+                    if told.insert(format!("{peer}: {e}")) {
+                        eprintln!(
+                            "bench: {place}: {peer} not measured (nor any row it fails alike): {e}"
+                        );
+                    }
+                })
+                .ok(),
+            );
+        }
+        let mut samples: Vec<Vec<Duration>> =
+            calls.iter().map(|_| Vec::with_capacity(reps)).collect();
+        let mut results = vec![None; calls.len()];
+        for _ in 0..reps {
+            for (i, call) in calls.iter_mut().enumerate() {
+                let Some(call) = call else { continue };
+                let t = Instant::now();
+                let r = measured_call(call).map_err(|e| format!("{place}: {e}"))?;
+                samples[i].push(t.elapsed());
+                results[i] = Some(r);
+            }
+        }
+        let ran: Vec<u64> = results.iter().flatten().copied().collect();
+        if ran.windows(2).any(|w| w[0] != w[1]) {
+            return Err(format!("{place}: the engines disagree: {results:?}"));
+        }
+        let mut times = samples.into_iter().map(median);
+        let time = std::array::from_fn(|_| times.next().flatten().unwrap_or_default());
+        Ok(Row {
+            kernel: self.kernel.name,
+            memory64: self.memory64,
+            fixed: self.fixed,
+            memory: self.memory,
+            spectre: self.spectre,
+            size,
+            time,
+            peers: times.collect(),
+        })
+    }
+
+    /// Our three engines' sizes and calls, initialised.
+    fn ours(&self, target: BenchTarget) -> Result<([usize; 3], Vec<Option<Call>>), String> {
+        let name = self.kernel.name;
+        let ty = if self.memory64 {
+            types::I64
+        } else {
+            types::I32
+        };
+        let arg = [DataValue::new(ty, self.kernel.n)];
+        let mut size = [0; 3];
+        let mut calls: Vec<Option<Call>> = Vec::new();
+        for (i, engine) in engines(target, self.spectre)?.into_iter().enumerate() {
+            let mut store = Store::new(self.config, engine);
+            let inst = store
+                .instantiate(self.wasm, &|_, _| None)
+                .map_err(|e| format!("{name}: {e:?}"))?;
+            size[i] = store.code_size(inst).unwrap_or(0);
+            let func = |export: &str| match store.export(inst, export) {
+                Some(Extern::Func { index, .. }) => Ok(index),
+                _ => Err(format!("{name}: no export {export}")),
+            };
+            let (init, run) = (func("init")?, func("run")?);
+            store.call(inst, init, &[])?;
+            calls.push(Some(Box::new(move || {
+                match store.call(inst, run, &arg)? {
+                    Outcome::Returned(v) => Ok(v.first().map_or(0, |v| v.bits)),
+                    other => Err(format!("engine {i} did not return: {other:?}")),
+                }
+            })));
+        }
+        Ok((size, calls))
+    }
+
+    /// The target's peers' calls, initialised, or why one cannot run the row.
+    fn peers(&self, target: BenchTarget) -> Vec<(&'static str, Result<Call, String>)> {
+        #[cfg(feature = "peers")]
+        return super::peers::Peer::of_target(target.name())
+            .iter()
+            .map(|peer| {
+                let n = self.kernel.n;
+                let ready = peer
+                    .kernel(self.wasm, self.memory64, self.config, self.spectre)
+                    .and_then(|mut k| k.init().map(|()| k));
+                let call = ready.map(|mut k| Box::new(move || k.run(n)) as Call);
+                (peer.name(), call)
+            })
+            .collect();
+        #[cfg(not(feature = "peers"))]
+        {
+            let _ = target;
+            Vec::new()
+        }
+    }
+}
+
+/// The median of `samples`, `None` when there are none.
+pub fn median(mut samples: Vec<Duration>) -> Option<Duration> {
+    samples.sort();
+    samples.get(samples.len() / 2).copied()
 }
 
 impl Row {
@@ -457,13 +527,10 @@ pub fn median_over(runs: Vec<Vec<Row>>) -> Result<Vec<Row>, String> {
         }
     }
     // A peer that failed to run a row in any run has no time for it.
-    let median = |samples: &mut Vec<Option<Duration>>| -> Option<Duration> {
-        let mut s: Vec<Duration> = samples.iter().copied().collect::<Option<_>>()?;
-        s.sort();
-        Some(s[s.len() / 2])
-    };
-    for (row, t) in rows.iter_mut().zip(&mut times) {
-        let mut medians = t.iter_mut().map(median);
+    let median_of_all =
+        |samples: &Vec<Option<Duration>>| median(samples.iter().copied().collect::<Option<_>>()?);
+    for (row, t) in rows.iter_mut().zip(&times) {
+        let mut medians = t.iter().map(median_of_all);
         for time in row.time.iter_mut() {
             *time = medians.next().flatten().unwrap_or_default();
         }
@@ -820,9 +887,12 @@ pub fn report(
             ("spectre on", &|r: &Row| r.spectre),
         ] {
             let (g, n, faster, min) = geo(3 + p, f);
-            println!(
-                "{name}/(a) {what}, {label}: geometric mean {g:.2}x over {n} rows, (a) faster in {faster}, worst {min:.2}x"
-            );
+            match n {
+                0 => println!("{name}/(a) {what}, {label}: no row measured"),
+                _ => println!(
+                    "{name}/(a) {what}, {label}: geometric mean {g:.2}x over {n} rows, (a) faster in {faster}, worst {min:.2}x"
+                ),
+            }
         }
     }
     let larger = rows.iter().filter(|r| r.size[0] > r.size[2]).count();

@@ -157,17 +157,13 @@ impl Peer {
                                 .and_then(|e| e.into_memory())
                                 .ok_or_else(|| wasmtime::Error::msg("no memory export"))?;
                             let (bytes, wasi) = memory.data_and_store_mut(&mut caller);
-                            let raw: Vec<u64> = args.iter().map(wasmtime_bits).collect();
-                            let memory = SliceMemory(RefCell::new(bytes));
-                            match function.call(wasi, &memory, &raw) {
-                                Ok(errno) => {
-                                    if let (Some(e), Some(r)) = (errno, results.first_mut()) {
-                                        *r = wasmtime::Val::I32(e as i32);
-                                    }
-                                    Ok(())
-                                }
-                                Err(trap) => Err(wasmtime::Error::msg(trap.location)),
+                            let args = args.iter().map(wasmtime_bits);
+                            let errno = call_host(function, wasi, bytes, args)
+                                .map_err(wasmtime::Error::msg)?;
+                            if let (Some(e), Some(r)) = (errno, results.first_mut()) {
+                                *r = wasmtime::Val::I32(e as i32);
                             }
+                            Ok(())
                         })
                         .map_err(|e| err(&e))?;
                 }
@@ -204,17 +200,13 @@ impl Peer {
                                 .and_then(|e| e.into_memory())
                                 .ok_or_else(|| wasmi::Error::new("no memory export"))?;
                             let (bytes, wasi) = memory.data_and_store_mut(&mut caller);
-                            let raw: Vec<u64> = args.iter().map(wasmi_bits).collect();
-                            let memory = SliceMemory(RefCell::new(bytes));
-                            match function.call(wasi, &memory, &raw) {
-                                Ok(errno) => {
-                                    if let (Some(e), Some(r)) = (errno, results.first_mut()) {
-                                        *r = wasmi::Val::I32(e as i32);
-                                    }
-                                    Ok(())
-                                }
-                                Err(trap) => Err(wasmi::Error::new(trap.location)),
+                            let args = args.iter().map(wasmi_bits);
+                            let errno = call_host(function, wasi, bytes, args)
+                                .map_err(wasmi::Error::new)?;
+                            if let (Some(e), Some(r)) = (errno, results.first_mut()) {
+                                *r = wasmi::Val::I32(e as i32);
                             }
+                            Ok(())
                         })
                         .map_err(|e| err(&e))?;
                 }
@@ -342,6 +334,21 @@ impl KernelInstance for WasmiKernel {
         .map(|v| v as u64)
         .map_err(|e| format!("wasmi: {e}"))
     }
+}
+
+/// Calls our host's `function` for a peer: the caller's memory `bytes`, the arguments'
+/// bits; the errno it returns, or what ended the program (`proc_exit`) as the peer's error.
+fn call_host(
+    function: HostImport,
+    wasi: &Wasi,
+    bytes: &mut [u8],
+    args: impl Iterator<Item = u64>,
+) -> Result<Option<u32>, String> {
+    let raw: Vec<u64> = args.collect();
+    let memory = SliceMemory(RefCell::new(bytes));
+    function
+        .call(wasi, &memory, &raw)
+        .map_err(|trap| trap.location)
 }
 
 /// A peer's linear memory as our WASI host reads and writes it.

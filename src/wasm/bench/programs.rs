@@ -112,14 +112,7 @@ pub fn run(
                         }
                     }
                 }
-                let time = samples
-                    .into_iter()
-                    .map(|s| {
-                        let mut s = s?;
-                        s.sort();
-                        s.get(s.len() / 2).copied()
-                    })
-                    .collect();
+                let time = samples.into_iter().map(|s| super::median(s?)).collect();
                 let row = ProgramRow {
                     program: name.clone(),
                     memory,
