@@ -163,14 +163,17 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         save: Option<PathBuf>,
     },
-    /// Benchmark Wasm kernels on Pulley: (a) our backend on the fused instruction, (b) our
-    /// backend on the legalized form, (c) real Cranelift 0.135.8 pulley64 on the legalized
-    /// form; sizes and median times as ratios against (c). Build with `--release`.
+    /// Benchmark Wasm kernels on Pulley or x86_64: (a) our backend on the fused instruction,
+    /// (b) our backend on the legalized form, (c) real Cranelift 0.135.8 on the legalized
+    /// form, and with the `peers` feature Wasmtime 48 and wasmi; sizes and median times as
+    /// ratios. `--programs DIR` runs real programs instead. Build with `--release` (`./dev
+    /// bench`).
     #[cfg(all(unix, feature = "cranelift"))]
     Bench {
-        /// Calls per measurement (alternating between the three engines); the median is kept.
-        #[arg(long, default_value_t = 21)]
-        reps: usize,
+        /// Calls per measurement (alternating between the engines); the median is kept.
+        /// With `--programs`: runs per program and engine (default 3).
+        #[arg(long)]
+        reps: Option<usize>,
         /// Processes, one after another, each measuring everything; per row, the median of
         /// their medians is reported (a slow spell of the machine can spoil one run's row).
         #[arg(long, default_value_t = 5)]
@@ -193,14 +196,18 @@ enum Command {
         pcc: bool,
         /// Instead of the kernels: every program under DIR with expected output (a WASI
         /// command, such as `../shared/testdata/programs`), on our backend and its peers,
-        /// each run's output checked; `--reps` runs per engine (default 3 here).
-        #[arg(long, value_name = "DIR")]
+        /// each run's output checked.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["processes", "instructions", "pcc"])]
         programs: Option<PathBuf>,
         /// With `--programs`: the memory presets, comma-separated.
-        #[arg(long, default_value = "static,dynamic-guard,dynamic")]
+        #[arg(
+            long,
+            default_value = "static,dynamic-guard,dynamic",
+            requires = "programs"
+        )]
         memory: String,
         /// With `--programs`: the Spectre settings, comma-separated (on, off).
-        #[arg(long, default_value = "off")]
+        #[arg(long, default_value = "off", requires = "programs")]
         spectre: String,
         /// Also write the speed-ups against each peer as an SVG chart to FILE.
         #[arg(long, value_name = "FILE")]
@@ -426,12 +433,12 @@ fn run(command: Command) -> Result<ExitCode, String> {
             if pcc {
                 pcc_survey_command()
             } else if let Some(dir) = programs {
-                let reps = if reps == 21 { 3 } else { reps };
+                let reps = reps.unwrap_or(3);
                 bench_programs_command(&target, &dir, &memory, &spectre, reps, chart.as_deref())
             } else {
                 bench_command(
                     &target,
-                    reps,
+                    reps.unwrap_or(21),
                     processes,
                     raw,
                     instructions,

@@ -188,7 +188,7 @@ where
             // so that regalloc does not pin it to its return register throughout the loop;
             // one from straight-line code goes there directly (a copy would be an extra
             // `mov` after a load whose result is returned).
-            if !self.lower.defined_in_another_loop(v, inst) {
+            if !self.lower.defined_on_a_cycle_elsewhere(v, inst) {
                 rets.push((r, p));
                 continue;
             }

@@ -412,10 +412,10 @@ impl<'f, I: MachInst> Lower<'f, I> {
         })
     }
 
-    /// Whether `v` is defined in a loop that `inst` is not in: in another block than
-    /// `inst`'s (a block parameter counts as defined in its block), one that lies on a cycle
-    /// of the CFG.
-    pub fn defined_in_another_loop(&self, v: Value, inst: Inst) -> bool {
+    /// Whether `v` is defined in another block than `inst`'s (a block parameter counts as
+    /// defined in its block) that lies on a cycle of the CFG: a value a loop carries. (A
+    /// depth-first search per call; it is asked once per returned value.)
+    pub fn defined_on_a_cycle_elsewhere(&self, v: Value, inst: Inst) -> bool {
         let def_block = match self.func.dfg.value_def(v) {
             ValueDef::Result(i, _) => self.func.layout.inst_block(i),
             ValueDef::Param(b, _) => Some(b),

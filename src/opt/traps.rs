@@ -2,7 +2,9 @@
 //! [`Form::AlwaysTraps`] (the static offset alone exceeds the largest bound the memory can
 //! have, or a constant index or bound puts the access beyond it). Such an access traps
 //! wherever it is reached, so it becomes a `trap` with its own trap code, and the rest of its
-//! block, which no execution reaches, is dropped, and with it the blocks only it led to.
+//! block, which no execution reaches, is dropped. Blocks only it led to become unreachable:
+//! they stay in the layout, and lowering, which walks the CFG from the entry, never sees
+//! them.
 //! The same trap happens at the same point; what goes is code that computed an address
 //! and a result nobody could use (Wasmtime's translator emits the bare trap too).
 
@@ -11,9 +13,8 @@ use crate::plan::{AccessFacts, Form, Renderer};
 use crate::target::Target;
 
 /// Rewrites every always-trapping access of `func` as a `trap` ending its block, planned
-/// for `target` as `renderer` renders; returns how many.
-pub fn run(func: &mut Function, target: &Target, renderer: Renderer) -> usize {
-    let mut rewritten = 0;
+/// for `target` as `renderer` renders.
+pub fn run(func: &mut Function, target: &Target, renderer: Renderer) {
     for b in func.layout.blocks().to_vec() {
         let insts = func.layout.block_insts(b);
         let always = insts.iter().position(|&inst| {
@@ -35,7 +36,5 @@ pub fn run(func: &mut Function, target: &Target, renderer: Renderer) -> usize {
         });
         kept.push(trap);
         func.layout.set_block_insts(b, kept);
-        rewritten += 1;
     }
-    rewritten
 }

@@ -313,6 +313,7 @@ impl Point<'_> {
             "{} ({}, spectre {})",
             self.kernel.name, self.memory, self.spectre
         );
+        let names = peer_names(target);
         let (size, mut calls) = self.ours(target)?;
         for (peer, call) in self.peers(target) {
             calls.push(
@@ -330,17 +331,41 @@ impl Point<'_> {
             calls.iter().map(|_| Vec::with_capacity(reps)).collect();
         let mut results = vec![None; calls.len()];
         for _ in 0..reps {
-            for (i, call) in calls.iter_mut().enumerate() {
-                let Some(call) = call else { continue };
+            for (i, slot) in calls.iter_mut().enumerate() {
+                let Some(call) = slot else { continue };
                 let t = Instant::now();
-                let r = measured_call(call).map_err(|e| format!("{place}: {e}"))?;
-                samples[i].push(t.elapsed());
-                results[i] = Some(r);
+                let r = measured_call(call);
+                let elapsed = t.elapsed();
+                match r {
+                    Ok(r) => {
+                        samples[i].push(elapsed);
+                        results[i] = Some(r);
+                    }
+                    // Ours must run every row; a peer that fails one is left out of it.
+                    Err(e) if i < 3 => return Err(format!("{place}: {e}")),
+                    Err(e) => {
+                        eprintln!("bench: {place}: {} failed, no time: {e}", names[i - 3]);
+                        *slot = None;
+                        samples[i].clear();
+                    }
+                }
             }
         }
-        let ran: Vec<u64> = results.iter().flatten().copied().collect();
-        if ran.windows(2).any(|w| w[0] != w[1]) {
-            return Err(format!("{place}: the engines disagree: {results:?}"));
+        // Our three must agree; a peer with another answer has no time (a wrong answer is
+        // never a time).
+        if results[..3].windows(2).any(|w| w[0] != w[1]) {
+            return Err(format!("{place}: our engines disagree: {results:?}"));
+        }
+        for i in 3..results.len() {
+            if results[i].is_some() && results[i] != results[0] {
+                eprintln!(
+                    "bench: {place}: {} returned {:?}, ours {:?}: no time",
+                    names[i - 3],
+                    results[i],
+                    results[0]
+                );
+                samples[i].clear();
+            }
         }
         let mut times = samples.into_iter().map(median);
         let time = std::array::from_fn(|_| times.next().flatten().unwrap_or_default());
@@ -828,8 +853,8 @@ pub fn report(
             r.size[0],
             r.size[1],
             r.size[2],
-            r.size[0] as f64 / r.size[2] as f64,
-            r.size[1] as f64 / r.size[2] as f64,
+            ratio(Some(r.size[0] as f64), Some(r.size[2] as f64)),
+            ratio(Some(r.size[1] as f64), Some(r.size[2] as f64)),
             show(m(0)),
             show(m(1)),
             show(m(2)),
@@ -849,13 +874,13 @@ pub fn report(
             .map(|i| ratio(metric(i, e), metric(i, 0)))
             .filter(|x| x.is_finite())
             .collect();
-        let g = (v.iter().map(|x| x.ln()).sum::<f64>() / v.len().max(1) as f64).exp();
         let faster = v.iter().filter(|&&x| x > 1.0).count();
+        let worst = v.iter().cloned().fold(f64::INFINITY, f64::min);
         (
-            g,
+            chart::geometric_mean(v.iter().copied()),
             v.len(),
             faster,
-            v.iter().cloned().fold(f64::INFINITY, f64::min),
+            worst,
         )
     };
     println!();
@@ -873,8 +898,9 @@ pub fn report(
             &|r: &Row| r.memory64 || !r.spectre || r.kernel == "far_offset" || r.fixed,
         ),
     ] {
-        let (g, n, _, min) = geo(2, f);
-        println!("(c)/(a) {what}, {label}: geometric mean {g:.2}x over {n} rows, worst {min:.2}x");
+        if let (Some(g), n, _, min) = geo(2, f) {
+            println!("(c)/(a) {what}, {label}: geometric mean {g:.2}x over {n} rows, worst {min:.2}x");
+        }
     }
     for (p, name) in peers.iter().enumerate() {
         println!();
@@ -886,13 +912,31 @@ pub fn report(
             ("spectre off", &|r: &Row| !r.spectre),
             ("spectre on", &|r: &Row| r.spectre),
         ] {
-            let (g, n, faster, min) = geo(3 + p, f);
-            match n {
-                0 => println!("{name}/(a) {what}, {label}: no row measured"),
-                _ => println!(
-                    "{name}/(a) {what}, {label}: geometric mean {g:.2}x over {n} rows, (a) faster in {faster}, worst {min:.2}x"
+            match geo(3 + p, f) {
+                (None, ..) => println!("{name}/(a) {what}, {label}: no row measured"),
+                (Some(g), n, faster, min) => println!(
+                    "{name}/(a) {what}, {label}: geometric mean {g:.2}x over {n} rows, (a) faster in {faster}, worst {min:.3}x"
                 ),
             }
+        }
+        // Per kernel and preset, as RFC.md's tables show it.
+        println!("\n| kernel | {name}/(a): static | dynamic-guard | dynamic | worst row |");
+        println!("|---|---|---|---|---|");
+        for kernel in KERNELS {
+            let of = |m: &'static str| move |r: &Row| r.kernel == kernel.name && r.memory == m;
+            let cell = |m| {
+                geo(3 + p, &of(m))
+                    .0
+                    .map_or("-".into(), |g| format!("{g:.2}x"))
+            };
+            let worst = geo(3 + p, &|r: &Row| r.kernel == kernel.name).3;
+            println!(
+                "| {} | {} | {} | {} | {worst:.2}x |",
+                kernel.name,
+                cell("static"),
+                cell("dynamic-guard"),
+                cell("dynamic")
+            );
         }
     }
     let larger = rows.iter().filter(|r| r.size[0] > r.size[2]).count();

@@ -150,7 +150,7 @@ pub fn check_program_with(program: &Path, run: &mut Runner) -> Verdict {
     let expected =
         |stream: &str| std::fs::read(folder.join(format!("{stem}.{stream}.expected"))).ok();
     let (want_out, want_err) = (expected("stdout"), expected("stderr"));
-    if want_out.is_none() && want_err.is_none() {
+    if !has_expected_output(program) {
         return Verdict::Skipped("no expected output beside it".into());
     }
     let wasm = match std::fs::read(program) {
@@ -184,6 +184,16 @@ pub fn check_program_with(program: &Path, run: &mut Runner) -> Verdict {
         }
     }
     Verdict::Passed(elapsed, run.measured, run.start)
+}
+
+/// Whether `program` has `NAME.stdout.expected` or `NAME.stderr.expected` beside it: the
+/// programs of a directory that [`check_program`] runs (the others it skips).
+pub fn has_expected_output(program: &Path) -> bool {
+    let stem = program.file_stem().unwrap_or_default().to_string_lossy();
+    let folder = program.parent().unwrap_or(Path::new("."));
+    ["stdout", "stderr"]
+        .iter()
+        .any(|s| folder.join(format!("{stem}.{s}.expected")).exists())
 }
 
 /// Where `got` first differs from `want`, for a failure message.

@@ -1503,8 +1503,7 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
     /// left: upward from `zero` (`i = zero, zero + step, ...`), or downward from the top
     /// when `down` (`i = len - step, len - 2 * step, ...`). Continues in a new block after
     /// the loop and returns where it stopped: upward the first item not done, downward one
-    /// past the last item not done (`zero` needs to be the constant 0 then). What is left
-    /// is fewer than `step` items.
+    /// past the last item not done. What is left is fewer than `step` items.
     fn chunk_loop(
         &mut self,
         zero: Value,

@@ -13,7 +13,7 @@
 use super::super::program::{self, Runner, Verdict};
 use super::BenchTarget;
 use crate::wasm::MemoryConfig;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// Runs shorter than this are reported but not compared: a region this short (Sightglass's
@@ -83,7 +83,7 @@ pub fn run(
             .unwrap_or(&path)
             .display()
             .to_string();
-        if !has_expected_output(&path) {
+        if !program::has_expected_output(&path) {
             eprintln!("bench: {name}: skipped, no expected output beside it to check runs against");
             continue;
         }
@@ -125,16 +125,6 @@ pub fn run(
         }
     }
     Ok(rows)
-}
-
-fn has_expected_output(program: &Path) -> bool {
-    let stem = program.file_stem().unwrap_or_default().to_string_lossy();
-    let folder = program
-        .parent()
-        .map_or(PathBuf::from("."), Path::to_path_buf);
-    ["stdout", "stderr"]
-        .iter()
-        .any(|s| folder.join(format!("{stem}.{s}.expected")).exists())
 }
 
 /// The table: per row, each engine's median time and each peer's time over ours; then per
@@ -198,7 +188,10 @@ pub fn report(target: BenchTarget, rows: &[ProgramRow]) {
                 .filter(|r| group == "all" || r.memory == group)
                 .filter_map(|r| ratio(r, e))
                 .collect();
-            let g = (v.iter().map(|x| x.ln()).sum::<f64>() / v.len().max(1) as f64).exp();
+            let Some(g) = super::chart::geometric_mean(v.iter().copied()) else {
+                println!("{name}/ours, {group}: no program compared");
+                continue;
+            };
             let faster = v.iter().filter(|&&x| x > 1.0).count();
             let worst = v.iter().cloned().fold(f64::INFINITY, f64::min);
             println!(
