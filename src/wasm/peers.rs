@@ -232,15 +232,7 @@ impl Peer {
             (Ok(()), None) => Ended::Exited(0),
             (Err(e), None) => return Err(format!("{}: {e}", self.name())),
         };
-        let stdout = wasi.stdout.borrow().captured().to_vec();
-        let stderr = wasi.stderr.borrow().captured().to_vec();
-        Ok(Finished {
-            ended,
-            stdout,
-            stderr,
-            measured: wasi.measured(),
-            start,
-        })
+        Ok(Finished::of(&wasi, ended, start))
     }
 
     /// A Wasmtime engine configured as our memory preset `config` and Spectre setting.

@@ -32,6 +32,20 @@ pub struct Finished {
     pub start: Duration,
 }
 
+impl Finished {
+    /// A run that ended as `ended` after a `_start` call of `start`, with what its host
+    /// `wasi` captured and measured.
+    pub fn of(wasi: &Wasi, ended: Ended, start: Duration) -> Finished {
+        Finished {
+            ended,
+            stdout: wasi.stdout.borrow().captured().to_vec(),
+            stderr: wasi.stderr.borrow().captured().to_vec(),
+            measured: wasi.measured(),
+            start,
+        }
+    }
+}
+
 /// Runs the WASI command `wasm` (`_start`) on a fresh store of `engine` under `config`,
 /// with `args` (the first is its name) and `dirs` (`(host directory, name it sees)`)
 /// preopened. With `capture`, standard output and error are kept (and standard input is
@@ -72,15 +86,7 @@ pub fn run_program(
         Ended::Trapped(t) if t.code == traps::EXIT => Ended::Exited(wasi.exit_code().unwrap_or(0)),
         e => e,
     };
-    let stdout = wasi.stdout.borrow().captured().to_vec();
-    let stderr = wasi.stderr.borrow().captured().to_vec();
-    Ok(Finished {
-        ended,
-        stdout,
-        stderr,
-        measured: wasi.measured(),
-        start,
-    })
+    Ok(Finished::of(&wasi, ended, start))
 }
 
 /// A trap as a program's user reads it: its code, the spec's message, where.
