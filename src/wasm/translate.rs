@@ -1367,6 +1367,24 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
     /// Item `i` of `side`'s range as a `ty` value: a bounds-checked load of `kind`.
     fn load_item(&mut self, side: &Side, i: Value, ty: Type, kind: AccessKind) -> Value {
         let at = self.item(side, i);
+        self.load_at(side, at, 0, ty, kind)
+    }
+
+    /// Stores `value` to item `i` of `side`'s range: a bounds-checked store of `kind`.
+    fn store_item(&mut self, side: &Side, i: Value, kind: AccessKind, value: Value) {
+        let at = self.item(side, i);
+        self.store_at(side, at, 0, kind, value);
+    }
+
+    /// A bounds-checked load of `kind` from `side`'s memory at address `at` plus `offset`.
+    fn load_at(
+        &mut self,
+        side: &Side,
+        at: Value,
+        offset: u64,
+        ty: Type,
+        kind: AccessKind,
+    ) -> Value {
         self.b.ins().bounds_checked_load(
             ty,
             kind,
@@ -1375,13 +1393,12 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             side.base,
             side.bound,
             at,
-            Offset64(0),
+            Offset64(offset),
         )
     }
 
-    /// Stores `value` to item `i` of `side`'s range: a bounds-checked store of `kind`.
-    fn store_item(&mut self, side: &Side, i: Value, kind: AccessKind, value: Value) {
-        let at = self.item(side, i);
+    /// A bounds-checked store of `kind` to `side`'s memory at address `at` plus `offset`.
+    fn store_at(&mut self, side: &Side, at: Value, offset: u64, kind: AccessKind, value: Value) {
         self.b.ins().bounds_checked_store(
             kind,
             side.flags,
@@ -1390,7 +1407,7 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             side.base,
             side.bound,
             at,
-            Offset64(0),
+            Offset64(offset),
         );
     }
 
@@ -1420,30 +1437,10 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             move |t: &mut Self, i: Value| {
                 let (src, dst) = (t.item(from, i), t.item(to, i));
                 let words: Vec<Value> = (0..n)
-                    .map(|k| {
-                        t.b.ins().bounds_checked_load(
-                            types::I64,
-                            AccessKind::Full,
-                            from.flags,
-                            from.memory,
-                            from.base,
-                            from.bound,
-                            src,
-                            Offset64(8 * k),
-                        )
-                    })
+                    .map(|k| t.load_at(from, src, 8 * k, types::I64, AccessKind::Full))
                     .collect();
                 for (k, w) in (0..).zip(words) {
-                    t.b.ins().bounds_checked_store(
-                        AccessKind::Full,
-                        to.flags,
-                        to.memory,
-                        w,
-                        to.base,
-                        to.bound,
-                        dst,
-                        Offset64(8 * k),
-                    );
+                    t.store_at(to, dst, 8 * k, AccessKind::Full, w);
                 }
             }
         };
