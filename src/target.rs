@@ -87,7 +87,7 @@ const fn target(name: &'static str, pointer: Type, endianness: Endianness, pulle
 /// Every known target.
 pub const TARGETS: &[Target] = &[
     Target::X86_64,
-    target("aarch64", types::I64, Endianness::Little, false),
+    Target::AARCH64,
     target("riscv64", types::I64, Endianness::Little, false),
     target("s390x", types::I64, Endianness::Big, false),
     target("pulley32", types::I32, Endianness::Little, true),
@@ -101,6 +101,14 @@ impl Target {
     pub const X86_64: Target = Target {
         compare_with_memory: true,
         ..target("x86_64", types::I64, Endianness::Little, false)
+    };
+
+    /// aarch64, the target of `isa::aarch64`. Its register-indexed addressing mode (`[base,
+    /// index]`, `[base, windex, uxtw]`) has no displacement: a bounds-checked access's offset
+    /// goes into its base.
+    pub const AARCH64: Target = Target {
+        max_displacement: 0,
+        ..target("aarch64", types::I64, Endianness::Little, false)
     };
 
     /// Whether an access of the given byte order through a null address traps.

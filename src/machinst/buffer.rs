@@ -2,8 +2,9 @@
 //! relocations.
 //!
 //! Every backend encodes its instructions into the byte vector itself and tells the buffer
-//! where a 32-bit relative offset to a label sits and what position it is relative to (Pulley:
-//! the start of the branch; x64: the end of the instruction). Labels are resolved once the
+//! where a relative offset to a label sits, in which field, and what position it is relative
+//! to (Pulley: the start of the branch; x64: the end of the instruction; aarch64: the branch
+//! itself, in words, in the instruction's immediate field). Labels are resolved once the
 //! whole function is emitted.
 
 use super::{CompiledCode, Reloc, TrapSite};
@@ -25,13 +26,27 @@ impl Label {
     }
 }
 
+/// Where and how a label's relative offset is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FixupKind {
+    /// A little-endian 32-bit byte offset (x64, Pulley, jump tables).
+    Rel32,
+    /// aarch64 `b`/`bl`: a word offset in bits 0..26 of the instruction (±128 MiB).
+    Arm64Jump26,
+    /// aarch64 `b.cond`/`cbz`/`cbnz`: a word offset in bits 5..24 (±1 MiB).
+    Arm64Cond19,
+    /// aarch64 `adr`: a byte offset split into bits 29..31 (low 2) and 5..24 (±1 MiB).
+    Arm64Adr21,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Fixup {
-    /// Where the little-endian 32-bit offset is stored.
+    /// Where the offset is stored (the instruction, for the aarch64 kinds).
     at: u32,
     /// The position the offset is relative to.
     base: u32,
     label: Label,
+    kind: FixupKind,
 }
 
 /// The code of one function while it is emitted.
@@ -66,7 +81,34 @@ impl CodeBuffer {
 
     /// Records that the four bytes at `at` hold `label - base`, to be patched at the end.
     pub fn use_label(&mut self, at: u32, base: u32, label: Label) {
-        self.fixups.push(Fixup { at, base, label });
+        self.use_label_as(at, base, label, FixupKind::Rel32);
+    }
+
+    /// Records that the field `kind` of the instruction or data at `at` holds `label - base`.
+    pub fn use_label_as(&mut self, at: u32, base: u32, label: Label, kind: FixupKind) {
+        self.fixups.push(Fixup {
+            at,
+            base,
+            label,
+            kind,
+        });
+    }
+
+    /// The first label use whose offset does not fit its field, once every used label is
+    /// bound: a function too large for its branches (aarch64's conditional branches reach
+    /// ±1 MiB), which the backend reports as an error instead of emitting a wrong branch.
+    pub fn out_of_range(&self) -> Option<(u32, i64)> {
+        self.fixups.iter().find_map(|f| {
+            let target = self.labels[f.label.0 as usize]?;
+            let rel = i64::from(target) - i64::from(f.base);
+            let fits = match f.kind {
+                FixupKind::Rel32 => i32::try_from(rel).is_ok(),
+                FixupKind::Arm64Jump26 => rel % 4 == 0 && (-(1 << 27)..1 << 27).contains(&rel),
+                FixupKind::Arm64Cond19 => rel % 4 == 0 && (-(1 << 20)..1 << 20).contains(&rel),
+                FixupKind::Arm64Adr21 => (-(1 << 20)..1 << 20).contains(&rel),
+            };
+            (!fits).then_some((f.at, rel))
+        })
     }
 
     /// Records that the instruction at `offset` may trap with `code`.
@@ -103,7 +145,17 @@ impl CodeBuffer {
             let target = self.labels[f.label.0 as usize].expect("every used label is bound");
             let rel = (i64::from(target) - i64::from(f.base)) as i32;
             let at = f.at as usize;
-            self.data[at..at + 4].copy_from_slice(&rel.to_le_bytes());
+            let word = u32::from_le_bytes(self.data[at..at + 4].try_into().expect("4 bytes"));
+            let patched = match f.kind {
+                FixupKind::Rel32 => rel as u32,
+                FixupKind::Arm64Jump26 => word | ((rel >> 2) as u32 & 0x03ff_ffff),
+                FixupKind::Arm64Cond19 => word | (((rel >> 2) as u32 & 0x7_ffff) << 5),
+                FixupKind::Arm64Adr21 => {
+                    let rel = rel as u32;
+                    word | ((rel & 3) << 29) | (((rel >> 2) & 0x7_ffff) << 5)
+                }
+            };
+            self.data[at..at + 4].copy_from_slice(&patched.to_le_bytes());
         }
         CompiledCode {
             code: self.data,

@@ -890,6 +890,24 @@ impl Checker {
         self.define(v, fact);
     }
 
+    /// `v = cmp ? 0 : f` (aarch64's `csel v, xzr, f`: the Spectre guard selecting null).
+    pub fn select_zero(&mut self, v: Value, cmp: Cmp, f: Value) {
+        let m = self.mark();
+        self.assume(cmp, true);
+        let t_never = self.infeasible > m.infeasible;
+        self.undo(m);
+        self.assume(cmp, false);
+        let (ff, f_never) = (self.fact(f), self.infeasible > m.infeasible);
+        self.undo(m);
+        let zero = Fact::constant(0);
+        let fact = match (t_never, f_never) {
+            (true, false) => ff,
+            (false, true) => zero,
+            _ => join(&zero, &ff),
+        };
+        self.define(v, fact);
+    }
+
     /// `v = cond != 0 ? t : f` where `cond` is a value (Pulley's `xselect`).
     pub fn select_on(&mut self, v: Value, cond: Value, t: Value, f: Value) {
         match self.fact(cond) {
