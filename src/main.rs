@@ -243,8 +243,8 @@ enum Command {
     Compile {
         /// A `.clif`, `.wat` or `.wasm` file.
         file: PathBuf,
-        /// Target: pulley64, x86_64, or `cranelift` (real Cranelift 0.135.8 for x86_64 on the
-        /// legalized form, for comparison).
+        /// Target: pulley64, x86_64, aarch64, or `cranelift` (real Cranelift 0.135.8 for
+        /// x86_64 on the legalized form, for comparison).
         #[arg(long, default_value = "pulley64")]
         target: String,
         /// Memory configuration for Wasm input: a preset (static, dynamic-guard, dynamic) or

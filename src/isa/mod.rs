@@ -5,7 +5,9 @@
 //!
 //! A new ISA is a new folder, its `Target` constant, and an arm in each of [`Backend`]'s
 //! methods with its name in [`BACKEND_TARGETS`] (`build.rs` finds its `lower.isle` by itself).
+//! aarch64 is in [`COMPILE_TARGETS`] only: it compiles, and has no runner yet.
 
+pub mod aarch64;
 pub mod pulley;
 pub mod x64;
 
@@ -273,10 +275,17 @@ pub enum Backend {
     Pulley(pulley::PulleyBackend),
     /// `x86_64`.
     X64(x64::X64Backend),
+    /// `aarch64` (compiles; no runner yet).
+    Aarch64(aarch64::Aarch64Backend),
 }
 
-/// The names of the targets with a backend.
+/// The names of the targets with a backend that compiles and runs: what the filetests, Wasm
+/// engines, proofs and benchmarks iterate.
 pub const BACKEND_TARGETS: &[&str] = &["pulley64", "x86_64"];
+
+/// The names of the targets [`Backend::for_target`] knows: [`BACKEND_TARGETS`] and the
+/// backends that compile but cannot run yet (`compile --target`, precise-output filetests).
+pub const COMPILE_TARGETS: &[&str] = &["pulley64", "x86_64", "aarch64"];
 
 impl Backend {
     /// The backend of `target`, with `enable_heap_access_spectre_mitigation` as given.
@@ -290,9 +299,14 @@ impl Backend {
                 spectre,
                 pcc: false,
             })),
+            "aarch64" => Ok(Backend::Aarch64(aarch64::Aarch64Backend {
+                spectre,
+                pcc: false,
+                csdb: spectre,
+            })),
             t => Err(format!(
                 "no backend for target `{t}` (available: {})",
-                BACKEND_TARGETS.join(", ")
+                COMPILE_TARGETS.join(", ")
             )),
         }
     }
@@ -312,6 +326,7 @@ impl Backend {
         match self {
             Backend::Pulley(_) => pulley::PulleyBackend::NAME,
             Backend::X64(_) => x64::X64Backend::NAME,
+            Backend::Aarch64(_) => aarch64::Aarch64Backend::NAME,
         }
     }
 
@@ -321,6 +336,7 @@ impl Backend {
         match self {
             Backend::Pulley(b) => Backend::Pulley(pulley::PulleyBackend { pcc, ..b }),
             Backend::X64(b) => Backend::X64(x64::X64Backend { pcc, ..b }),
+            Backend::Aarch64(b) => Backend::Aarch64(aarch64::Aarch64Backend { pcc, ..b }),
         }
     }
 
@@ -329,6 +345,7 @@ impl Backend {
         match self {
             Backend::Pulley(b) => b.pcc,
             Backend::X64(b) => b.pcc,
+            Backend::Aarch64(b) => b.pcc,
         }
     }
 
@@ -337,6 +354,7 @@ impl Backend {
         match self {
             Backend::Pulley(b) => b.spectre,
             Backend::X64(b) => b.spectre,
+            Backend::Aarch64(b) => b.spectre,
         }
     }
 
@@ -346,6 +364,7 @@ impl Backend {
         match self {
             Backend::Pulley(_) => true,
             Backend::X64(_) => cfg!(all(target_arch = "x86_64", target_os = "linux")),
+            Backend::Aarch64(_) => false,
         }
     }
 
@@ -354,6 +373,7 @@ impl Backend {
         match self {
             Backend::Pulley(b) => pulley::compile(func, b),
             Backend::X64(b) => x64::compile(func, b),
+            Backend::Aarch64(b) => aarch64::compile(func, b),
         }
     }
 
@@ -362,6 +382,7 @@ impl Backend {
         match self {
             Backend::Pulley(_) => pulley::disassemble(code),
             Backend::X64(_) => x64::disassemble(code),
+            Backend::Aarch64(_) => aarch64::disassemble(code),
         }
     }
 
@@ -394,6 +415,9 @@ impl Backend {
             #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
             Backend::X64(b) => Ok(Box::new(
                 x64::run::X64Image::build(funcs, b).map_err(|e| format!("{name}: {e}"))?,
+            )),
+            Backend::Aarch64(_) => Err(format!(
+                "{name} code cannot run here yet: the aarch64 backend compiles, and has no runner"
             )),
             #[allow(unreachable_patterns)]
             _ => Err(format!("{name} code cannot run on this host")),

@@ -110,6 +110,7 @@ fn lower(c: &Config) -> Result<Option<Obligation>, String> {
     match crate::isa::Backend::for_target(c.target.name, c.spectre)? {
         crate::isa::Backend::X64(b) => lowering(c, &b, crate::isa::x64::smt::param),
         crate::isa::Backend::Pulley(b) => lowering(c, &b, crate::isa::pulley::smt::param),
+        crate::isa::Backend::Aarch64(_) => Err("aarch64 lowerings have no SMT model yet".into()),
     }
 }
 
