@@ -60,6 +60,14 @@ fn result_of_width(cx: &mut Cx<'_>, size: Size, dst: VReg) {
     cx.k.define(id(dst), f);
 }
 
+/// The value of `r` when its fact says it is one constant that fits an `i64`.
+fn constant(cx: &Cx<'_>, r: VReg) -> Option<i64> {
+    match cx.k.fact(id(r)) {
+        Fact::Int { lo, hi, .. } if lo == hi => i64::try_from(lo).ok(),
+        _ => None,
+    }
+}
+
 /// The comparison a flag test makes.
 fn test(t: &Test) -> Cmp {
     match *t {
@@ -136,9 +144,30 @@ impl PccInst for MInst {
                 dst,
                 a,
                 b,
-            } => match op {
-                AluOp::Add => {
-                    cx.k.add(id(*dst), id(*a), Operand::Value(id(*b)), bits(*size), false)
+            } => match (op, size, constant(cx, *b)) {
+                // `a - k` for a constant too wide for an immediate (`bound - K`): an address
+                // computation, as with an immediate (see `AluImm`).
+                (AluOp::Sub, Size::X, Some(k)) => cx.k.address_of(
+                    id(*dst),
+                    Address {
+                        base: id(*a),
+                        index: None,
+                        disp: -k,
+                    },
+                ),
+                // `a + b` as x86's `lea` computes it, `b` kept as a value: under a check's
+                // assumption it may be known smaller than when it was defined (the Spectre
+                // form's `base + index`, an index that is a constant register included).
+                (AluOp::Add, Size::X, _) => cx.k.address_of(
+                    id(*dst),
+                    Address {
+                        base: id(*a),
+                        index: Some(id(*b)),
+                        disp: 0,
+                    },
+                ),
+                (AluOp::Add, Size::W, _) => {
+                    cx.k.add(id(*dst), id(*a), Operand::Value(id(*b)), 32, false)
                 }
                 _ => result_of_width(cx, *size, *dst),
             },
