@@ -16,6 +16,10 @@ use crate::plan::{Compare, ExplicitCheck};
 pub struct Address {
     amode: Amode,
     trap: bool,
+    /// The access may begin in bounds and end in a faulting range (a guard or the rest of a
+    /// reservation): a store there is probed first (see `probe`). An access through the
+    /// null address of a Spectre guard faults whole.
+    straddles: bool,
 }
 
 /// The bytes the access moves (an `uload8` of an i32 moves one), which decide which
@@ -38,6 +42,7 @@ impl IsleContext<'_, '_> {
         Address {
             amode: Amode::Imm { base, disp: 0 },
             trap: false,
+            straddles: false,
         }
     }
 
@@ -51,17 +56,23 @@ impl IsleContext<'_, '_> {
                 disp: 0,
             },
         };
-        Address { amode, trap: false }
+        Address {
+            amode,
+            trap: false,
+            straddles: false,
+        }
     }
 
     pub(super) fn lower_address_faulting(&mut self, inst: Inst) -> Address {
         let a = self.access(inst);
         let base = self.access_base(&a);
         let base = self.rebased(&a, base, a.offset);
+        // The faulting range, or a guard a run's `index > bound` check relied on.
+        let trap = self.lower.plan(inst).access_is_trap_site();
         Address {
             amode: self.indexed(&a, base),
-            // The faulting range, or a guard a run's `index > bound` check relied on.
-            trap: self.lower.plan(inst).access_is_trap_site(),
+            trap,
+            straddles: trap,
         }
     }
 
@@ -89,6 +100,7 @@ impl IsleContext<'_, '_> {
         Address {
             amode: self.base_disp(addr, delta, width(&a)),
             trap: true,
+            straddles: false,
         }
     }
 
@@ -109,7 +121,11 @@ impl IsleContext<'_, '_> {
                 vec![self.placeholder()]
             };
         };
-        let Address { amode, trap } = addr;
+        let Address {
+            amode,
+            trap,
+            straddles,
+        } = addr;
         let trap = trap.then_some(a.trap);
         let op = match op {
             Ok(LoadOp::U32) if active(Mutant::WiderAccess) => Ok(LoadOp::X64),
@@ -119,12 +135,38 @@ impl IsleContext<'_, '_> {
         match (a.store_value, op) {
             (Some(x), Err(op)) => {
                 let src = self.put_value(x);
+                if straddles {
+                    self.probe(op, amode, trap);
+                }
                 self.store_value(op, a.big_endian, src, amode, trap);
                 Vec::new()
             }
             (None, Ok(op)) => vec![self.load_value(op, a.big_endian, amode, trap)],
             _ => unreachable!("loads have a load op, stores a store op"),
         }
+    }
+
+    /// A load of the bytes a store that may fault is about to write, from the same address:
+    /// on Arm, a store that straddles a page boundary and faults on one page may still write
+    /// the other (implementation-defined; QEMU does, and so may hardware: Wasmtime issue
+    /// #7237), but Wasm requires a trapping store to change nothing. The load faults with no
+    /// effect wherever the store would, so the store runs only when all of it is writable.
+    fn probe(&mut self, op: StoreOp, amode: Amode, trap: Option<TrapCode>) {
+        let op = match op {
+            StoreOp::B => LoadOp::U8,
+            StoreOp::H => LoadOp::U16,
+            StoreOp::W => LoadOp::U32,
+            StoreOp::X => LoadOp::X64,
+            StoreOp::F32 => LoadOp::F32,
+            StoreOp::F64 => LoadOp::F64,
+        };
+        let dst = self.vreg(op.class());
+        self.emit(MInst::Load {
+            op,
+            dst,
+            amode,
+            trap,
+        });
     }
 
     /// `[base, index]` for the access: `uxtw` extends an i32 index in the access itself.
@@ -269,9 +311,11 @@ impl IsleContext<'_, '_> {
             }
             // Later accesses of the run use `[base', index]` themselves.
             self.lower.record_checked(a.inst, index);
+            let trap = self.lower.plan(a.inst).access_is_trap_site();
             return Address {
                 amode: self.indexed(a, base),
-                trap: self.lower.plan(a.inst).access_is_trap_site(),
+                trap,
+                straddles: trap,
             };
         }
         // addr = base' + index; out of bounds, `csel` makes it null (then `csdb` when the
@@ -321,6 +365,7 @@ impl IsleContext<'_, '_> {
                 disp: 0,
             },
             trap: true,
+            straddles: false,
         }
     }
 }
