@@ -528,10 +528,10 @@ fn run(command: Command) -> Result<ExitCode, String> {
         } => {
             let config = MemoryConfig::parse(&memory).map_err(|e| format!("error: {e}"))?;
             let settings = legalize_settings("x86_64", &spectre)?;
-            if pcc && !clif_bounds::isa::BACKEND_TARGETS.contains(&target.as_str()) {
+            if pcc && !clif_bounds::isa::COMPILE_TARGETS.contains(&target.as_str()) {
                 return Err(format!(
                     "error: --pcc checks the code of our backends ({}), not `{target}`",
-                    clif_bounds::isa::BACKEND_TARGETS.join(", ")
+                    clif_bounds::isa::COMPILE_TARGETS.join(", ")
                 ));
             }
             let make = engine_factory(&target, settings, pcc, None);

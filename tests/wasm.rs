@@ -135,6 +135,19 @@ fn spec_scripts_on_our_x64_backend() {
     }
 }
 
+/// The aarch64 backend's code, run on unicorn-engine over the host's memories: guards and
+/// reservations fault there as on hardware, and faults and `udf`s at trap sites are traps.
+#[test]
+fn spec_scripts_on_our_aarch64_backend() {
+    for spectre in [false, true] {
+        spec_on(&format!("aarch64, spectre {spectre}, pcc"), &|| {
+            Ok(Box::new(BackendEngine::new(
+                Backend::for_target("aarch64", spectre)?.with_pcc(true),
+            )?))
+        });
+    }
+}
+
 /// Our script `tests/wast/NAME` on every engine, under every preset: no failure, no skip,
 /// and at least `min` commands passed.
 fn our_script_on_every_engine(name: &str, min: usize) {

@@ -313,7 +313,7 @@ impl Backend {
 
     /// Every backend whose code runs on this host, with the given Spectre setting.
     pub fn runnable(spectre: bool) -> Vec<Backend> {
-        BACKEND_TARGETS
+        COMPILE_TARGETS
             .iter()
             .filter_map(|t| Backend::for_target(t, spectre).ok())
             .filter(Backend::runs_here)
@@ -364,7 +364,11 @@ impl Backend {
         match self {
             Backend::Pulley(_) => true,
             Backend::X64(_) => cfg!(all(target_arch = "x86_64", target_os = "linux")),
-            Backend::Aarch64(_) => false,
+            Backend::Aarch64(_) => cfg!(all(
+                feature = "aarch64-run",
+                target_os = "linux",
+                target_pointer_width = "64"
+            )),
         }
     }
 
@@ -416,8 +420,13 @@ impl Backend {
             Backend::X64(b) => Ok(Box::new(
                 x64::run::X64Image::build(funcs, b).map_err(|e| format!("{name}: {e}"))?,
             )),
-            Backend::Aarch64(_) => Err(format!(
-                "{name} code cannot run here yet: the aarch64 backend compiles, and has no runner"
+            #[cfg(all(
+                feature = "aarch64-run",
+                target_os = "linux",
+                target_pointer_width = "64"
+            ))]
+            Backend::Aarch64(b) => Ok(Box::new(
+                aarch64::run::Aarch64Image::build(funcs, b).map_err(|e| format!("{name}: {e}"))?,
             )),
             #[allow(unreachable_patterns)]
             _ => Err(format!("{name} code cannot run on this host")),

@@ -64,7 +64,7 @@ pub fn engine(
         "interp-legalized" => Ok(Box::new(
             InterpreterEngine::legalized(settings).with_fuel(fuel),
         )),
-        t if crate::isa::BACKEND_TARGETS.contains(&t) => {
+        t if crate::isa::COMPILE_TARGETS.contains(&t) => {
             let backend = crate::isa::Backend::for_target(t, settings.spectre)?.with_pcc(pcc);
             Ok(Box::new(backend::BackendEngine::new(backend)?))
         }

@@ -46,7 +46,7 @@ impl DynasmApi for CodeBuffer {
         self.data.push(byte)
     }
     fn align(&mut self, alignment: usize, with: u8) {
-        while self.data.len() % alignment != 0 {
+        while !self.data.len().is_multiple_of(alignment) {
             self.data.push(with)
         }
     }
@@ -217,7 +217,7 @@ macro_rules! access {
         match $amode {
             Amode::Imm { base, disp } => {
                 let b = n(base);
-                if disp >= 0 && disp % $bytes == 0 && disp / $bytes < 4096 {
+                if disp >= 0 && (disp as u64).is_multiple_of($bytes) && disp / $bytes < 4096 {
                     let d = disp as u32;
                     a64!($e; $scaled $R(r), [X(b), #d]);
                 } else if (-256..256).contains(&disp) {
