@@ -367,7 +367,7 @@ impl Backend {
             Backend::Aarch64(_) => cfg!(all(
                 feature = "aarch64-run",
                 target_os = "linux",
-                target_pointer_width = "64"
+                target_arch = "x86_64"
             )),
         }
     }
@@ -420,11 +420,7 @@ impl Backend {
             Backend::X64(b) => Ok(Box::new(
                 x64::run::X64Image::build(funcs, b).map_err(|e| format!("{name}: {e}"))?,
             )),
-            #[cfg(all(
-                feature = "aarch64-run",
-                target_os = "linux",
-                target_pointer_width = "64"
-            ))]
+            #[cfg(all(feature = "aarch64-run", target_os = "linux", target_arch = "x86_64"))]
             Backend::Aarch64(b) => Ok(Box::new(
                 aarch64::run::Aarch64Image::build(funcs, b).map_err(|e| format!("{name}: {e}"))?,
             )),

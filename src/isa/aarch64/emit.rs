@@ -723,6 +723,7 @@ impl Emitter {
                     self.word(0x1e60_0c00 | f << 16 | c.bits() << 12 | t << 5 | d);
                 }
             }
+            MInst::Csdb => a64!(self; csdb),
             MInst::CSelZero { test, dst, f, csdb } => {
                 let c = self.test(test);
                 self.csel(n(*dst), ZR, n(*f), c);

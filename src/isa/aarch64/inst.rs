@@ -489,6 +489,8 @@ pub enum MInst {
         /// Value otherwise.
         f: VReg,
     },
+    /// `csdb`: no instruction after it uses a conditional select's result predicted.
+    Csdb,
     /// The Spectre guard of an explicit check: `dst = test ? 0 : f` (`csel dst, xzr, f`),
     /// then `csdb` when the target asks for it, so that no speculative access uses an
     /// out-of-bounds address.
@@ -858,7 +860,7 @@ impl MInst {
                 }
                 f(dst, Def);
             }
-            MInst::Jump { .. } | MInst::Trap { .. } => {}
+            MInst::Jump { .. } | MInst::Trap { .. } | MInst::Csdb => {}
             MInst::Br { test, .. } | MInst::TrapIf { test, .. } => test.visit(f),
             MInst::BrTable {
                 idx, tmp1, tmp2, ..

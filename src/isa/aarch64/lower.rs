@@ -313,6 +313,13 @@ impl generated::Context for IsleContext<'_, '_> {
         self.emit(MInst::CSel { test, dst, t, f });
         dst
     }
+    fn select_guard(&mut self, c: Value, x: Value, y: Value) -> VReg {
+        let dst = self.select_value(c, x, y);
+        if self.backend.csdb {
+            self.emit(MInst::Csdb);
+        }
+        dst
+    }
     fn divide(&mut self, ty: Type, signed: bool, rem: bool, x: Value, y: Value) -> VReg {
         self.lower_divide(ty, signed, rem, x, y)
     }

@@ -1,18 +1,16 @@
 //! The AArch64 backend: AAPCS64 machine code encoded with `dynasm`, disassembled with
 //! capstone, run in-process on unicorn-engine over the host's memories ([`run`], feature
-//! `aarch64-run`). It is not among [`crate::isa::BACKEND_TARGETS`] yet (the lists every
-//! test, proof and benchmark iterates): `wast`, `compile` and the filetests take it by name.
+//! `aarch64-run`, on x86_64 Linux hosts). [`crate::isa::Backend::runnable`] includes it
+//! (the differential tests, `test run` filetests, the fuzzer); it is not among
+//! [`crate::isa::BACKEND_TARGETS`] yet, the list the proofs, mutants and benchmark iterate.
 
 pub mod abi;
 pub mod emit;
 pub mod inst;
 pub mod lower;
 pub mod pcc;
-#[cfg(all(
-    feature = "aarch64-run",
-    target_os = "linux",
-    target_pointer_width = "64"
-))]
+// The emulated code and stack sit above x86_64 Linux's user addresses (below 2^47).
+#[cfg(all(feature = "aarch64-run", target_os = "linux", target_arch = "x86_64"))]
 pub mod run;
 
 use crate::ir::Function;

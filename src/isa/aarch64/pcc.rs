@@ -311,7 +311,7 @@ impl PccInst for MInst {
                 };
                 cx.k.add(id(*dst), id(*a), b, bits(*size), true)
             }
-            MInst::Jump { .. } | MInst::Trap { .. } | MInst::Br { .. } => {}
+            MInst::Jump { .. } | MInst::Trap { .. } | MInst::Br { .. } | MInst::Csdb => {}
             MInst::BrTable { tmp1, tmp2, .. } => {
                 cx.k.define(id(*tmp1), Fact::ANY);
                 cx.k.define(id(*tmp2), Fact::ANY);
@@ -423,7 +423,21 @@ pub fn decode_accesses(
                     };
                     (None, d)
                 }
-                Some(p) => (Some(p.to_string()), 0),
+                // A `w` index must be extended with `uxtw`, an `x` one neither extended nor
+                // shifted: anything else is a different address from the proven one.
+                Some(p) => {
+                    let ext = parts.get(2).copied();
+                    let expected = if p.starts_with('w') {
+                        Some("uxtw")
+                    } else {
+                        None
+                    };
+                    if ext != expected || parts.len() > 3 {
+                        (Some(format!("{p} {}", ext.unwrap_or(""))), 0)
+                    } else {
+                        (Some(p.to_string()), 0)
+                    }
+                }
                 None => (None, 0),
             };
             found.push((base, index, disp, width));

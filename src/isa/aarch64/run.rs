@@ -177,7 +177,8 @@ fn host_mapping(addr: u64) -> Option<(u64, u64, bool, bool)> {
             u64::from_str_radix(hi, 16).ok()?,
         );
         let perms = rest.as_bytes();
-        (lo <= addr && addr < hi).then(|| (lo, hi, perms[0] == b'r', perms[1] == b'w'))
+        let (r, w) = (perms.first() == Some(&b'r'), perms.get(1) == Some(&b'w'));
+        (lo <= addr && addr < hi).then_some((lo, hi, r, w))
     })
 }
 
@@ -273,7 +274,20 @@ impl Aarch64Image {
                 };
                 let regs = [R::X0, R::X1, R::X2];
                 let args: Vec<u64> = regs.iter().map(|&r| uc.reg_read(r).unwrap_or(0)).collect();
-                let result = crate::isa::call_host(&mut *uc.get_data_mut().host, name, &args);
+                // A panic must not unwind through the emulator's C frames (that aborts the
+                // process): it ends the call as an error instead.
+                let host = &mut *uc.get_data_mut().host;
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    crate::isa::call_host(host, name, &args)
+                }))
+                .unwrap_or_else(|p| {
+                    let what = p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    Err(format!("{name} panicked: {what}"))
+                });
                 // The host may have moved or freed memory: map it again on next use.
                 unmap_host(uc);
                 match result {

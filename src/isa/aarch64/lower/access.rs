@@ -18,7 +18,8 @@ pub struct Address {
     trap: bool,
     /// The access may begin in bounds and end in a faulting range (a guard or the rest of a
     /// reservation): a store there is probed first (see `probe`). An access through the
-    /// null address of a Spectre guard faults whole.
+    /// null address of a Spectre guard faults whole, but the address it selects when in
+    /// bounds may still straddle a guard when the check relied on one.
     straddles: bool,
 }
 
@@ -100,7 +101,9 @@ impl IsleContext<'_, '_> {
         Address {
             amode: self.base_disp(addr, delta, width(&a)),
             trap: true,
-            straddles: false,
+            // The leader's check may have been `index > bound` alone (a guard after the
+            // bound): an address it let through may still end in the guard.
+            straddles: true,
         }
     }
 
@@ -199,7 +202,7 @@ impl IsleContext<'_, '_> {
                     size: Size::X,
                     dst: index,
                     a: x,
-                    amount: c,
+                    amount: c & 63,
                 });
                 return Amode::Reg {
                     base,
@@ -365,7 +368,8 @@ impl IsleContext<'_, '_> {
                 disp: 0,
             },
             trap: true,
-            straddles: false,
+            // `index > bound` alone lets through an access that ends in the guard.
+            straddles: check.compare == Compare::Guard,
         }
     }
 }
