@@ -333,7 +333,15 @@ fn expand(
             }
         }
     };
-    access(&mut e, &a, addr, offset, result, settings);
+    access(
+        &mut e,
+        &a,
+        addr,
+        offset,
+        result,
+        settings,
+        plan.probe_store(),
+    );
     if let (Some(oob), false, Some(Mutation::AccessBeforeCheck)) = (oob, null_select, mutation) {
         (&mut e).trapnz(oob, code);
     }
@@ -341,7 +349,9 @@ fn expand(
 }
 
 /// The plain access at `addr + offset`, defining `result` for a load. A byte order the target
-/// cannot access directly becomes a native-order access of the same bytes and a `bswap`.
+/// cannot access directly becomes a native-order access of the same bytes and a `bswap`. A
+/// store the plan says to probe (`Plan::probe_store`) is preceded by a trapping load of the
+/// same bytes, whose result nothing uses: Cranelift keeps it, as a load that may trap.
 fn access(
     e: &mut Emit,
     a: &Access,
@@ -349,6 +359,7 @@ fn access(
     offset: i32,
     result: Option<Value>,
     settings: &Settings,
+    probe: bool,
 ) {
     let off = crate::ir::Offset32(offset);
     let bytes = a.access.access_size(a.ty);
@@ -378,6 +389,11 @@ fn access(
             } else {
                 x
             };
+            if probe {
+                let mut load_flags = flags;
+                load_flags.endianness = None;
+                let _ = e.load(raw_ty, load_flags, addr, off);
+            }
             let narrow = !swap && a.access.narrow_bytes().is_some();
             match (narrow, bytes) {
                 (true, 1) => e.istore8(flags, x, addr, off),

@@ -58,6 +58,8 @@ pub struct AccessFacts {
     pub foreign_order: bool,
     /// The accessed value lives in an integer register.
     pub integer: bool,
+    /// A store rather than a load.
+    pub store: bool,
     /// The bound is a trusted (`notrap`), native-order 64-bit load whose only use is this
     /// access and which lowering has not made yet: a backend may fold it into the access.
     pub bound_load: Option<BoundLoad>,
@@ -118,6 +120,7 @@ impl AccessFacts {
             k: a.end(ty),
             foreign_order: a.flags.endianness.unwrap_or(target.endianness) != target.endianness,
             integer: !ty.is_float(),
+            store: a.value.is_some(),
             bound_load,
         })
     }
@@ -129,6 +132,7 @@ pub struct Plan {
     k: u64,
     form: Form,
     premises: SmallVec<[Premise; 2]>,
+    probe_store: bool,
 }
 
 /// The shape of a plan.
@@ -370,6 +374,14 @@ impl Plan {
     pub fn access_is_trap_site(&self) -> bool {
         self.premises.contains(&Premise::FaultIsTrap)
     }
+
+    /// Whether a store must be preceded by a load of the same bytes at the same address, a
+    /// trap site too ([`Target::stores_may_tear`]): the store may begin in bounds and end in
+    /// a faulting range, where the target may write its first part before faulting, and the
+    /// load faults with no effect wherever the store would.
+    pub fn probe_store(&self) -> bool {
+        self.probe_store
+    }
 }
 
 /// What a consumer of plans can render, beyond the target's facts.
@@ -459,10 +471,22 @@ pub fn plan(facts: &AccessFacts, target: &Target, r: Renderer, run: Option<Run>)
         .or_else(|| faulting(facts, target, never_in_bounds, &mut premises))
         .or_else(|| checked_mode(facts, target, r, &mut premises))
         .unwrap_or_else(|| explicit(facts, target, r, run, &mut premises));
+    // A store that may begin in bounds and end in a faulting range, on a target where such
+    // a store may write its first part before it faults: every trap site but an access
+    // through the null address of a Spectre guard, unless that guard's check was
+    // `index > bound` alone (an address it lets through may still end in the guard).
+    let probe_store = facts.store
+        && target.stores_may_tear
+        && premises.contains(&Premise::FaultIsTrap)
+        && match form {
+            Form::Explicit { check } if check.null_select => check.compare == Compare::Guard,
+            _ => true,
+        };
     Plan {
         k: facts.k,
         form,
         premises,
+        probe_store,
     }
 }
 
@@ -771,6 +795,7 @@ mod tests {
             k,
             foreign_order: false,
             integer: true,
+            store: false,
             bound_load: None,
         }
     }

@@ -27,6 +27,11 @@ pub struct Target {
     pub compare_with_memory: bool,
     /// The largest displacement an addressing mode holds.
     pub max_displacement: u64,
+    /// A store that crosses from a writable page into one that faults may still write the
+    /// writable part (Arm leaves it implementation-defined; QEMU does it; Wasmtime issue
+    /// #7237). A trapping Wasm store must write nothing, so a store whose plan relies on a
+    /// faulting range is probed first ([`crate::plan::Plan::probe_store`]).
+    pub stores_may_tear: bool,
 }
 
 /// How an access through a possibly-null address traps.
@@ -81,6 +86,7 @@ const fn target(name: &'static str, pointer: Type, endianness: Endianness, pulle
         },
         compare_with_memory: false,
         max_displacement: i32::MAX as u64,
+        stores_may_tear: false,
     }
 }
 
@@ -108,6 +114,7 @@ impl Target {
     /// goes into its base.
     pub const AARCH64: Target = Target {
         max_displacement: 0,
+        stores_may_tear: true,
         ..target("aarch64", types::I64, Endianness::Little, false)
     };
 

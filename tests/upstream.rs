@@ -337,3 +337,63 @@ fn legalization_baseline() {
         std::fs::write(path, &table).unwrap();
     }
 }
+
+/// On aarch64 a store that may begin in bounds and end in a guard may write its first bytes
+/// before it faults (`Target::stores_may_tear`), so the planner probes it with a load of the
+/// same bytes. The legalized form carries the probe too, and real Cranelift keeps it (a load
+/// that may trap is not dead code) right before the store, at the same address; an exact
+/// check without Spectre needs none, nor does any store on x86_64.
+#[test]
+fn legalized_stores_are_probed_where_the_plan_says() {
+    use clif_bounds::legalize::{legalize, Settings};
+    let store = |memory: &str| {
+        format!(
+            "function %f(i64, i64, i32, i32) system_v {{\n    mem0 = memory index i32, {memory}\n\n\
+             block0(v0: i64, v1: i64, v2: i32, v3: i32):\n    \
+             bounds_checked_store.i32 little mem0 v3, v0, v1, v2+16\n    return\n}}\n"
+        )
+    };
+    let guard = store("min 0, guard 0x0001_0000");
+    let reservation = store(
+        "min 0x0001_0000, max 0x0001_0000_0000, reservation 0x0001_0000_0000, guard 0x8000_0000",
+    );
+    let exact = store("min 0, guard 0");
+    for (text, isa, spectre, probed) in [
+        (&guard, "aarch64", false, true),
+        (&guard, "aarch64", true, true),
+        (&reservation, "aarch64", false, true),
+        (&exact, "aarch64", false, false),
+        (&guard, "x86_64", false, false),
+        (&reservation, "x86_64", true, false),
+    ] {
+        let mut f = clif_bounds::parser::parse_function(text).unwrap();
+        legalize(&mut f, &Settings::for_target(isa, spectre).unwrap());
+        let printed = f.to_string();
+        let loads = printed.matches("= load.i32").count();
+        assert_eq!(
+            loads,
+            usize::from(probed),
+            "{isa}, spectre {spectre}: probe loads\n{printed}"
+        );
+        if isa != "aarch64" {
+            continue;
+        }
+        let cranelift = common::isa(isa, spectre);
+        let func = cranelift_reader::parse_functions(&printed)
+            .unwrap()
+            .remove(0);
+        let mut ctx = cranelift_codegen::Context::for_function(func);
+        ctx.set_disasm(true);
+        let code = ctx.compile(&*cranelift, &mut Default::default()).unwrap();
+        let vcode = code.vcode.clone().unwrap();
+        let lines: Vec<&str> = vcode.lines().map(str::trim).collect();
+        let at = lines.iter().position(|l| l.starts_with("str ")).unwrap();
+        let address = |l: &str| l.split_once('[').map(|(_, a)| a.to_string());
+        let before = lines[..at].iter().rev().find(|l| !l.is_empty()).unwrap();
+        assert_eq!(
+            before.starts_with("ldr ") && address(before) == address(lines[at]),
+            probed,
+            "{isa}, spectre {spectre}: Cranelift's code\n{vcode}"
+        );
+    }
+}

@@ -16,11 +16,6 @@ use crate::plan::{Compare, ExplicitCheck};
 pub struct Address {
     amode: Amode,
     trap: bool,
-    /// The access may begin in bounds and end in a faulting range (a guard or the rest of a
-    /// reservation): a store there is probed first (see `probe`). An access through the
-    /// null address of a Spectre guard faults whole, but the address it selects when in
-    /// bounds may still straddle a guard when the check relied on one.
-    straddles: bool,
 }
 
 /// The bytes the access moves (an `uload8` of an i32 moves one), which decide which
@@ -43,7 +38,6 @@ impl IsleContext<'_, '_> {
         Address {
             amode: Amode::Imm { base, disp: 0 },
             trap: false,
-            straddles: false,
         }
     }
 
@@ -57,11 +51,7 @@ impl IsleContext<'_, '_> {
                 disp: 0,
             },
         };
-        Address {
-            amode,
-            trap: false,
-            straddles: false,
-        }
+        Address { amode, trap: false }
     }
 
     pub(super) fn lower_address_faulting(&mut self, inst: Inst) -> Address {
@@ -73,7 +63,6 @@ impl IsleContext<'_, '_> {
         Address {
             amode: self.indexed(&a, base),
             trap,
-            straddles: trap,
         }
     }
 
@@ -101,9 +90,6 @@ impl IsleContext<'_, '_> {
         Address {
             amode: self.base_disp(addr, delta, width(&a)),
             trap: true,
-            // The leader's check may have been `index > bound` alone (a guard after the
-            // bound): an address it let through may still end in the guard.
-            straddles: true,
         }
     }
 
@@ -124,11 +110,7 @@ impl IsleContext<'_, '_> {
                 vec![self.placeholder()]
             };
         };
-        let Address {
-            amode,
-            trap,
-            straddles,
-        } = addr;
+        let Address { amode, trap } = addr;
         let trap = trap.then_some(a.trap);
         let op = match op {
             Ok(LoadOp::U32) if active(Mutant::WiderAccess) => Ok(LoadOp::X64),
@@ -138,7 +120,8 @@ impl IsleContext<'_, '_> {
         match (a.store_value, op) {
             (Some(x), Err(op)) => {
                 let src = self.put_value(x);
-                if straddles {
+                // The planner decides (`Target::stores_may_tear`).
+                if self.lower.plan(inst).probe_store() {
                     self.probe(op, amode, trap);
                 }
                 self.store_value(op, a.big_endian, src, amode, trap);
@@ -318,7 +301,6 @@ impl IsleContext<'_, '_> {
             return Address {
                 amode: self.indexed(a, base),
                 trap,
-                straddles: trap,
             };
         }
         // addr = base' + index; out of bounds, `csel` makes it null (then `csdb` when the
@@ -368,8 +350,6 @@ impl IsleContext<'_, '_> {
                 disp: 0,
             },
             trap: true,
-            // `index > bound` alone lets through an access that ends in the guard.
-            straddles: check.compare == Compare::Guard,
         }
     }
 }
