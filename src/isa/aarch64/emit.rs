@@ -25,6 +25,7 @@ use crate::machinst::vcode::VCode;
 use crate::machinst::{CodegenError, CompiledCode, MachBlock, PReg, PRegSet, RegClass, VReg};
 use dynasmrt::{dynasm, AssemblyOffset, DynasmApi};
 use regalloc2::{Allocation, Edit, MachineEnv, RegallocOptions};
+use smallvec::SmallVec;
 
 impl Extend<u8> for CodeBuffer {
     fn extend<T: IntoIterator<Item = u8>>(&mut self, iter: T) {
@@ -423,12 +424,15 @@ impl Emitter {
         } else {
             (false, 0)
         };
+        // A constant made of skipped halfwords alone (0 or all ones) is one instruction on
+        // the lowest.
+        let mut emitted: SmallVec<[u32; 4]> = (0..halves).filter(|&i| hw(i) != skip).collect();
+        if emitted.is_empty() {
+            emitted.push(0);
+        }
         let mut first = true;
-        for i in 0..halves {
+        for i in emitted {
             let h = hw(i);
-            if h == skip && !(first && i == halves - 1) {
-                continue;
-            }
             let opc: u32 = match (first, inverted) {
                 (true, false) => 0x5280_0000, // movz
                 (true, true) => 0x1280_0000,  // movn
@@ -1016,3 +1020,7 @@ impl Emitter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "emit_tests.rs"]
+mod tests;
