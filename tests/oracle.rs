@@ -11,17 +11,21 @@
 //! 4. real Cranelift compiling it for pulley64, run by `pulley-interpreter` 48.0.8;
 //! 5. our pulley64 backend compiling the fused instruction (with the same Spectre setting),
 //!    run by the same interpreter;
-//! 6. our x86_64 backend compiling the fused instruction, run natively on the same memory.
+//! 6. our x86_64 backend compiling the fused instruction, run natively on the same memory;
+//! 7. real Cranelift compiling the legalized form for aarch64, and
+//! 8. our aarch64 backend compiling the fused instruction, both run by unicorn-engine's
+//!    AArch64 emulation over the same memory (its guards unmapped there too).
 //!
 //! Agreement means the same returned bits and the same memory afterwards (a hash of every
 //! accessible byte), or a trap with the same code and the memory unchanged. Native and Pulley
 //! runs happen in a forked child: a fault or `ud2` there is caught by a signal handler that
 //! reports the faulting pc, mapped to a trap code through the code's trap table. A host fault
 //! during Pulley execution is a crash: Pulley code must never rely on faulting ranges.
-//! Upstream's CLIF fuzzer skips trapping inputs; this compares them.
+//! Upstream's CLIF fuzzer skips trapping inputs; this compares them. AArch64 runs need no
+//! child: a fault there is the emulator's, and the memory is restored after each run.
 //!
 //! A second phase runs random functions with several accesses through one index (runs that
-//! share one check in our backends) on our Pulley and x86_64 backends against the
+//! share one check in our backends) on our Pulley, x86_64 and aarch64 backends against the
 //! interpreter.
 //!
 //! Everything runs in one test function: the children of `fork` must not allocate, and no
@@ -580,15 +584,24 @@ impl NativeMemory {
                 libc::mprotect(neighbour as *mut libc::c_void, NEIGHBOUR as usize, rw),
                 0
             );
+            let memory = NativeMemory {
+                base,
+                reserved: total,
+            };
+            memory.fill();
+            memory
+        }
+    }
+
+    /// Writes the pattern into the accessible bytes.
+    fn fill(&self) {
+        unsafe {
+            let neighbour = self.base.add(self.reserved - NEIGHBOUR as usize);
             for i in 0..BOUND as usize {
-                *base.add(i) = i as u8;
+                *self.base.add(i) = i as u8;
             }
             for i in 0..NEIGHBOUR as usize {
                 *neighbour.add(i) = i as u8;
-            }
-            NativeMemory {
-                base,
-                reserved: total,
             }
         }
     }
@@ -806,6 +819,42 @@ fn pulley(compiled: &Compiled, memory: &NativeMemory, index: u64, value: u64) ->
     }
 }
 
+/// `fused` compiled by our aarch64 backend (with `csdb` after Spectre guards, as
+/// `Backend::for_target` sets it).
+fn ours_aarch64(fused: &clif_bounds::ir::Function, spectre: bool, text: &str) -> Compiled {
+    let backend = clif_bounds::isa::aarch64::Aarch64Backend {
+        spectre,
+        pcc: false,
+        csdb: spectre,
+    };
+    let c = clif_bounds::isa::aarch64::compile(fused, &backend)
+        .unwrap_or_else(|e| panic!("our aarch64 backend: {e}\n{text}"));
+    Compiled {
+        code: c.code,
+        traps: c.traps.iter().map(|(&o, s)| (o, s.code)).collect(),
+    }
+}
+
+/// AArch64 code run in the emulator over `memory`, which is restored afterwards (the
+/// emulator writes the host's pages, and no child process keeps them apart).
+fn aarch64(compiled: &Compiled, memory: &NativeMemory, index: u64, value: u64) -> Result_ {
+    let args = [memory.base as u64, BOUND, index, value];
+    let out = clif_bounds::isa::aarch64::run::call_code(&compiled.code, &compiled.traps, &args);
+    let hash = unsafe {
+        MEMORY = (memory.base, BOUND as usize);
+        memory_hash()
+    };
+    memory.fill();
+    match out {
+        Ok(Ok(bits)) => Result_::Value { bits, memory: hash },
+        Ok(Err(code)) => Result_::Trap { code, memory: hash },
+        Err(e) => {
+            eprintln!("aarch64: {e}");
+            Result_::Crash("aarch64 stop outside any trap site", 0)
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The run
 
@@ -816,8 +865,9 @@ struct Run {
     /// The cases the legalizer chose for pulley64.
     pulley_cases: BTreeMap<Case, usize>,
     disagreements: Vec<String>,
-    /// Time spent compiling, interpreting, running natively, running Pulley.
-    time: [std::time::Duration; 4],
+    /// Time spent compiling, interpreting, running natively, running Pulley, emulating
+    /// AArch64.
+    time: [std::time::Duration; 5],
 }
 
 fn run(
@@ -855,6 +905,9 @@ fn run(
         *r.pulley_cases.entry(pulley_case).or_default() += 1;
         let x64 = compile(&x64_form.to_string(), "x86_64", config.spectre);
         let pulley64 = compile(&pulley_form.to_string(), "pulley64", config.spectre);
+        let (a64_form, _) = legalized("aarch64");
+        let a64 = compile(&a64_form.to_string(), "aarch64", config.spectre);
+        let our_a64 = ours_aarch64(&fused, config.spectre, &text);
         let ours = {
             let backend = clif_bounds::isa::pulley::PulleyBackend {
                 spectre: config.spectre,
@@ -887,12 +940,18 @@ fn run(
             let pul = pulley(&pulley64, &memory, index, value);
             let our_pulley = pulley(&ours, &memory, index, value);
             r.time[3] += t.elapsed();
+            let t = std::time::Instant::now();
+            let a64_run = aarch64(&a64, &memory, index, value);
+            let our_a64_run = aarch64(&our_a64, &memory, index, value);
+            r.time[4] += t.elapsed();
             let results = [
                 ("interpreter, legalized", legal),
                 ("x86_64 native", nat),
                 ("pulley64", pul),
                 ("our pulley64 backend (fused)", our_pulley),
                 ("our x86_64 backend (fused)", our_nat),
+                ("aarch64 (emulated)", a64_run),
+                ("our aarch64 backend (fused, emulated)", our_a64_run),
             ];
             for (who, got) in results {
                 if got != expected {
@@ -1030,6 +1089,7 @@ fn shared_check_runs(rng: &mut Rng, functions: usize) -> (usize, Vec<String>) {
             };
             let x64 = ours_x64(&fused, spectre, &text);
             let x64_code = NativeCode::new(&x64.code);
+            let a64 = ours_aarch64(&fused, spectre, &text);
             for &index in &indices {
                 for value in [0, rng.next() | 1] {
                     points += 1;
@@ -1037,6 +1097,7 @@ fn shared_check_runs(rng: &mut Rng, functions: usize) -> (usize, Vec<String>) {
                     let got = [
                         ("pulley64", pulley(&ours, &memory, index, value)),
                         ("x86_64", native(&x64, &x64_code, &memory, index, value)),
+                        ("aarch64", aarch64(&a64, &memory, index, value)),
                     ];
                     for (who, got) in got {
                         if got != expected {
@@ -1060,7 +1121,7 @@ fn legalization_oracle() {
         .unwrap_or(4);
     let r = run(matrix(), None, random, false);
     println!(
-        "oracle: {} configurations, {} points, cases {:?} (pulley64 {:?}), {} disagreements; time compiling {:?}, interpreting {:?}, native {:?}, pulley {:?}",
+        "oracle: {} configurations, {} points, cases {:?} (pulley64 {:?}), {} disagreements; time compiling {:?}, interpreting {:?}, native {:?}, pulley {:?}, aarch64 {:?}",
         r.configs,
         r.points,
         r.cases,
@@ -1069,7 +1130,8 @@ fn legalization_oracle() {
         r.time[0],
         r.time[1],
         r.time[2],
-        r.time[3]
+        r.time[3],
+        r.time[4]
     );
     assert!(r.configs >= 96, "the matrix has only {} points", r.configs);
     // Case B needs a 32-bit host, which x86_64 cannot run natively; the interpreter

@@ -155,6 +155,42 @@ impl Aarch64Image {
     }
 }
 
+/// One function's machine code run on its own from its first instruction, with the integer
+/// arguments `args` in `x0`.. and no host functions: `x0` when it returns, or the trap of
+/// `traps` (by code offset) where it stopped; a stop elsewhere is an error. The legalization
+/// oracle runs our code and real Cranelift's for the same function through it, over the
+/// same memory.
+pub fn call_code(
+    code: &[u8],
+    traps: &BTreeMap<u32, TrapCode>,
+    args: &[u64],
+) -> Result<Result<u64, TrapCode>, String> {
+    const ARGS: [R; 8] = [R::X0, R::X1, R::X2, R::X3, R::X4, R::X5, R::X6, R::X7];
+    if args.len() > ARGS.len() {
+        return Err(format!(
+            "{} arguments: at most 8 go in registers",
+            args.len()
+        ));
+    }
+    let unit = CompiledCode {
+        code: code.to_vec(),
+        traps: traps
+            .iter()
+            .map(|(&o, &code)| (o, crate::machinst::TrapSite { code }))
+            .collect(),
+        relocs: Vec::new(),
+        frame: None,
+        pcc: None,
+        decoded: None,
+    };
+    // Placed as a trampoline: entered directly, with the arguments as they are.
+    let image = Aarch64Image::link(vec![("code".into(), true, unit)])?;
+    let regs: Vec<(R, u64)> = ARGS.iter().copied().zip(args.iter().copied()).collect();
+    Ok(image
+        .run("code", &regs, &mut crate::isa::NoHost)?
+        .map_err(|(code, _)| code))
+}
+
 /// What the hooks of one call share.
 struct State<'h> {
     host: &'h mut dyn Host,
@@ -226,12 +262,14 @@ fn unmap_host(uc: &mut Unicorn<'_, State<'_>>) {
 }
 
 impl Aarch64Image {
+    /// Runs the code at `name`'s trampoline (or, for [`call_code`], the code itself) with
+    /// the registers `args` set, until it returns: `x0` then, or its trap with a backtrace.
     fn run(
         &self,
         name: &str,
-        values: &mut [u64],
+        args: &[(R, u64)],
         host: &mut dyn Host,
-    ) -> Result<Result<(), (TrapCode, Vec<String>)>, String> {
+    ) -> Result<Result<u64, (TrapCode, Vec<String>)>, String> {
         let tramp = *self
             .trampolines
             .get(name)
@@ -305,14 +343,15 @@ impl Aarch64Image {
         // FP and SIMD enabled at EL0/EL1 (CPACR_EL1.FPEN).
         let cpacr = uc.reg_read(R::CPACR_EL1).unwrap_or(0);
         let exit = CODE_BASE + self.exit;
-        for (r, v) in [
+        for &(r, v) in [
             (R::CPACR_EL1, cpacr | (3 << 20)),
             (R::SP, STACK_TOP),
             (R::X29, 0),
             (R::X30, exit),
-            (R::X0, 0),
-            (R::X1, values.as_mut_ptr() as u64),
-        ] {
+        ]
+        .iter()
+        .chain(args)
+        {
             uc.reg_write(r, v).map_err(|e| uc_err("registers", e))?;
         }
         let ended = uc.emu_start(CODE_BASE + tramp, exit, 0, 0);
@@ -321,7 +360,7 @@ impl Aarch64Image {
             _ if uc.get_data().error.is_some() => {
                 Err(uc.get_data_mut().error.take().unwrap_or_default())
             }
-            Ok(()) if pc == exit => Ok(Ok(())),
+            Ok(()) if pc == exit => Ok(Ok(uc.reg_read(R::X0).unwrap_or(0))),
             Ok(()) => Err(format!("the aarch64 code of {name} stopped at pc {pc:#x}")),
             Err(e) => {
                 let offset = pc.wrapping_sub(CODE_BASE);
@@ -378,8 +417,9 @@ impl Image for Aarch64Image {
         let mut values: Vec<u64> = args.iter().map(|a| a.bits).collect();
         let slots = self.slots.get(name).copied().unwrap_or(1);
         values.resize(values.len().max(rets.len()).max(slots), 0);
-        match self.run(name, &mut values, host)? {
-            Ok(()) => Ok(Exit::Returned(
+        let args = [(R::X0, 0), (R::X1, values.as_mut_ptr() as u64)];
+        match self.run(name, &args, host)? {
+            Ok(_) => Ok(Exit::Returned(
                 rets.iter()
                     .zip(&values)
                     .map(|(&ty, &bits)| DataValue::new(ty, bits & ty.mask()))
