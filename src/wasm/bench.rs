@@ -659,59 +659,104 @@ impl AccessConfig {
         )
     }
 
-    /// The instructions of the access function (without frame and `ret`): ours on the fused
-    /// instruction, and real Cranelift's on the legalized form.
-    pub fn instruction_counts(&self) -> Result<(usize, usize), String> {
+    /// The instructions of the access function on `target` (x86_64 or aarch64; without
+    /// frame, `ret` and trap islands): ours on the fused instruction, and real Cranelift's
+    /// on the legalized form.
+    pub fn instruction_counts(&self, target: &str) -> Result<(usize, usize), String> {
         let wasm = wat::parse_str(self.module()).map_err(|e| e.to_string())?;
         let module = super::module::parse(&wasm).map_err(|e| e.to_string())?;
         let t = super::translate::translate_module(&module, &self.memory())
             .map_err(|e| e.to_string())?;
         let f = &t.functions[0];
-        let backend = crate::isa::Backend::for_target("x86_64", self.spectre)?;
+        let backend = crate::isa::Backend::for_target(target, self.spectre)?;
         let ours = backend.compile(f).map_err(|e| e.to_string())?;
-        let theirs = super::cranelift::compile_x64(f, self.spectre)?;
-        Ok((
-            crate::isa::x64::count_work_instructions(&ours.code),
-            crate::isa::x64::count_work_instructions(&theirs),
-        ))
+        let (theirs, count): (Vec<u8>, fn(&[u8]) -> usize) = match target {
+            "x86_64" => (
+                super::cranelift::compile_x64(f, self.spectre)?,
+                crate::isa::x64::count_work_instructions,
+            ),
+            "aarch64" => (
+                super::cranelift::compile_aarch64(f, self.spectre)?,
+                crate::isa::aarch64::count_work_instructions,
+            ),
+            t => return Err(format!("no instruction counts for target `{t}`")),
+        };
+        if std::env::var_os("CLIF_BOUNDS_ACCESS_LISTINGS").is_some() {
+            let listing = |code: &[u8]| match target {
+                "aarch64" => crate::isa::aarch64::disassemble(code),
+                _ => crate::isa::x64::disassemble(code),
+            };
+            println!(
+                "{}\nours:\n{}\nCranelift:\n{}",
+                self.label(),
+                listing(&ours.code),
+                listing(&theirs)
+            );
+        }
+        Ok((count(&ours.code), count(&theirs)))
     }
 
-    /// The instructions of the function as Wasmtime 48 itself compiles it for x86_64 (its
-    /// own translator and bounds checks, configured with the same knobs), counted as ours;
-    /// `None` without the `peers` feature. `CLIF_BOUNDS_ACCESS_LISTINGS=1` prints the code.
-    pub fn wasmtime_count(&self) -> Result<Option<usize>, String> {
+    /// The instructions of the function as Wasmtime 48 itself compiles it for `target`
+    /// (x86_64 or aarch64; its own translator and bounds checks, configured with the same
+    /// knobs), counted as ours; `None` without the `peers` feature.
+    /// `CLIF_BOUNDS_ACCESS_LISTINGS=1` prints the code.
+    pub fn wasmtime_count(&self, target: &str) -> Result<Option<usize>, String> {
         #[cfg(feature = "peers")]
         {
+            use super::peers::Peer;
             let wasm = wat::parse_str(self.module()).map_err(|e| e.to_string())?;
-            let code = super::peers::Peer::wasmtime_x64_code(&wasm, self.memory(), self.spectre)?;
+            let (memory, spectre) = (self.memory(), self.spectre);
+            let (code, listing, count): (_, fn(&[u8]) -> String, fn(&[u8]) -> usize) = match target
+            {
+                "x86_64" => (
+                    Peer::wasmtime_x64_code(&wasm, memory, spectre)?,
+                    crate::isa::x64::disassemble,
+                    crate::isa::x64::count_work_instructions,
+                ),
+                "aarch64" => (
+                    Peer::wasmtime_aarch64_code(&wasm, memory, spectre)?,
+                    crate::isa::aarch64::disassemble,
+                    crate::isa::aarch64::count_work_instructions,
+                ),
+                other => return Err(format!("no Wasmtime count for target `{other}`")),
+            };
             if std::env::var_os("CLIF_BOUNDS_ACCESS_LISTINGS").is_some() {
-                println!("{}\n{}", self.label(), crate::isa::x64::disassemble(&code));
+                println!("{} (Wasmtime 48)\n{}", self.label(), listing(&code));
             }
-            Ok(Some(crate::isa::x64::count_work_instructions(&code)))
+            Ok(Some(count(&code)))
         }
         #[cfg(not(feature = "peers"))]
-        Ok(None)
+        {
+            let _ = target;
+            Ok(None)
+        }
     }
 }
 
-/// Instructions per access on x86_64, ours (fused) against real Cranelift (legalized) and,
-/// with the `peers` feature, against Wasmtime 48 itself, for the 96 Wasmtime load/store
-/// configurations. `CLIF_BOUNDS_ACCESS_LISTINGS=1` also prints each configuration's code.
-pub fn access_report() -> Result<(), String> {
-    println!("\ninstructions of a one-access function (without frame and ret):");
+/// Instructions per access on `target` (x86_64 or aarch64), ours (fused) against real
+/// Cranelift (legalized) and, on x86_64 with the `peers` feature, against Wasmtime 48 itself,
+/// for the 96 Wasmtime load/store configurations. `CLIF_BOUNDS_ACCESS_LISTINGS=1` also
+/// prints each configuration's code.
+pub fn access_report(target: &str) -> Result<(), String> {
+    println!("\ninstructions of a one-access function on {target} (without frame, ret and trap islands):");
     println!(
         "{:<60} {:>5} {:>9} {:>9}",
         "configuration", "ours", "Cranelift", "Wasmtime"
     );
     let (mut ours, mut theirs, mut fewer, mut worse) = (0, 0, 0, 0);
     let (mut wasmtime, mut above_wasmtime) = (0, 0);
+    let (mut ours_loads, mut theirs_loads) = (0, 0);
     for c in AccessConfig::all() {
-        let (o, t) = c.instruction_counts()?;
-        let w = c.wasmtime_count()?;
+        let (o, t) = c.instruction_counts(target)?;
+        let w = c.wasmtime_count(target)?;
         let shown = w.map_or("-".into(), |w| w.to_string());
         println!("{:<60} {o:>5} {t:>9} {shown:>9}", c.label());
         ours += o;
         theirs += t;
+        if !c.store {
+            ours_loads += o;
+            theirs_loads += t;
+        }
         fewer += usize::from(o < t);
         worse += usize::from(o > t);
         if let Some(w) = w {
@@ -723,6 +768,7 @@ pub fn access_report() -> Result<(), String> {
         "total: ours {ours}, Cranelift {theirs} ({:.2}x); fewer in {fewer} of 96, more in {worse}",
         theirs as f64 / ours as f64
     );
+    println!("the 48 loads: ours {ours_loads}, Cranelift {theirs_loads}");
     if wasmtime > 0 {
         println!(
             "Wasmtime 48: total {wasmtime} ({:.2}x ours); ours has more in {above_wasmtime} of 96",

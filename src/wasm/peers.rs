@@ -237,9 +237,20 @@ impl Peer {
 
     /// A Wasmtime engine configured as our memory preset `config` and Spectre setting.
     fn wasmtime(self, config: MemoryConfig, spectre: bool) -> Result<wasmtime::Engine, String> {
+        let target = (self == Peer::WasmtimePulley).then_some("pulley64");
+        self.wasmtime_for(target, config, spectre)
+    }
+
+    /// A Wasmtime engine compiling for `target` (a target triple; the host's when `None`).
+    fn wasmtime_for(
+        self,
+        target: Option<&str>,
+        config: MemoryConfig,
+        spectre: bool,
+    ) -> Result<wasmtime::Engine, String> {
         let mut c = wasmtime::Config::new();
-        if self == Peer::WasmtimePulley {
-            c.target("pulley64")
+        if let Some(target) = target {
+            c.target(target)
                 .map_err(|e| format!("{}: {e}", self.name()))?;
         }
         c.wasm_memory64(true)
@@ -250,6 +261,13 @@ impl Peer {
         let spectre = if spectre { "true" } else { "false" };
         // SAFETY: a documented Cranelift setting with a valid value; Wasmtime checks it.
         unsafe { c.cranelift_flag_set("enable_heap_access_spectre_mitigation", spectre) };
+        if target.is_some_and(|t| t.starts_with("aarch64")) {
+            // Our aarch64 backend puts a `csdb` after every Spectre guard; Wasmtime is asked
+            // to as well (Cranelift's default is not to), so that the counts compare the same
+            // code.
+            // SAFETY: a documented Cranelift aarch64 setting with a valid value.
+            unsafe { c.cranelift_flag_set("use_csdb", spectre) };
+        }
         wasmtime::Engine::new(&c).map_err(|e| format!("{}: {e}", self.name()))
     }
 
@@ -267,6 +285,50 @@ impl Peer {
             .next()
             .ok_or("wasmtime: the module has no function")?;
         Ok(module.text()[f.offset..f.offset + f.len].to_vec())
+    }
+
+    /// The aarch64 code Wasmtime cross-compiles for the first function of `wasm` under
+    /// `config` and Spectre setting `spectre` (for instruction counts). A module compiled for
+    /// another ISA cannot be loaded, so the function is found by its symbol in the ELF image
+    /// `precompile_module` writes (Wasmtime names each `wasm[M]::function[N]`).
+    pub fn wasmtime_aarch64_code(
+        wasm: &[u8],
+        config: MemoryConfig,
+        spectre: bool,
+    ) -> Result<Vec<u8>, String> {
+        use object::{Object, ObjectSection, ObjectSymbol};
+        let engine = Peer::WasmtimeNative.wasmtime_for(
+            Some("aarch64-unknown-linux-gnu"),
+            config,
+            spectre,
+        )?;
+        let elf = engine
+            .precompile_module(wasm)
+            .map_err(|e| format!("wasmtime (aarch64): {e}"))?;
+        let file = object::File::parse(&*elf).map_err(|e| format!("wasmtime's ELF: {e}"))?;
+        let text = file
+            .section_by_name(".text")
+            .ok_or("wasmtime's ELF has no .text")?;
+        let data = text.data().map_err(|e| format!("wasmtime's .text: {e}"))?;
+        // The defined function of the lowest index.
+        let function = file
+            .symbols()
+            .filter_map(|s| {
+                let name = s.name().ok()?;
+                let index: u32 = name
+                    .strip_prefix("wasm[0]::function[")?
+                    .strip_suffix(']')?
+                    .parse()
+                    .ok()?;
+                Some((index, s.address(), s.size()))
+            })
+            .min();
+        let (_, address, size) = function.ok_or("wasmtime's ELF names no Wasm function")?;
+        let start = usize::try_from(address - text.address()).map_err(|e| e.to_string())?;
+        let end = start + usize::try_from(size).map_err(|e| e.to_string())?;
+        data.get(start..end)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| "wasmtime's function symbol lies outside .text".to_string())
     }
 }
 
