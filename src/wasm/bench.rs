@@ -670,30 +670,20 @@ impl AccessConfig {
         let f = &t.functions[0];
         let backend = crate::isa::Backend::for_target(target, self.spectre)?;
         let ours = backend.compile(f).map_err(|e| e.to_string())?;
-        let (theirs, count): (Vec<u8>, fn(&[u8]) -> usize) = match target {
-            "x86_64" => (
-                super::cranelift::compile_x64(f, self.spectre)?,
-                crate::isa::x64::count_work_instructions,
-            ),
-            "aarch64" => (
-                super::cranelift::compile_aarch64(f, self.spectre)?,
-                crate::isa::aarch64::count_work_instructions,
-            ),
-            t => return Err(format!("no instruction counts for target `{t}`")),
+        let isa = CountedIsa::of(target)?;
+        let theirs = match target {
+            "x86_64" => super::cranelift::compile_x64(f, self.spectre)?,
+            _ => super::cranelift::compile_aarch64(f, self.spectre)?,
         };
         if std::env::var_os("CLIF_BOUNDS_ACCESS_LISTINGS").is_some() {
-            let listing = |code: &[u8]| match target {
-                "aarch64" => crate::isa::aarch64::disassemble(code),
-                _ => crate::isa::x64::disassemble(code),
-            };
             println!(
                 "{}\nours:\n{}\nCranelift:\n{}",
                 self.label(),
-                listing(&ours.code),
-                listing(&theirs)
+                (isa.disassemble)(&ours.code),
+                (isa.disassemble)(&theirs)
             );
         }
-        Ok((count(&ours.code), count(&theirs)))
+        Ok(((isa.count)(&ours.code), (isa.count)(&theirs)))
     }
 
     /// The instructions of the function as Wasmtime 48 itself compiles it for `target`
@@ -706,24 +696,19 @@ impl AccessConfig {
             use super::peers::Peer;
             let wasm = wat::parse_str(self.module()).map_err(|e| e.to_string())?;
             let (memory, spectre) = (self.memory(), self.spectre);
-            let (code, listing, count): (_, fn(&[u8]) -> String, fn(&[u8]) -> usize) = match target
-            {
-                "x86_64" => (
-                    Peer::wasmtime_x64_code(&wasm, memory, spectre)?,
-                    crate::isa::x64::disassemble,
-                    crate::isa::x64::count_work_instructions,
-                ),
-                "aarch64" => (
-                    Peer::wasmtime_aarch64_code(&wasm, memory, spectre)?,
-                    crate::isa::aarch64::disassemble,
-                    crate::isa::aarch64::count_work_instructions,
-                ),
-                other => return Err(format!("no Wasmtime count for target `{other}`")),
+            let isa = CountedIsa::of(target)?;
+            let code = match target {
+                "x86_64" => Peer::wasmtime_x64_code(&wasm, memory, spectre)?,
+                _ => Peer::wasmtime_aarch64_code(&wasm, memory, spectre)?,
             };
             if std::env::var_os("CLIF_BOUNDS_ACCESS_LISTINGS").is_some() {
-                println!("{} (Wasmtime 48)\n{}", self.label(), listing(&code));
+                println!(
+                    "{} (Wasmtime 48)\n{}",
+                    self.label(),
+                    (isa.disassemble)(&code)
+                );
             }
-            Ok(Some(count(&code)))
+            Ok(Some((isa.count)(&code)))
         }
         #[cfg(not(feature = "peers"))]
         {
@@ -733,8 +718,33 @@ impl AccessConfig {
     }
 }
 
+/// How the per-access comparison reads one ISA's machine code.
+struct CountedIsa {
+    disassemble: fn(&[u8]) -> String,
+    /// Instructions without the frame, `ret` and trap islands.
+    count: fn(&[u8]) -> usize,
+}
+
+impl CountedIsa {
+    fn of(target: &str) -> Result<CountedIsa, String> {
+        match target {
+            "x86_64" => Ok(CountedIsa {
+                disassemble: crate::isa::x64::disassemble,
+                count: crate::isa::x64::count_work_instructions,
+            }),
+            "aarch64" => Ok(CountedIsa {
+                disassemble: crate::isa::aarch64::disassemble,
+                count: crate::isa::aarch64::count_work_instructions,
+            }),
+            t => Err(format!(
+                "no instruction counts for target `{t}` (x86_64, aarch64)"
+            )),
+        }
+    }
+}
+
 /// Instructions per access on `target` (x86_64 or aarch64), ours (fused) against real
-/// Cranelift (legalized) and, on x86_64 with the `peers` feature, against Wasmtime 48 itself,
+/// Cranelift (legalized) and, with the `peers` feature, against Wasmtime 48 itself,
 /// for the 96 Wasmtime load/store configurations. `CLIF_BOUNDS_ACCESS_LISTINGS=1` also
 /// prints each configuration's code.
 pub fn access_report(target: &str) -> Result<(), String> {
