@@ -683,7 +683,7 @@ impl AccessConfig {
                 (isa.disassemble)(&theirs)
             );
         }
-        Ok(((isa.count)(&ours.code), (isa.count)(&theirs)))
+        Ok(((isa.count)(&ours.code)?, (isa.count)(&theirs)?))
     }
 
     /// The instructions of the function as Wasmtime 48 itself compiles it for `target`
@@ -708,7 +708,7 @@ impl AccessConfig {
                     (isa.disassemble)(&code)
                 );
             }
-            Ok(Some((isa.count)(&code)))
+            Ok(Some((isa.count)(&code)?))
         }
         #[cfg(not(feature = "peers"))]
         {
@@ -722,7 +722,7 @@ impl AccessConfig {
 struct CountedIsa {
     disassemble: fn(&[u8]) -> String,
     /// Instructions without the frame, `ret` and trap islands.
-    count: fn(&[u8]) -> usize,
+    count: fn(&[u8]) -> Result<usize, String>,
 }
 
 impl CountedIsa {
@@ -730,7 +730,7 @@ impl CountedIsa {
         match target {
             "x86_64" => Ok(CountedIsa {
                 disassemble: crate::isa::x64::disassemble,
-                count: crate::isa::x64::count_work_instructions,
+                count: |code| Ok(crate::isa::x64::count_work_instructions(code)),
             }),
             "aarch64" => Ok(CountedIsa {
                 disassemble: crate::isa::aarch64::disassemble,

@@ -103,12 +103,10 @@ pub fn disassemble(code: &[u8]) -> String {
 /// The instructions of `code` that do the function's work: all but the frame's `stp x29,
 /// x30`, `mov x29, sp`, `mov sp, x29`, `ldp x29, x30`, the `ret` and the `udf` of trap
 /// islands (jump tables after the code are data). Used to compare per-access code with
-/// upstream's on the same function.
-pub fn count_work_instructions(code: &[u8]) -> usize {
-    let Ok(lines) = decode(code, 0) else {
-        return 0;
-    };
-    lines
+/// upstream's on the same function; an error if capstone cannot decode it all.
+pub fn count_work_instructions(code: &[u8]) -> Result<usize, String> {
+    let lines = decode(code, 0)?;
+    Ok(lines
         .iter()
         .filter(|(m, o)| {
             let frame = match m.as_str() {
@@ -119,5 +117,5 @@ pub fn count_work_instructions(code: &[u8]) -> usize {
             };
             !frame
         })
-        .count()
+        .count())
 }
