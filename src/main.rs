@@ -928,7 +928,7 @@ fn mutants_command() -> Result<ExitCode, String> {
     use clif_bounds::wasm::pcc;
     let units = pcc::corpus()?;
     let functions: usize = units.iter().map(|u| u.functions.len()).sum();
-    let targets = clif_bounds::isa::BACKEND_TARGETS;
+    let targets = clif_bounds::isa::COMPILE_TARGETS;
     // Unmutated, every function proves: each rejection below is its mutant's.
     set(None);
     for t in targets {
@@ -939,7 +939,7 @@ fn mutants_command() -> Result<ExitCode, String> {
     }
     println!(
         "each mutant compiles the PCC corpus ({functions} functions) on {} with proof-carrying code:",
-        targets.join(" and ")
+        targets.join(", ")
     );
     let mut rejected = 0;
     for m in Mutant::ALL {
@@ -1184,7 +1184,7 @@ fn pcc_survey_command() -> Result<ExitCode, String> {
         units.len()
     );
     let mut ok = true;
-    for target in clif_bounds::isa::BACKEND_TARGETS {
+    for target in clif_bounds::isa::COMPILE_TARGETS {
         let s = pcc::survey(target, &units, 5)?;
         println!("{}: {}", s.target, s.report);
         println!(

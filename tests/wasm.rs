@@ -621,7 +621,7 @@ fn aarch64_instructions_per_access_never_exceed_cranelift() {
 #[test]
 fn pcc_proves_every_access_of_the_corpus() {
     let units = clif_bounds::wasm::pcc::corpus().unwrap();
-    for target in clif_bounds::isa::BACKEND_TARGETS {
+    for target in clif_bounds::isa::COMPILE_TARGETS {
         let s = clif_bounds::wasm::pcc::survey(target, &units, 1).unwrap();
         println!("{}: {}", s.target, s.report);
         assert!(s.failures.is_empty(), "{target}: {:#?}", s.failures);

@@ -753,6 +753,13 @@ impl Emitter {
                     LoadOp::U16 => access!(self, m, 2, ldrh, ldurh, W, d),
                     LoadOp::S16To32 => access!(self, m, 2, ldrsh, ldursh, W, d),
                     LoadOp::S16To64 => access!(self, m, 2, ldrsh, ldursh, X, d),
+                    // The encoder writes an 8-byte load where a 4-byte one was proven:
+                    // the decoding of the emitted code must catch it.
+                    LoadOp::U32
+                        if crate::mutants::active(crate::mutants::Mutant::EmissionDiffers) =>
+                    {
+                        access!(self, m, 8, ldr, ldur, X, d)
+                    }
                     LoadOp::U32 => access!(self, m, 4, ldr, ldur, W, d),
                     LoadOp::S32To64 => access!(self, m, 4, ldrsw, ldursw, X, d),
                     LoadOp::X64 => access!(self, m, 8, ldr, ldur, X, d),

@@ -1,8 +1,9 @@
 //! The AArch64 backend: AAPCS64 machine code encoded with `dynasm`, disassembled with
 //! capstone, run in-process on unicorn-engine over the host's memories ([`run`], feature
 //! `aarch64-run`, on x86_64 Linux hosts). [`crate::isa::Backend::runnable`] includes it
-//! (the differential tests, `test run` filetests, the fuzzer); it is not among
-//! [`crate::isa::BACKEND_TARGETS`] yet, the list the proofs, mutants and benchmark iterate.
+//! (the differential tests, `test run` filetests, the fuzzer), as do the PCC corpus survey
+//! and the mutants; it is not among [`crate::isa::BACKEND_TARGETS`] yet, the list the SMT
+//! lowering proofs and the timed benchmark iterate.
 
 pub mod abi;
 pub mod emit;

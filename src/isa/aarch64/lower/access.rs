@@ -157,26 +157,10 @@ impl IsleContext<'_, '_> {
 
     /// `[base, index]` for the access: `uxtw` extends an i32 index in the access itself.
     fn indexed(&mut self, a: &Access, base: VReg) -> Amode {
-        let index = self.put_value(a.index);
-        if a.index_ty != I32 {
-            return Amode::Reg {
-                base,
-                index,
-                uxtw: false,
-            };
-        }
-        if active(Mutant::MissingZeroExtension) {
-            // The index sign-extended instead (Winch aarch64's bug class).
-            let index = self.ext_reg(ExtOp::Sx32To64, index);
-            return Amode::Reg {
-                base,
-                index,
-                uxtw: false,
-            };
-        }
         if active(Mutant::ShiftedIndexFolded) {
-            // CVE-2023-26489's class: for an index `ishl.i32 x, c`, the address uses
-            // `x << c` computed in 64 bits, as a shifted register operand would.
+            // CVE-2023-26489's class: for an index `ishl.i32 x, c` (or its zero-extension
+            // to i64), the address uses `x << c` computed in 64 bits, as a shifted register
+            // operand would.
             if let Some((x, c)) = self.lower.shifted_i32(a.index) {
                 let x = self.put_value(x);
                 let index = self.vreg(RegClass::Int);
@@ -193,6 +177,23 @@ impl IsleContext<'_, '_> {
                     uxtw: false,
                 };
             }
+        }
+        let index = self.put_value(a.index);
+        if a.index_ty != I32 {
+            return Amode::Reg {
+                base,
+                index,
+                uxtw: false,
+            };
+        }
+        if active(Mutant::MissingZeroExtension) {
+            // The index sign-extended instead (Winch aarch64's bug class).
+            let index = self.ext_reg(ExtOp::Sx32To64, index);
+            return Amode::Reg {
+                base,
+                index,
+                uxtw: false,
+            };
         }
         Amode::Reg {
             base,
