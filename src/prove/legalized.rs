@@ -365,8 +365,9 @@ impl Eval<'_> {
         // A store the plan probes (`Plan::probe_store`) follows a load of the same bytes at
         // the same address with the same trap code, whose value nothing uses: it faults
         // exactly where the store does and changes nothing, so the pair is one access, the
-        // store's. (Whether a store may tear is the target's fact, which this machine does
-        // not model; that the probe is there and matches is what is checked.)
+        // store's. This machine does not model a store that tears, so that a probe, where
+        // present, matches its store is checked here, but not that it is present: the
+        // legalization oracle's memory comparison on unicorn (which tears) checks that.
         if stored.is_some() {
             if let Some(probe) = &self.e.access {
                 if probe.stored.is_none()

@@ -72,17 +72,31 @@ pub fn compile_aarch64(func: &Function, spectre: bool) -> Result<Vec<u8>, String
     let isa = isa
         .finish(settings::Flags::new(b))
         .map_err(|e| format!("Cranelift aarch64: {e}"))?;
+    let ctx = compile_legalized(&*isa, func, &Settings::for_target("aarch64", spectre)?)?;
+    Ok(ctx
+        .compiled_code()
+        .expect("compiled")
+        .code_buffer()
+        .to_vec())
+}
+
+/// `func` legalized with `settings`, printed, read back by `cranelift-reader` and compiled
+/// by real Cranelift for `isa`: the context holding the compiled code.
+fn compile_legalized(
+    isa: &dyn cranelift_codegen::isa::TargetIsa,
+    func: &Function,
+    settings: &Settings,
+) -> Result<cranelift_codegen::Context, String> {
     let mut f = func.clone();
-    legalize(&mut f, &Settings::for_target("aarch64", spectre)?);
+    legalize(&mut f, settings);
     let text = f.to_string();
     let func = cranelift_reader::parse_functions(&text)
         .map_err(|e| format!("cranelift-reader rejected our output: {e}\n{text}"))?
         .remove(0);
     let mut ctx = cranelift_codegen::Context::for_function(func);
-    let code = ctx
-        .compile(&*isa, &mut Default::default())
+    ctx.compile(isa, &mut Default::default())
         .map_err(|e| format!("Cranelift could not compile: {:?}\n{text}", e.inner))?;
-    Ok(code.code_buffer().to_vec())
+    Ok(ctx)
 }
 
 impl CraneliftEngine {
@@ -462,16 +476,8 @@ impl Engine for CraneliftPulleyEngine {
     fn load(&mut self, instance: usize, translation: &Translation) -> Result<(), String> {
         let mut compiled = Vec::new();
         for f in &translation.functions {
-            let mut f = f.clone();
-            legalize(&mut f, &self.settings);
-            let text = f.to_string();
-            let func = cranelift_reader::parse_functions(&text)
-                .map_err(|e| format!("cranelift-reader rejected our output: {e}\n{text}"))?
-                .remove(0);
-            let mut ctx = cranelift_codegen::Context::for_function(func);
-            let code = ctx
-                .compile(&*self.isa, &mut Default::default())
-                .map_err(|e| format!("Cranelift could not compile: {:?}\n{text}", e.inner))?;
+            let ctx = compile_legalized(&*self.isa, f, &self.settings)?;
+            let code = ctx.compiled_code().expect("compiled");
             if !code.buffer.relocs().is_empty() {
                 return Err(format!(
                     "{}: calls are not supported on this engine",

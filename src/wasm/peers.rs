@@ -262,6 +262,8 @@ impl Peer {
         // SAFETY: a documented Cranelift setting with a valid value; Wasmtime checks it.
         unsafe { c.cranelift_flag_set("enable_heap_access_spectre_mitigation", spectre) };
         if target.is_some_and(|t| t.starts_with("aarch64")) {
+            // The symbols by which `wasmtime_aarch64_code` finds a function (on by default).
+            c.debug_symbols(true);
             // Our aarch64 backend puts a `csdb` after every Spectre guard; Wasmtime is asked
             // to as well (Cranelift's default is not to), so that the counts compare the same
             // code.
@@ -314,12 +316,9 @@ impl Peer {
         let function = file
             .symbols()
             .filter_map(|s| {
-                let name = s.name().ok()?;
-                let index: u32 = name
-                    .strip_prefix("wasm[0]::function[")?
-                    .strip_suffix(']')?
-                    .parse()
-                    .ok()?;
+                // `wasm[0]::function[N]`, then `::name` when the name section names it.
+                let name = s.name().ok()?.strip_prefix("wasm[0]::function[")?;
+                let index: u32 = name.split_once(']')?.0.parse().ok()?;
                 Some((index, s.address(), s.size()))
             })
             .min();

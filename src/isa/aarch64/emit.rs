@@ -133,19 +133,7 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
         outgoing,
     };
     let emitted = crate::machinst::emit::emit_blocks(vcode, &out, &mut e)?;
-    for (code, label) in e.buf.take_islands() {
-        e.buf.bind(label);
-        e.trap(code);
-    }
-    for (label, targets) in std::mem::take(&mut e.tables) {
-        e.buf.bind(label);
-        let start = e.buf.offset();
-        for t in targets {
-            let at = e.buf.offset();
-            e.buf.data.extend_from_slice(&0i32.to_le_bytes());
-            e.buf.use_label(at, start, e.block_labels[t.index()]);
-        }
-    }
+    e.place_islands_and_tables();
     if let Some((at, rel)) = e.buf.out_of_range() {
         return Err(CodegenError::new(format!(
             "aarch64: the branch at offset {at:#x} reaches {rel} bytes, beyond its \
@@ -247,6 +235,24 @@ macro_rules! access {
 }
 
 impl Emitter {
+    /// After the code: the trap islands (`udf #code`), then the jump tables, whose entries
+    /// are offsets of their blocks from the table's start.
+    fn place_islands_and_tables(&mut self) {
+        for (code, label) in self.buf.take_islands() {
+            self.buf.bind(label);
+            self.trap(code);
+        }
+        for (label, targets) in std::mem::take(&mut self.tables) {
+            self.buf.bind(label);
+            let start = self.buf.offset();
+            for t in targets {
+                let at = self.buf.offset();
+                self.buf.data.extend_from_slice(&0i32.to_le_bytes());
+                self.buf.use_label(at, start, self.block_labels[t.index()]);
+            }
+        }
+    }
+
     fn word(&mut self, w: u32) {
         self.buf.data.extend_from_slice(&w.to_le_bytes());
     }

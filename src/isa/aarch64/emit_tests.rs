@@ -41,19 +41,7 @@ fn finish(mut e: Emitter) -> CompiledCode {
         }
         e.buf.bind(l);
     }
-    for (code, label) in e.buf.take_islands() {
-        e.buf.bind(label);
-        e.trap(code);
-    }
-    for (label, targets) in std::mem::take(&mut e.tables) {
-        e.buf.bind(label);
-        let start = e.buf.offset();
-        for t in targets {
-            let at = e.buf.offset();
-            e.buf.data.extend_from_slice(&0i32.to_le_bytes());
-            e.buf.use_label(at, start, e.block_labels[t.index()]);
-        }
-    }
+    e.place_islands_and_tables();
     assert_eq!(e.buf.out_of_range(), None);
     e.buf.finish(None)
 }
@@ -326,6 +314,7 @@ fn constants() {
             "mov x0, #-0xa988; movk x0, #0x1234, lsl #32",
         ),
         (Size::W, 0xffff_fffe, "mov w0, #-2"),
+        (Size::W, 0xffff_ffff, "mov w0, #-1"),
         // A `W` constant is the low 32 bits.
         (Size::W, 0xdead_0000_0000_0007, "mov w0, #7"),
     ] {
