@@ -139,6 +139,24 @@ impl CodeBuffer {
         std::mem::take(&mut self.islands)
     }
 
+    /// Places jump tables after the code: at each table's label, one 32-bit entry per
+    /// target block, its offset from the table's start (`block_labels` by block index).
+    pub fn place_jump_tables(
+        &mut self,
+        tables: Vec<(Label, Vec<crate::machinst::MachBlock>)>,
+        block_labels: &[Label],
+    ) {
+        for (label, targets) in tables {
+            self.bind(label);
+            let start = self.offset();
+            for t in targets {
+                let at = self.offset();
+                self.data.extend_from_slice(&0i32.to_le_bytes());
+                self.use_label(at, start, block_labels[t.index()]);
+            }
+        }
+    }
+
     /// Resolves every label use and returns the finished code.
     pub fn finish(mut self, frame: Option<u32>) -> CompiledCode {
         for f in &self.fixups {

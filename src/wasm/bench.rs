@@ -671,10 +671,7 @@ impl AccessConfig {
         let backend = crate::isa::Backend::for_target(target, self.spectre)?;
         let ours = backend.compile(f).map_err(|e| e.to_string())?;
         let isa = CountedIsa::of(target)?;
-        let theirs = match target {
-            "x86_64" => super::cranelift::compile_x64(f, self.spectre)?,
-            _ => super::cranelift::compile_aarch64(f, self.spectre)?,
-        };
+        let theirs = (isa.cranelift)(f, self.spectre)?;
         if std::env::var_os("CLIF_BOUNDS_ACCESS_LISTINGS").is_some() {
             println!(
                 "{}\nours:\n{}\nCranelift:\n{}",
@@ -693,14 +690,10 @@ impl AccessConfig {
     pub fn wasmtime_count(&self, target: &str) -> Result<Option<usize>, String> {
         #[cfg(feature = "peers")]
         {
-            use super::peers::Peer;
             let wasm = wat::parse_str(self.module()).map_err(|e| e.to_string())?;
             let (memory, spectre) = (self.memory(), self.spectre);
             let isa = CountedIsa::of(target)?;
-            let code = match target {
-                "x86_64" => Peer::wasmtime_x64_code(&wasm, memory, spectre)?,
-                _ => Peer::wasmtime_aarch64_code(&wasm, memory, spectre)?,
-            };
+            let code = (isa.wasmtime)(&wasm, memory, spectre)?;
             if std::env::var_os("CLIF_BOUNDS_ACCESS_LISTINGS").is_some() {
                 println!(
                     "{} (Wasmtime 48)\n{}",
@@ -718,12 +711,21 @@ impl AccessConfig {
     }
 }
 
-/// How the per-access comparison reads one ISA's machine code.
+/// How the per-access comparison compiles for one ISA and reads its machine code.
 struct CountedIsa {
     disassemble: fn(&[u8]) -> String,
     /// Instructions without the frame, `ret` and trap islands.
     count: fn(&[u8]) -> Result<usize, String>,
+    /// Real Cranelift's code for the legalized form.
+    cranelift: fn(&crate::ir::Function, bool) -> Result<Vec<u8>, String>,
+    /// Wasmtime 48's code for the first function of a module.
+    #[cfg(feature = "peers")]
+    wasmtime: WasmtimeCode,
 }
+
+/// Wasmtime's code for a module's first function, given the memory and Spectre settings.
+#[cfg(feature = "peers")]
+type WasmtimeCode = fn(&[u8], MemoryConfig, bool) -> Result<Vec<u8>, String>;
 
 impl CountedIsa {
     fn of(target: &str) -> Result<CountedIsa, String> {
@@ -731,10 +733,16 @@ impl CountedIsa {
             "x86_64" => Ok(CountedIsa {
                 disassemble: crate::isa::x64::disassemble,
                 count: |code| Ok(crate::isa::x64::count_work_instructions(code)),
+                cranelift: super::cranelift::compile_x64,
+                #[cfg(feature = "peers")]
+                wasmtime: super::peers::Peer::wasmtime_x64_code,
             }),
             "aarch64" => Ok(CountedIsa {
                 disassemble: crate::isa::aarch64::disassemble,
                 count: crate::isa::aarch64::count_work_instructions,
+                cranelift: super::cranelift::compile_aarch64,
+                #[cfg(feature = "peers")]
+                wasmtime: super::peers::Peer::wasmtime_aarch64_code,
             }),
             t => Err(format!(
                 "no instruction counts for target `{t}` (x86_64, aarch64)"

@@ -36,6 +36,26 @@ struct Compiled {
     functions: crate::isa::FunctionMap,
 }
 
+/// The shared settings of every real Cranelift this crate compiles with: optimised as
+/// Wasmtime does, with `enable_heap_access_spectre_mitigation` as given.
+fn flags(spectre: bool) -> Result<settings::Flags, String> {
+    let mut b = settings::builder();
+    for (k, v) in [
+        ("opt_level", "speed"),
+        (
+            "enable_heap_access_spectre_mitigation",
+            if spectre { "true" } else { "false" },
+        ),
+        // Wasm functions may return more values than there are return registers:
+        // Cranelift then returns the rest through a hidden return area.
+        ("enable_multi_ret_implicit_sret", "true"),
+    ] {
+        b.set(k, v)
+            .map_err(|e| format!("Cranelift setting {k}={v}: {e}"))?;
+    }
+    Ok(settings::Flags::new(b))
+}
+
 /// `func`, legalized with `settings`, compiled by real Cranelift 0.135.8 for x86_64: the
 /// machine code (with the settings `CraneliftEngine` uses).
 pub fn compile_x64(func: &Function, spectre: bool) -> Result<Vec<u8>, String> {
@@ -51,18 +71,6 @@ pub fn compile_x64(func: &Function, spectre: bool) -> Result<Vec<u8>, String> {
 /// defaults stand, as Wasmtime leaves them for a generic `aarch64-linux` target, but for
 /// `use_csdb`, on with Spectre mitigation as in our backend.
 pub fn compile_aarch64(func: &Function, spectre: bool) -> Result<Vec<u8>, String> {
-    let mut b = settings::builder();
-    for (k, v) in [
-        ("opt_level", "speed"),
-        (
-            "enable_heap_access_spectre_mitigation",
-            &spectre.to_string(),
-        ),
-        ("enable_multi_ret_implicit_sret", "true"),
-    ] {
-        b.set(k, v)
-            .map_err(|e| format!("Cranelift setting {k}={v}: {e}"))?;
-    }
     let mut isa = cranelift_codegen::isa::lookup_by_name("aarch64")
         .map_err(|e| format!("Cranelift aarch64: {e}"))?;
     // Our aarch64 backend puts a `csdb` after every Spectre guard; so that the comparison
@@ -70,7 +78,7 @@ pub fn compile_aarch64(func: &Function, spectre: bool) -> Result<Vec<u8>, String
     isa.set("use_csdb", &spectre.to_string())
         .map_err(|e| format!("Cranelift setting use_csdb: {e}"))?;
     let isa = isa
-        .finish(settings::Flags::new(b))
+        .finish(flags(spectre)?)
         .map_err(|e| format!("Cranelift aarch64: {e}"))?;
     let ctx = compile_legalized(&*isa, func, &Settings::for_target("aarch64", spectre)?)?;
     Ok(ctx
@@ -105,20 +113,6 @@ impl CraneliftEngine {
         if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
             return Err("the Cranelift engine runs on x86_64 Linux hosts only".into());
         }
-        let mut b = settings::builder();
-        let set = |b: &mut settings::Builder, k: &str, v: &str| {
-            b.set(k, v)
-                .map_err(|e| format!("Cranelift setting {k}={v}: {e}"))
-        };
-        set(&mut b, "opt_level", "speed")?;
-        set(
-            &mut b,
-            "enable_heap_access_spectre_mitigation",
-            &spectre.to_string(),
-        )?;
-        // Wasm functions may return more values than there are return registers: Cranelift
-        // then returns the rest through a hidden return area.
-        set(&mut b, "enable_multi_ret_implicit_sret", "true")?;
         let mut isa = cranelift_codegen::isa::lookup_by_name("x86_64")
             .map_err(|e| format!("Cranelift x86_64: {e}"))?;
         // The host's SSE4.1, as Wasmtime detects it: without it Cranelift calls libm for
@@ -130,7 +124,7 @@ impl CraneliftEngine {
                 .map_err(|e| format!("Cranelift x86_64 has_sse41: {e}"))?;
         }
         let isa = isa
-            .finish(settings::Flags::new(b))
+            .finish(flags(spectre)?)
             .map_err(|e| format!("Cranelift x86_64: {e}"))?;
         let settings = Settings::for_target("x86_64", spectre)?;
         Ok(CraneliftEngine {
@@ -436,21 +430,9 @@ pub struct CraneliftPulleyEngine {
 impl CraneliftPulleyEngine {
     /// An engine with `enable_heap_access_spectre_mitigation` as given.
     pub fn new(spectre: bool) -> Result<Self, String> {
-        let mut b = settings::builder();
-        for (k, v) in [
-            ("opt_level", "speed"),
-            (
-                "enable_heap_access_spectre_mitigation",
-                if spectre { "true" } else { "false" },
-            ),
-            ("enable_multi_ret_implicit_sret", "true"),
-        ] {
-            b.set(k, v)
-                .map_err(|e| format!("Cranelift setting {k}={v}: {e}"))?;
-        }
         let isa = cranelift_codegen::isa::lookup_by_name("pulley64")
             .map_err(|e| format!("Cranelift pulley64: {e}"))?
-            .finish(settings::Flags::new(b))
+            .finish(flags(spectre)?)
             .map_err(|e| format!("Cranelift pulley64: {e}"))?;
         let settings = Settings::for_target("pulley64", spectre)?;
         Ok(CraneliftPulleyEngine {

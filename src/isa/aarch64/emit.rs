@@ -242,15 +242,8 @@ impl Emitter {
             self.buf.bind(label);
             self.trap(code);
         }
-        for (label, targets) in std::mem::take(&mut self.tables) {
-            self.buf.bind(label);
-            let start = self.buf.offset();
-            for t in targets {
-                let at = self.buf.offset();
-                self.buf.data.extend_from_slice(&0i32.to_le_bytes());
-                self.buf.use_label(at, start, self.block_labels[t.index()]);
-            }
-        }
+        self.buf
+            .place_jump_tables(std::mem::take(&mut self.tables), &self.block_labels);
     }
 
     fn word(&mut self, w: u32) {

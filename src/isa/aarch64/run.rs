@@ -178,10 +178,7 @@ pub fn call_code(
             .iter()
             .map(|(&o, &code)| (o, crate::machinst::TrapSite { code }))
             .collect(),
-        relocs: Vec::new(),
-        frame: None,
-        pcc: None,
-        decoded: None,
+        ..Default::default()
     };
     // Placed as a trampoline: entered directly, with the arguments as they are.
     let image = Aarch64Image::link(vec![("code".into(), true, unit)])?;

@@ -150,15 +150,8 @@ pub fn emit(vcode: &VCode<MInst>) -> Result<CompiledCode, CodegenError> {
         e.buf.bind(label);
         i::ud2_zo::new(trap_code(code)).encode(&mut e.buf);
     }
-    for (label, targets) in std::mem::take(&mut e.tables) {
-        e.buf.bind(label);
-        let start = e.buf.offset();
-        for t in targets {
-            let at = e.buf.offset();
-            e.buf.data.extend_from_slice(&0i32.to_le_bytes());
-            e.buf.use_label(at, start, e.block_labels[t.index()]);
-        }
-    }
+    e.buf
+        .place_jump_tables(std::mem::take(&mut e.tables), &e.block_labels);
     let mut code = e.buf.finish(frame.then_some(reserve + save_bytes));
     if vcode.pcc.is_some() {
         code.decoded = Some(super::pcc::decode_accesses(&code.code, &emitted)?);
